@@ -1,0 +1,363 @@
+# shellcheck shell=bash
+# Reusable host-setup functions for lxcprov (Debian 12 host, libvirt LXC).
+#
+# Source this file from a bash script that already runs with `set -euo pipefail`:
+#     . "$(cd "$(dirname "$0")" && pwd)/lib/host.sh"
+# Sourcing defines variables and functions only; it runs nothing and changes no
+# shell options. Every function returns non-zero (after logging why) on failure.
+#
+# Tunables (set before calling):
+#   HOST_LOG_PREFIX        prefix of progress lines on stderr (default: setup-host)
+#   HOST_LIBVIRT_URI       URI probed for readiness       (default: lxc:///)
+#   HOST_LIBVIRTD_PIDFILE  pid file written by libvirtd -d (default: /run/libvirtd.pid)
+#   HOST_LIBVIRTD_LOG      log file given to a libvirtd we start ourselves
+#   HOST_WAIT_SECONDS      how long to wait for libvirtd to answer (default: 15)
+
+if [[ -n "${_LXCPROV_HOST_SH_LOADED:-}" ]]; then
+    return 0
+fi
+_LXCPROV_HOST_SH_LOADED=1
+
+: "${HOST_LOG_PREFIX:=setup-host}"
+: "${HOST_LIBVIRT_URI:=lxc:///}"
+: "${HOST_LIBVIRTD_PIDFILE:=/run/libvirtd.pid}"
+: "${HOST_LIBVIRTD_LOG:=/var/log/libvirt/lxcprov-libvirtd.log}"
+: "${HOST_WAIT_SECONDS:=15}"
+# Written when this library starts libvirtd itself (pid + how it was started).
+: "${HOST_LIBVIRTD_MARKER:=/run/lxcprov-libvirtd.started}"
+# Touched after a successful `apt-get update` run by this library.
+: "${HOST_APT_STAMP:=/var/lib/lxcprov/apt-update.stamp}"
+
+# Debian 12 package names. NEVER add libvirt-daemon-system (it pulls in
+# systemd-sysv and a default NAT network).
+HOST_PACKAGES=(
+    libvirt-daemon
+    libvirt-daemon-driver-lxc
+    libvirt-clients
+    libvirt-dev
+    pkg-config
+    libxml2-utils
+    iptables
+    dnsmasq-base
+    busybox-static
+    debootstrap
+    virtinst
+    dnf
+    rpm
+    createrepo-c
+    libselinux1-dev
+    libclang-dev
+    gnupg
+    debian-archive-keyring
+    ca-certificates
+    curl
+    build-essential
+)
+
+host_log() {
+    printf '%s: %s\n' "$HOST_LOG_PREFIX" "$*" >&2
+}
+
+host_err() {
+    printf '%s: error: %s\n' "$HOST_LOG_PREFIX" "$*" >&2
+}
+
+# Print (one per line) the packages of HOST_PACKAGES that are not installed.
+host_missing_packages() {
+    local pkg status
+    for pkg in "${HOST_PACKAGES[@]}"; do
+        status="$(dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null || true)"
+        # "ii " = desired install, currently installed, no error.
+        if [[ "${status:0:2}" != "ii" ]]; then
+            printf '%s\n' "$pkg"
+        fi
+    done
+}
+
+# True when the apt package lists were refreshed less than an hour ago.
+# File mtimes under /var/lib/apt/lists are copied from the server, so use the
+# ctime of the Release files (set when apt writes them) or our own stamp.
+host_apt_lists_fresh() {
+    local recent
+    if [[ -f "$HOST_APT_STAMP" ]] \
+        && [[ -n "$(find "$HOST_APT_STAMP" -maxdepth 0 -mmin -60 2>/dev/null)" ]]; then
+        return 0
+    fi
+    recent="$(find /var/lib/apt/lists -maxdepth 1 -type f \
+        \( -name '*_InRelease' -o -name '*_Release' \) -cmin -60 2>/dev/null | head -n 1)"
+    [[ -n "$recent" ]]
+}
+
+# True when apt knows an installation candidate for every package given.
+host_apt_has_candidates() {
+    local pkg cand
+    for pkg in "$@"; do
+        cand="$(apt-cache policy -- "$pkg" 2>/dev/null | awk '/Candidate:/ {print $2; exit}')"
+        if [[ -z "$cand" || "$cand" == "(none)" ]]; then
+            return 1
+        fi
+    done
+    return 0
+}
+
+# Install whatever of HOST_PACKAGES is missing; does not touch apt at all when
+# everything is installed already.
+host_ensure_packages() {
+    local -a missing=()
+    local pkg
+    while IFS= read -r pkg; do
+        [[ -n "$pkg" ]] && missing+=("$pkg")
+    done < <(host_missing_packages)
+
+    if [[ ${#missing[@]} -eq 0 ]]; then
+        host_log "all ${#HOST_PACKAGES[@]} packages already installed; skipping apt"
+        return 0
+    fi
+    host_log "missing packages: ${missing[*]}"
+
+    if [[ "$(id -u)" -ne 0 ]]; then
+        host_err "installing packages needs root"
+        return 1
+    fi
+
+    if ! host_apt_lists_fresh || ! host_apt_has_candidates "${missing[@]}"; then
+        host_log "running apt-get update"
+        if ! DEBIAN_FRONTEND=noninteractive apt-get update; then
+            host_err "apt-get update failed"
+            return 1
+        fi
+        mkdir -p -- "$(dirname -- "$HOST_APT_STAMP")"
+        touch -- "$HOST_APT_STAMP"
+    else
+        host_log "apt package lists are fresh; not running apt-get update"
+    fi
+
+    host_log "installing: ${missing[*]}"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        -- "${missing[@]}"; then
+        host_err "apt-get install failed"
+        return 1
+    fi
+
+    # Guard against a future package list change pulling it in indirectly.
+    if [[ "$(dpkg-query -W -f='${db:Status-Abbrev}' libvirt-daemon-system 2>/dev/null || true)" == ii* ]]; then
+        host_log "WARNING: libvirt-daemon-system is installed; lxcprov does not want it (systemd-sysv, default NAT network)"
+    fi
+    return 0
+}
+
+# Make sure cargo is reachable: on PATH, or at ~/.cargo/bin (then PATH is extended
+# for the rest of the calling script). Prints the cargo path on stdout.
+host_ensure_rust() {
+    local cargo_bin
+    if cargo_bin="$(command -v cargo 2>/dev/null)" && [[ -n "$cargo_bin" ]]; then
+        host_log "cargo found: $cargo_bin"
+        printf '%s\n' "$cargo_bin"
+        return 0
+    fi
+    if [[ -n "${HOME:-}" && -x "$HOME/.cargo/bin/cargo" ]]; then
+        PATH="$HOME/.cargo/bin:$PATH"
+        export PATH
+        host_log "cargo found: $HOME/.cargo/bin/cargo (not on PATH; add \$HOME/.cargo/bin to PATH)"
+        printf '%s\n' "$HOME/.cargo/bin/cargo"
+        return 0
+    fi
+    host_err "no Rust toolchain: cargo is neither on PATH nor in \$HOME/.cargo/bin."
+    host_err "Install rustup (https://rustup.rs, or the Debian package 'rustup' where available),"
+    host_err "then run: rustup default stable"
+    return 1
+}
+
+# libvirtd's QEMU driver makes the daemon exit at start unless libvirt-qemu exists.
+host_ensure_users() {
+    if ! getent group kvm >/dev/null; then
+        host_log "creating group kvm"
+        groupadd -r kvm || { host_err "groupadd kvm failed"; return 1; }
+    fi
+    if ! getent group libvirt-qemu >/dev/null; then
+        host_log "creating group libvirt-qemu"
+        groupadd -r libvirt-qemu || { host_err "groupadd libvirt-qemu failed"; return 1; }
+    fi
+    if ! getent passwd libvirt-qemu >/dev/null; then
+        host_log "creating user libvirt-qemu"
+        useradd -r -g kvm -G libvirt-qemu -d /var/lib/libvirt -M -s /usr/sbin/nologin libvirt-qemu \
+            || { host_err "useradd libvirt-qemu failed"; return 1; }
+    fi
+    host_log "users/groups kvm, libvirt-qemu present"
+}
+
+# True when libvirtd answers on HOST_LIBVIRT_URI.
+host_libvirt_ready() {
+    command -v virsh >/dev/null 2>&1 || return 1
+    timeout 5 virsh -q -c "$HOST_LIBVIRT_URI" version >/dev/null 2>&1
+}
+
+# True when PID 1 is systemd (same test as sd_booted()).
+host_pid1_is_systemd() {
+    [[ -d /run/systemd/system ]]
+}
+
+host_libvirtd_unit_exists() {
+    command -v systemctl >/dev/null 2>&1 || return 1
+    [[ -n "$(systemctl list-unit-files --no-legend --no-pager libvirtd.service 2>/dev/null)" ]]
+}
+
+# True when the pid exists and is not a zombie (PID 1 here may not reap).
+host_pid_alive() {
+    local stat rest
+    [[ -r "/proc/$1/stat" ]] || return 1
+    IFS= read -r stat <"/proc/$1/stat" 2>/dev/null || return 1
+    rest="${stat##*) }"
+    [[ "${rest:0:1}" != Z && "${rest:0:1}" != X ]]
+}
+
+# Print the pid from HOST_LIBVIRTD_PIDFILE if that pid is a live libvirtd.
+host_libvirtd_pid() {
+    local pid comm
+    [[ -r "$HOST_LIBVIRTD_PIDFILE" ]] || return 1
+    IFS= read -r pid <"$HOST_LIBVIRTD_PIDFILE" || true
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    host_pid_alive "$pid" || return 1
+    IFS= read -r comm <"/proc/$pid/comm" || return 1
+    [[ "$comm" == libvirtd ]] || return 1
+    printf '%s\n' "$pid"
+}
+
+host_print_libvirtd_logs() {
+    local f
+    for f in "$HOST_LIBVIRTD_LOG" /var/log/libvirt/libvirtd.log; do
+        if [[ -s "$f" ]]; then
+            host_err "last lines of $f:"
+            tail -n 30 -- "$f" >&2 || true
+            return 0
+        fi
+    done
+    if host_pid1_is_systemd && command -v journalctl >/dev/null 2>&1; then
+        journalctl -u libvirtd.service -n 30 --no-pager >&2 || true
+        return 0
+    fi
+    host_err "no libvirtd log found (looked at $HOST_LIBVIRTD_LOG and /var/log/libvirt/libvirtd.log)"
+}
+
+# Microseconds since the epoch (bash >= 5).
+host_now_us() {
+    local t="${EPOCHREALTIME:-}"
+    if [[ -n "$t" ]]; then
+        printf '%s\n' "${t/[.,]/}"
+    else
+        printf '%s000000\n' "$(date +%s)"
+    fi
+}
+
+# Wait up to HOST_WAIT_SECONDS for libvirtd to answer. With an argument "started",
+# give up early when no live libvirtd holds the pid file after 2 s (it died).
+host_wait_libvirt_ready() {
+    local start now
+    start="$(host_now_us)"
+    while ! host_libvirt_ready; do
+        now="$(host_now_us)"
+        if ((now - start >= HOST_WAIT_SECONDS * 1000000)); then
+            return 1
+        fi
+        if [[ "${1:-}" == started ]] && ((now - start >= 2000000)) \
+            && ! host_libvirtd_pid >/dev/null; then
+            host_err "libvirtd exited during start-up"
+            return 1
+        fi
+        sleep 0.1
+    done
+    return 0
+}
+
+# Start libvirtd unless it answers already. Never restarts a running daemon.
+host_ensure_libvirtd() {
+    local pid started
+    if host_libvirt_ready; then
+        host_log "libvirtd already answers on $HOST_LIBVIRT_URI; leaving it alone"
+        return 0
+    fi
+    if [[ "$(id -u)" -ne 0 ]]; then
+        host_err "starting libvirtd needs root"
+        return 1
+    fi
+
+    if host_pid1_is_systemd && host_libvirtd_unit_exists; then
+        host_log "starting libvirtd via systemctl"
+        systemctl start libvirtd.service || { host_err "systemctl start libvirtd failed"; host_print_libvirtd_logs; return 1; }
+    elif pid="$(host_libvirtd_pid)"; then
+        # A live libvirtd holds the pid file but does not answer (yet): give it time,
+        # never start a second one or kill it.
+        host_log "libvirtd (pid $pid) is running but not answering yet; waiting"
+    else
+        command -v libvirtd >/dev/null 2>&1 || { host_err "libvirtd not installed (package libvirt-daemon)"; return 1; }
+        if [[ -e "$HOST_LIBVIRTD_PIDFILE" ]]; then
+            host_log "removing stale $HOST_LIBVIRTD_PIDFILE"
+            rm -f -- "$HOST_LIBVIRTD_PIDFILE"
+        fi
+        mkdir -p -- "$(dirname -- "$HOST_LIBVIRTD_LOG")"
+        if [[ -e "$HOST_LIBVIRTD_LOG" ]]; then
+            mv -f -- "$HOST_LIBVIRTD_LOG" "$HOST_LIBVIRTD_LOG.old"
+        fi
+        host_log "starting libvirtd in a private mount namespace without the empty cgroup2 mount (log: $HOST_LIBVIRTD_LOG)"
+        # Constant script string; nothing untrusted is interpolated.
+        # shellcheck disable=SC2016
+        LIBVIRT_LOG_OUTPUTS="3:file:$HOST_LIBVIRTD_LOG" \
+            unshare --mount --propagation slave sh -c \
+            'if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified; fi; exec libvirtd -d' \
+            || { host_err "libvirtd failed to start"; host_print_libvirtd_logs; return 1; }
+        started=1
+    fi
+
+    if ! host_wait_libvirt_ready ${started:+started}; then
+        host_err "libvirtd did not answer on $HOST_LIBVIRT_URI within ${HOST_WAIT_SECONDS}s"
+        host_print_libvirtd_logs
+        return 1
+    fi
+    if [[ -n "${started:-}" ]] && pid="$(host_libvirtd_pid)"; then
+        printf '%s unshare\n' "$pid" >"$HOST_LIBVIRTD_MARKER"
+        host_log "libvirtd started (pid $pid)"
+    fi
+    host_log "libvirtd answers on $HOST_LIBVIRT_URI"
+}
+
+# Stop a libvirtd that is not managed by systemd: SIGTERM the pid in the pid
+# file, wait up to HOST_WAIT_SECONDS, then SIGKILL.
+host_stop_libvirtd() {
+    local pid deadline
+    if host_pid1_is_systemd && host_libvirtd_unit_exists \
+        && systemctl is-active --quiet libvirtd.service; then
+        host_log "libvirtd is managed by systemd; not stopping it (use systemctl)"
+        return 0
+    fi
+    if ! pid="$(host_libvirtd_pid)"; then
+        if [[ -e "$HOST_LIBVIRTD_PIDFILE" ]]; then
+            host_log "removing stale $HOST_LIBVIRTD_PIDFILE"
+            rm -f -- "$HOST_LIBVIRTD_PIDFILE"
+        fi
+        rm -f -- "$HOST_LIBVIRTD_MARKER"
+        host_log "libvirtd is not running"
+        return 0
+    fi
+    host_log "stopping libvirtd (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    deadline=$((SECONDS + HOST_WAIT_SECONDS))
+    while host_pid_alive "$pid"; do
+        if ((SECONDS >= deadline)); then
+            host_log "libvirtd (pid $pid) ignored SIGTERM for ${HOST_WAIT_SECONDS}s; sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+            sleep 0.2
+            break
+        fi
+        sleep 0.1
+    done
+    if host_pid_alive "$pid"; then
+        host_err "libvirtd (pid $pid) is still running"
+        return 1
+    fi
+    rm -f -- "$HOST_LIBVIRTD_MARKER"
+    # libvirtd removes its pid file on clean exit; not after SIGKILL.
+    if [[ -e "$HOST_LIBVIRTD_PIDFILE" ]] && ! host_libvirtd_pid >/dev/null; then
+        rm -f -- "$HOST_LIBVIRTD_PIDFILE"
+    fi
+    host_log "libvirtd stopped (running containers keep running; a new libvirtd reconnects to them)"
+}

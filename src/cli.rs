@@ -1,0 +1,134 @@
+//! The command line (clap derive). Only argument shapes live here; `app` does the work.
+
+use crate::profile::SecModel;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Provision secure libvirt-LXC containers, as the GCUX paper "Securing Linux Containers"
+/// does by hand: a root filesystem from the distribution's signed packages, a domain with
+/// an sVirt label, capabilities, a user namespace, cgroup limits and an isolated network.
+#[derive(Debug, Parser)]
+#[command(name = "lxcprov", version, about, long_about = None, after_help = "\
+EXAMPLES:
+  lxcprov profiles                                  list built-in and user profiles
+  lxcprov render web1 --profile web > web1.xml      domain XML on stdout
+  lxcprov create web1 --profile web --dry-run       the plan: every command, file and XML
+  lxcprov bootstrap d1 --profile minimal --root-password-file pw
+
+EXIT STATUS: 0 success, 1 verification found failures, 2 any error.")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct Global {
+    /// libvirt connection URI [default: $LIBVIRT_DEFAULT_URI, else lxc:///]
+    #[arg(short = 'c', long, global = true, value_name = "URI")]
+    pub connect: Option<String>,
+    /// Print results as JSON (JSON Lines for streams) on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Show more: echo each command before running it
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Show only errors on stderr
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Extra profile file (its name is the file stem); overrides same-named profiles
+    #[arg(long, global = true, value_name = "PATH")]
+    pub profile_file: Vec<PathBuf>,
+    /// Use DIR/domain.xml and DIR/network.xml instead of the built-in templates
+    #[arg(long, global = true, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    /// Parent directory of container root filesystems
+    #[arg(long, global = true, value_name = "DIR", default_value = crate::paths::DEFAULT_POOL, env = "LXCPROV_POOL_DIR")]
+    pub pool_dir: PathBuf,
+    /// Package and base-rootfs cache
+    #[arg(long, global = true, value_name = "DIR", default_value = crate::paths::DEFAULT_CACHE, env = "LXCPROV_CACHE_DIR")]
+    pub cache_dir: PathBuf,
+    /// Locks and per-container records
+    #[arg(long, global = true, value_name = "DIR", default_value = crate::paths::DEFAULT_STATE, env = "LXCPROV_STATE_DIR")]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List profiles, or show one resolved (`profiles show NAME`)
+    Profiles {
+        #[command(subcommand)]
+        action: Option<ProfilesAction>,
+    },
+    /// List the distributions lxcprov can bootstrap
+    Distros,
+    /// Print the libvirt domain XML for a container (touches nothing)
+    Render(RenderArgs),
+    /// Install a root filesystem with the distribution's package manager
+    Bootstrap(BootstrapArgs),
+    /// Bootstrap, define, start and verify a container (--dry-run: print the plan only)
+    Create(CreateArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfilesAction {
+    /// Show a profile, resolved with defaults, as YAML
+    Show { name: String },
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ProfileArgs {
+    /// Profile name (see `lxcprov profiles`)
+    #[arg(short, long, default_value = "minimal")]
+    pub profile: String,
+    /// Override the profile's distribution (see `lxcprov distros`)
+    #[arg(long)]
+    pub distro: Option<String>,
+    /// Override the profile's release
+    #[arg(long)]
+    pub release: Option<String>,
+    /// Override the security driver: selinux, apparmor, or none (an unconfined container)
+    #[arg(long, value_parser = clap::value_parser!(SecModel))]
+    pub security: Option<SecModel>,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Container name
+    pub name: String,
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+    /// Render the isolated network's XML instead of the domain's
+    #[arg(long)]
+    pub network: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct BootstrapArgs {
+    /// Container name (the rootfs goes to POOL/NAME)
+    pub name: String,
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+    /// Package mirror URL (http, https or file)
+    #[arg(long, value_name = "URL")]
+    pub mirror: Option<String>,
+    /// Read the root password from FILE (first line)
+    #[arg(long, value_name = "FILE", conflicts_with = "root_password_stdin")]
+    pub root_password_file: Option<PathBuf>,
+    /// Read the root password from standard input
+    #[arg(long)]
+    pub root_password_stdin: bool,
+    /// Replace an existing root filesystem
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub bootstrap: BootstrapArgs,
+    /// Print every command, file and XML the creation would involve; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}

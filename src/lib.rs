@@ -1,0 +1,24 @@
+//! lxcprov: provision secure libvirt-LXC containers.
+//!
+//! What it touches on the host, all as root: root filesystems under
+//! `/var/lib/libvirt/filesystems/NAME`, its cache under `/var/cache/lxcprov`, its state
+//! under `/var/lib/lxcprov`, and libvirt domains and networks through the `virt` crate.
+//! Everything else (profiles, the catalog, rendering, plans) is pure and needs no root.
+
+pub mod app;
+pub mod bootstrap;
+pub mod cli;
+pub mod create;
+pub mod distro;
+pub mod exec;
+pub mod fsutil;
+pub mod host;
+pub mod interrupt;
+pub mod mcs;
+pub mod name;
+pub mod output;
+pub mod password;
+pub mod paths;
+pub mod profile;
+pub mod render;
+pub mod yaml;

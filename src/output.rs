@@ -1,0 +1,92 @@
+//! What the user sees: results on stdout, progress and logs on stderr.
+//!
+//! Progress is an indicatif spinner per phase when stderr is a terminal, plain lines
+//! otherwise, and nothing with `-q` (errors still print). Installer output is streamed to
+//! stderr above the spinner.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+/// Progress on stderr.
+pub struct Ui {
+    pub verbosity: Verbosity,
+    tty: bool,
+    current: Mutex<Option<(ProgressBar, Instant)>>,
+}
+
+impl Ui {
+    pub fn new(verbosity: Verbosity) -> Ui {
+        Ui { verbosity, tty: std::io::stderr().is_terminal(), current: Mutex::new(None) }
+    }
+
+    /// A message for the user (not a result).
+    pub fn info(&self, msg: &str) {
+        if self.verbosity != Verbosity::Quiet {
+            self.print(msg);
+        }
+    }
+
+    /// A warning: always shown.
+    pub fn warn(&self, msg: &str) {
+        self.print(&format!("warning: {msg}"));
+    }
+
+    fn print(&self, msg: &str) {
+        match &*self.current.lock().unwrap() {
+            Some((pb, _)) => pb.suspend(|| eprintln!("{msg}")),
+            None => eprintln!("{msg}"),
+        }
+    }
+}
+
+impl crate::bootstrap::Progress for Ui {
+    fn phase(&self, text: &str) {
+        if self.verbosity == Verbosity::Quiet {
+            return;
+        }
+        let mut cur = self.current.lock().unwrap();
+        if let Some((pb, _)) = cur.take() {
+            pb.finish_and_clear();
+        }
+        if self.tty {
+            let pb = ProgressBar::new_spinner();
+            pb.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").unwrap());
+            pb.set_message(text.to_string());
+            pb.enable_steady_tick(Duration::from_millis(120));
+            *cur = Some((pb, Instant::now()));
+        } else {
+            eprintln!("==> {text}");
+            *cur = None;
+        }
+    }
+
+    fn line(&self, text: &str) {
+        if self.verbosity == Verbosity::Quiet {
+            return;
+        }
+        self.print(&format!("    {text}"));
+    }
+
+    fn done(&self, text: &str) {
+        let mut cur = self.current.lock().unwrap();
+        let took = cur.as_ref().map(|(_, t)| t.elapsed());
+        if let Some((pb, _)) = cur.take() {
+            pb.finish_and_clear();
+        }
+        if self.verbosity != Verbosity::Quiet && !text.is_empty() {
+            match took {
+                Some(d) => eprintln!("✔ {text} ({:.1}s)", d.as_secs_f64()),
+                None => eprintln!("✔ {text}"),
+            }
+        }
+    }
+}

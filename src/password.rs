@@ -1,0 +1,174 @@
+//! The root password: read from a file or stdin, or generated; stored only as a SHA-512
+//! crypt hash (`$6$`). The clear text never reaches an argv, an environment, a log line, the
+//! XML or a report; it lives in a [`Secret`] whose `Debug` prints nothing.
+
+use anyhow::{bail, Context, Result};
+use std::io::Read;
+use std::path::Path;
+
+/// Longest password accepted (bytes). crypt implementations cap the work at far less.
+pub const MAX_LEN: usize = 256;
+
+/// A clear-text password. Not `Display`, `Debug` redacted.
+pub struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl Secret {
+    /// Checks a password: not empty, not huge, one line, no control characters.
+    pub fn new(s: String) -> Result<Secret> {
+        if s.is_empty() {
+            bail!("the root password is empty");
+        }
+        if s.len() > MAX_LEN {
+            bail!("the root password is longer than {MAX_LEN} bytes");
+        }
+        if s.contains('\n') || s.contains('\r') {
+            bail!("the root password spans several lines; give one line");
+        }
+        if s.chars().any(|c| c.is_control()) {
+            bail!("the root password contains control characters");
+        }
+        Ok(Secret(s))
+    }
+
+    /// Reads a password from a file (one trailing newline is ignored).
+    pub fn from_file(path: &Path) -> Result<Secret> {
+        let mut f = std::fs::File::open(path)
+            .with_context(|| format!("cannot open the root password file {}", path.display()))?;
+        Self::from_reader(&mut f).with_context(|| format!("root password file {}", path.display()))
+    }
+
+    /// Reads a password from a reader such as stdin (one trailing newline is ignored).
+    pub fn from_reader(r: &mut dyn Read) -> Result<Secret> {
+        let mut buf = Vec::new();
+        r.take(MAX_LEN as u64 + 3).read_to_end(&mut buf)?;
+        let mut s = String::from_utf8(buf).context("the root password is not UTF-8")?;
+        if s.ends_with('\n') {
+            s.pop();
+            if s.ends_with('\r') {
+                s.pop();
+            }
+        }
+        Self::new(s)
+    }
+
+    /// A strong random password: 20 characters from a 56-symbol alphabet (~116 bits).
+    pub fn generate() -> Result<Secret> {
+        const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+        let mut out = String::new();
+        while out.len() < 20 {
+            let mut b = [0u8; 32];
+            getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+            // Rejection sampling keeps the distribution uniform.
+            for x in b {
+                let limit = 256 - (256 % ALPHABET.len());
+                if (x as usize) < limit && out.len() < 20 {
+                    out.push(ALPHABET[x as usize % ALPHABET.len()] as char);
+                }
+            }
+        }
+        Ok(Secret(out))
+    }
+
+    /// The clear text, for the one place that must show a generated password.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The SHA-512 crypt hash (`$6$salt$hash`) for `/etc/shadow`.
+    pub fn sha512_crypt(&self) -> Result<String> {
+        let params = sha_crypt::Sha512Params::new(sha_crypt::ROUNDS_DEFAULT)
+            .map_err(|e| anyhow::anyhow!("sha512 parameters: {e:?}"))?;
+        sha_crypt::sha512_simple(&self.0, &params).map_err(|e| anyhow::anyhow!("hashing the password: {e:?}"))
+    }
+}
+
+/// Replaces root's hash in a shadow file's text, or adds a root line.
+pub fn set_root_hash(shadow: &str, hash: &str) -> String {
+    // Days since the epoch, for the "last changed" field.
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() / 86_400)
+        .unwrap_or(0);
+    let mut found = false;
+    let mut lines: Vec<String> = shadow
+        .lines()
+        .map(|l| {
+            let mut f: Vec<&str> = l.split(':').collect();
+            if f.first() == Some(&"root") && f.len() >= 2 {
+                found = true;
+                f[1] = hash;
+                let d = days.to_string();
+                if f.len() >= 3 {
+                    let mut owned: Vec<String> = f.iter().map(|s| s.to_string()).collect();
+                    owned[2] = d;
+                    return owned.join(":");
+                }
+                f.join(":")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    if !found {
+        lines.insert(0, format!("root:{hash}:{days}:0:99999:7:::"));
+    }
+    lines.join("\n") + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_hostile_passwords() {
+        assert!(Secret::new(String::new()).is_err());
+        assert!(Secret::new("a\nb".into()).is_err());
+        assert!(Secret::new("a\u{1b}[2J".into()).is_err());
+        assert!(Secret::new("x".repeat(MAX_LEN + 1)).is_err());
+        assert!(Secret::from_reader(&mut "\n".as_bytes()).is_err());
+        assert!(Secret::from_reader(&mut "two\nlines\n".as_bytes()).is_err());
+        assert!(Secret::from_reader(&mut "x".repeat(10_000).as_bytes()).is_err());
+        assert_eq!(Secret::from_reader(&mut "s3cret pw\n".as_bytes()).unwrap().expose(), "s3cret pw");
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let s = Secret::new("hunter2".into()).unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn hashes_are_sha512_crypt_and_verify() {
+        let s = Secret::new("correct horse".into()).unwrap();
+        let h = s.sha512_crypt().unwrap();
+        assert!(h.starts_with("$6$"), "{h}");
+        assert!(sha_crypt::sha512_check("correct horse", &h).is_ok());
+        assert!(sha_crypt::sha512_check("wrong", &h).is_err());
+    }
+
+    #[test]
+    fn generated_passwords_are_strong_and_distinct() {
+        let a = Secret::generate().unwrap();
+        let b = Secret::generate().unwrap();
+        assert_eq!(a.expose().len(), 20);
+        assert_ne!(a.expose(), b.expose());
+    }
+
+    #[test]
+    fn shadow_root_line_is_replaced_once() {
+        let s = "root:*:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n";
+        let out = set_root_hash(s, "$6$abc$def");
+        assert!(out.starts_with("root:$6$abc$def:"), "{out}");
+        assert!(out.contains("daemon:*:19000"));
+        assert_eq!(out.lines().count(), 2);
+        let again = set_root_hash(&out, "$6$x$y");
+        assert_eq!(again.lines().filter(|l| l.starts_with("root:")).count(), 1);
+        assert!(set_root_hash("", "$6$a$b").starts_with("root:$6$a$b:"));
+    }
+}

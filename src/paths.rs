@@ -1,0 +1,58 @@
+//! Where lxcprov keeps things on the host. All of it is lxcprov's own:
+//! the pool (`/var/lib/libvirt/filesystems`, one directory per container), the cache
+//! (`/var/cache/lxcprov`: packages and base root filesystems) and the state directory
+//! (`/var/lib/lxcprov`: locks and per-container records). Tests point all three elsewhere.
+
+use crate::name::Name;
+use std::path::PathBuf;
+
+pub const DEFAULT_POOL: &str = "/var/lib/libvirt/filesystems";
+pub const DEFAULT_CACHE: &str = "/var/cache/lxcprov";
+pub const DEFAULT_STATE: &str = "/var/lib/lxcprov";
+
+#[derive(Clone, Debug)]
+pub struct Paths {
+    pub pool: PathBuf,
+    pub cache: PathBuf,
+    pub state: PathBuf,
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Paths { pool: DEFAULT_POOL.into(), cache: DEFAULT_CACHE.into(), state: DEFAULT_STATE.into() }
+    }
+}
+
+impl Paths {
+    /// The container's root filesystem.
+    pub fn rootfs(&self, n: &Name) -> PathBuf {
+        self.pool.join(n.as_str())
+    }
+    /// Where a root filesystem is assembled before it is renamed into place.
+    pub fn partial(&self, n: &Name) -> PathBuf {
+        self.pool.join(format!(".{n}.partial"))
+    }
+    /// Where a replaced root filesystem waits for removal (`--force`).
+    pub fn old(&self, n: &Name) -> PathBuf {
+        self.pool.join(format!(".{n}.old"))
+    }
+    pub fn lock(&self, n: &Name) -> PathBuf {
+        self.state.join("locks").join(format!("{n}.lock"))
+    }
+    /// The per-container record (how it was bootstrapped, idmap shift).
+    pub fn record(&self, n: &Name) -> PathBuf {
+        self.state.join("containers").join(format!("{n}.json"))
+    }
+    /// Package cache for one installer, distro, release and architecture.
+    pub fn pkg_cache(&self, tool: &str, distro: &str, release: &str, arch: &str) -> PathBuf {
+        self.cache.join("pkgs").join(tool).join(format!("{distro}-{release}-{arch}"))
+    }
+    /// Base root filesystem cache entry.
+    pub fn base(&self, key: &str) -> PathBuf {
+        self.cache.join("rootfs").join(key)
+    }
+    /// A `HOME` for rpm on non-RPM hosts (holds `.rpmmacros`).
+    pub fn rpm_home(&self) -> PathBuf {
+        self.cache.join("rpm-home")
+    }
+}
