@@ -46,7 +46,9 @@ impl Ctx {
                 state: global.state_dir.clone(),
             },
             sources: profile::Sources {
-                system_dir: Some(profile::SYSTEM_DIR.into()),
+                system_dir: Some(
+                    std::env::var_os("LXCPROV_PROFILE_DIR").map(Into::into).unwrap_or_else(|| profile::SYSTEM_DIR.into()),
+                ),
                 files: global.profile_file.clone(),
             },
             global,

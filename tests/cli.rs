@@ -1,0 +1,207 @@
+//! The binary as a user runs it, without root: profiles, render, dry-run, bad input.
+
+mod common;
+use common::*;
+use std::path::Path;
+
+const PROFILES: &[&str] = &["hardened", "minimal", "paper", "web"];
+const DISTROS: &[&str] = &["centos7", "centos-stream9", "almalinux9", "rockylinux9", "fedora", "debian12", "ubuntu"];
+const SECURITY: &[&str] = &["selinux", "apparmor", "none"];
+
+fn validate(xml: &str, kind: &str, dir: &Path) -> Result<(), String> {
+    let f = dir.join(format!("doc-{kind}.xml"));
+    std::fs::write(&f, xml).unwrap();
+    let o = std::process::Command::new("virt-xml-validate").arg(&f).arg(kind).output().unwrap();
+    if o.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{}{}\n{xml}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+    }
+}
+
+#[test]
+fn golden_domain_xml_for_each_builtin_profile() {
+    let d = tempfile::tempdir().unwrap();
+    for p in PROFILES {
+        let o = run(d.path(), &["render", "web1", "--profile", p, "--pool-dir", "/var/lib/libvirt/filesystems"]);
+        assert!(o.status.success(), "{p}: {}", stderr(&o));
+        let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(format!("{p}.xml"));
+        if std::env::var("UPDATE_GOLDEN").is_ok() {
+            std::fs::write(&golden, &o.stdout).unwrap();
+        }
+        let want = std::fs::read_to_string(&golden).unwrap_or_else(|_| panic!("missing {}: run UPDATE_GOLDEN=1 cargo test", golden.display()));
+        assert_eq!(stdout(&o), want, "rendered XML for {p} differs from {}", golden.display());
+    }
+}
+
+#[test]
+fn every_profile_distro_and_security_mode_validates_against_libvirt_schema() {
+    if !require_tool("virt-xml-validate") || !require_tool("xmllint") {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let mut n = 0;
+    for p in PROFILES {
+        for distro in DISTROS {
+            for sec in SECURITY {
+                let o = run(d.path(), &["render", "c1", "--profile", p, "--distro", distro, "--security", sec]);
+                assert!(o.status.success(), "{p}/{distro}/{sec}: {}", stderr(&o));
+                validate(&stdout(&o), "domain", d.path()).unwrap_or_else(|e| panic!("{p}/{distro}/{sec}: {e}"));
+                n += 1;
+            }
+        }
+    }
+    let o = run(d.path(), &["render", "c1", "--profile", "web", "--network"]);
+    assert!(o.status.success());
+    validate(&stdout(&o), "network", d.path()).unwrap();
+    assert_eq!(n, PROFILES.len() * DISTROS.len() * SECURITY.len());
+}
+
+#[test]
+fn hostile_profile_strings_give_valid_xml_or_an_error() {
+    let d = tempfile::tempdir().unwrap();
+    let hostile = "x <y> & \"q\" 'a' ]]> <!-- </description> line1\nline2";
+    let prof = d.path().join("evil.yaml");
+    std::fs::write(
+        &prof,
+        format!(
+            "description: {}\ninit:\n  path: /sbin/init\n  args: [{}, '--x=<&>']\n",
+            serde_json::to_string(hostile).unwrap(),
+            serde_json::to_string(hostile).unwrap()
+        ),
+    )
+    .unwrap();
+    let o = run(d.path(), &["render", "e1", "--profile", "evil", "--profile-file", prof.to_str().unwrap(), "--security", "none"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let xml = stdout(&o);
+    assert!(!xml.contains("&#x2F;"), "paths must stay readable");
+    assert!(xml.contains("/var/lib/libvirt/filesystems/e1") || xml.contains("/pool/e1"));
+    // The literal text survives a round trip through an XML parser.
+    let doc = roxmltree::Document::parse(&xml).expect("well-formed XML");
+    let desc = doc.descendants().find(|n| n.has_tag_name("description")).unwrap().text().unwrap();
+    assert_eq!(desc, hostile);
+    let args: Vec<&str> = doc.descendants().filter(|n| n.has_tag_name("initarg")).filter_map(|n| n.text()).collect();
+    assert_eq!(args, [hostile, "--x=<&>"]);
+    if require_tool("virt-xml-validate") {
+        validate(&xml, "domain", d.path()).unwrap();
+    }
+    // Control characters are refused by validation, not emitted.
+    std::fs::write(&prof, "description: \"bell\\a\"\ninit:\n  args: [\"a\\u0001b\"]\n").unwrap();
+    let o = run(d.path(), &["render", "e1", "--profile", "evil", "--profile-file", prof.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stdout(&o).is_empty());
+}
+
+#[test]
+fn bad_names_exit_2_with_nothing_on_stdout() {
+    let d = tempfile::tempdir().unwrap();
+    for bad in ["../etc", "..", ".", "-rf", "a/b", "", "x\ny", "a b", &"n".repeat(65)] {
+        let o = run(d.path(), &["render", "--profile", "web", "--", bad]);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}");
+        assert!(stdout(&o).is_empty(), "{bad:?} printed {}", stdout(&o));
+        assert!(stderr(&o).contains("container name"), "{bad:?}: {}", stderr(&o));
+        let o = run(d.path(), &["create", "--profile", "web", "--dry-run", "--", bad]);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}");
+        assert!(stdout(&o).is_empty());
+    }
+    assert!(!d.path().join("pool").exists());
+}
+
+#[test]
+fn bad_profiles_exit_2_naming_file_line_and_column() {
+    let d = tempfile::tempdir().unwrap();
+    let prof = d.path().join("bad.yaml");
+    for (yaml, want) in [
+        ("description: x\nmemroy_mib: 3\n", "bad.yaml:2:1"),
+        ("memory_mib: lots\n", "bad.yaml:1:"),
+        ("memory_mib: 3\n", "memory_mib 3 is out of range"),
+        ("packages: ['--setopt=gpgcheck=0']\n", "not a valid package name"),
+        ("network:\n  mode: bridge\n  name: a-very-long-bridge-name\n", "at most 15"),
+    ] {
+        std::fs::write(&prof, yaml).unwrap();
+        let o = run(d.path(), &["render", "x", "--profile", "bad", "--profile-file", prof.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "{yaml}");
+        assert!(stderr(&o).contains(want), "{yaml}: {}", stderr(&o));
+        assert!(stdout(&o).is_empty());
+    }
+    let o = run(d.path(), &["render", "x", "--profile", "nope"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no profile named \"nope\""));
+    let o = run(d.path(), &["render", "x", "--distro", "gentoo"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown distro"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let d = tempfile::tempdir().unwrap();
+    assert_eq!(run(d.path(), &["frobnicate"]).status.code(), Some(2));
+    assert_eq!(run(d.path(), &["render"]).status.code(), Some(2));
+    assert_eq!(run(d.path(), &["render", "x", "--security", "smack"]).status.code(), Some(2));
+    let o = run(d.path(), &["--help"]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("EXIT STATUS"));
+}
+
+#[test]
+fn profiles_list_and_show() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run(d.path(), &["profiles"]);
+    assert!(o.status.success());
+    let s = stdout(&o);
+    for p in PROFILES {
+        assert!(s.lines().any(|l| l.starts_with(p)), "{p} missing: {s}");
+    }
+    let o = run(d.path(), &["profiles", "show", "paper"]);
+    let s = stdout(&o);
+    assert!(s.contains("distro: centos7") && s.contains("memory_mib: 256") && s.contains("tty: pts/0"), "{s}");
+    let o = run(d.path(), &["--json", "profiles"]);
+    let lines: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), PROFILES.len());
+    let o = run(d.path(), &["--json", "distros"]);
+    assert_eq!(stdout(&o).lines().count(), DISTROS.len());
+}
+
+#[test]
+fn user_profile_dir_overrides_builtin() {
+    let d = tempfile::tempdir().unwrap();
+    let sys = d.path().join("no-system-profiles");
+    std::fs::create_dir(&sys).unwrap();
+    std::fs::write(sys.join("web.yaml"), "description: site\nmemory_mib: 777\nsecurity: {model: none, label: none}\n").unwrap();
+    let o = run(d.path(), &["render", "w", "--profile", "web"]);
+    assert!(stdout(&o).contains("<memory unit='MiB'>777</memory>"), "{}", stderr(&o));
+}
+
+#[test]
+fn dry_run_of_the_paper_profile_shows_the_guides_command_and_touches_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run(d.path(), &["create", "centos7", "--profile", "paper", "--dry-run"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = stdout(&o);
+    let pool = d.path().join("pool");
+    let install_line = s.lines().find(|l| l.trim_start().starts_with("run") && l.contains("--installroot=")).expect(&s);
+    assert!(install_line.contains(&format!("--installroot={}/.centos7.partial", pool.display())), "{install_line}");
+    assert!(install_line.contains("--releasever=7"), "{install_line}");
+    assert!(install_line.ends_with("install systemd passwd yum centos-release vim-minimal procps-ng iproute net-tools dhclient policycoreutils"), "{install_line}");
+    assert!(install_line.contains("gpgcheck=True") && install_line.contains("vault.centos.org"), "{install_line}");
+    assert!(s.contains("/etc/securetty"), "securetty step missing");
+    assert!(s.contains("<seclabel type='dynamic' model='selinux'/>"));
+    assert!(s.contains("<name>lxcprov-isolated</name>"));
+    assert!(s.contains(&format!("rename {}/.centos7.partial -> {}/centos7", pool.display(), pool.display())));
+    // Nothing touched.
+    for sub in ["pool", "cache", "state"] {
+        assert!(!d.path().join(sub).exists(), "{sub} was created by a dry run");
+    }
+}
+
+#[test]
+fn dry_run_json_is_machine_readable() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run(d.path(), &["--json", "create", "d1", "--profile", "minimal", "--dry-run", "--security", "none"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["dry_run"], true);
+    let argv = v["bootstrap"]["source"]["cmd"]["args"].as_array().unwrap();
+    assert!(argv.iter().any(|a| a == "--force-check-gpg"));
+    assert!(v["domain_xml"].as_str().unwrap().contains("<seclabel type='none'/>"));
+}
