@@ -21,4 +21,5 @@ pub mod password;
 pub mod paths;
 pub mod profile;
 pub mod render;
+pub mod verify;
 pub mod yaml;

@@ -1,0 +1,1 @@
+//! Post-boot verification (being written).
