@@ -41,6 +41,7 @@ case "$mode" in
         host_ensure_rust >/dev/null
         host_ensure_users
         host_ensure_libvirtd
+        host_ensure_nwfilters
         ;;
     packages)
         host_ensure_packages
@@ -49,6 +50,7 @@ case "$mode" in
     no-packages)
         host_ensure_users
         host_ensure_libvirtd
+        host_ensure_nwfilters
         ;;
     daemon)
         # libvirtd exits at start without the libvirt-qemu user, so make sure of it.

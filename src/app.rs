@@ -108,6 +108,13 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Render(a) => render_cmd(&ctx, &a),
         Command::Bootstrap(a) => bootstrap_cmd(&ctx, &a),
         Command::Create(a) => create_cmd(&ctx, &a),
+        Command::Verify(a) => crate::create::verify_cmd(&ctx, &a.name),
+        Command::List => crate::create::list_cmd(&ctx),
+        Command::Start { name } => crate::create::start_cmd(&ctx, &name),
+        Command::Stop { name, timeout } => crate::create::stop_cmd(&ctx, &name, timeout),
+        Command::Destroy { name, purge, yes } => crate::create::destroy_cmd(&ctx, &name, purge, yes),
+        Command::Console { name } => crate::create::console_cmd(&ctx, &name),
+        Command::Doctor => crate::doctor::run(&ctx),
     }
 }
 
@@ -195,7 +202,7 @@ fn render_cmd(ctx: &Ctx, a: &cli::RenderArgs) -> Result<Outcome> {
 /// Builds the bootstrap plan for a resolved container.
 pub fn bootstrap_plan(ctx: &Ctx, r: &Resolved, a: &cli::BootstrapArgs) -> Result<bootstrap::Plan> {
     let tool = bootstrap::choose_tool(r.distro.installer, &|p| exec::which(p).is_some())?;
-    bootstrap::plan(&ctx.paths, &r.name, &r.profile_name, &r.profile, &r.distro, a.mirror.as_deref(), tool, a.force)
+    bootstrap::plan(&ctx.paths, &r.name, &r.profile_name, &r.profile, &r.distro, a.mirror.as_deref(), tool, a.force, a.rootfs_from.as_deref())
 }
 
 /// Where the root password comes from (read before anything is touched).
@@ -220,7 +227,7 @@ fn password_source(a: &cli::BootstrapArgs) -> String {
 
 /// Checks that bootstrap can run here at all: root, and the installer present.
 fn preflight_bootstrap(plan: &bootstrap::Plan) -> Result<()> {
-    if let Source::Install { cmd, .. } = &plan.source {
+    if let Source::Install { cmd, .. } | Source::Import { cmd, .. } = &plan.source {
         if exec::which(&cmd.program).is_none() {
             bail!("{} is not installed; {}", cmd.program, exec::install_hint(&cmd.program));
         }
@@ -262,7 +269,7 @@ fn bootstrap_cmd(ctx: &Ctx, a: &cli::BootstrapArgs) -> Result<Outcome> {
     if ctx.global.json {
         stdout_write(&(serde_json::to_string(&serde_json::json!({
             "name": r.name, "rootfs": plan.rootfs, "distro": plan.spec.distro,
-            "release": plan.spec.release, "source": match plan.source { Source::Install{..} => "install", Source::Cache{..} => "cache" },
+            "release": plan.spec.release, "source": match plan.source { Source::Install{..} => "install", Source::Cache{..} => "cache", Source::Import{..} => "import" },
         }))? + "\n"))?;
     }
     Ok(Outcome::Ok)
@@ -331,6 +338,11 @@ fn dry_run(ctx: &Ctx, r: &Resolved, a: &cli::BootstrapArgs) -> Result<Outcome> {
                     cache_entry.display(), cache_entry.display()),
             );
         }
+        Source::Import { from, cmd } => add(
+            &mut s,
+            &format!("import {} (no package signature checks)", from.display()),
+            format!("   mkdir  {}\n   run    {}\n", plan.partial.display(), cmd.display()),
+        ),
         Source::Cache { cache_entry } => add(
             &mut s,
             "copy the cached base root filesystem (cache hit: no install)",

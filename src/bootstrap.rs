@@ -383,6 +383,9 @@ pub enum Source {
     Install { cmd: Cmd, cache_entry: PathBuf },
     /// Copy the cached base.
     Cache { cache_entry: PathBuf },
+    /// Import an existing tree or tarball (`--rootfs-from`); no package signatures are
+    /// checked, which `verify` reports.
+    Import { from: PathBuf, cmd: Cmd },
 }
 
 /// The whole bootstrap of one container, decided before anything is touched.
@@ -416,12 +419,17 @@ pub fn plan(
     mirror: Option<&str>,
     tool: Tool,
     force: bool,
+    import: Option<&Path>,
 ) -> Result<Plan> {
-    let spec = InstallSpec::new(p, d, mirror, tool)?;
+    let mut spec = InstallSpec::new(p, d, mirror, tool)?;
     let pkg_cache = paths.pkg_cache(tool.cache_name(), &spec.distro, &spec.release, &spec.arch);
     let partial = paths.partial(name);
     let cache_entry = paths.base(&spec.cache_key());
-    let source = if cache_entry.join(BASE_MARKER).is_file() {
+    let source = if let Some(from) = import {
+        spec.gpgcheck = false;
+        let from = std::path::absolute(from).with_context(|| format!("--rootfs-from {}", from.display()))?;
+        Source::Import { cmd: import_cmd(&from, &partial)?, from }
+    } else if cache_entry.join(BASE_MARKER).is_file() {
         Source::Cache { cache_entry }
     } else {
         Source::Install { cmd: spec.install_cmd(&partial, &pkg_cache, &paths.rpm_home()), cache_entry }
@@ -432,7 +440,11 @@ pub fn plan(
         netconfig: d.netconfig,
     };
     let mut warnings = vec![];
-    if !spec.gpgcheck {
+    if import.is_some() {
+        warnings.push(format!(
+            "{name} is imported with --rootfs-from: lxcprov did not check package signatures, and `verify` will report it"
+        ));
+    } else if !spec.gpgcheck {
         warnings.push(format!(
             "package signature checking is OFF for {name} (trust.gpgcheck: false): the root filesystem cannot be trusted, and `verify` will report it"
         ));
@@ -454,6 +466,25 @@ pub fn plan(
     })
 }
 
+/// The command that copies (a directory) or unpacks (a tarball) an imported rootfs into
+/// `partial`, which must already exist.
+fn import_cmd(from: &Path, partial: &Path) -> Result<Cmd> {
+    let meta = std::fs::metadata(from).with_context(|| format!("--rootfs-from {}: cannot read it", from.display()))?;
+    if meta.is_dir() {
+        // The trailing "/." copies the directory's contents, not the directory.
+        Ok(Cmd::new("cp").args(["-a", "--reflink=auto", "--"]).arg(format!("{}/.", from.display())).arg(partial.display().to_string()))
+    } else if meta.is_file() {
+        // tar picks the decompressor itself; --no-same-owner is NOT used: ownership matters.
+        Ok(Cmd::new("tar")
+            .args(["--extract", "--preserve-permissions", "--same-owner", "--numeric-owner", "--xattrs", "--xattrs-include=*", "--file"])
+            .arg(from.display().to_string())
+            .arg("--directory")
+            .arg(partial.display().to_string()))
+    } else {
+        bail!("--rootfs-from {}: not a directory or a tarball", from.display())
+    }
+}
+
 /// Marks a complete base-cache entry; an entry without it is a leftover and is rebuilt.
 pub const BASE_MARKER: &str = ".lxcprov-base.json";
 
@@ -467,9 +498,10 @@ pub struct Record {
     pub gpgcheck: bool,
     pub installer: String,
     pub cache_key: String,
-    /// Set once the rootfs ownership was shifted for a user namespace: (uid, gid) offsets.
+    /// Set once the rootfs ownership was shifted for a user namespace: the map it was
+    /// shifted for (so it is never shifted twice, and `verify` knows what to expect).
     #[serde(default)]
-    pub idmap_shift: Option<(u32, u32)>,
+    pub idmap: Option<crate::profile::Idmap>,
 }
 
 impl Record {
@@ -563,7 +595,7 @@ pub fn execute(plan: &Plan, runner: &dyn Runner, password: &Secret, progress: &d
         gpgcheck: plan.spec.gpgcheck,
         installer: plan.spec.tool.program().into(),
         cache_key: plan.spec.cache_key(),
-        idmap_shift: None,
+        idmap: None,
     }
     .save(&plan.record)?;
     Ok(())
@@ -588,6 +620,12 @@ fn build_partial(plan: &Plan, runner: &dyn Runner, password: &Secret, progress: 
             progress.phase("saving the base root filesystem in the cache");
             store_base(plan, runner, cache_entry)?;
             progress.done("cached the base root filesystem");
+        }
+        Source::Import { from, cmd } => {
+            std::fs::create_dir_all(&plan.partial)?;
+            progress.phase(&format!("importing {}", from.display()));
+            runner.run(cmd, &mut |l| progress.line(l)).map_err(anyhow::Error::new)?;
+            progress.done(&format!("imported {}", from.display()));
         }
         Source::Cache { cache_entry } => {
             progress.phase(&format!("copying the cached base {}", cache_entry.display()));

@@ -69,6 +69,39 @@ pub enum Command {
     Bootstrap(BootstrapArgs),
     /// Bootstrap, define, start and verify a container (--dry-run: print the plan only)
     Create(CreateArgs),
+    /// Check a running container: MCS labels, vnet, PID and user namespaces, caps, cgroups
+    Verify(VerifyArgs),
+    /// List every LXC domain on the connection, with its live state
+    List,
+    /// Start a defined container and wait for its init
+    Start { name: String },
+    /// Shut a container down gracefully; force it off after the timeout
+    Stop {
+        name: String,
+        /// Seconds to wait for a graceful shutdown before forcing it off
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Stop and undefine a container (and its lxcprov network when unused)
+    Destroy {
+        name: String,
+        /// Also delete its root filesystem POOL/NAME (asks first, unless --yes)
+        #[arg(long)]
+        purge: bool,
+        /// Do not ask for confirmation
+        #[arg(short, long)]
+        yes: bool,
+    },
+    /// Attach to a container's console (virsh console; Ctrl-] detaches)
+    Console { name: String },
+    /// Check this host for what lxcprov needs, with a fix for each problem
+    Doctor,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Container name
+    pub name: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,6 +155,10 @@ pub struct BootstrapArgs {
     /// Replace an existing root filesystem
     #[arg(long)]
     pub force: bool,
+    /// Import this directory or tarball as the root filesystem instead of installing
+    /// (offline labs, a prepared image); its packages' signatures are not checked
+    #[arg(long, value_name = "DIR|TARBALL", conflicts_with = "mirror")]
+    pub rootfs_from: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

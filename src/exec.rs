@@ -226,6 +226,23 @@ impl Runner for SystemRunner {
     }
 }
 
+/// Runs an interactive command (a console) on the user's terminal, with `TERM` passed on.
+/// Returns its exit status.
+pub fn interactive(cmd: &Cmd) -> Result<i32, CommandError> {
+    let program = which(&cmd.program).ok_or_else(|| CommandError::NotFound {
+        program: cmd.program.clone(),
+        hint: install_hint(&cmd.program),
+    })?;
+    let path = std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.into());
+    let mut c = Command::new(program);
+    c.args(&cmd.args).env_clear().env("PATH", path);
+    if let Ok(t) = std::env::var("TERM") {
+        c.env("TERM", t);
+    }
+    let status = c.status().map_err(|source| CommandError::Spawn { cmd: cmd.display(), source })?;
+    Ok(status.code().unwrap_or(1))
+}
+
 /// A runner for tests: records every command and answers from a script.
 #[derive(Default)]
 pub struct RecordingRunner {

@@ -34,6 +34,8 @@ HOST_PACKAGES=(
     libvirt-daemon
     libvirt-daemon-driver-lxc
     libvirt-clients
+    libvirt-daemon-config-nwfilter
+    ebtables
     libvirt-dev
     pkg-config
     libxml2-utils
@@ -360,4 +362,19 @@ host_stop_libvirtd() {
         rm -f -- "$HOST_LIBVIRTD_PIDFILE"
     fi
     host_log "libvirtd stopped (running containers keep running; a new libvirtd reconnects to them)"
+}
+
+# The nwfilters shipped in /etc/libvirt/nwfilter (clean-traffic and friends) are loaded by
+# libvirtd at start; a daemon started before the package was installed lacks them. Define
+# any that are missing (idempotent).
+host_ensure_nwfilters() {
+    local f name
+    for f in /etc/libvirt/nwfilter/*.xml; do
+        [[ -e "$f" ]] || continue
+        name="$(basename "$f" .xml)"
+        if ! virsh -q -c "$HOST_LIBVIRT_URI" nwfilter-dumpxml "$name" >/dev/null 2>&1; then
+            host_log "defining nwfilter $name"
+            virsh -q -c "$HOST_LIBVIRT_URI" nwfilter-define "$f" >/dev/null
+        fi
+    done
 }

@@ -1,0 +1,179 @@
+//! `doctor`: what this host has and lacks for lxcprov, each problem with its fix.
+//! Reads host files and asks libvirt; changes nothing.
+
+use crate::app::{Ctx, Outcome};
+use crate::exec::which;
+use crate::libvirt::{Hypervisor, VirtHypervisor};
+use anyhow::Result;
+use serde::Serialize;
+
+#[derive(Serialize, PartialEq, Eq, Clone, Copy, Debug)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Serialize, Debug)]
+pub struct Item {
+    pub id: &'static str,
+    pub level: Level,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+fn item(id: &'static str, level: Level, detail: impl Into<String>, fix: Option<&str>) -> Item {
+    Item { id, level, detail: detail.into(), fix: fix.map(str::to_string) }
+}
+
+/// Reads `key = value` from libvirt's lxc.conf (commented lines are defaults).
+fn lxc_conf_value(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim().to_string())
+}
+
+/// The cgroup layout: v1, v2 or hybrid.
+fn cgroup_layout() -> String {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let v2_root = mounts.lines().any(|l| l.split(' ').nth(1) == Some("/sys/fs/cgroup") && l.split(' ').nth(2) == Some("cgroup2"));
+    let v1 = mounts.lines().any(|l| l.split(' ').nth(2) == Some("cgroup"));
+    let unified = mounts.lines().any(|l| l.split(' ').nth(1) == Some("/sys/fs/cgroup/unified"));
+    match (v2_root, v1, unified) {
+        (true, _, _) => "v2 (unified)".into(),
+        (false, true, true) => "v1 with an empty cgroup2 at /sys/fs/cgroup/unified (hybrid)".into(),
+        (false, true, false) => "v1".into(),
+        _ => "unknown".into(),
+    }
+}
+
+pub fn checks(uri: &str) -> Vec<Item> {
+    let mut v = vec![];
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    v.push(if root {
+        item("root", Level::Ok, "running as root", None)
+    } else {
+        item("root", Level::Fail, "not root: bootstrap, create and verify need root", Some("run lxcprov with sudo"))
+    });
+    match VirtHypervisor::connect(uri) {
+        Ok(hv) => {
+            v.push(item("libvirtd", Level::Ok, format!("libvirtd answers on {uri}"), None));
+            match hv.secmodel() {
+                Ok(m) if m == "selinux" || m == "apparmor" => v.push(item("secmodel", Level::Ok, format!("libvirt security model: {m}"), None)),
+                Ok(m) => v.push(item(
+                    "secmodel",
+                    Level::Warn,
+                    format!("libvirt security model: {m}: containers run without sVirt (only --security none works)"),
+                    Some("use a SELinux host (scripts/selinux-lab.sh) for the paper's MCS separation"),
+                )),
+                Err(e) => v.push(item("secmodel", Level::Fail, format!("cannot read capabilities: {e:#}"), None)),
+            }
+            match hv.nwfilter_exists("clean-traffic") {
+                Ok(true) => v.push(item("nwfilter", Level::Ok, "nwfilter clean-traffic is defined", None)),
+                _ => v.push(item(
+                    "nwfilter",
+                    Level::Fail,
+                    "nwfilter clean-traffic is not defined (the web and hardened profiles use it)",
+                    Some("apt-get install libvirt-daemon-config-nwfilter ebtables, then scripts/setup-host.sh"),
+                )),
+            }
+        }
+        Err(e) => v.push(item("libvirtd", Level::Fail, format!("{e:#}"), Some("scripts/setup-host.sh starts libvirtd (or `systemctl start libvirtd`)"))),
+    }
+    v.push(match selinux::current_mode() {
+        selinux::SELinuxMode::Enforcing => item("selinux", Level::Ok, "SELinux enforcing", None),
+        selinux::SELinuxMode::Permissive => item("selinux", Level::Warn, "SELinux permissive: denials are logged, not enforced", Some("setenforce 1")),
+        _ => item(
+            "selinux",
+            Level::Warn,
+            "SELinux is not running: SELinux profiles are refused; use --security none or a SELinux host",
+            Some("scripts/selinux-lab.sh shows sVirt on a SELinux guest"),
+        ),
+    });
+    let sel_type = std::fs::read_to_string("/etc/selinux/config")
+        .ok()
+        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("SELINUXTYPE=").map(|s| s.trim().to_string())))
+        .unwrap_or_else(|| "default".into());
+    let lxc_contexts = format!("/etc/selinux/{sel_type}/contexts/lxc_contexts");
+    if std::path::Path::new(&lxc_contexts).exists() {
+        v.push(item("lxc_contexts", Level::Ok, format!("{lxc_contexts} present"), None));
+    } else if crate::host::selinux_enabled() {
+        v.push(item("lxc_contexts", Level::Fail, format!("{lxc_contexts} missing"), Some("install the policy's container module")));
+    } else {
+        v.push(item("lxc_contexts", Level::Warn, format!("{lxc_contexts} missing (SELinux is off)"), None));
+    }
+    v.push(item("cgroups", Level::Ok, format!("cgroup layout: {}", cgroup_layout()), None));
+    let conf = std::fs::read_to_string("/etc/libvirt/lxc.conf").unwrap_or_default();
+    let dc = lxc_conf_value(&conf, "security_default_confined").unwrap_or_else(|| "1 (default)".into());
+    let rc = lxc_conf_value(&conf, "security_require_confined").unwrap_or_else(|| "0 (default)".into());
+    let level = if dc.starts_with('0') { Level::Warn } else { Level::Ok };
+    v.push(item(
+        "lxc.conf",
+        level,
+        format!("security_default_confined = {dc}, security_require_confined = {rc}"),
+        (level == Level::Warn).then_some("set security_default_confined = 1 in /etc/libvirt/lxc.conf so no container starts unconfined by accident"),
+    ));
+    for (tool, why, pkg) in [
+        ("debootstrap", "Debian and Ubuntu root filesystems", "debootstrap"),
+        ("dnf", "CentOS, Alma, Rocky and Fedora root filesystems", "dnf"),
+        ("virsh", "lxcprov console", "libvirt-clients"),
+        ("cp", "copying cached root filesystems", "coreutils"),
+        ("tar", "--rootfs-from TARBALL", "tar"),
+    ] {
+        v.push(match which(tool) {
+            Some(p) => item("tool", Level::Ok, format!("{tool}: {} ({why})", p.display()), None),
+            None => Item { id: "tool", level: Level::Fail, detail: format!("{tool} missing ({why})"), fix: Some(format!("apt-get install {pkg}")) },
+        });
+    }
+    for (keyring, pkg) in [
+        ("/usr/share/keyrings/debian-archive-keyring.gpg", "debian-archive-keyring"),
+        ("/usr/share/keyrings/ubuntu-archive-keyring.gpg", "ubuntu-keyring"),
+    ] {
+        v.push(if std::path::Path::new(keyring).exists() {
+            item("keyring", Level::Ok, format!("{keyring} present"), None)
+        } else {
+            Item { id: "keyring", level: Level::Warn, detail: format!("{keyring} missing: that distro cannot be verified"), fix: Some(format!("apt-get install {pkg}")) }
+        });
+    }
+    v
+}
+
+pub fn run(ctx: &Ctx) -> Result<Outcome> {
+    let items = checks(&ctx.uri());
+    let mut s = String::new();
+    for i in &items {
+        if ctx.global.json {
+            s += &serde_json::to_string(i)?;
+            s.push('\n');
+        } else {
+            let tag = match i.level {
+                Level::Ok => "ok  ",
+                Level::Warn => "WARN",
+                Level::Fail => "FAIL",
+            };
+            s += &format!("{tag} {:13} {}\n", i.id, i.detail);
+            if let Some(f) = &i.fix {
+                s += &format!("     {:13} fix: {f}\n", "");
+            }
+        }
+    }
+    print!("{s}");
+    Ok(if items.iter().any(|i| i.level == Level::Fail) { Outcome::ChecksFailed } else { Outcome::Ok })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn reads_lxc_conf_values() {
+        let t = "#security_default_confined = 0\nsecurity_require_confined = 1\n";
+        assert_eq!(lxc_conf_value(t, "security_default_confined"), None);
+        assert_eq!(lxc_conf_value(t, "security_require_confined").as_deref(), Some("1"));
+    }
+}

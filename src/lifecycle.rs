@@ -1,0 +1,589 @@
+//! Container lifecycle: create, verify, list, start, stop, destroy. Works through the
+//! [`Hypervisor`] and [`Runner`] seams, so the logic runs against fakes in tests; the real
+//! thing needs root and libvirtd.
+
+use crate::bootstrap::{self, Record};
+use crate::exec::Runner;
+use crate::facts::{self, DomainXml};
+use crate::libvirt::{Hypervisor, State};
+use crate::name::Name;
+use crate::output::Ui;
+use crate::paths::Paths;
+use crate::profile::{CapState, NetMode, Profile, SecModel};
+use crate::verify::{self, DomainFacts, Expect, HostRoot, Iface, LabelSource, Report, SecLabel};
+use anyhow::{bail, Result};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// What the lifecycle operations work with.
+pub struct Env<'a> {
+    pub hv: &'a dyn Hypervisor,
+    pub runner: &'a dyn Runner,
+    pub paths: &'a Paths,
+    pub ui: &'a Ui,
+    pub host: HostRoot,
+    /// libvirt's LXC status directory (`/run/libvirt/lxc`).
+    pub run_dir: PathBuf,
+    pub labels: &'a dyn LabelSource,
+}
+
+/// Something this run created, to undo on failure.
+#[derive(Debug)]
+enum Created {
+    Network(String),
+    Domain(String),
+    Rootfs(PathBuf),
+}
+
+/// Makes sure the profile's network exists and is active. Returns true when this call
+/// defined it.
+pub fn ensure_network(env: &Env, p: &Profile, network_xml: &str) -> Result<bool> {
+    let name = &p.network.name;
+    match p.network.mode {
+        NetMode::Isolated => {
+            let mut defined = false;
+            if !env.hv.network_exists(name)? {
+                env.ui.info(&format!("defining isolated network {name}"));
+                env.hv.define_network(network_xml)?;
+                defined = true;
+            }
+            if !env.hv.network_active(name)? {
+                if let Err(e) = env.hv.start_network(name) {
+                    if defined {
+                        let _ = env.hv.remove_network(name);
+                    }
+                    return Err(e);
+                }
+            }
+            Ok(defined)
+        }
+        NetMode::Network => {
+            if !env.hv.network_exists(name)? {
+                bail!("the profile uses the libvirt network {name}, which does not exist on {}", env.hv.uri());
+            }
+            if !env.hv.network_active(name)? {
+                env.hv.start_network(name)?;
+            }
+            Ok(false)
+        }
+        NetMode::Bridge => {
+            if !env.host.sys().join("class/net").join(name).exists() {
+                bail!("the profile uses the host bridge {name}, which does not exist");
+            }
+            Ok(false)
+        }
+    }
+}
+
+/// Checks done before anything is created: nwfilter present, domain name free or matching.
+/// Returns `Some(message)` when the container already exists as asked (a no-op).
+pub fn precheck(env: &Env, name: &Name, profile_name: &str, p: &Profile) -> Result<Option<String>> {
+    if let Some(f) = &p.network.filter {
+        if !env.hv.nwfilter_exists(f)? {
+            bail!(
+                "the network filter {f} is not defined on {}: install libvirt-daemon-config-nwfilter and restart libvirtd (scripts/setup-host.sh does both). Nothing was created.",
+                env.hv.uri()
+            );
+        }
+    }
+    if env.hv.domain_exists(name.as_str())? {
+        let d = facts::parse_domain(&env.hv.domain_xml(name.as_str())?)?;
+        let matches = d.meta.as_ref().is_some_and(|m| m.profile == profile_name && m.distro == p.distro && m.security == p.security.model.as_str());
+        if matches {
+            let state = env.hv.domain_state(name.as_str())?;
+            let hint = if state == State::Running { "it is running".to_string() } else { format!("it is shut off; start it with `lxcprov start {name}`") };
+            return Ok(Some(format!("{name} already exists from profile {profile_name} ({}); nothing to do, {hint}", p.distro)));
+        }
+        let what = match &d.meta {
+            Some(m) => format!("from profile {} ({}, security {})", m.profile, m.distro, m.security),
+            None => "not created by lxcprov".into(),
+        };
+        bail!(
+            "a domain named {name} already exists ({what}); lxcprov never overwrites a domain: pick another name or remove it with `lxcprov destroy {name}`. Nothing was changed."
+        );
+    }
+    Ok(None)
+}
+
+/// Shifts the rootfs ownership into the user namespace once, recording it.
+pub fn shift_for_idmap(env: &Env, name: &Name, p: &Profile) -> Result<()> {
+    let Some(m) = p.security.idmap else { return Ok(()) };
+    let path = env.paths.record(name);
+    let mut rec = Record::load(&path)?.unwrap_or_else(|| Record { name: name.to_string(), ..Default::default() });
+    match rec.idmap {
+        Some(done) if done == m => return Ok(()),
+        Some(done) => bail!(
+            "the root filesystem of {name} is already shifted to uid {} / gid {}, but the profile maps to {} / {}; re-create it (destroy --purge) to change the map",
+            done.uid.target, done.gid.target, m.uid.target, m.gid.target
+        ),
+        None => {}
+    }
+    env.ui.info(&format!("shifting ownership of {} by +{} (user namespace)", env.paths.rootfs(name).display(), m.uid.target));
+    let n = crate::fsutil::shift_ownership(&env.paths.rootfs(name), m.uid.target, m.gid.target, m.uid.count.min(m.gid.count))?;
+    rec.idmap = Some(m);
+    rec.save(&path)?;
+    env.ui.info(&format!("shifted {n} files"));
+    Ok(())
+}
+
+/// Waits until libvirt reports the container's init and it exists on the host.
+pub fn wait_for_init(env: &Env, name: &str, timeout: Duration) -> Result<u32> {
+    let start = Instant::now();
+    loop {
+        if let Some(pid) = facts::init_pid(&env.run_dir, name) {
+            if env.host.proc().join(pid.to_string()).exists() {
+                return Ok(pid);
+            }
+        }
+        if start.elapsed() > timeout {
+            bail!("{name} started but its init did not appear within {}s (see /var/log/libvirt/lxc/{name}.log)", timeout.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Inputs to `create` beyond the environment.
+pub struct CreateInput<'a> {
+    pub name: &'a Name,
+    pub profile_name: &'a str,
+    pub profile: &'a Profile,
+    pub domain_xml: &'a str,
+    pub network_xml: &'a str,
+    /// Runs the bootstrap (returns after the rootfs is in place).
+    pub bootstrap: &'a dyn Fn() -> Result<()>,
+    /// Bootstrap even if a rootfs exists (`--force`).
+    pub force: bool,
+}
+
+/// Creates, starts and verifies a container. On failure, undoes what this run created.
+pub fn create(env: &Env, input: &CreateInput) -> Result<Option<Report>> {
+    let name = input.name;
+    if let Some(msg) = precheck(env, name, input.profile_name, input.profile)? {
+        env.ui.info(&msg);
+        // Show where it stands, as a first run would.
+        if env.hv.domain_state(name.as_str())? == State::Running {
+            return verify_domain(env, name.as_str()).map(Some);
+        }
+        return Ok(None);
+    }
+    let mut created: Vec<Created> = vec![];
+    let result = create_steps(env, input, &mut created);
+    match result {
+        Ok(r) => Ok(Some(r)),
+        Err(e) => {
+            let mut undone = vec![];
+            for c in created.iter().rev() {
+                let r = match c {
+                    Created::Domain(d) => {
+                        if env.hv.domain_state(d).ok() == Some(State::Running) {
+                            let _ = env.hv.destroy_domain(d);
+                        }
+                        env.hv.undefine_domain(d).map(|_| format!("domain {d}"))
+                    }
+                    Created::Network(n) => env.hv.remove_network(n).map(|_| format!("network {n}")),
+                    Created::Rootfs(p) => {
+                        let r = crate::fsutil::remove_tree(p).map(|_| format!("root filesystem {}", p.display()));
+                        let _ = std::fs::remove_file(env.paths.record(name));
+                        r
+                    }
+                };
+                match r {
+                    Ok(s) => undone.push(s),
+                    Err(u) => env.ui.warn(&format!("could not undo {c:?}: {u:#}")),
+                }
+            }
+            let what = if undone.is_empty() { "nothing had been created".to_string() } else { format!("removed what this run created: {}", undone.join(", ")) };
+            Err(e.context(format!("creating {name} failed; {what}")))
+        }
+    }
+}
+
+fn create_steps(env: &Env, input: &CreateInput, created: &mut Vec<Created>) -> Result<Report> {
+    let name = input.name;
+    let rootfs = env.paths.rootfs(name);
+    let record = Record::load(&env.paths.record(name))?;
+    let reuse = rootfs.exists()
+        && !input.force
+        && record.as_ref().is_some_and(|r| r.profile == input.profile_name && r.distro == input.profile.distro);
+    if reuse {
+        env.ui.info(&format!("reusing the root filesystem {} bootstrapped earlier by lxcprov", rootfs.display()));
+    } else {
+        if rootfs.exists() && !input.force {
+            bail!(
+                "{} exists but was not bootstrapped by lxcprov for profile {} ({}); lxcprov never overwrites it without --force",
+                rootfs.display(), input.profile_name, input.profile.distro
+            );
+        }
+        (input.bootstrap)()?;
+        created.push(Created::Rootfs(rootfs.clone()));
+    }
+    crate::interrupt::check()?;
+    shift_for_idmap(env, name, input.profile)?;
+    if ensure_network(env, input.profile, input.network_xml)? {
+        created.push(Created::Network(input.profile.network.name.clone()));
+    }
+    env.ui.info(&format!("defining domain {name} on {}", env.hv.uri()));
+    env.hv.define_domain(input.domain_xml)?;
+    created.push(Created::Domain(name.to_string()));
+    crate::interrupt::check()?;
+    env.hv.start_domain(name.as_str())?;
+    let pid = wait_for_init(env, name.as_str(), Duration::from_secs(15))?;
+    env.ui.info(&format!("{name} is running; its init is PID {pid} on the host"));
+    verify_domain(env, name.as_str())
+}
+
+/// The capabilities the profile turns off (what `caps` must find absent).
+pub fn dropped_caps(p: &Profile) -> Vec<String> {
+    let mut v: Vec<String> = p.security.capabilities.set.iter().filter(|(_, s)| **s == CapState::Off).map(|(n, _)| n.clone()).collect();
+    if p.security.capabilities.policy == crate::profile::CapPolicy::Default {
+        // libvirt's default policy drops these as well.
+        for c in ["sys_module", "sys_time", "mknod", "audit_control", "mac_admin"] {
+            if p.security.capabilities.set.get(c) != Some(&CapState::On) {
+                v.push(c.to_string());
+            }
+        }
+    }
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Builds the verifier's inputs from the live domain and lxcprov's record, and runs it.
+pub fn verify_domain(env: &Env, name: &str) -> Result<Report> {
+    let xml = env.hv.domain_xml(name)?;
+    let d = facts::parse_domain(&xml)?;
+    let running = env.hv.domain_state(name)? == State::Running;
+    let init_pid = if running { facts::init_pid(&env.run_dir, name) } else { None };
+    let record = Name::parse(name).ok().and_then(|n| Record::load(&env.paths.record(&n)).ok().flatten());
+    // The user namespace lxcprov shifted the rootfs for; the live XML's for foreign domains.
+    let expected_idmap = match &record {
+        Some(r) => r.idmap,
+        None => d.idmap,
+    };
+    // What was asked for: lxcprov's metadata for its own domains (so a domain that lost its
+    // <seclabel> fails instead of skipping), the live seclabel for foreign ones.
+    let asked = match &d.meta {
+        Some(m) => Some(m.security.as_str()),
+        None if d.seclabel_type.as_deref() == Some("none") => Some("none"),
+        None => d.seclabel_model.as_deref(),
+    };
+    let security = match asked {
+        Some("selinux") => SecModel::Selinux,
+        Some("apparmor") => SecModel::Apparmor,
+        _ => SecModel::None,
+    };
+    // The expectations come from the domain itself: the caps it turns off, its idmap.
+    let dropped = dropped_caps_from_xml(&xml);
+    let mut interfaces = vec![];
+    for i in &d.interfaces {
+        let expected_bridge = match (&i.bridge, &i.network) {
+            (Some(b), _) => Some(b.clone()),
+            (None, Some(n)) => env.hv.network_bridge(n).ok(),
+            _ => None,
+        };
+        interfaces.push(Iface { target_dev: i.dev.clone(), expected_bridge });
+    }
+    let facts = DomainFacts {
+        name: name.to_string(),
+        init_pid,
+        seclabel: d.seclabel_type.as_ref().map(|t| SecLabel {
+            model: d.seclabel_model.clone().unwrap_or_else(|| "none".into()),
+            kind: t.clone(),
+            label: d.label.clone(),
+            imagelabel: d.imagelabel.clone(),
+        }),
+        interfaces,
+        idmap: d.idmap,
+        rootfs: d.rootfs.clone().unwrap_or_default(),
+        memory_limit_kib: d.memory_limit_kib,
+        cpu_shares: d.cpu_shares,
+        cpu_period: d.cpu_period,
+        cpu_quota: d.cpu_quota,
+        blkio_weight: d.blkio_weight,
+    };
+    let expect = Expect {
+        security,
+        dropped_caps: dropped,
+        idmap: expected_idmap,
+        gpgcheck: record.map(|r| r.gpgcheck),
+        secmodel: env.hv.secmodel().ok(),
+    };
+    let checks = verify::run_all(&env.host, &facts, &expect, env.labels);
+    Ok(Report { name: name.to_string(), checks })
+}
+
+/// Capabilities a domain turns off, from its `<features><capabilities>`, plus libvirt's
+/// default drops under the default policy.
+pub fn dropped_caps_from_xml(xml: &str) -> Vec<String> {
+    let Ok(doc) = roxmltree::Document::parse(xml) else { return vec![] };
+    let Some(caps) = doc.descendants().find(|n| n.has_tag_name("capabilities") && n.parent().is_some_and(|p| p.has_tag_name("features"))) else {
+        return vec![];
+    };
+    let policy = caps.attribute("policy").unwrap_or("default");
+    let mut off: Vec<String> = caps.children().filter(|c| c.is_element() && c.attribute("state") == Some("off")).map(|c| c.tag_name().name().to_string()).collect();
+    let on: Vec<String> = caps.children().filter(|c| c.is_element() && c.attribute("state") == Some("on")).map(|c| c.tag_name().name().to_string()).collect();
+    if policy == "default" {
+        for c in ["sys_module", "sys_time", "mknod", "audit_control", "mac_admin"] {
+            if !on.iter().any(|o| o == c) {
+                off.push(c.to_string());
+            }
+        }
+    }
+    off.sort();
+    off.dedup();
+    off
+}
+
+/// One row of `list`.
+#[derive(Debug, serde::Serialize)]
+pub struct Row {
+    pub name: String,
+    pub state: State,
+    pub profile: Option<String>,
+    pub label: Option<String>,
+    pub vnet: Option<String>,
+    pub init_pid: Option<u32>,
+}
+
+/// Every domain on the connection, with what the live state says.
+pub fn list(env: &Env) -> Result<Vec<Row>> {
+    let mut rows = vec![];
+    for name in env.hv.domains()? {
+        let Ok(xml) = env.hv.domain_xml(&name) else { continue };
+        let d: DomainXml = facts::parse_domain(&xml).unwrap_or_default();
+        let state = env.hv.domain_state(&name).unwrap_or(State::Other);
+        let label = d.label.clone().or_else(|| d.seclabel_type.clone().map(|t| format!("({t})")));
+        rows.push(Row {
+            init_pid: if state == State::Running { facts::init_pid(&env.run_dir, &name) } else { None },
+            vnet: d.interfaces.iter().find_map(|i| i.dev.clone()),
+            profile: d.meta.map(|m| m.profile),
+            label,
+            state,
+            name,
+        });
+    }
+    Ok(rows)
+}
+
+pub fn start(env: &Env, name: &str) -> Result<u32> {
+    if !env.hv.domain_exists(name)? {
+        bail!("no container named {name} on {}", env.hv.uri());
+    }
+    if env.hv.domain_state(name)? == State::Running {
+        bail!("{name} is already running");
+    }
+    env.hv.start_domain(name)?;
+    wait_for_init(env, name, Duration::from_secs(15))
+}
+
+/// Graceful shutdown, then destroy after `timeout`. Returns true when it had to force.
+pub fn stop(env: &Env, name: &str, timeout: Duration) -> Result<bool> {
+    if !env.hv.domain_exists(name)? {
+        bail!("no container named {name} on {}", env.hv.uri());
+    }
+    if env.hv.domain_state(name)? != State::Running {
+        env.ui.info(&format!("{name} is not running"));
+        return Ok(false);
+    }
+    if let Err(e) = env.hv.shutdown_domain(name) {
+        env.ui.warn(&format!("graceful shutdown request failed ({e:#}); forcing it off"));
+    } else {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if env.hv.domain_state(name)? != State::Running {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        env.ui.warn(&format!("{name} did not shut down within {}s; forcing it off", timeout.as_secs()));
+    }
+    env.hv.destroy_domain(name)?;
+    Ok(true)
+}
+
+/// Is this network one lxcprov defined (its metadata says so)?
+fn network_is_ours(env: &Env, net: &str) -> bool {
+    env.hv.network_xml(net).is_ok_and(|x| x.contains(crate::render::NAMESPACE) && x.contains("created-by"))
+}
+
+/// Removes a container: stops it, undefines it, removes the network lxcprov defined for it
+/// when no other domain uses that network, and with `purge` its root filesystem (only if it
+/// is lxcprov's own `POOL/NAME`).
+pub fn destroy(env: &Env, name: &Name, purge: bool) -> Result<Vec<String>> {
+    let mut done = vec![];
+    let rootfs = env.paths.rootfs(name);
+    let exists = env.hv.domain_exists(name.as_str())?;
+    if !exists && !(purge && rootfs.exists()) {
+        bail!("no container named {name} on {}", env.hv.uri());
+    }
+    let mut networks = vec![];
+    if exists {
+        let d = facts::parse_domain(&env.hv.domain_xml(name.as_str())?)?;
+        if purge {
+            if let Some(r) = &d.rootfs {
+                if r != &rootfs {
+                    bail!(
+                        "{name}'s root filesystem is {}, not lxcprov's {}; --purge deletes only lxcprov's own trees. Nothing was changed.",
+                        r.display(), rootfs.display()
+                    );
+                }
+            }
+        }
+        networks = d.interfaces.iter().filter_map(|i| i.network.clone()).collect();
+        if env.hv.domain_state(name.as_str())? == State::Running {
+            env.hv.destroy_domain(name.as_str())?;
+            done.push(format!("stopped {name}"));
+        }
+        env.hv.undefine_domain(name.as_str())?;
+        done.push(format!("undefined domain {name}"));
+    }
+    for net in networks {
+        if !network_is_ours(env, &net) {
+            continue;
+        }
+        let in_use = env.hv.domains()?.iter().any(|other| {
+            env.hv.domain_xml(other).ok().and_then(|x| facts::parse_domain(&x).ok()).is_some_and(|d| d.interfaces.iter().any(|i| i.network.as_deref() == Some(net.as_str())))
+        });
+        if !in_use {
+            env.hv.remove_network(&net)?;
+            done.push(format!("removed network {net} (no other domain uses it)"));
+        }
+    }
+    if purge {
+        if rootfs.exists() {
+            crate::fsutil::remove_tree(&rootfs)?;
+            done.push(format!("deleted {}", rootfs.display()));
+        }
+        let rec = env.paths.record(name);
+        if rec.exists() {
+            std::fs::remove_file(&rec)?;
+        }
+    }
+    Ok(done)
+}
+
+/// Used by tests and `doctor`: the path of the rootfs for `name` under `pool`.
+pub fn rootfs_in(pool: &Path, name: &Name) -> PathBuf {
+    pool.join(name.as_str())
+}
+
+#[allow(dead_code)]
+fn _assert_bootstrap_linked() {
+    let _ = bootstrap::BASE_MARKER;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::RecordingRunner;
+    use crate::libvirt::FakeHypervisor;
+    use crate::output::Verbosity;
+
+    struct NoLabels;
+    impl LabelSource for NoLabels {
+        fn process_label(&self, _: u32) -> Option<String> { None }
+        fn file_label(&self, _: &Path) -> Option<String> { None }
+        fn enforcing(&self) -> Option<bool> { None }
+    }
+
+    fn profile() -> Profile {
+        crate::profile::parse("security: {model: none, label: none}\nnetwork: {mode: isolated, name: lxcprov-test}\n", "t").unwrap()
+    }
+
+    fn env<'a>(hv: &'a FakeHypervisor, runner: &'a RecordingRunner, paths: &'a Paths, ui: &'a Ui, root: &Path) -> Env<'a> {
+        Env { hv, runner, paths, ui, host: HostRoot { root: root.to_path_buf() }, run_dir: root.join("run"), labels: &NoLabels }
+    }
+
+    const DOMAIN: &str = "<domain type='lxc'><name>c1</name><metadata><lxcprov:container xmlns:lxcprov='https://github.com/lxcprov/lxcprov/xmlns/1' profile='p' distro='debian12' release='12' version='0' security='none'/></metadata><devices><interface type='network'><source network='lxcprov-test'/></interface></devices></domain>";
+    const NETWORK: &str = "<network><name>lxcprov-test</name><metadata><lxcprov:network xmlns:lxcprov='https://github.com/lxcprov/lxcprov/xmlns/1' created-by='lxcprov' version='0'/></metadata></network>";
+
+    #[test]
+    fn failed_start_rolls_back_what_this_run_created() {
+        let d = tempfile::tempdir().unwrap();
+        let hv = FakeHypervisor { fail_start: true, ..Default::default() };
+        let runner = RecordingRunner::new();
+        let paths = Paths { pool: d.path().join("pool"), cache: d.path().join("cache"), state: d.path().join("state") };
+        let ui = Ui::new(Verbosity::Quiet);
+        let e = env(&hv, &runner, &paths, &ui, d.path());
+        let name = Name::parse("c1").unwrap();
+        let p = profile();
+        let rootfs = paths.rootfs(&name);
+        let boot = || -> Result<()> { std::fs::create_dir_all(rootfs.join("etc"))?; Ok(()) };
+        let input = CreateInput { name: &name, profile_name: "p", profile: &p, domain_xml: DOMAIN, network_xml: NETWORK, bootstrap: &boot, force: false };
+        let err = format!("{:#}", create(&e, &input).unwrap_err());
+        assert!(err.contains("fake start failure") && err.contains("removed what this run created"), "{err}");
+        assert!(hv.domains.lock().unwrap().is_empty());
+        assert!(hv.networks.lock().unwrap().is_empty());
+        assert!(!rootfs.exists());
+    }
+
+    #[test]
+    fn existing_network_and_foreign_domain_are_never_touched() {
+        let d = tempfile::tempdir().unwrap();
+        let hv = FakeHypervisor::default();
+        hv.define_network(NETWORK).unwrap();
+        hv.start_network("lxcprov-test").unwrap();
+        hv.define_domain("<domain type='lxc'><name>c1</name></domain>").unwrap();
+        let runner = RecordingRunner::new();
+        let paths = Paths { pool: d.path().join("pool"), cache: d.path().join("cache"), state: d.path().join("state") };
+        let ui = Ui::new(Verbosity::Quiet);
+        let e = env(&hv, &runner, &paths, &ui, d.path());
+        let name = Name::parse("c1").unwrap();
+        let p = profile();
+        let boot = || -> Result<()> { panic!("must not bootstrap") };
+        let input = CreateInput { name: &name, profile_name: "p", profile: &p, domain_xml: DOMAIN, network_xml: NETWORK, bootstrap: &boot, force: false };
+        let err = format!("{:#}", create(&e, &input).unwrap_err());
+        assert!(err.contains("already exists (not created by lxcprov)"), "{err}");
+        assert!(hv.domain_exists("c1").unwrap());
+        assert!(hv.network_exists("lxcprov-test").unwrap());
+    }
+
+    #[test]
+    fn rerun_of_a_matching_container_is_a_noop() {
+        let d = tempfile::tempdir().unwrap();
+        let hv = FakeHypervisor::default();
+        hv.define_domain(DOMAIN).unwrap();
+        let runner = RecordingRunner::new();
+        let paths = Paths { pool: d.path().join("pool"), cache: d.path().join("cache"), state: d.path().join("state") };
+        let ui = Ui::new(Verbosity::Quiet);
+        let e = env(&hv, &runner, &paths, &ui, d.path());
+        let name = Name::parse("c1").unwrap();
+        let p = profile();
+        let boot = || -> Result<()> { panic!("must not bootstrap") };
+        let input = CreateInput { name: &name, profile_name: "p", profile: &p, domain_xml: DOMAIN, network_xml: NETWORK, bootstrap: &boot, force: false };
+        assert!(create(&e, &input).unwrap().is_none(), "shut off: no report");
+        assert_eq!(hv.log.lock().unwrap().len(), 1, "only the test's own define");
+    }
+
+    #[test]
+    fn destroy_removes_our_unused_network_and_purges_only_our_rootfs() {
+        let d = tempfile::tempdir().unwrap();
+        let hv = FakeHypervisor::default();
+        hv.define_network(NETWORK).unwrap();
+        hv.define_domain(DOMAIN).unwrap();
+        hv.start_domain("c1").unwrap();
+        let runner = RecordingRunner::new();
+        let paths = Paths { pool: d.path().join("pool"), cache: d.path().join("cache"), state: d.path().join("state") };
+        let ui = Ui::new(Verbosity::Quiet);
+        let e = env(&hv, &runner, &paths, &ui, d.path());
+        let name = Name::parse("c1").unwrap();
+        std::fs::create_dir_all(paths.rootfs(&name)).unwrap();
+        let done = destroy(&e, &name, true).unwrap();
+        assert!(done.iter().any(|s| s.contains("removed network")), "{done:?}");
+        assert!(!paths.rootfs(&name).exists());
+        assert!(!hv.domain_exists("c1").unwrap());
+        // A domain whose rootfs is elsewhere is never purged.
+        hv.define_domain("<domain type='lxc'><name>c1</name><devices><filesystem type='mount'><source dir='/home/precious'/><target dir='/'/></filesystem></devices></domain>").unwrap();
+        let err = format!("{:#}", destroy(&e, &name, true).unwrap_err());
+        assert!(err.contains("not lxcprov's"), "{err}");
+        assert!(hv.domain_exists("c1").unwrap());
+    }
+
+    #[test]
+    fn dropped_caps_include_libvirt_defaults() {
+        let xml = "<domain><features><capabilities policy='default'><sys_admin state='off'/><mknod state='on'/></capabilities></features></domain>";
+        let v = dropped_caps_from_xml(xml);
+        assert!(v.contains(&"sys_admin".to_string()) && v.contains(&"sys_module".to_string()));
+        assert!(!v.contains(&"mknod".to_string()));
+    }
+}
