@@ -126,20 +126,97 @@ pub fn shift_for_idmap(env: &Env, name: &Name, p: &Profile) -> Result<()> {
     Ok(())
 }
 
-/// Waits until libvirt reports the container's init and it exists on the host.
+/// How long the init must stay up after it appears before it counts as running: an init
+/// that cannot start (a systemd without the capabilities it needs) exits within this time.
+const SETTLE: Duration = Duration::from_millis(1500);
+
+/// Waits until libvirt reports the container's init, it exists on the host, and it is still
+/// there after a short settling time.
 pub fn wait_for_init(env: &Env, name: &str, timeout: Duration) -> Result<u32> {
     let start = Instant::now();
     loop {
         if let Some(pid) = facts::init_pid(&env.run_dir, name) {
-            if env.host.proc().join(pid.to_string()).exists() {
-                return Ok(pid);
+            let proc_dir = env.host.proc().join(pid.to_string());
+            if proc_dir.exists() {
+                let seen = Instant::now();
+                while seen.elapsed() < SETTLE && proc_dir.exists() && env.hv.domain_state(name)? == State::Running {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                if proc_dir.exists() && env.hv.domain_state(name)? == State::Running {
+                    return Ok(pid);
+                }
+                bail!(
+                    "{name} started, but its init (host PID {pid}) exited at once; the container stopped. See /var/log/libvirt/lxc/{name}.log and try `lxcprov console {name}` after `lxcprov start {name}`"
+                );
             }
+        }
+        if env.hv.domain_state(name)? != State::Running {
+            bail!("{name} stopped while starting; see /var/log/libvirt/lxc/{name}.log");
         }
         if start.elapsed() > timeout {
             bail!("{name} started but its init did not appear within {}s (see /var/log/libvirt/lxc/{name}.log)", timeout.as_secs());
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// On a host whose PID 1 is not systemd but which mounts a `name=systemd` cgroup hierarchy
+/// (this project's CI machines), libvirt 9.0 puts every container at that hierarchy's root
+/// and chowns it to the container's mapped root. A user-namespaced systemd in the container
+/// then creates `init.scope` and friends there, owned by its uid, and they stay after it
+/// stops: the next container with another map fails with "Failed to create /init.scope
+/// control group: Permission denied". Before such a start, remove the empty cgroups that a
+/// user-namespaced container left there (owned by a uid >= 65536, no processes). Nothing
+/// else is touched; on systemd hosts this does nothing.
+pub fn prune_stale_systemd_cgroups(host: &HostRoot) -> usize {
+    stale_systemd_cgroups(host).iter().filter(|p| std::fs::remove_dir(p).is_ok()).count()
+}
+
+/// The cgroups [`prune_stale_systemd_cgroups`] removes, deepest first: directories under the
+/// `name=systemd` root owned by a uid >= 65536 whose `cgroup.procs` is empty and whose
+/// subdirectories are all stale too. Empty on systemd hosts.
+pub fn stale_systemd_cgroups(host: &HostRoot) -> Vec<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let comm = std::fs::read_to_string(host.proc().join("1/comm")).unwrap_or_default();
+    if comm.trim() == "systemd" {
+        return vec![];
+    }
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> bool {
+        let Ok(entries) = std::fs::read_dir(dir) else { return false };
+        let mut all_stale = true;
+        for e in entries.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) && !walk(&e.path(), out) {
+                all_stale = false;
+            }
+        }
+        let stale = all_stale
+            && std::fs::read_to_string(dir.join("cgroup.procs")).map(|s| s.trim().is_empty()).unwrap_or(false)
+            && std::fs::metadata(dir).map(|m| m.uid() >= 65536).unwrap_or(false);
+        if stale {
+            out.push(dir.to_path_buf());
+        }
+        stale
+    }
+    let mut out = vec![];
+    if let Ok(entries) = std::fs::read_dir(host.sys().join("fs/cgroup/systemd")) {
+        for e in entries.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                walk(&e.path(), &mut out);
+            }
+        }
+    }
+    out
+}
+
+/// Starts a domain, first clearing stale cgroups a user-namespaced container would trip on.
+fn start_domain(env: &Env, name: &str) -> Result<()> {
+    if facts::parse_domain(&env.hv.domain_xml(name)?)?.idmap.is_some() {
+        let n = prune_stale_systemd_cgroups(&env.host);
+        if n > 0 {
+            env.ui.info(&format!("removed {n} stale cgroups left by earlier user-namespaced containers"));
+        }
+    }
+    env.hv.start_domain(name)
 }
 
 /// Inputs to `create` beyond the environment.
@@ -226,7 +303,7 @@ fn create_steps(env: &Env, input: &CreateInput, created: &mut Vec<Created>) -> R
     env.hv.define_domain(input.domain_xml)?;
     created.push(Created::Domain(name.to_string()));
     crate::interrupt::check()?;
-    env.hv.start_domain(name.as_str())?;
+    start_domain(env, name.as_str())?;
     let pid = wait_for_init(env, name.as_str(), Duration::from_secs(15))?;
     env.ui.info(&format!("{name} is running; its init is PID {pid} on the host"));
     verify_domain(env, name.as_str())
@@ -372,7 +449,7 @@ pub fn start(env: &Env, name: &str) -> Result<u32> {
     if env.hv.domain_state(name)? == State::Running {
         bail!("{name} is already running");
     }
-    env.hv.start_domain(name)?;
+    start_domain(env, name)?;
     wait_for_init(env, name, Duration::from_secs(15))
 }
 
@@ -577,6 +654,31 @@ mod tests {
         let err = format!("{:#}", destroy(&e, &name, true).unwrap_err());
         assert!(err.contains("not lxcprov's"), "{err}");
         assert!(hv.domain_exists("c1").unwrap());
+    }
+
+    #[test]
+    fn prunes_only_empty_cgroups_of_namespaced_containers() {
+        use std::os::unix::fs::chown;
+        let d = tempfile::tempdir().unwrap();
+        let host = HostRoot { root: d.path().to_path_buf() };
+        std::fs::create_dir_all(d.path().join("proc/1")).unwrap();
+        std::fs::write(d.path().join("proc/1/comm"), "init\n").unwrap();
+        let sd = d.path().join("sys/fs/cgroup/systemd");
+        for (dir, procs, uid) in [("init.scope", "", 200000), ("system.slice/a.service", "", 200000), ("busy.scope", "42\n", 200000), ("host.scope", "", 0)] {
+            let p = sd.join(dir);
+            std::fs::create_dir_all(&p).unwrap();
+            std::fs::write(p.join("cgroup.procs"), procs).unwrap();
+            chown(&p, Some(uid), Some(uid)).unwrap();
+        }
+        std::fs::write(sd.join("system.slice/cgroup.procs"), "").unwrap();
+        chown(sd.join("system.slice"), Some(200000), Some(200000)).unwrap();
+        let mut got = stale_systemd_cgroups(&host);
+        got.sort();
+        assert_eq!(got, [sd.join("init.scope"), sd.join("system.slice"), sd.join("system.slice/a.service")]);
+        std::fs::write(sd.join("system.slice/a.service/cgroup.procs"), "7\n").unwrap();
+        assert_eq!(stale_systemd_cgroups(&host), [sd.join("init.scope")], "a busy child keeps its parents");
+        std::fs::write(d.path().join("proc/1/comm"), "systemd\n").unwrap();
+        assert!(stale_systemd_cgroups(&host).is_empty());
     }
 
     #[test]

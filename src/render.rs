@@ -68,6 +68,9 @@ pub struct DomainSpec {
     pub net_mode: &'static str,
     pub net_name: String,
     pub net_filter: Option<String>,
+    /// The host-side device name, set only with a filter: libvirt 9.0's LXC driver fails
+    /// with "filter binding has no port dev name" when it has to pick one itself.
+    pub net_target: Option<String>,
     pub console: bool,
     pub seclabel_type: &'static str,
     pub security_model: &'static str,
@@ -162,12 +165,21 @@ impl DomainSpec {
             },
             net_name: p.network.name.clone(),
             net_filter: p.network.filter.clone(),
+            net_target: p.network.filter.as_ref().map(|_| host_dev_name(name)),
             console: p.console.enabled,
             seclabel_type,
             security_model: sec.model.as_str(),
             static_label: sec.static_label.clone(),
         }
     }
+}
+
+/// A stable host-side interface name for a container: `vlx` and 8 hex digits of a digest
+/// of its name (interface names have at most 15 characters; `vnet` is libvirt's own prefix).
+pub fn host_dev_name(name: &Name) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(name.as_str().as_bytes());
+    format!("vlx{:02x}{:02x}{:02x}{:02x}", d[0], d[1], d[2], d[3])
 }
 
 /// The network template's input.

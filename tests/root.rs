@@ -279,7 +279,7 @@ fn busybox_container_lifecycle() {
     assert!(bb.join("bin/busybox").exists(), "the import source is never touched");
 }
 
-const SYSTEMD_PROFILE: &str = "description: debian with systemd, web-like security\ndistro: debian12\nmemory_mib: 256\ncpu: {shares: 512}\nnetwork: {mode: isolated, name: lxcprov-it-net, filter: clean-traffic}\nsecurity:\n  model: none\n  label: none\n  capabilities: {policy: default, set: {sys_admin: off, net_raw: off, sys_ptrace: off}}\n  idmap:\n    uid: {start: 0, target: 200000, count: 65536}\n    gid: {start: 0, target: 200000, count: 65536}\n";
+const SYSTEMD_PROFILE: &str = "description: debian with systemd, web-like security\ndistro: debian12\nmemory_mib: 256\ncpu: {shares: 512}\nnetwork: {mode: isolated, name: lxcprov-it-net, filter: clean-traffic}\nsecurity:\n  model: none\n  label: none\n  capabilities: {policy: default, set: {net_raw: off, sys_ptrace: off, sys_rawio: off}}\n  idmap:\n    uid: {start: 0, target: 200000, count: 65536}\n    gid: {start: 0, target: 200000, count: 65536}\n";
 
 #[test]
 #[ignore = "root tier: needs root and libvirtd (scripts/test.sh)"]
