@@ -328,6 +328,9 @@ fn dry_run(ctx: &Ctx, r: &Resolved, a: &cli::BootstrapArgs) -> Result<Outcome> {
             if !cmd.env.is_empty() {
                 d += &format!("   write  {}/.rpmmacros  (%_dbpath /var/lib/rpm)\n", plan.rpm_home.display());
             }
+            if let Some((path, text)) = &plan.yum_conf {
+                d += &format!("   write  {}  (yum configuration: lxcprov's repositories only)\n{}", path.display(), indent(text));
+            }
             d += &format!("   run    {}\n", cmd.display());
             add(&mut s, &format!("install {} packages with {} (GPG checking {})", sp.packages.len(), cmd.program, if sp.gpgcheck { "on" } else { "OFF" }), d);
             add(

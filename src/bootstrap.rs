@@ -167,11 +167,52 @@ impl InstallSpec {
     }
 
     /// The installer's argv for installing into `root` with the package cache at `cache`.
-    pub fn install_cmd(&self, root: &Path, cache: &Path, rpm_home: &Path) -> Cmd {
+    /// `conf` is where yum's generated configuration ([`InstallSpec::yum_conf`]) lives.
+    pub fn install_cmd(&self, root: &Path, cache: &Path, rpm_home: &Path, conf: &Path) -> Cmd {
         match self.tool {
             Tool::Debootstrap => self.debootstrap_cmd(root, cache),
-            Tool::Dnf4 | Tool::Dnf5 | Tool::Yum => self.dnf_cmd(root, cache, rpm_home),
+            Tool::Yum => self.yum_cmd(root, conf, rpm_home),
+            Tool::Dnf4 | Tool::Dnf5 => self.dnf_cmd(root, cache, rpm_home),
         }
+    }
+
+    /// yum (EL7 hosts) has no --repofrompath: its repositories, cache and checks go into a
+    /// configuration file of lxcprov's own, and no host repository file is read.
+    pub fn yum_conf(&self, cache: &Path) -> String {
+        let check = if self.gpgcheck { 1 } else { 0 };
+        let mut s = format!(
+            "# Written by lxcprov for {} {}; the host's repositories are not used.\n[main]\nreposdir=/nonexistent/lxcprov\ncachedir={}\nkeepcache=1\ngpgcheck={check}\nplugins=0\nskip_missing_names_on_install=0\n",
+            self.distro,
+            self.release,
+            cache.display()
+        );
+        for r in &self.repos {
+            s += &format!(
+                "\n[{id}]\nname={id}\nbaseurl={url}\nenabled=1\ngpgcheck={check}\n",
+                id = r.id,
+                url = r.url
+            );
+            if self.gpgcheck {
+                s += &format!("gpgkey={}\n", r.gpgkeys.join(" "));
+            }
+        }
+        s
+    }
+
+    fn yum_cmd(&self, root: &Path, conf: &Path, rpm_home: &Path) -> Cmd {
+        let mut c = Cmd::new("yum")
+            .arg("-y")
+            .arg(format!("--config={}", conf.display()))
+            .arg(format!("--installroot={}", root.display()))
+            .arg(format!("--releasever={}", self.release))
+            .arg("--disablerepo=*");
+        for r in &self.repos {
+            c = c.arg(format!("--enablerepo={}", r.id));
+        }
+        if !self.gpgcheck {
+            c = c.arg("--nogpgcheck");
+        }
+        c.arg("install").args(self.packages.iter().cloned()).env("HOME", rpm_home.display().to_string())
     }
 
     fn dnf_cmd(&self, root: &Path, cache: &Path, rpm_home: &Path) -> Cmd {
@@ -403,6 +444,8 @@ pub struct Plan {
     pub guest: GuestConfig,
     pub pkg_cache: PathBuf,
     pub rpm_home: PathBuf,
+    /// yum only: its generated configuration file and content.
+    pub yum_conf: Option<(PathBuf, String)>,
     pub record: PathBuf,
     pub warnings: Vec<String>,
 }
@@ -425,6 +468,8 @@ pub fn plan(
     let pkg_cache = paths.pkg_cache(tool.cache_name(), &spec.distro, &spec.release, &spec.arch);
     let partial = paths.partial(name);
     let cache_entry = paths.base(&spec.cache_key());
+    let conf_path = paths.cache.join("yum").join(format!("{}-{}-{}.conf", spec.distro, spec.release, spec.arch));
+    let yum_conf = (tool == Tool::Yum).then(|| (conf_path.clone(), spec.yum_conf(&pkg_cache)));
     let source = if let Some(from) = import {
         spec.gpgcheck = false;
         let from = std::path::absolute(from).with_context(|| format!("--rootfs-from {}", from.display()))?;
@@ -432,7 +477,7 @@ pub fn plan(
     } else if cache_entry.join(BASE_MARKER).is_file() {
         Source::Cache { cache_entry }
     } else {
-        Source::Install { cmd: spec.install_cmd(&partial, &pkg_cache, &paths.rpm_home()), cache_entry }
+        Source::Install { cmd: spec.install_cmd(&partial, &pkg_cache, &paths.rpm_home(), &conf_path), cache_entry }
     };
     let guest = GuestConfig {
         hostname: p.hostname.clone().unwrap_or_else(|| name.to_string()),
@@ -460,6 +505,7 @@ pub fn plan(
         guest,
         pkg_cache,
         rpm_home: paths.rpm_home(),
+        yum_conf,
         record: paths.record(name),
         spec,
         warnings,
@@ -611,6 +657,10 @@ fn build_partial(plan: &Plan, runner: &dyn Runner, password: &Secret, progress: 
             if plan.spec.tool != Tool::Debootstrap {
                 std::fs::create_dir_all(&plan.rpm_home)?;
                 crate::fsutil::write_atomic(&plan.rpm_home.join(".rpmmacros"), b"%_dbpath /var/lib/rpm\n", 0o644)?;
+            }
+            if let Some((path, text)) = &plan.yum_conf {
+                std::fs::create_dir_all(path.parent().context("yum.conf path")?)?;
+                crate::fsutil::write_atomic(path, text.as_bytes(), 0o644)?;
             }
             std::fs::create_dir_all(&plan.partial)?;
             progress.phase(&format!("installing {} packages with {}", plan.spec.packages.len(), plan.spec.tool.program()));

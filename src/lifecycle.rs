@@ -11,7 +11,7 @@ use crate::output::Ui;
 use crate::paths::Paths;
 use crate::profile::{CapState, NetMode, Profile, SecModel};
 use crate::verify::{self, DomainFacts, Expect, HostRoot, Iface, LabelSource, Report, SecLabel};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -129,6 +129,25 @@ pub fn shift_for_idmap(env: &Env, name: &Name, p: &Profile) -> Result<()> {
 /// How long the init must stay up after it appears before it counts as running: an init
 /// that cannot start (a systemd without the capabilities it needs) exits within this time.
 const SETTLE: Duration = Duration::from_millis(1500);
+
+/// On a SELinux host, labels the root filesystem for the container: libvirt does not
+/// relabel a mounted LXC rootfs, and left at `var_t` the container cannot start in
+/// enforcing mode. Dynamic labels get lxc_contexts' `file` context (readable by every
+/// container); static labels get the container's own categories (files separated too).
+pub fn label_rootfs(env: &Env, name: &Name, p: &Profile) -> Result<()> {
+    if p.security.model != SecModel::Selinux || env.labels.enforcing().is_none() {
+        return Ok(());
+    }
+    let path = crate::host::lxc_contexts_path(&env.host.etc());
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("SELinux is on but {} cannot be read: install the policy's container module", path.display()))?;
+    let label = crate::host::rootfs_label(&text, p.security.static_label.as_deref())
+        .with_context(|| format!("{} has no `file` context", path.display()))?;
+    let rootfs = env.paths.rootfs(name);
+    env.ui.info(&format!("labelling {} as {label}", rootfs.display()));
+    let cmd = crate::exec::Cmd::new("chcon").args(["-R", "--no-dereference"]).arg(&label).arg(rootfs.display().to_string());
+    env.runner.run(&cmd, &mut |_| {}).map_err(anyhow::Error::new).context("labelling the root filesystem")
+}
 
 /// Waits until libvirt reports the container's init, it exists on the host, and it is still
 /// there after a short settling time.
@@ -296,6 +315,7 @@ fn create_steps(env: &Env, input: &CreateInput, created: &mut Vec<Created>) -> R
     }
     crate::interrupt::check()?;
     shift_for_idmap(env, name, input.profile)?;
+    label_rootfs(env, name, input.profile)?;
     if ensure_network(env, input.profile, input.network_xml)? {
         created.push(Created::Network(input.profile.network.name.clone()));
     }
