@@ -1,10 +1,12 @@
 //! `net.vnet`: the container has its own network namespace, and each host-side veth
 //! (`vnetN`) exists, is up and is enslaved to the expected bridge.
 //!
-//! `operstate` must read `up`; `unknown` is accepted too (with a note in the evidence):
-//! the kernel reports it for drivers that do not track an operational state. A libvirt LXC
-//! veth reports `up`, and a veth whose peer is down reads `lowerlayerdown` or `down`, so
-//! accepting `unknown` cannot hide a dead link.
+//! "Up" is the host side's administrative state, the `UP` of `ip link show vnet0` (bit
+//! IFF_UP of `/sys/class/net/DEV/flags`): libvirt brings it up and enslaves it. Its
+//! `operstate` (carrier) also depends on the guest bringing its own `eth0` up, which a
+//! guest without network configuration never does, so it is shown as evidence, not judged.
+//! Without a `flags` file the check falls back to `operstate` (`up`, or `unknown` for
+//! drivers that track no operational state).
 
 use super::procfs::{ns_inode, ns_pair, read_trim};
 use super::{Check, Ctx, Iface};
@@ -70,7 +72,24 @@ fn check_iface(sysnet: &Path, iface: &Iface, ev: &mut Vec<String>, bad: &mut Vec
     }
 }
 
+/// IFF_UP in a `flags` file.
+const IFF_UP: u32 = 0x1;
+
 fn check_operstate(dir: &Path, dev: &str, ev: &mut Vec<String>, bad: &mut Vec<String>) {
+    let flags_path = dir.join("flags");
+    if let Ok(flags) = read_trim(&flags_path) {
+        let value = u32::from_str_radix(flags.trim_start_matches("0x"), 16).unwrap_or(0);
+        let oper = read_trim(&dir.join("operstate")).unwrap_or_else(|e| e);
+        if value & IFF_UP != 0 {
+            ev.push(format!("{}: {flags} (UP)", flags_path.display()));
+            let note = if oper == "up" || oper == "unknown" { String::new() } else { " (no carrier: the container has not brought its eth0 up)".into() };
+            ev.push(format!("{}: {oper}{note}", dir.join("operstate").display()));
+        } else {
+            ev.push(format!("{}: {flags} (not UP)", flags_path.display()));
+            bad.push(format!("{dev} is administratively down"));
+        }
+        return;
+    }
     let path = dir.join("operstate");
     match read_trim(&path) {
         Ok(s) if s == "up" => ev.push(format!("{}: up", path.display())),

@@ -302,7 +302,14 @@ fn a_vnet_on_the_wrong_bridge_or_down_fails() {
     f.remove("sys/class/net/vnet0/master");
     expect(&f.check("net.vnet"), Status::Fail, "vnet0 is not enslaved to any bridge (expected virbr1)");
     let f = Fixture::good();
+    f.write("sys/class/net/vnet0/flags", "0x1002\n");
+    expect(&f.check("net.vnet"), Status::Fail, "vnet0 is administratively down");
+    f.write("sys/class/net/vnet0/flags", "0x1003\n");
     f.write("sys/class/net/vnet0/operstate", "lowerlayerdown\n");
+    let c = f.check("net.vnet");
+    expect(&c, Status::Pass, "vnet0 up on virbr1");
+    assert!(has_evidence(&c, "no carrier"));
+    f.remove("sys/class/net/vnet0/flags");
     expect(&f.check("net.vnet"), Status::Fail, "vnet0 is lowerlayerdown, not up");
     f.write("sys/class/net/vnet0/operstate", "unknown\n");
     let c = f.check("net.vnet");

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Benchmarks, reported as ratios against the raw tool measured in the same run.
+#
+#   scripts/bench.sh bootstrap [DISTRO]     (default DISTRO: debian12)
+#
+# bootstrap measures, for the `minimal` profile:
+#   raw       the installer alone (debootstrap/dnf) with exactly the argv lxcprov prints in
+#             `create --dry-run`, package cache warm, into a scratch directory
+#   lxcprov   `lxcprov bootstrap` with the same package cache and no base-rootfs cache
+#             (install + keep the base copy + guest configuration)   target: <= 1.05 x raw
+#   cold      `lxcprov bootstrap` with empty caches (downloads everything)
+#   warm      `lxcprov bootstrap` with the base-rootfs cache filled  target: <= 0.1 x cold
+# Results are printed and written to target/bench/bootstrap.txt. Needs root and the
+# network (the Debian mirror). Nothing outside a scratch directory is touched.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what="${1:-bootstrap}"
+distro="${2:-debian12}"
+[[ "$what" == bootstrap ]] || { echo "usage: $0 bootstrap [DISTRO]" >&2; exit 2; }
+[[ $(id -u) -eq 0 ]] || { echo "$0: run as root" >&2; exit 2; }
+export PATH="$HOME/.cargo/bin:$PATH"
+cargo build --release --locked -q
+bin="$PWD/target/release/lxcprov"
+mkdir -p /var/tmp/lxcprov-bench target/bench
+work="$(mktemp -d /var/tmp/lxcprov-bench/run.XXXXXX)"
+trap 'rm -rf "$work"' EXIT
+pw="$work/pw"; echo "bench-password" > "$pw"
+export LXCPROV_POOL_DIR="$work/pool" LXCPROV_STATE_DIR="$work/state" LXCPROV_CACHE_DIR="$work/cache" LXCPROV_PROFILE_DIR="$work/none"
+lx() { "$bin" -q "$@" --profile minimal --distro "$distro" --security none --root-password-file "$pw"; }
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+
+echo "bench: cold bootstrap (empty caches)..." >&2
+t0=$(now); lx bootstrap cold1 >/dev/null; t1=$(now); cold=$(secs "$t0" "$t1")
+echo "bench: warm bootstrap (base-rootfs cache hit)..." >&2
+t0=$(now); lx bootstrap warm1 >/dev/null; t1=$(now); warm=$(secs "$t0" "$t1")
+
+# The raw installer's argv, exactly as lxcprov would run it, retargeted at a scratch dir.
+rm -rf "$work/cache/rootfs"
+mapfile -t argv < <("$bin" --json create raw1 --profile minimal --distro "$distro" --security none --dry-run \
+    | python3 -c 'import json,sys; c=json.load(sys.stdin)["bootstrap"]["source"]["cmd"]; print(c["program"]); [print(a) for a in c["args"]]')
+partial="$work/pool/.raw1.partial"
+for i in "${!argv[@]}"; do argv[$i]="${argv[$i]//$partial/$work/raw-target}"; done
+mkdir -p "$work/raw-target"
+echo "bench: raw ${argv[0]} (package cache warm)..." >&2
+t0=$(now); env -i PATH="$PATH" LC_ALL=C HOME="$work/cache/rpm-home" "${argv[@]}" >/dev/null 2>&1; t1=$(now); raw=$(secs "$t0" "$t1")
+rm -rf "$work/raw-target"
+echo "bench: lxcprov bootstrap (package cache warm, no base cache)..." >&2
+t0=$(now); lx bootstrap inst1 >/dev/null; t1=$(now); inst=$(secs "$t0" "$t1")
+
+report="target/bench/bootstrap.txt"
+{
+    echo "# lxcprov bootstrap benchmark: $distro, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores"
+    printf '%-44s %8s\n' "measurement" "seconds"
+    printf '%-44s %8s\n' "raw ${argv[0]} (same argv, packages cached)" "$raw"
+    printf '%-44s %8s\n' "lxcprov bootstrap (packages cached)" "$inst"
+    printf '%-44s %8s\n' "lxcprov bootstrap cold (empty caches)" "$cold"
+    printf '%-44s %8s\n' "lxcprov bootstrap warm (base-rootfs cache)" "$warm"
+    awk -v r="$raw" -v i="$inst" -v c="$cold" -v w="$warm" 'BEGIN {
+        printf "ratio lxcprov / raw installer : %.3f  (target <= 1.05)\n", i / r
+        printf "ratio warm / cold             : %.3f  (target <= 0.10)\n", w / c }'
+} | tee "$report"

@@ -1,0 +1,389 @@
+#!/bin/bash
+# The lxcprov lab suite, run INSIDE the lab guest by scripts/selinux-lab.sh test.
+#
+#   guest-suite.sh LABDIR            run the suite; LABDIR is the second disk, holding
+#                                    lxcprov, busybox.tar, lab-*.yaml and `mode`
+#                                    (selinux | permissive | apparmor); results go to LABDIR/out
+#   guest-suite.sh --list-checks MODE
+#                                    the check ids the suite reports for MODE (the host uses
+#                                    it to detect missing results); touches nothing
+#
+# The guest's lxcprov-lab.service runs it as unconfined_t (runcon). It starts libvirtd,
+# creates two busybox containers c1 and c2 with lxcprov from the lab profile, verifies
+# them, checks their labels, restarts c1, destroys both with --purge and checks nothing is
+# left. Every lxcprov JSON Lines report is kept in out/ (create-*.jsonl, verify-*.jsonl, ...).
+# out/report.txt has one line per result: PASS|FAIL ID: detail, INFO lines, then END.
+set -u
+
+checks_for() { # MODE
+    case "$1" in
+        selinux | permissive)
+            echo guest.lsm guest.context libvirtd.start libvirt.secmodel \
+                create.c1 create.c2 verify.c1 verify.c2 label.c1 label.c2 label.distinct \
+                restart.c1 label.changed verify.c1.restart destroy.c1 destroy.c2 cleanup audit.denials
+            ;;
+        apparmor)
+            echo guest.lsm guest.context libvirtd.start libvirt.secmodel \
+                create.c1 create.c2 verify.c1 verify.c2 label.c1 label.c2 label.distinct \
+                restart.c1 verify.c1.restart destroy.c1 destroy.c2 cleanup
+            ;;
+        *) return 2 ;;
+    esac
+}
+
+if [[ "${1:-}" == --list-checks ]]; then
+    checks_for "${2:-}"
+    exit $?
+fi
+
+LAB="${1:?usage: guest-suite.sh LABDIR | --list-checks MODE}"
+OUT="$LAB/out"
+MODE="$(cat "$LAB/mode")"
+mkdir -p "$OUT"
+REPORT="$OUT/report.txt"
+: >"$REPORT"
+: >"$OUT/results.jsonl"
+URI=lxc:///
+POOL=/var/lib/libvirt/filesystems
+PROFILE="lab-selinux"
+[[ "$MODE" != apparmor ]] || PROFILE="lab-apparmor"
+PFILE="$LAB/$PROFILE.yaml"
+LXCPROV="$LAB/lxcprov"
+SUITE_T0=$(date +%s.%N)
+
+# --- reporting ------------------------------------------------------------------------
+
+json_str() { # escape for JSON
+    local s="$1"
+    s="${s//\\/\\\\}"
+    s="${s//\"/\\\"}"
+    s="${s//$'\n'/\\n}"
+    s="${s//$'\t'/\\t}"
+    printf '"%s"' "$s"
+}
+result() { # PASS|FAIL ID DETAIL
+    printf '%s %s: %s\n' "$1" "$2" "$3" | tee -a "$REPORT"
+    printf '{"status":%s,"id":%s,"detail":%s}\n' "$(json_str "$1")" "$(json_str "$2")" "$(json_str "$3")" >>"$OUT/results.jsonl"
+}
+pass() { result PASS "$1" "$2"; }
+fail() { result FAIL "$1" "$2"; }
+check() { # ID COND DETAIL   (COND: 0 = pass)
+    if [[ "$2" -eq 0 ]]; then pass "$1" "$3"; else fail "$1" "$3"; fi
+}
+info() { printf 'INFO %s\n' "$*" | tee -a "$REPORT"; }
+log() { printf '%s +%ss %s\n' "--" "$(since "$SUITE_T0")" "$*"; }
+since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# Runs lxcprov with --json: stdout (JSON Lines) to out/TAG.jsonl, stderr to out/TAG.err.
+# Sets RC and DUR.
+lx() { # TAG ARGS...
+    local tag="$1" t
+    shift
+    t=$(date +%s.%N)
+    log "lxcprov --json $*"
+    "$LXCPROV" --json "$@" >"$OUT/$tag.jsonl" 2>"$OUT/$tag.err"
+    RC=$?
+    DUR="$(since "$t")"
+    log "  exit $RC in ${DUR}s"
+}
+# The most telling line of a failed lxcprov run: its JSON error event, else stderr's tail.
+lx_error() { # TAG
+    local e
+    e="$(grep '"type":"error"' "$OUT/$1.jsonl" 2>/dev/null | tail -n 1)"
+    [[ -n "$e" ]] || e="$(grep -v '^\s*$' "$OUT/$1.err" 2>/dev/null | tail -n 3 | tr '\n' ' ')"
+    printf '%s' "$e"
+}
+# "id=status ..." for the checks of a verify JSON report that did not pass.
+verify_nonpass() { # TAG
+    grep '"type":"check"' "$OUT/$1.jsonl" 2>/dev/null \
+        | sed -n 's/.*"id":"\([^"]*\)".*"status":"\([^"]*\)".*/\1=\2/p' | grep -v '=pass$' | tr '\n' ' '
+}
+verify_summary() { # TAG
+    grep '"type":"summary"' "$OUT/$1.jsonl" 2>/dev/null | sed -n 's/.*"passed":\([0-9]*\),"failed":\([0-9]*\),"skipped":\([0-9]*\).*/passed=\1 failed=\2 skipped=\3/p' | tail -n 1
+}
+
+virsh_() { virsh -q -c "$URI" "$@"; }
+init_pid() { # NAME
+    sed -n "s/.*<init pid='\([0-9]*\)'.*/\1/p" "/run/libvirt/lxc/$1.xml" 2>/dev/null | head -n 1
+}
+proc_label() { # PID
+    tr -d '\0' <"/proc/$1/attr/current" 2>/dev/null
+}
+live_label() { # NAME  -> <label> of the live XML
+    virsh_ dumpxml "$1" 2>/dev/null | sed -n 's:.*<label>\(.*\)</label>.*:\1:p' | head -n 1
+}
+live_imagelabel() { # NAME
+    virsh_ dumpxml "$1" 2>/dev/null | sed -n 's:.*<imagelabel>\(.*\)</imagelabel>.*:\1:p' | head -n 1
+}
+# The categories of an MCS label: system_u:system_r:container_t:s0:c1,c2 -> c1,c2
+cats() { printf '%s' "$1" | sed -n 's/^[^:]*:[^:]*:[^:]*:s0:\(c[0-9]*,c[0-9]*\)$/\1/p'; }
+
+# All processes with exactly this label, as "pid:comm" (the container's processes).
+procs_with_label() { # LABEL
+    ps -eo label=,pid=,comm= 2>/dev/null | awk -v l="$1" '$1 == l { printf "%s:%s ", $2, $3 }'
+}
+
+# --- steps ----------------------------------------------------------------------------
+
+step_guest() {
+    local lsm
+    lsm="$(cat /sys/kernel/security/lsm 2>/dev/null)"
+    info "kernel $(uname -r); LSMs: $lsm; lxcprov $(head -n 1 "$LAB/lxcprov.rev" 2>/dev/null) sha256:$(tail -n 1 "$LAB/lxcprov.rev" 2>/dev/null)"
+    case "$MODE" in
+        selinux | permissive)
+            local want=1 enf mls
+            [[ "$MODE" == selinux ]] || want=0
+            enf="$(cat /sys/fs/selinux/enforce 2>/dev/null)"
+            mls="$(cat /sys/fs/selinux/mls 2>/dev/null)"
+            local ok=1
+            [[ "$enf" == "$want" && "$mls" == 1 && -s /etc/selinux/default/contexts/lxc_contexts ]] && ok=0
+            check guest.lsm $ok "enforce=$enf (want $want), mls=$mls, policy $(cat /sys/fs/selinux/policyvers 2>/dev/null), lxc_contexts: $(tr '\n' ' ' </etc/selinux/default/contexts/lxc_contexts 2>/dev/null | sed 's/  */ /g')"
+            local ctx
+            ctx="$(id -Z)"
+            [[ "$ctx" == unconfined_u:unconfined_r:unconfined_t:* ]]
+            check guest.context $? "suite runs as $ctx"
+            ;;
+        apparmor)
+            local en
+            en="$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)"
+            [[ "$en" == Y && ",$lsm," == *,apparmor,* && ",$lsm," != *,selinux,* ]]
+            check guest.lsm $? "apparmor enabled=$en, LSMs $lsm, $(aa-status 2>/dev/null | head -n 2 | tr '\n' ' ')"
+            local ctx
+            ctx="$(cat /proc/self/attr/current 2>/dev/null | tr -d '\0')"
+            [[ "$ctx" == unconfined ]]
+            check guest.context $? "suite runs as ${ctx:-?}"
+            ;;
+    esac
+}
+
+step_libvirtd() {
+    local t i ok=1 ver
+    t=$(date +%s.%N)
+    log "systemctl start libvirtd"
+    systemctl start libvirtd >"$OUT/libvirtd-start.txt" 2>&1
+    for ((i = 0; i < 120; i++)); do
+        if ver="$(virsh -c "$URI" version 2>/dev/null)"; then
+            ok=0
+            break
+        fi
+        sleep 0.5
+    done
+    local lbl pid
+    pid="$(systemctl show -p MainPID --value libvirtd 2>/dev/null)"
+    lbl="$(cat "/proc/$pid/attr/current" 2>/dev/null | tr -d '\0')"
+    check libvirtd.start $ok "ready in $(since "$t")s, pid $pid as ${lbl:-?}; $(printf '%s' "$ver" | grep -i 'running hypervisor' | sed 's/  */ /g')"
+    [[ $ok -eq 0 ]] || { systemctl status libvirtd --no-pager >>"$OUT/libvirtd-start.txt" 2>&1; return 1; }
+    virsh -c "$URI" capabilities >"$OUT/capabilities.xml" 2>&1
+    local model base
+    model="$(sed -n 's:.*<model>\(.*\)</model>.*:\1:p' "$OUT/capabilities.xml" | head -n 1)"
+    base="$(sed -n "s:.*<baselabel type='lxc'>\(.*\)</baselabel>.*:\1:p" "$OUT/capabilities.xml" | head -n 1)"
+    case "$MODE" in
+        selinux | permissive)
+            [[ "$model" == selinux && "$base" == *container_t* ]]
+            check libvirt.secmodel $? "secmodel $model, lxc baselabel ${base:-none}"
+            ;;
+        apparmor)
+            [[ "$model" == apparmor ]]
+            check libvirt.secmodel $? "secmodel ${model:-none}"
+            ;;
+    esac
+}
+
+# create NAME: lxcprov create from the busybox tarball. If it fails under SELinux, record
+# the failure precisely, then retry the way a user would work around lxcprov's missing
+# rootfs labelling: bootstrap (import only), chcon to lxc_contexts' file label, create
+# (which reuses a rootfs lxcprov bootstrapped for the same profile).
+step_create() { # NAME
+    local n="$1"
+    lx "create-$n" create "$n" --profile-file "$PFILE" --profile "$PROFILE" --rootfs-from "$LAB/busybox.tar"
+    if [[ $RC -eq 0 ]]; then
+        pass "create.$n" "exit 0 in ${DUR}s; $(verify_summary "create-$n"); rootfs $(ls -Zd "$POOL/$n" 2>/dev/null | cut -d' ' -f1)"
+        return 0
+    fi
+    fail "create.$n" "exit $RC in ${DUR}s: $(lx_error "create-$n")"
+    cp "/var/log/libvirt/lxc/$n.log" "$OUT/libvirt-lxc-$n-first.log" 2>/dev/null
+    [[ "$MODE" != apparmor ]] || return 1
+    # The workaround, reported as INFO so the FAIL above stays the result for create.
+    local label
+    label="$(sed -n 's/^file *= *"\(.*\)"/\1/p' /etc/selinux/default/contexts/lxc_contexts)"
+    lx "bootstrap-$n" bootstrap "$n" --profile-file "$PFILE" --profile "$PROFILE" --rootfs-from "$LAB/busybox.tar"
+    local brc=$RC
+    chcon -R --no-dereference "${label:-system_u:object_r:container_file_t:s0}" "$POOL/$n" 2>"$OUT/chcon-$n.err"
+    local crc=$?
+    lx "create-$n-retry" create "$n" --profile-file "$PFILE" --profile "$PROFILE"
+    info "workaround for $n: bootstrap --rootfs-from exit $brc; chcon -R ${label} $POOL/$n exit $crc; create again exit $RC in ${DUR}s$([[ $RC -ne 0 ]] && printf ': %s' "$(lx_error "create-$n-retry")")"
+    [[ $RC -eq 0 ]]
+}
+
+step_verify() { # NAME TAG ID
+    local n="$1" tag="$2" id="$3" bad
+    lx "$tag" verify "$n"
+    bad="$(verify_nonpass "$tag")"
+    if [[ $RC -eq 0 ]]; then
+        pass "$id" "lxcprov verify exit 0 in ${DUR}s: $(verify_summary "$tag")${bad:+; not passed: $bad}"
+    elif [[ "$MODE" == permissive && $RC -eq 1 && "$(printf '%s' "$bad" | xargs)" == selinux.host=fail ]]; then
+        pass "$id" "lxcprov verify exit 1, only selinux.host fails (expected: permissive): $(verify_summary "$tag")"
+    else
+        fail "$id" "lxcprov verify exit $RC: $(verify_summary "$tag"); not passed: ${bad:-$(lx_error "$tag")}"
+    fi
+}
+
+declare -A LABEL=()
+# Reads NAME's labels from /proc, the live XML and `lxcprov list`; sets LABEL[NAME],
+# PROBE_OK (0 when they agree and have the expected form) and PROBE_DETAIL.
+label_probe() { # NAME TAG
+    local n="$1" pid plabel xlabel ilabel list procs
+    pid="$(init_pid "$n")"
+    plabel="$(proc_label "${pid:-0}")"
+    xlabel="$(live_label "$n")"
+    ilabel="$(live_imagelabel "$n")"
+    "$LXCPROV" --json list >"$OUT/list-$2.jsonl" 2>/dev/null
+    list="$(grep "\"name\":\"$n\"" "$OUT/list-$2.jsonl" | sed -n 's/.*"label":"\([^"]*\)".*/\1/p')"
+    LABEL[$n]="$plabel"
+    case "$MODE" in
+        selinux | permissive)
+            procs="$(procs_with_label "$plabel")"
+            [[ "$plabel" =~ ^system_u:system_r:container_t:s0:c[0-9]+,c[0-9]+$ && "$plabel" == "$xlabel" && "$list" == "$plabel" \
+                && "$ilabel" == "system_u:object_r:container_file_t:s0:$(cats "$plabel")" ]]
+            PROBE_OK=$?
+            PROBE_DETAIL="init pid ${pid:-none}: ${plabel:-none}; live XML label ${xlabel:-none}, imagelabel ${ilabel:-none}; lxcprov list: ${list:-none}; processes: ${procs:-none}"
+            ;;
+        apparmor)
+            local uuid
+            uuid="$(virsh_ domuuid "$n" 2>/dev/null)"
+            procs="$(ps -eo label=,pid=,comm= | awk -v l="libvirt-$uuid" '$1 == l { printf "%s:%s ", $2, $3 }')"
+            [[ -n "$uuid" && "$plabel" == "libvirt-$uuid (enforce)" ]]
+            PROBE_OK=$?
+            PROBE_DETAIL="init pid ${pid:-none}: ${plabel:-none}; live XML label ${xlabel:-none}; lxcprov list: ${list:-none}; processes: ${procs:-none}; /etc/apparmor.d/libvirt files for it: $(ls /etc/apparmor.d/libvirt/ 2>/dev/null | grep -c "$uuid")"
+            ;;
+    esac
+}
+step_label() { # NAME
+    label_probe "$1" "$1"
+    check "label.$1" "$PROBE_OK" "$PROBE_DETAIL"
+}
+
+step_distinct() {
+    local a="${LABEL[c1]:-}" b="${LABEL[c2]:-}"
+    case "$MODE" in
+        selinux | permissive)
+            local ca cb
+            ca="$(cats "$a")"
+            cb="$(cats "$b")"
+            [[ -n "$ca" && -n "$cb" && "$ca" != "$cb" ]]
+            check label.distinct $? "c1 ${ca:-?} vs c2 ${cb:-?}"
+            ;;
+        apparmor)
+            [[ -n "$a" && -n "$b" && "$a" != "$b" ]]
+            check label.distinct $? "c1 '${a:-?}' vs c2 '${b:-?}'"
+            ;;
+    esac
+}
+
+step_restart() {
+    local before="${LABEL[c1]:-}" src=0 srt
+    lx stop-c1 stop c1 --timeout 10
+    src=$RC
+    local sdur=$DUR
+    lx start-c1 start c1
+    srt=$RC
+    [[ $src -eq 0 && $srt -eq 0 ]]
+    check restart.c1 $? "stop exit $src in ${sdur}s, start exit $srt in ${DUR}s$([[ $srt -ne 0 ]] && printf ': %s' "$(lx_error start-c1)")"
+    label_probe c1 c1-restart
+    info "c1 after restart: $PROBE_DETAIL"
+    local after="${LABEL[c1]:-}"
+    case "$MODE" in
+        selinux | permissive)
+            local cb ca c2
+            cb="$(cats "$before")"
+            ca="$(cats "$after")"
+            c2="$(cats "${LABEL[c2]:-}")"
+            [[ -n "$ca" && -n "$cb" && "$ca" != "$cb" && "$ca" != "$c2" ]]
+            check label.changed $? "c1 categories before restart ${cb:-?}, after ${ca:-?} (c2 ${c2:-?})"
+            ;;
+        apparmor)
+            info "c1 AppArmor label before restart '${before}', after '${after}'"
+            ;;
+    esac
+    step_verify c1 verify-c1-restart verify.c1.restart
+}
+
+step_destroy() { # NAME
+    local n="$1"
+    lx "destroy-$n" destroy "$n" --purge --yes
+    local left=""
+    virsh_ dominfo "$n" >/dev/null 2>&1 && left+=" domain"
+    [[ -e "$POOL/$n" ]] && left+=" rootfs"
+    [[ $RC -eq 0 && -z "$left" ]]
+    check "destroy.$n" $? "exit $RC in ${DUR}s$([[ $RC -ne 0 ]] && printf ': %s' "$(lx_error "destroy-$n")")${left:+; still there:$left}"
+}
+
+step_cleanup() {
+    local doms nets pool procs state ctl aa=""
+    doms="$(virsh_ list --all --name 2>/dev/null | xargs)"
+    nets="$(virsh_ net-list --all --name 2>/dev/null | xargs)"
+    pool="$(ls -A "$POOL" 2>/dev/null | xargs)"
+    ctl="$(pgrep -a libvirt_lxc | xargs)"
+    state="$(cd /var/lib/lxcprov 2>/dev/null && find . -mindepth 1 | xargs)"
+    case "$MODE" in
+        selinux | permissive) procs="$(ps -eo label=,pid=,comm= | awk '$1 ~ /:container_t:/ { printf "%s:%s ", $2, $3 }')" ;;
+        apparmor)
+            procs="$(ps -eo label=,pid=,comm= | awk '$1 ~ /^libvirt-/ { printf "%s:%s ", $2, $3 }')"
+            aa="$(ls /etc/apparmor.d/libvirt/ 2>/dev/null | grep '^libvirt-' | xargs)"
+            ;;
+    esac
+    [[ -z "$doms" && " $nets " != *" lablxc "* && -z "$pool" && -z "$procs" && -z "$ctl" ]]
+    check cleanup $? "domains: ${doms:-none}; networks: ${nets:-none}; pool $POOL: ${pool:-empty}; container processes: ${procs:-none}; libvirt_lxc: ${ctl:-none}; lxcprov state: ${state:-empty}${aa:+; AppArmor profiles left: $aa}"
+}
+
+# AVC denials of this boot that involve libvirt, machined/logind or containers.
+step_audit() {
+    cp /var/log/audit/audit.log "$OUT/audit.log" 2>/dev/null
+    dmesg >"$OUT/dmesg.txt" 2>/dev/null
+    local all rel
+    all="$( (grep -h 'avc:  denied' "$OUT/audit.log" "$OUT/dmesg.txt" 2>/dev/null) | wc -l)"
+    # type scontext -> tcontext:class {perms} (comm), de-duplicated
+    grep -h 'avc:  denied' "$OUT/audit.log" 2>/dev/null \
+        | sed -n 's/.*denied  { \([^}]*\) } for .*comm="\([^"]*\)".*scontext=[^:]*:[^:]*:\([^: ]*\)[^ ]* tcontext=[^:]*:[^:]*:\([^: ]*\)[^ ]* tclass=\([^ ]*\) permissive=\([01]\).*/\3 \4:\5 { \1 } comm=\2 permissive=\6/p' \
+        | sort | uniq -c | sort -rn >"$OUT/denials.txt"
+    rel="$(grep -E 'virt|container|machined|logind|dbus' "$OUT/denials.txt")"
+    if [[ "$MODE" == permissive ]]; then
+        grep -h 'avc:  denied' "$OUT/audit.log" | audit2allow >"$OUT/audit2allow.te" 2>"$OUT/audit2allow.err"
+        info "audit2allow over $all denials written to out/audit2allow.te ($(grep -c '^allow' "$OUT/audit2allow.te") allow rules)"
+    fi
+    [[ -z "$rel" ]]
+    check audit.denials $? "$all AVC denials this boot, $(printf '%s' "$rel" | grep -c .) distinct involving libvirt/containers/machined/logind/dbus$([[ -n "$rel" ]] && printf ':\n%s' "$(printf '%s\n' "$rel" | sed 's/^ */    /')")"
+}
+
+# --- main -----------------------------------------------------------------------------
+
+log "lxcprov lab suite, mode $MODE"
+if [[ "$MODE" == permissive ]]; then
+    t=$(date +%s.%N)
+    semodule -DB >"$OUT/semodule-DB.txt" 2>&1
+    info "semodule -DB (dontaudit off) exit $? in $(since "$t")s"
+fi
+step_guest
+if step_libvirtd; then
+    step_create c1
+    step_create c2
+    step_verify c1 verify-c1 verify.c1
+    step_verify c2 verify-c2 verify.c2
+    step_label c1
+    step_label c2
+    step_distinct
+    step_restart
+    # Evidence the verify reports do not keep.
+    for n in c1 c2; do
+        virsh_ dumpxml "$n" >"$OUT/live-$n.xml" 2>&1
+        cp "/var/log/libvirt/lxc/$n.log" "$OUT/libvirt-lxc-$n.log" 2>/dev/null
+    done
+    ps -eo label,pid,ppid,args >"$OUT/ps-running.txt" 2>&1
+    ls -Zd "$POOL" "$POOL"/* >"$OUT/pool-labels.txt" 2>&1
+    step_destroy c1
+    step_destroy c2
+    step_cleanup
+fi
+journalctl -b --no-pager >"$OUT/journal.txt" 2>&1
+[[ "$MODE" == apparmor ]] || step_audit
+printf 'END pass=%s fail=%s suite=%ss\n' "$(grep -c '^PASS ' "$REPORT")" "$(grep -c '^FAIL ' "$REPORT")" "$(since "$SUITE_T0")" | tee -a "$REPORT"
