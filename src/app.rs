@@ -115,6 +115,28 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Destroy { name, purge, yes } => crate::create::destroy_cmd(&ctx, &name, purge, yes),
         Command::Console { name } => crate::create::console_cmd(&ctx, &name),
         Command::Doctor => crate::doctor::run(&ctx),
+        Command::Audit => crate::lab::audit_cmd(&ctx),
+        Command::Lab { action } => match action {
+            cli::LabAction::Up { lab, count, profile, prefix, password_dir, isolate_students, jobs, rootfs_from, mirror } => {
+                crate::lab::up(
+                    &ctx,
+                    &crate::lab::UpArgs {
+                        lab: &lab,
+                        count,
+                        profile: &profile,
+                        prefix: &prefix,
+                        password_dir: password_dir.as_deref(),
+                        isolate_students,
+                        jobs,
+                        rootfs_from: rootfs_from.as_deref(),
+                        mirror: mirror.as_deref(),
+                    },
+                )
+            }
+            cli::LabAction::Status { lab } => crate::lab::status(&ctx, &lab),
+            cli::LabAction::Verify { lab } => crate::lab::verify_lab(&ctx, &lab),
+            cli::LabAction::Down { lab, purge, yes } => crate::lab::down(&ctx, &lab, purge, yes),
+        },
     }
 }
 
@@ -202,7 +224,7 @@ fn render_cmd(ctx: &Ctx, a: &cli::RenderArgs) -> Result<Outcome> {
 /// Builds the bootstrap plan for a resolved container.
 pub fn bootstrap_plan(ctx: &Ctx, r: &Resolved, a: &cli::BootstrapArgs) -> Result<bootstrap::Plan> {
     let tool = bootstrap::choose_tool(r.distro.installer, &|p| exec::which(p).is_some())?;
-    bootstrap::plan(&ctx.paths, &r.name, &r.profile_name, &r.profile, &r.distro, a.mirror.as_deref(), tool, a.force, a.rootfs_from.as_deref())
+    bootstrap::plan(&ctx.paths, &r.name, &r.profile_name, &r.profile, &r.distro, a.mirror.as_deref(), tool, a.force, a.rootfs_from.as_deref(), !a.no_base_cache)
 }
 
 /// Where the root password comes from (read before anything is touched).
@@ -333,13 +355,15 @@ fn dry_run(ctx: &Ctx, r: &Resolved, a: &cli::BootstrapArgs) -> Result<Outcome> {
             }
             d += &format!("   run    {}\n", cmd.display());
             add(&mut s, &format!("install {} packages with {} (GPG checking {})", sp.packages.len(), cmd.program, if sp.gpgcheck { "on" } else { "OFF" }), d);
-            add(
-                &mut s,
-                "keep a copy as the base-rootfs cache entry",
-                format!("   run    cp -a --reflink=auto -- {} {}.partial\n   write  {}.partial/{}\n   rename {}.partial -> {}\n",
-                    plan.partial.display(), cache_entry.display(), cache_entry.display(), bootstrap::BASE_MARKER,
-                    cache_entry.display(), cache_entry.display()),
-            );
+            if let Some(cache_entry) = cache_entry {
+                add(
+                    &mut s,
+                    "keep a copy as the base-rootfs cache entry",
+                    format!("   run    cp -a --reflink=auto -- {} {}.partial\n   write  {}.partial/{}\n   rename {}.partial -> {}\n",
+                        plan.partial.display(), cache_entry.display(), cache_entry.display(), bootstrap::BASE_MARKER,
+                        cache_entry.display(), cache_entry.display()),
+                );
+            }
         }
         Source::Import { from, cmd } => add(
             &mut s,

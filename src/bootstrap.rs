@@ -420,8 +420,8 @@ fn enable_unit(root: &Path, unit: &str, wants: &str) -> Result<()> {
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "source", rename_all = "snake_case")]
 pub enum Source {
-    /// Run the installer, then keep a copy in the base cache.
-    Install { cmd: Cmd, cache_entry: PathBuf },
+    /// Run the installer, then keep a copy in the base cache (unless `--no-base-cache`).
+    Install { cmd: Cmd, cache_entry: Option<PathBuf> },
     /// Copy the cached base.
     Cache { cache_entry: PathBuf },
     /// Import an existing tree or tarball (`--rootfs-from`); no package signatures are
@@ -463,6 +463,7 @@ pub fn plan(
     tool: Tool,
     force: bool,
     import: Option<&Path>,
+    keep_base: bool,
 ) -> Result<Plan> {
     let mut spec = InstallSpec::new(p, d, mirror, tool)?;
     let pkg_cache = paths.pkg_cache(tool.cache_name(), &spec.distro, &spec.release, &spec.arch);
@@ -477,7 +478,10 @@ pub fn plan(
     } else if cache_entry.join(BASE_MARKER).is_file() {
         Source::Cache { cache_entry }
     } else {
-        Source::Install { cmd: spec.install_cmd(&partial, &pkg_cache, &paths.rpm_home(), &conf_path), cache_entry }
+        Source::Install {
+            cmd: spec.install_cmd(&partial, &pkg_cache, &paths.rpm_home(), &conf_path),
+            cache_entry: keep_base.then_some(cache_entry),
+        }
     };
     let guest = GuestConfig {
         hostname: p.hostname.clone().unwrap_or_else(|| name.to_string()),
@@ -667,9 +671,11 @@ fn build_partial(plan: &Plan, runner: &dyn Runner, password: &Secret, progress: 
             runner.run(cmd, &mut |l| progress.line(l)).map_err(anyhow::Error::new)?;
             crate::interrupt::check()?;
             progress.done(&format!("installed {} {}", plan.spec.distro, plan.spec.release));
-            progress.phase("saving the base root filesystem in the cache");
-            store_base(plan, runner, cache_entry)?;
-            progress.done("cached the base root filesystem");
+            if let Some(entry) = cache_entry {
+                progress.phase("saving the base root filesystem in the cache");
+                store_base(plan, runner, entry)?;
+                progress.done("cached the base root filesystem");
+            }
         }
         Source::Import { from, cmd } => {
             std::fs::create_dir_all(&plan.partial)?;

@@ -96,6 +96,57 @@ pub enum Command {
     Console { name: String },
     /// Check this host for what lxcprov needs, with a fix for each problem
     Doctor,
+    /// Teaching labs: N student containers from one profile (up, status, verify, down)
+    Lab {
+        #[command(subcommand)]
+        action: LabAction,
+    },
+    /// Host-wide MCS audit: every level in use by process and rootfs, collisions flagged
+    Audit,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabAction {
+    /// Create (or complete) the lab's student containers in parallel
+    Up {
+        /// Lab name (containers are LAB-PREFIXNN)
+        lab: String,
+        /// Number of student containers
+        #[arg(long)]
+        count: u32,
+        #[command(flatten)]
+        profile: ProfileArgs,
+        /// Name prefix of the student containers
+        #[arg(long, default_value = "student")]
+        prefix: String,
+        /// Directory of per-student password files (read if present, else written, 0600)
+        #[arg(long, value_name = "DIR")]
+        password_dir: Option<PathBuf>,
+        /// One isolated network per student instead of one per lab
+        #[arg(long)]
+        isolate_students: bool,
+        /// Containers created at once [default: the number of CPUs, at least 2]
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Import this directory or tarball instead of installing (offline labs)
+        #[arg(long, value_name = "DIR|TARBALL")]
+        rootfs_from: Option<PathBuf>,
+        /// Package mirror URL
+        #[arg(long, value_name = "URL")]
+        mirror: Option<String>,
+    },
+    /// One line per student container, with its checks summarised
+    Status { lab: String },
+    /// Verify every container, plus the cross-container checks
+    Verify { lab: String },
+    /// Destroy the lab's containers (and with --purge their root filesystems)
+    Down {
+        lab: String,
+        #[arg(long)]
+        purge: bool,
+        #[arg(short, long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -159,6 +210,10 @@ pub struct BootstrapArgs {
     /// (offline labs, a prepared image); its packages' signatures are not checked
     #[arg(long, value_name = "DIR|TARBALL", conflicts_with = "mirror")]
     pub rootfs_from: Option<PathBuf>,
+    /// Do not keep a copy of a fresh install in the base-rootfs cache (saves the copy's
+    /// time and space; the next container of this spec installs again)
+    #[arg(long)]
+    pub no_base_cache: bool,
 }
 
 #[derive(Debug, Args)]

@@ -30,22 +30,10 @@ pub fn security_refusal(p: &Profile) -> Option<String> {
 }
 
 fn with_env<T>(ctx: &Ctx, f: impl FnOnce(&Env) -> Result<T>) -> Result<T> {
-    let hv = VirtHypervisor::connect(&ctx.uri())?;
-    let runner = ctx.runner();
-    let labels = ProcLabels::new(HostRoot::real());
-    let env = Env {
-        hv: &hv,
-        runner: &runner,
-        paths: &ctx.paths,
-        ui: &ctx.ui,
-        host: HostRoot::real(),
-        run_dir: crate::facts::LXC_RUN_DIR.into(),
-        labels: &labels,
-    };
-    f(&env)
+    with_real_env(ctx, &ctx.ui, f)
 }
 
-fn print_report(ctx: &Ctx, report: &Report) -> Result<Outcome> {
+pub fn print_report(ctx: &Ctx, report: &Report) -> Result<Outcome> {
     let s = if ctx.global.json {
         verify::render_jsonl(report)
     } else {
@@ -68,38 +56,75 @@ pub fn create(ctx: &Ctx, r: &Resolved, a: &crate::cli::BootstrapArgs) -> Result<
         bail!("cannot create {}: {why}. Nothing was created.", r.name);
     }
     require_root("create")?;
-    let domain_xml = app::domain_xml(ctx, r, None)?;
-    let network_xml = crate::render::Templates::load(ctx.global.templates.as_deref())?
-        .network(&crate::render::NetworkSpec::new(&r.profile.network.name))?;
-    let _lock = crate::bootstrap::lock(&ctx.paths, &r.name)?;
-    let report = with_env(ctx, |env| {
-        let boot = || -> Result<()> {
-            let plan = app::bootstrap_plan(ctx, r, a)?;
-            let (secret, generated) = app::read_password(a)?;
-            for w in &plan.warnings {
-                ctx.ui.warn(w);
-            }
-            crate::bootstrap::execute(&plan, env.runner, &secret, &ctx.ui)?;
-            if generated {
-                eprintln!("root password for {} (shown once, store it now): {}", r.name, secret.expose());
-            }
-            Ok(())
-        };
-        let input = CreateInput {
-            name: &r.name,
-            profile_name: &r.profile_name,
-            profile: &r.profile,
-            domain_xml: &domain_xml,
-            network_xml: &network_xml,
-            bootstrap: &boot,
-            force: a.force,
-        };
-        lifecycle::create(env, &input)
-    })?;
+    let report = with_env(ctx, |env| create_in(ctx, env, r, a, None, &ctx.ui))?;
     match report {
         Some(rep) => print_report(ctx, &rep),
         None => Ok(Outcome::Ok),
     }
+}
+
+/// Creates one container in `env`: the shared body of `create` and `lab up`. With
+/// `password` given, it is used instead of the options in `a` (lab passwords).
+pub fn create_in(
+    ctx: &Ctx,
+    env: &Env,
+    r: &Resolved,
+    a: &crate::cli::BootstrapArgs,
+    password: Option<&crate::password::Secret>,
+    ui: &crate::output::Ui,
+) -> Result<Option<Report>> {
+    let domain_xml = app::domain_xml(ctx, r, None)?;
+    let network_xml = crate::render::Templates::load(ctx.global.templates.as_deref())?
+        .network(&crate::render::NetworkSpec::new(&r.profile.network.name))?;
+    let _lock = crate::bootstrap::lock(&ctx.paths, &r.name)?;
+    let boot = || -> Result<()> {
+        let plan = app::bootstrap_plan(ctx, r, a)?;
+        for w in &plan.warnings {
+            ui.warn(w);
+        }
+        match password {
+            Some(secret) => crate::bootstrap::execute(&plan, env.runner, secret, ui),
+            None => {
+                let (secret, generated) = app::read_password(a)?;
+                crate::bootstrap::execute(&plan, env.runner, &secret, ui)?;
+                if generated {
+                    eprintln!("root password for {} (shown once, store it now): {}", r.name, secret.expose());
+                }
+                Ok(())
+            }
+        }
+    };
+    let input = CreateInput {
+        name: &r.name,
+        profile_name: &r.profile_name,
+        profile: &r.profile,
+        domain_xml: &domain_xml,
+        network_xml: &network_xml,
+        bootstrap: &boot,
+        force: a.force,
+    };
+    lifecycle::create(env, &input)
+}
+
+/// Runs `f` with a fresh libvirt connection and the real host (one per thread in labs).
+pub fn with_real_env<T>(ctx: &Ctx, ui: &crate::output::Ui, f: impl FnOnce(&Env) -> Result<T>) -> Result<T> {
+    let hv = VirtHypervisor::connect(&ctx.uri())?;
+    let runner = ctx.runner();
+    let labels = ProcLabels::new(HostRoot::real());
+    let env = Env {
+        hv: &hv,
+        runner: &runner,
+        paths: &ctx.paths,
+        ui,
+        host: HostRoot::real(),
+        run_dir: crate::facts::LXC_RUN_DIR.into(),
+        labels: &labels,
+    };
+    f(&env)
+}
+
+pub fn require_root_pub(what: &str) -> Result<()> {
+    require_root(what)
 }
 
 pub fn verify_cmd(ctx: &Ctx, name: &str) -> Result<Outcome> {

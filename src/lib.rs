@@ -6,6 +6,7 @@
 //! Everything else (profiles, the catalog, rendering, plans) is pure and needs no root.
 
 pub mod app;
+pub mod audit;
 pub mod bootstrap;
 pub mod cli;
 pub mod create;
@@ -16,6 +17,7 @@ pub mod facts;
 pub mod fsutil;
 pub mod host;
 pub mod interrupt;
+pub mod lab;
 pub mod libvirt;
 pub mod lifecycle;
 pub mod mcs;
@@ -24,6 +26,7 @@ pub mod output;
 pub mod password;
 pub mod paths;
 pub mod profile;
+pub mod registry;
 pub mod render;
 pub mod verify;
 pub mod yaml;

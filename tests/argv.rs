@@ -20,7 +20,7 @@ fn argv_for(profile: &str, distro: Option<&str>, tool: Tool) -> String {
     let mut paths = Paths::default();
     paths.cache = dir.path().join("cache");
     let name = Name::parse("web1").unwrap();
-    let plan = bootstrap::plan(&paths, &name, profile, &p, &d, None, tool, false, None).unwrap();
+    let plan = bootstrap::plan(&paths, &name, profile, &p, &d, None, tool, false, None, true).unwrap();
     let Source::Install { cmd, .. } = &plan.source else { panic!("expected an install") };
     let mut s = format!("## {profile} / {} / {:?}\n", d.name, tool);
     s += &cmd.display().replace(&paths.cache.display().to_string(), "/var/cache/lxcprov");

@@ -1,0 +1,459 @@
+//! Teaching labs: N student containers from one profile, created in parallel from the
+//! base-rootfs cache, each with its own password, an isolated network per lab (or per
+//! student), and on SELinux hosts a static MCS pair from the registry so no two students
+//! share categories and each rootfs carries its owner's categories.
+//! A lab is recorded in `STATE/labs/LAB.json`; passwords go to `STATE/labs/LAB/passwords/`
+//! (mode 0600) unless `--password-dir` says otherwise. Needs root and libvirtd.
+
+use crate::app::{self, Ctx, Outcome, Resolved};
+use crate::cli::{BootstrapArgs, ProfileArgs};
+use crate::name::Name;
+use crate::output::{Ui, Verbosity};
+use crate::password::Secret;
+use crate::profile::{LabelType, NetMode, SecModel};
+use crate::verify::{self, Report, Status};
+use anyhow::{bail, Context, Result};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// What `lab up` recorded.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct LabRecord {
+    pub name: String,
+    pub profile: String,
+    pub security: String,
+    pub prefix: String,
+    pub isolate_students: bool,
+    pub password_dir: PathBuf,
+    pub members: Vec<String>,
+}
+
+fn record_path(ctx: &Ctx, lab: &Name) -> PathBuf {
+    ctx.paths.state.join("labs").join(format!("{lab}.json"))
+}
+
+pub fn load(ctx: &Ctx, lab: &str) -> Result<LabRecord> {
+    let lab = Name::parse(lab)?;
+    let p = record_path(ctx, &lab);
+    let t = std::fs::read_to_string(&p).with_context(|| format!("no lab named {lab} (no {})", p.display()))?;
+    Ok(serde_json::from_str(&t).with_context(|| format!("reading {}", p.display()))?)
+}
+
+/// Student container names: `LAB-PREFIXNN`.
+pub fn member_names(lab: &Name, prefix: &str, count: u32) -> Result<Vec<Name>> {
+    let width = count.to_string().len().max(2);
+    (1..=count).map(|i| Ok(Name::parse(&format!("{lab}-{prefix}{i:0width$}"))?)).collect()
+}
+
+/// Options of `lab up`.
+pub struct UpArgs<'a> {
+    pub lab: &'a str,
+    pub count: u32,
+    pub profile: &'a ProfileArgs,
+    pub prefix: &'a str,
+    pub password_dir: Option<&'a Path>,
+    pub isolate_students: bool,
+    pub jobs: Option<usize>,
+    pub rootfs_from: Option<&'a Path>,
+    pub mirror: Option<&'a str>,
+}
+
+/// A student's password: read from the password directory, else generated and stored there.
+fn student_password(dir: &Path, name: &Name) -> Result<Secret> {
+    let f = dir.join(name.as_str());
+    if f.exists() {
+        return Secret::from_file(&f);
+    }
+    let s = Secret::generate()?;
+    let mut file = crate::fsutil::create_new(&f, 0o600)?;
+    use std::io::Write;
+    writeln!(file, "{}", s.expose())?;
+    Ok(s)
+}
+
+/// Host levels in use (processes and root filesystems) that the registry must avoid.
+fn levels_in_use(ctx: &Ctx) -> Vec<crate::mcs::Level> {
+    let host = verify::HostRoot::real();
+    let labels = verify::ProcLabels::new(&host);
+    crate::audit::collect(&host, &labels, &ctx.paths.pool)
+        .into_iter()
+        .filter_map(|u| crate::mcs::split_context(&u.label).and_then(|(_, l)| crate::mcs::Level::parse_range(l).ok()).map(|(_, h)| h))
+        .collect()
+}
+
+/// One student's outcome.
+#[derive(Debug, serde::Serialize)]
+pub struct StudentResult {
+    pub name: String,
+    pub status: &'static str,
+    pub passed: usize,
+    pub failed: usize,
+    pub error: Option<String>,
+}
+
+pub fn up(ctx: &Ctx, a: &UpArgs) -> Result<Outcome> {
+    let lab = Name::parse(a.lab)?;
+    if !(1..=999).contains(&a.count) {
+        bail!("--count {} is out of range (1 to 999)", a.count);
+    }
+    if a.prefix.is_empty() || !a.prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        bail!("--prefix {:?} must be letters, digits or '-'", a.prefix);
+    }
+    let names = member_names(&lab, a.prefix, a.count)?;
+    // Resolve once to check the profile and the host before anything is created.
+    let base = app::resolve(ctx, names[0].as_str(), a.profile)?;
+    if let Some(why) = crate::create::security_refusal(&base.profile) {
+        bail!("cannot bring up lab {lab}: {why}. Nothing was created.");
+    }
+    crate::create::require_root_pub("lab up")?;
+    let password_dir = a.password_dir.map(Path::to_path_buf).unwrap_or_else(|| ctx.paths.state.join("labs").join(lab.as_str()).join("passwords"));
+    std::fs::create_dir_all(&password_dir).with_context(|| format!("creating {}", password_dir.display()))?;
+    std::fs::set_permissions(&password_dir, std::fs::Permissions::from_mode(0o700))?;
+
+    // Static MCS pairs on SELinux hosts, allocated atomically from the registry.
+    let mut levels: Vec<Option<String>> = vec![None; names.len()];
+    if base.profile.security.model == SecModel::Selinux {
+        let in_use = levels_in_use(ctx);
+        let mut reg = crate::registry::open(&ctx.paths.state)?;
+        let seed = crate::registry::seed();
+        for (i, n) in names.iter().enumerate() {
+            levels[i] = Some(reg.reg.allocate(n.as_str(), &in_use, seed)?);
+        }
+        reg.save()?;
+    }
+    let rec = LabRecord {
+        name: lab.to_string(),
+        profile: base.profile_name.clone(),
+        security: base.profile.security.model.as_str().into(),
+        prefix: a.prefix.into(),
+        isolate_students: a.isolate_students,
+        password_dir: password_dir.clone(),
+        members: names.iter().map(|n| n.to_string()).collect(),
+    };
+    let rp = record_path(ctx, &lab);
+    std::fs::create_dir_all(rp.parent().unwrap())?;
+    crate::fsutil::write_atomic(&rp, serde_json::to_string_pretty(&rec)?.as_bytes(), 0o644)?;
+
+    // Per-student resolution: network, static label, password.
+    let mut students: Vec<(Resolved, Secret)> = vec![];
+    for (i, n) in names.iter().enumerate() {
+        let mut r = app::resolve(ctx, n.as_str(), a.profile)?;
+        if r.profile.network.mode == NetMode::Isolated {
+            r.profile.network.name = if a.isolate_students { format!("lxcprov-{n}") } else { format!("lxcprov-lab-{lab}") };
+        }
+        if let Some(level) = &levels[i] {
+            r.profile.security.label = LabelType::Static;
+            r.profile.security.static_label = Some(format!("system_u:system_r:container_t:{level}"));
+        }
+        let pw = student_password(&password_dir, n)?;
+        students.push((r, pw));
+    }
+
+    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2)).max(1);
+    let tty = std::io::stderr().is_terminal() && ctx.ui.verbosity != Verbosity::Quiet;
+    let multi = MultiProgress::new();
+    let total = multi.add(ProgressBar::new(names.len() as u64));
+    if tty {
+        total.set_style(ProgressStyle::with_template("lab {prefix} [{bar:30}] {pos}/{len} [{elapsed}]").unwrap());
+        total.set_prefix(lab.to_string());
+    } else {
+        total.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let quiet = Ui::new(Verbosity::Quiet);
+    let results: Mutex<Vec<StudentResult>> = Mutex::new(vec![]);
+    let run_one = |(r, pw): &(Resolved, Secret)| {
+        let bar = if tty {
+            let b = multi.insert_before(&total, ProgressBar::new_spinner());
+            b.set_style(ProgressStyle::with_template("  {spinner} {prefix:20} {msg}").unwrap());
+            b.set_prefix(r.name.to_string());
+            b.set_message("creating");
+            b.enable_steady_tick(std::time::Duration::from_millis(150));
+            Some(b)
+        } else {
+            None
+        };
+        let ba = BootstrapArgs {
+            name: r.name.to_string(),
+            profile: a.profile.clone(),
+            mirror: a.mirror.map(str::to_string),
+            root_password_file: None,
+            root_password_stdin: false,
+            force: false,
+            rootfs_from: a.rootfs_from.map(Path::to_path_buf),
+            no_base_cache: false,
+        };
+        let out = crate::create::with_real_env(ctx, &quiet, |env| crate::create::create_in(ctx, env, r, &ba, Some(pw), &quiet));
+        let res = match out {
+            Ok(Some(rep)) => {
+                let (p, f, _) = rep.counts();
+                StudentResult { name: r.name.to_string(), status: "created", passed: p, failed: f, error: None }
+            }
+            Ok(None) => StudentResult { name: r.name.to_string(), status: "exists", passed: 0, failed: 0, error: None },
+            Err(e) => StudentResult { name: r.name.to_string(), status: "failed", passed: 0, failed: 0, error: Some(format!("{e:#}")) },
+        };
+        let line = match &res.error {
+            Some(e) => format!("✘ {}: {e}", res.name),
+            None if res.status == "exists" => format!("✔ {}: already there", res.name),
+            None => format!("✔ {}: running, {} checks passed, {} failed", res.name, res.passed, res.failed),
+        };
+        match bar {
+            Some(b) => b.finish_with_message(line.clone()),
+            None if ctx.ui.verbosity != Verbosity::Quiet => eprintln!("{line}"),
+            None => {}
+        }
+        total.inc(1);
+        results.lock().unwrap().push(res);
+    };
+    // The first student fills the base-rootfs cache; the others copy it in parallel.
+    run_one(&students[0]);
+    let rest = Mutex::new(students[1..].iter());
+    std::thread::scope(|s| {
+        for _ in 0..jobs.min(students.len().saturating_sub(1)) {
+            s.spawn(|| loop {
+                let next = rest.lock().unwrap().next();
+                match next {
+                    Some(st) => run_one(st),
+                    None => break,
+                }
+            });
+        }
+    });
+    total.finish_and_clear();
+    let mut results = results.into_inner().unwrap();
+    results.sort_by(|x, y| x.name.cmp(&y.name));
+    if ctx.global.json {
+        let mut s = String::new();
+        for r in &results {
+            s += &serde_json::to_string(r)?;
+            s.push('\n');
+        }
+        print!("{s}");
+    }
+    let failed: Vec<&StudentResult> = results.iter().filter(|r| r.status == "failed").collect();
+    ctx.ui.info(&format!(
+        "lab {lab}: {} of {} student containers up; passwords in {}",
+        results.len() - failed.len(),
+        results.len(),
+        password_dir.display()
+    ));
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} student containers failed ({}); run `lxcprov lab up {lab} ...` again to fill the gaps",
+            failed.len(),
+            results.len(),
+            failed.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    Ok(if results.iter().any(|r| r.failed > 0) { Outcome::ChecksFailed } else { Outcome::Ok })
+}
+
+/// Verifies every member that exists. Missing members are reported as errors.
+fn reports(ctx: &Ctx, rec: &LabRecord) -> Result<Vec<(String, Result<Report>)>> {
+    crate::create::with_real_env(ctx, &ctx.ui, |env| {
+        Ok(rec
+            .members
+            .iter()
+            .map(|m| {
+                let r = if env.hv.domain_exists(m).unwrap_or(false) {
+                    crate::lifecycle::verify_domain(env, m)
+                } else {
+                    Err(anyhow::anyhow!("{m} does not exist; run `lxcprov lab up {}` again", rec.name))
+                };
+                (m.clone(), r)
+            })
+            .collect())
+    })
+}
+
+pub fn status(ctx: &Ctx, lab: &str) -> Result<Outcome> {
+    let rec = load(ctx, lab)?;
+    let reps = reports(ctx, &rec)?;
+    let mut s = String::new();
+    let mut bad = false;
+    for (name, r) in &reps {
+        let (state, p, f, k) = match r {
+            Ok(rep) => {
+                let (p, f, k) = rep.counts();
+                let running = !rep.checks.iter().any(|c| c.summary.contains("not running"));
+                (if running { "running" } else { "shutoff" }, p, f, k)
+            }
+            Err(_) => ("missing", 0, 0, 0),
+        };
+        bad |= f > 0 || r.is_err();
+        if ctx.global.json {
+            s += &serde_json::to_string(&serde_json::json!({"lab": rec.name, "name": name, "state": state, "passed": p, "failed": f, "skipped": k}))?;
+            s.push('\n');
+        } else {
+            s += &format!("{name:24} {state:8} {p} passed, {f} failed, {k} skipped\n");
+        }
+    }
+    print!("{s}");
+    Ok(if bad { Outcome::ChecksFailed } else { Outcome::Ok })
+}
+
+/// The cross-container checks: labels distinct among members, and the host-wide audit.
+fn cross_checks(ctx: &Ctx, rec: &LabRecord, reps: &[(String, Result<Report>)]) -> Result<Vec<verify::Check>> {
+    let mut out = vec![];
+    let labels: Vec<(String, String)> = crate::create::with_real_env(ctx, &ctx.ui, |env| {
+        Ok(rec
+            .members
+            .iter()
+            .filter_map(|m| env.hv.domain_xml(m).ok().and_then(|x| crate::facts::parse_domain(&x).ok()).and_then(|d| d.label).map(|l| (m.clone(), l)))
+            .collect())
+    })?;
+    if rec.security == "selinux" {
+        let mut seen: std::collections::BTreeMap<&str, &str> = Default::default();
+        let mut dup = vec![];
+        for (m, l) in &labels {
+            if let Some(other) = seen.insert(l.as_str(), m.as_str()) {
+                dup.push(format!("{m} and {other} share {l}"));
+            }
+        }
+        out.push(if dup.is_empty() && labels.len() == rec.members.len() {
+            verify::Check::pass("lab.labels_distinct", format!("{} members, {} distinct labels", rec.members.len(), labels.len()), labels.iter().map(|(m, l)| format!("{m}: {l}")).collect())
+        } else if dup.is_empty() {
+            verify::Check::fail("lab.labels_distinct", format!("only {} of {} members have a label", labels.len(), rec.members.len()), vec![])
+        } else {
+            verify::Check::fail("lab.labels_distinct", dup.join("; "), vec![])
+        });
+        let host = verify::HostRoot::real();
+        let a = crate::audit::judge(crate::audit::collect(&host, &verify::ProcLabels::new(&host), &ctx.paths.pool));
+        out.push(if a.problems.is_empty() {
+            verify::Check::pass("lab.mcs_audit", format!("{} MCS levels in use on the host, no collision or dominance", a.levels.len()), vec![])
+        } else {
+            verify::Check::fail("lab.mcs_audit", format!("{} problems", a.problems.len()), a.problems.clone())
+        });
+    } else {
+        let why = format!("security {}: no MCS labels to compare", rec.security);
+        out.push(verify::Check::skip("lab.labels_distinct", why.clone(), vec![]));
+        out.push(verify::Check::skip("lab.mcs_audit", why, vec![]));
+    }
+    let missing: Vec<&String> = reps.iter().filter(|(_, r)| r.is_err()).map(|(n, _)| n).collect();
+    out.push(if missing.is_empty() {
+        verify::Check::pass("lab.members", format!("all {} members exist", rec.members.len()), vec![])
+    } else {
+        verify::Check::fail("lab.members", format!("missing: {}", missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")), vec![])
+    });
+    Ok(out)
+}
+
+pub fn verify_lab(ctx: &Ctx, lab: &str) -> Result<Outcome> {
+    let rec = load(ctx, lab)?;
+    let reps = reports(ctx, &rec)?;
+    let cross = cross_checks(ctx, &rec, &reps)?;
+    let mut s = String::new();
+    let mut failed = cross.iter().any(|c| c.status == Status::Fail);
+    for (_, r) in &reps {
+        if let Ok(rep) = r {
+            failed |= rep.failed();
+            s += &if ctx.global.json { verify::render_jsonl(rep) } else { verify::render_human(rep, std::io::stdout().is_terminal(), false) };
+        }
+    }
+    let lab_report = Report { name: format!("lab {}", rec.name), checks: cross };
+    s += &if ctx.global.json { verify::render_jsonl(&lab_report) } else { verify::render_human(&lab_report, std::io::stdout().is_terminal(), true) };
+    print!("{s}");
+    Ok(if failed { Outcome::ChecksFailed } else { Outcome::Ok })
+}
+
+pub fn down(ctx: &Ctx, lab: &str, purge: bool, yes: bool) -> Result<Outcome> {
+    let rec = load(ctx, lab)?;
+    if purge && !yes {
+        bail!("--purge deletes the root filesystems of {} containers: confirm with --yes", rec.members.len());
+    }
+    let mut errors = vec![];
+    crate::create::with_real_env(ctx, &ctx.ui, |env| {
+        for m in &rec.members {
+            let n = Name::parse(m)?;
+            let exists = env.hv.domain_exists(m)? || (purge && ctx.paths.rootfs(&n).exists());
+            if !exists {
+                continue;
+            }
+            let _lock = crate::bootstrap::lock(&ctx.paths, &n)?;
+            match crate::lifecycle::destroy(env, &n, purge) {
+                Ok(done) => done.iter().for_each(|d| ctx.ui.info(d)),
+                Err(e) => errors.push(format!("{m}: {e:#}")),
+            }
+        }
+        Ok(())
+    })?;
+    if !errors.is_empty() {
+        bail!("lab {} is only partly down: {}", rec.name, errors.join("; "));
+    }
+    if let Ok(mut reg) = crate::registry::open(&ctx.paths.state) {
+        for m in &rec.members {
+            reg.reg.release(m);
+        }
+        reg.save()?;
+    }
+    let lab_name = Name::parse(&rec.name)?;
+    if purge {
+        crate::fsutil::remove_tree(&ctx.paths.state.join("labs").join(lab_name.as_str()))?;
+    }
+    std::fs::remove_file(record_path(ctx, &lab_name))?;
+    ctx.ui.info(&format!("lab {} is down", rec.name));
+    Ok(Outcome::Ok)
+}
+
+pub fn audit_cmd(ctx: &Ctx) -> Result<Outcome> {
+    let host = verify::HostRoot::real();
+    let labels = verify::ProcLabels::new(&host);
+    let a = crate::audit::judge(crate::audit::collect(&host, &labels, &ctx.paths.pool));
+    let mut s = String::new();
+    if ctx.global.json {
+        for (level, uses) in &a.levels {
+            s += &serde_json::to_string(&serde_json::json!({"type": "level", "data": {"level": level, "uses": uses}}))?;
+            s.push('\n');
+        }
+        for p in &a.problems {
+            s += &serde_json::to_string(&serde_json::json!({"type": "problem", "data": {"message": p}}))?;
+            s.push('\n');
+        }
+        s += &serde_json::to_string(&serde_json::json!({"type": "summary", "data": {"levels": a.levels.len(), "problems": a.problems.len(), "selinux": crate::host::selinux_enabled()}}))?;
+        s.push('\n');
+    } else {
+        if !crate::host::selinux_enabled() {
+            s += "SELinux is not running on this host: no process or file carries an MCS level.\n";
+        }
+        for (level, uses) in &a.levels {
+            s += &format!("{level}\n");
+            for u in uses {
+                s += &format!("    {:20} {}  {}\n", u.owner, u.what, u.label);
+            }
+        }
+        for p in &a.problems {
+            s += &format!("PROBLEM {p}\n");
+        }
+        s += &format!("{} levels in use, {} problems\n", a.levels.len(), a.problems.len());
+    }
+    print!("{s}");
+    Ok(if a.problems.is_empty() { Outcome::Ok } else { Outcome::ChecksFailed })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_names_are_valid_and_padded() {
+        let lab = Name::parse("intro").unwrap();
+        let v = member_names(&lab, "student", 30).unwrap();
+        assert_eq!(v[0].as_str(), "intro-student01");
+        assert_eq!(v[29].as_str(), "intro-student30");
+        let v = member_names(&lab, "s", 100).unwrap();
+        assert_eq!(v[0].as_str(), "intro-s001");
+    }
+
+    #[test]
+    fn student_passwords_are_kept_private_and_reused() {
+        let d = tempfile::tempdir().unwrap();
+        let n = Name::parse("l-s01").unwrap();
+        let a = student_password(d.path(), &n).unwrap();
+        let m = std::fs::metadata(d.path().join("l-s01")).unwrap();
+        assert_eq!(m.permissions().mode() & 0o777, 0o600);
+        let b = student_password(d.path(), &n).unwrap();
+        assert_eq!(a.expose(), b.expose());
+    }
+}
