@@ -2,6 +2,7 @@
 # Benchmarks, reported as ratios against the raw tool measured in the same run.
 #
 #   scripts/bench.sh bootstrap [DISTRO]     (default DISTRO: debian12)
+#   scripts/bench.sh lab [COUNT]            (scripts/bench-lab.sh; default COUNT: 30)
 #
 # bootstrap measures, for the `minimal` profile:
 #   raw       the installer alone (debootstrap/dnf) with exactly the argv lxcprov prints in
@@ -17,7 +18,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-bootstrap}"
 distro="${2:-debian12}"
-[[ "$what" == bootstrap ]] || { echo "usage: $0 bootstrap [DISTRO]" >&2; exit 2; }
+case "$what" in
+    bootstrap) ;;
+    lab) exec "$(dirname "$0")/bench-lab.sh" "${@:2}" ;;
+    *) echo "usage: $0 bootstrap [DISTRO] | lab [COUNT]" >&2; exit 2 ;;
+esac
 [[ $(id -u) -eq 0 ]] || { echo "$0: run as root" >&2; exit 2; }
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release --locked -q
