@@ -85,7 +85,7 @@ ensure_qemu() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $deps >&2
     rm -rf -- "$QEMU_DIR"
     mkdir -p -- "$QEMU_DIR/debs" "$QEMU_DIR/root"
-    (cd "$QEMU_DIR/debs" && apt-get download -q "${pkgs[@]}" >&2)
+    (cd "$QEMU_DIR/debs" && apt-get download -q -o APT::Sandbox::User=root "${pkgs[@]}" >&2)
     local d
     for d in "$QEMU_DIR"/debs/*.deb; do
         dpkg -x "$d" "$QEMU_DIR/root"
@@ -144,6 +144,7 @@ img_build() { # WORK
     printf 'configure+policy+label %ss\n' "$(elapsed "$t")" >>"$work/timings"
 
     t="$(now)"
+    printf 'kernel %s\n' "$(basename "$(readlink -f "$root/vmlinuz")")" >"$work/kernel"
     cp -- "$(readlink -f "$root/vmlinuz")" "$work/vmlinuz"
     cp -- "$(readlink -f "$root/initrd.img")" "$work/initrd.img"
     # mkfs.ext4 -d copies the security.selinux xattrs along with the files.
@@ -281,7 +282,7 @@ cmd_build() {
     {
         printf 'built %s in %ss\n' "$(date -u +%FT%TZ)" "$(elapsed "$t0")"
         cat "$work/timings"
-        printf 'kernel %s\n' "$(readlink -f "$work/vmlinuz" | xargs basename)"
+        cat "$work/kernel"
     } >"$work/info"
     rm -rf -- "$dir"
     mv -- "$work" "$dir"

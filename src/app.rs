@@ -116,6 +116,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Console { name } => crate::create::console_cmd(&ctx, &name),
         Command::Doctor => crate::doctor::run(&ctx),
         Command::Audit => crate::lab::audit_cmd(&ctx),
+        Command::Rebuild { name, rootfs_from, mirror } => crate::create::rebuild_cmd(&ctx, &name, rootfs_from.as_deref(), mirror.as_deref()),
         Command::Lab { action } => match action {
             cli::LabAction::Up { lab, count, profile, prefix, password_dir, isolate_students, jobs, rootfs_from, mirror } => {
                 crate::lab::up(

@@ -608,9 +608,17 @@ pub fn execute(plan: &Plan, runner: &dyn Runner, password: &Secret, progress: &d
             plan.rootfs.display()
         );
     }
+    let hash = password.sha512_crypt()?;
+    build(plan, runner, &hash, progress)?;
+    swap_into_place(plan)
+}
+
+/// Builds the root filesystem in `plan.partial` (configured, with root's `hash`), leaving it
+/// there. On failure the partial tree is removed and the error says so.
+pub fn build(plan: &Plan, runner: &dyn Runner, hash: &str, progress: &dyn Progress) -> Result<()> {
     // A partial tree can only be a leftover of an interrupted run (we hold the lock).
     crate::fsutil::remove_tree(&plan.partial)?;
-    let result = build_partial(plan, runner, password, progress);
+    let result = build_partial(plan, runner, hash, progress);
     if let Err(e) = result {
         progress.phase("removing the partial root filesystem");
         let cleanup = crate::fsutil::remove_tree(&plan.partial);
@@ -628,7 +636,12 @@ pub fn execute(plan: &Plan, runner: &dyn Runner, password: &Secret, progress: &d
             ))),
         };
     }
-    // Swap into place. With --force the old tree is moved aside first and removed last.
+    Ok(())
+}
+
+/// Renames the built tree to `POOL/NAME` and writes the record. With `--force` the old tree
+/// is moved aside first and removed last.
+fn swap_into_place(plan: &Plan) -> Result<()> {
     let old = plan.partial.with_file_name(format!(".{}.old", plan.name));
     if plan.rootfs.exists() {
         crate::fsutil::remove_tree(&old)?;
@@ -637,6 +650,11 @@ pub fn execute(plan: &Plan, runner: &dyn Runner, password: &Secret, progress: &d
     std::fs::rename(&plan.partial, &plan.rootfs)
         .with_context(|| format!("renaming {} to {}", plan.partial.display(), plan.rootfs.display()))?;
     crate::fsutil::remove_tree(&old)?;
+    record_for(plan).save(&plan.record)
+}
+
+/// The record `execute` writes for a plan.
+pub fn record_for(plan: &Plan) -> Record {
     Record {
         name: plan.name.to_string(),
         profile: plan.profile.clone(),
@@ -647,11 +665,18 @@ pub fn execute(plan: &Plan, runner: &dyn Runner, password: &Secret, progress: &d
         cache_key: plan.spec.cache_key(),
         idmap: None,
     }
-    .save(&plan.record)?;
-    Ok(())
 }
 
-fn build_partial(plan: &Plan, runner: &dyn Runner, password: &Secret, progress: &dyn Progress) -> Result<()> {
+/// root's password hash in a root filesystem's `/etc/shadow`, if set.
+pub fn root_hash(rootfs: &Path) -> Option<String> {
+    let shadow = crate::fsutil::read_in(rootfs, "/etc/shadow").ok()??;
+    shadow.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next() == Some("root")).then(|| f.next().map(str::to_string)).flatten()
+    }).filter(|h| h.starts_with('$'))
+}
+
+fn build_partial(plan: &Plan, runner: &dyn Runner, hash: &str, progress: &dyn Progress) -> Result<()> {
     let pool = plan.partial.parent().context("pool")?;
     std::fs::create_dir_all(pool).with_context(|| format!("creating {}", pool.display()))?;
     match &plan.source {
@@ -692,8 +717,7 @@ fn build_partial(plan: &Plan, runner: &dyn Runner, password: &Secret, progress: 
     }
     crate::interrupt::check()?;
     progress.phase("configuring the guest");
-    let hash = password.sha512_crypt()?;
-    plan.guest.apply(&plan.partial, &hash)?;
+    plan.guest.apply(&plan.partial, hash)?;
     progress.done("configured hostname, network, console and root password");
     Ok(())
 }

@@ -103,6 +103,16 @@ pub enum Command {
     },
     /// Host-wide MCS audit: every level in use by process and rootfs, collisions flagged
     Audit,
+    /// Fresh root filesystem from the container's profile, swapped in (paper 4.2)
+    Rebuild {
+        name: String,
+        /// Import this directory or tarball instead of installing
+        #[arg(long, value_name = "DIR|TARBALL")]
+        rootfs_from: Option<PathBuf>,
+        /// Package mirror URL
+        #[arg(long, value_name = "URL")]
+        mirror: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

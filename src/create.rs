@@ -218,3 +218,32 @@ pub fn console_cmd(ctx: &Ctx, name: &str) -> Result<Outcome> {
     }
     Ok(Outcome::Ok)
 }
+
+pub fn rebuild_cmd(ctx: &Ctx, name: &str, rootfs_from: Option<&std::path::Path>, mirror: Option<&str>) -> Result<Outcome> {
+    let name = Name::parse(name)?;
+    require_root("rebuild")?;
+    let _lock = crate::bootstrap::lock(&ctx.paths, &name)?;
+    let report = with_env(ctx, |env| {
+        if !env.hv.domain_exists(name.as_str())? {
+            bail!("no container named {name} on {}", env.hv.uri());
+        }
+        let d = crate::facts::parse_domain(&env.hv.domain_xml(name.as_str())?)?;
+        let Some(meta) = d.meta else {
+            bail!("{name} was not created by lxcprov (no lxcprov metadata): there is no profile to rebuild it from");
+        };
+        let args = crate::cli::ProfileArgs {
+            profile: meta.profile.clone(),
+            distro: Some(meta.distro.clone()),
+            release: Some(meta.release.clone()),
+            security: Some(meta.security.parse().map_err(|e: String| anyhow::anyhow!(e))?),
+        };
+        let r = app::resolve(ctx, name.as_str(), &args)?;
+        let tool = crate::bootstrap::choose_tool(r.distro.installer, &|p| crate::exec::which(p).is_some())?;
+        let plan = crate::bootstrap::plan(&ctx.paths, &r.name, &r.profile_name, &r.profile, &r.distro, mirror, tool, true, rootfs_from, true)?;
+        for w in &plan.warnings {
+            ctx.ui.warn(w);
+        }
+        lifecycle::rebuild(env, &plan, &r.profile)
+    })?;
+    print_report(ctx, &report)
+}

@@ -20,7 +20,7 @@ checks_for() { # MODE
         selinux | permissive)
             echo guest.lsm guest.context libvirtd.start libvirt.secmodel \
                 create.c1 create.c2 verify.c1 verify.c2 label.c1 label.c2 label.distinct \
-                restart.c1 label.changed verify.c1.restart destroy.c1 destroy.c2 cleanup audit.denials
+                restart.c1 label.changed verify.c1.restart restart.c1.files destroy.c1 destroy.c2 cleanup audit.denials
             ;;
         apparmor)
             echo guest.lsm guest.context libvirtd.start libvirt.secmodel \
@@ -194,16 +194,21 @@ step_libvirtd() {
 # rootfs labelling: bootstrap (import only), chcon to lxc_contexts' file label, create
 # (which reuses a rootfs lxcprov bootstrapped for the same profile).
 step_create() { # NAME
-    local n="$1"
+    local n="$1" bad
     lx "create-$n" create "$n" --profile-file "$PFILE" --profile "$PROFILE" --rootfs-from "$LAB/busybox.tar"
-    if [[ $RC -eq 0 ]]; then
-        pass "create.$n" "exit 0 in ${DUR}s; $(verify_summary "create-$n"); rootfs $(ls -Zd "$POOL/$n" 2>/dev/null | cut -d' ' -f1)"
+    bad="$(verify_nonpass "create-$n")"
+    # Exit 1 is "created, but verification found failures": judged like verify.
+    if [[ $RC -le 1 && "$(virsh_ domstate "$n" 2>/dev/null)" == running ]] && only_expected "$bad"; then
+        pass "create.$n" "exit $RC in ${DUR}s, running; its verify: $(verify_summary "create-$n")${bad:+, not passed: $bad(expected: $(expected_nonpass | xargs))}; rootfs $(ls -Zd "$POOL/$n" 2>/dev/null | cut -d' ' -f1)"
         return 0
     fi
-    fail "create.$n" "exit $RC in ${DUR}s: $(lx_error "create-$n")"
+    fail "create.$n" "exit $RC in ${DUR}s: $(lx_error "create-$n")${bad:+; not passed: $bad}"
     cp "/var/log/libvirt/lxc/$n.log" "$OUT/libvirt-lxc-$n-first.log" 2>/dev/null
-    [[ "$MODE" != apparmor ]] || return 1
-    # The workaround, reported as INFO so the FAIL above stays the result for create.
+    [[ $RC -eq 2 && "$MODE" != apparmor ]] || return 1
+    # lxcprov could not start it. If the rootfs label is the cause (lxcprov before it
+    # labelled imported trees), the workaround is: bootstrap (import only), chcon to
+    # lxc_contexts' file label, create (which reuses a rootfs lxcprov bootstrapped for the
+    # same profile). Reported as INFO so the FAIL above stays the result for create.
     local label
     label="$(sed -n 's/^file *= *"\(.*\)"/\1/p' /etc/selinux/default/contexts/lxc_contexts)"
     lx "bootstrap-$n" bootstrap "$n" --profile-file "$PFILE" --profile "$PROFILE" --rootfs-from "$LAB/busybox.tar"
@@ -211,18 +216,38 @@ step_create() { # NAME
     chcon -R --no-dereference "${label:-system_u:object_r:container_file_t:s0}" "$POOL/$n" 2>"$OUT/chcon-$n.err"
     local crc=$?
     lx "create-$n-retry" create "$n" --profile-file "$PFILE" --profile "$PROFILE"
-    info "workaround for $n: bootstrap --rootfs-from exit $brc; chcon -R ${label} $POOL/$n exit $crc; create again exit $RC in ${DUR}s$([[ $RC -ne 0 ]] && printf ': %s' "$(lx_error "create-$n-retry")")"
-    [[ $RC -eq 0 ]]
+    info "workaround for $n: bootstrap --rootfs-from exit $brc; chcon -R ${label} $POOL/$n exit $crc; create again exit $RC in ${DUR}s$([[ $RC -gt 1 ]] && printf ': %s' "$(lx_error "create-$n-retry")")"
+    [[ $RC -le 1 ]]
+}
+
+# The verify results that are expected not to pass in this lab, by design of the lab:
+#  trust=fail          the rootfs is imported with --rootfs-from (no package signatures)
+#  userns=skip         the lab profile has no user namespace (idmap)
+#  apparmor.label=skip / selinux.*=skip   the other MAC
+#  selinux.host=fail   permissive mode only (the check requires enforcing)
+expected_nonpass() {
+    echo trust=fail userns=skip
+    case "$MODE" in
+        selinux) echo apparmor.label=skip ;;
+        permissive) echo apparmor.label=skip selinux.host=fail ;;
+        apparmor) echo selinux.host=skip selinux.label=skip selinux.mcs_unique=skip selinux.imagelabel=skip ;;
+    esac
+}
+only_expected() { # "id=status ..."
+    local x exp
+    exp=" $(expected_nonpass | xargs) "
+    for x in $1; do
+        [[ "$exp" == *" $x "* ]] || return 1
+    done
+    return 0
 }
 
 step_verify() { # NAME TAG ID
     local n="$1" tag="$2" id="$3" bad
     lx "$tag" verify "$n"
     bad="$(verify_nonpass "$tag")"
-    if [[ $RC -eq 0 ]]; then
-        pass "$id" "lxcprov verify exit 0 in ${DUR}s: $(verify_summary "$tag")${bad:+; not passed: $bad}"
-    elif [[ "$MODE" == permissive && $RC -eq 1 && "$(printf '%s' "$bad" | xargs)" == selinux.host=fail ]]; then
-        pass "$id" "lxcprov verify exit 1, only selinux.host fails (expected: permissive): $(verify_summary "$tag")"
+    if [[ $RC -le 1 ]] && grep -q '"type":"summary"' "$OUT/$tag.jsonl" && only_expected "$bad"; then
+        pass "$id" "lxcprov verify exit $RC in ${DUR}s: $(verify_summary "$tag")${bad:+; not passed: $bad(all expected in this lab)}"
     else
         fail "$id" "lxcprov verify exit $RC: $(verify_summary "$tag"); not passed: ${bad:-$(lx_error "$tag")}"
     fi
@@ -287,8 +312,12 @@ step_restart() {
     local sdur=$DUR
     lx start-c1 start c1
     srt=$RC
-    [[ $src -eq 0 && $srt -eq 0 ]]
-    check restart.c1 $? "stop exit $src in ${sdur}s, start exit $srt in ${DUR}s$([[ $srt -ne 0 ]] && printf ': %s' "$(lx_error start-c1)")"
+    # A graceful stop (libvirt writes the init's /run/initctl) exercises the policy for
+    # virsh shutdown; "forced off" means the initctl request was refused.
+    local how=graceful
+    grep -q 'forc' "$OUT/stop-c1.err" 2>/dev/null && how="FORCED: $(grep -m1 -i 'warning' "$OUT/stop-c1.err")"
+    [[ $src -eq 0 && $srt -eq 0 && "$how" == graceful ]]
+    check restart.c1 $? "stop exit $src in ${sdur}s ($how), start exit $srt in ${DUR}s$([[ $srt -ne 0 ]] && printf ': %s' "$(lx_error start-c1)")"
     label_probe c1 c1-restart
     info "c1 after restart: $PROBE_DETAIL"
     local after="${LABEL[c1]:-}"
@@ -306,6 +335,17 @@ step_restart() {
             ;;
     esac
     step_verify c1 verify-c1-restart verify.c1.restart
+    # The busybox init removes and recreates /run/initctl at each start. The FIFO its
+    # previous run created carries that run's categories (files a container creates get
+    # its level); if the restarted container, with new categories, cannot replace it, its
+    # own files from before the restart are out of its reach.
+    if [[ "$MODE" != apparmor ]]; then
+        local fl want
+        fl="$(ls -Z "$POOL/c1/run/initctl" 2>/dev/null | cut -d' ' -f1)"
+        want="$(cats "$after")"
+        [[ -n "$want" && "$fl" == *":s0:$want" ]]
+        check restart.c1.files $? "c1's /run/initctl after restart: ${fl:-missing} (categories now ${want:-?}); the init's FIFO reader: $(procs_with_label "$after" | tr ' ' '\n' | grep -c ':cat$') process(es)"
+    fi
 }
 
 step_destroy() { # NAME
@@ -346,13 +386,18 @@ step_audit() {
     grep -h 'avc:  denied' "$OUT/audit.log" 2>/dev/null \
         | sed -n 's/.*denied  { \([^}]*\) } for .*comm="\([^"]*\)".*scontext=[^:]*:[^:]*:\([^: ]*\)[^ ]* tcontext=[^:]*:[^:]*:\([^: ]*\)[^ ]* tclass=\([^ ]*\) permissive=\([01]\).*/\3 \4:\5 { \1 } comm=\2 permissive=\6/p' \
         | sort | uniq -c | sort -rn >"$OUT/denials.txt"
-    rel="$(grep -E 'virt|container|machined|logind|dbus' "$OUT/denials.txt")"
+    # Policy gaps for the daemons (source domain libvirt, machined, logind, D-Bus); the
+    # containers' own denials are MCS at work and are listed as INFO.
+    rel="$(awk '$2 ~ /^(virtd|virtd_lxc|systemd_machined|systemd_logind|system_dbusd)_t$/' "$OUT/denials.txt")"
+    local ct
+    ct="$(awk '$2 == "container_t"' "$OUT/denials.txt")"
+    [[ -z "$ct" ]] || info "container_t denials (MCS): $(printf '%s' "$ct" | sed 's/^ *//' | tr '\n' ';')"
     if [[ "$MODE" == permissive ]]; then
         grep -h 'avc:  denied' "$OUT/audit.log" | audit2allow >"$OUT/audit2allow.te" 2>"$OUT/audit2allow.err"
         info "audit2allow over $all denials written to out/audit2allow.te ($(grep -c '^allow' "$OUT/audit2allow.te") allow rules)"
     fi
     [[ -z "$rel" ]]
-    check audit.denials $? "$all AVC denials this boot, $(printf '%s' "$rel" | grep -c .) distinct involving libvirt/containers/machined/logind/dbus$([[ -n "$rel" ]] && printf ':\n%s' "$(printf '%s\n' "$rel" | sed 's/^ */    /')")"
+    check audit.denials $? "$all AVC denials this boot, $(printf '%s' "$rel" | grep -c .) distinct from libvirtd, libvirt_lxc, machined, logind or dbus$([[ -n "$rel" ]] && printf ':\n%s' "$(printf '%s\n' "$rel" | sed 's/^ */    /')")"
 }
 
 # --- main -----------------------------------------------------------------------------
