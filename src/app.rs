@@ -108,7 +108,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Render(a) => render_cmd(&ctx, &a),
         Command::Bootstrap(a) => bootstrap_cmd(&ctx, &a),
         Command::Create(a) => create_cmd(&ctx, &a),
-        Command::Verify(a) => crate::create::verify_cmd(&ctx, &a.name),
+        Command::Verify(a) => crate::create::verify_cmd(&ctx, &a.name, a.probe, a.peer.as_deref()),
         Command::List => crate::create::list_cmd(&ctx),
         Command::Start { name } => crate::create::start_cmd(&ctx, &name),
         Command::Stop { name, timeout } => crate::create::stop_cmd(&ctx, &name, timeout),

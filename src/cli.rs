@@ -163,6 +163,13 @@ pub enum LabAction {
 pub struct VerifyArgs {
     /// Container name
     pub name: String,
+    /// Also run the active MCS probe (SELinux hosts): from a process in this container's
+    /// label, try to read another container's file and to stop its init
+    #[arg(long)]
+    pub probe: bool,
+    /// The container to probe against [default: the first other labelled one]
+    #[arg(long, value_name = "NAME", requires = "probe")]
+    pub peer: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

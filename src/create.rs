@@ -127,14 +127,18 @@ pub fn require_root_pub(what: &str) -> Result<()> {
     require_root(what)
 }
 
-pub fn verify_cmd(ctx: &Ctx, name: &str) -> Result<Outcome> {
+pub fn verify_cmd(ctx: &Ctx, name: &str, probe: bool, peer: Option<&str>) -> Result<Outcome> {
     let name = Name::parse(name)?;
     require_root("verify")?;
     let report = with_env(ctx, |env| {
         if !env.hv.domain_exists(name.as_str())? {
             bail!("no container named {name} on {}", env.hv.uri());
         }
-        lifecycle::verify_domain(env, name.as_str())
+        let mut rep = lifecycle::verify_domain(env, name.as_str())?;
+        if probe {
+            rep.checks.push(crate::probe::probe(env, name.as_str(), peer)?);
+        }
+        Ok(rep)
     })?;
     print_report(ctx, &report)
 }

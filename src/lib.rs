@@ -24,6 +24,7 @@ pub mod mcs;
 pub mod name;
 pub mod output;
 pub mod password;
+pub mod probe;
 pub mod paths;
 pub mod profile;
 pub mod registry;

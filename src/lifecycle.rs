@@ -86,7 +86,16 @@ pub fn precheck(env: &Env, name: &Name, profile_name: &str, p: &Profile) -> Resu
             );
         }
     }
-    if env.hv.domain_exists(name.as_str())? {
+    let exists = env.hv.domain_exists(name.as_str())?;
+    if let (Some(m), false) = (p.security.idmap, exists) {
+        if let Some(holder) = systemd_cgroup_holder(&env.host, m.uid.target) {
+            bail!(
+                "{name} could not start next to {holder}: on this host (cgroup v1, no systemd) libvirt puts every container in one name=systemd cgroup, so systemd containers with different user-namespace maps cannot run side by side. Stop {} first, or give {name} the same idmap. Nothing was created.",
+                holder.split(' ').next().unwrap_or("it")
+            );
+        }
+    }
+    if exists {
         let d = facts::parse_domain(&env.hv.domain_xml(name.as_str())?)?;
         let matches = d.meta.as_ref().is_some_and(|m| m.profile == profile_name && m.distro == p.distro && m.security == p.security.model.as_str());
         if matches {
@@ -227,12 +236,50 @@ pub fn stale_systemd_cgroups(host: &HostRoot) -> Vec<PathBuf> {
     out
 }
 
+/// On such a host (see [`prune_stale_systemd_cgroups`]), a running user-namespaced
+/// container whose map differs from `uid` owns the shared `name=systemd` cgroups, and a
+/// systemd started with another map cannot use them. Returns who holds them.
+pub fn systemd_cgroup_holder(host: &HostRoot, uid: u32) -> Option<String> {
+    let comm = std::fs::read_to_string(host.proc().join("1/comm")).unwrap_or_default();
+    if comm.trim() == "systemd" {
+        return None;
+    }
+    let root = host.sys().join("fs/cgroup/systemd");
+    for e in std::fs::read_dir(&root).ok()?.flatten() {
+        if !e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            continue;
+        }
+        let procs = std::fs::read_to_string(e.path().join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.lines().map(str::trim).filter(|p| !p.is_empty()) {
+            let proc_dir = host.proc().join(pid);
+            // The holder's user namespace: the host uid its root maps to.
+            let map = std::fs::read_to_string(proc_dir.join("uid_map")).unwrap_or_default();
+            let Some(target) = map.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|t| t.parse::<u32>().ok()) else {
+                continue;
+            };
+            if target == 0 || target == uid {
+                continue;
+            }
+            let cg = std::fs::read_to_string(proc_dir.join("cgroup")).unwrap_or_default();
+            let who = crate::audit::container_of(&cg).unwrap_or_else(|| format!("process {pid}"));
+            return Some(format!("{who} (user namespace at host uid {target})"));
+        }
+    }
+    None
+}
+
 /// Starts a domain, first clearing stale cgroups a user-namespaced container would trip on.
 fn start_domain(env: &Env, name: &str) -> Result<()> {
-    if facts::parse_domain(&env.hv.domain_xml(name)?)?.idmap.is_some() {
+    if let Some(m) = facts::parse_domain(&env.hv.domain_xml(name)?)?.idmap {
         let n = prune_stale_systemd_cgroups(&env.host);
         if n > 0 {
             env.ui.info(&format!("removed {n} stale cgroups left by earlier user-namespaced containers"));
+        }
+        if let Some(holder) = systemd_cgroup_holder(&env.host, m.uid.target) {
+            bail!(
+                "{name} cannot start next to {holder}: on this host (cgroup v1, no systemd) libvirt puts every container in one name=systemd cgroup, so systemd containers with different user-namespace maps cannot run side by side. Stop {holder_name} first, or give {name} the same idmap",
+                holder_name = holder.split(' ').next().unwrap_or("it")
+            );
         }
     }
     env.hv.start_domain(name)
@@ -768,6 +815,24 @@ mod tests {
         assert_eq!(stale_systemd_cgroups(&host), [sd.join("init.scope")], "a busy child keeps its parents");
         std::fs::write(d.path().join("proc/1/comm"), "systemd\n").unwrap();
         assert!(stale_systemd_cgroups(&host).is_empty());
+    }
+
+    #[test]
+    fn a_container_with_another_map_holding_the_systemd_cgroups_is_named() {
+        let d = tempfile::tempdir().unwrap();
+        let host = HostRoot { root: d.path().to_path_buf() };
+        std::fs::create_dir_all(d.path().join("proc/1")).unwrap();
+        std::fs::write(d.path().join("proc/1/comm"), "init\n").unwrap();
+        std::fs::create_dir_all(d.path().join("proc/4242")).unwrap();
+        std::fs::write(d.path().join("proc/4242/uid_map"), "         0     200000      65536\n").unwrap();
+        std::fs::write(d.path().join("proc/4242/cgroup"), "4:memory:/machine/lxc-4241-web1.libvirt-lxc\n").unwrap();
+        let scope = d.path().join("sys/fs/cgroup/systemd/init.scope");
+        std::fs::create_dir_all(&scope).unwrap();
+        std::fs::write(scope.join("cgroup.procs"), "4242\n").unwrap();
+        assert_eq!(systemd_cgroup_holder(&host, 100000).as_deref(), Some("web1 (user namespace at host uid 200000)"));
+        assert_eq!(systemd_cgroup_holder(&host, 200000), None, "the same map can share");
+        std::fs::write(d.path().join("proc/1/comm"), "systemd\n").unwrap();
+        assert_eq!(systemd_cgroup_holder(&host, 100000), None);
     }
 
     #[test]

@@ -14,7 +14,6 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const URI: &str = "lxc:///";
-const IGNORE: &str = "root tier: needs root and libvirtd (scripts/test.sh)";
 
 fn preflight() {
     assert!(is_root(), "the root tier must run as root");
@@ -157,7 +156,7 @@ fn killed_or_interrupted_installer_leaves_nothing_in_the_pool() {
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
     for how in ["kill-installer", "ctrl-c"] {
-        let mut child = lxcprov(d.path())
+        let child = lxcprov(d.path())
             .env("PATH", &path)
             .args(["bootstrap", "it-kill", "--profile", "paper", "--security", "none"])
             .stderr(Stdio::piped())
@@ -389,4 +388,43 @@ fn busybox_lab_goes_up_verifies_and_comes_down_leaving_nothing() {
     assert!(!network_exists("lxcprov-lab-lxcprov-it-lab"));
     assert!(pool_leftovers(d.path()).is_empty(), "{:?}", pool_leftovers(d.path()));
     assert!(!d.path().join("state/labs/lxcprov-it-lab.json").exists());
+}
+
+#[test]
+#[ignore = "root tier: needs root and libvirtd (scripts/test.sh)"]
+fn rebuild_swaps_in_a_fresh_rootfs_and_keeps_the_old_one_when_the_new_fails() {
+    preflight();
+    let names = ["lxcprov-it-rb"];
+    clean(&names, &["lxcprov-it-bbnet"]);
+    let _c = Cleanup(names.to_vec(), vec!["lxcprov-it-bbnet"]);
+    let d = workdir("rb");
+    let bb = busybox(d.path());
+    let prof = write_profile(d.path(), "it-rb", BB_PROFILE);
+    let pf = prof.to_str().unwrap();
+    let o = lx(d.path(), &["create", "lxcprov-it-rb", "--profile", "it-rb", "--profile-file", pf, "--rootfs-from", bb.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let rootfs = d.path().join("pool/lxcprov-it-rb");
+    std::fs::write(rootfs.join("old-marker"), "old").unwrap();
+    let hash_before = std::fs::read_to_string(rootfs.join("etc/shadow")).unwrap();
+    // A good rebuild: a fresh tree (no marker), same root password, running again.
+    let o = lx(d.path(), &["--json", "--profile-file", pf, "rebuild", "lxcprov-it-rb", "--rootfs-from", bb.to_str().unwrap()]);
+    assert_eq!(status_of(&checks(&o), "pidns"), "pass", "{}", stderr(&o));
+    assert!(!rootfs.join("old-marker").exists(), "the rootfs was not replaced");
+    let root_line = |s: &str| s.lines().find(|l| l.starts_with("root:")).unwrap().split(':').nth(1).unwrap().to_string();
+    assert_eq!(root_line(&std::fs::read_to_string(rootfs.join("etc/shadow")).unwrap()), root_line(&hash_before));
+    std::fs::write(rootfs.join("old-marker"), "old").unwrap();
+    // A rebuild whose new tree cannot boot: the old tree is kept and restarted.
+    let broken = d.path().join("broken");
+    let o = Command::new("cp").args(["-a"]).arg(&bb).arg(&broken).status().unwrap();
+    assert!(o.success());
+    std::fs::remove_file(broken.join("sbin/init")).unwrap();
+    std::fs::write(broken.join("sbin/init"), "#!/bin/sh\nexit 1\n").unwrap();
+    std::fs::set_permissions(broken.join("sbin/init"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = lx(d.path(), &["--profile-file", pf, "rebuild", "lxcprov-it-rb", "--rootfs-from", broken.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("old root filesystem was kept"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(rootfs.join("old-marker")).unwrap(), "old");
+    assert!(stdout(&virsh(&["domstate", "lxcprov-it-rb"])).contains("running"));
+    assert!(lx(d.path(), &["destroy", "lxcprov-it-rb", "--purge", "--yes"]).status.success());
+    assert!(pool_leftovers(d.path()).is_empty(), "{:?}", pool_leftovers(d.path()));
 }

@@ -276,7 +276,8 @@ label_probe() { # NAME TAG
         apparmor)
             local uuid
             uuid="$(virsh_ domuuid "$n" 2>/dev/null)"
-            procs="$(ps -eo label=,pid=,comm= | awk -v l="libvirt-$uuid" '$1 == l { printf "%s:%s ", $2, $3 }')"
+            # AppArmor labels read "PROFILE (MODE)": two ps fields
+            procs="$(ps -eo label=,pid=,comm= | awk -v l="libvirt-$uuid" '$1 == l { printf "%s:%s ", $3, $4 }')"
             [[ -n "$uuid" && "$plabel" == "libvirt-$uuid (enforce)" ]]
             PROBE_OK=$?
             PROBE_DETAIL="init pid ${pid:-none}: ${plabel:-none}; live XML label ${xlabel:-none}; lxcprov list: ${list:-none}; processes: ${procs:-none}; /etc/apparmor.d/libvirt files for it: $(ls /etc/apparmor.d/libvirt/ 2>/dev/null | grep -c "$uuid")"
@@ -368,12 +369,13 @@ step_cleanup() {
     case "$MODE" in
         selinux | permissive) procs="$(ps -eo label=,pid=,comm= | awk '$1 ~ /:container_t:/ { printf "%s:%s ", $2, $3 }')" ;;
         apparmor)
-            procs="$(ps -eo label=,pid=,comm= | awk '$1 ~ /^libvirt-/ { printf "%s:%s ", $2, $3 }')"
-            aa="$(ls /etc/apparmor.d/libvirt/ 2>/dev/null | grep '^libvirt-' | xargs)"
+            procs="$(ps -eo label=,pid=,comm= | awk '$1 ~ /^libvirt-/ { printf "%s:%s ", $3, $4 }')"
+            # Not part of the check (libvirt's, not lxcprov's): per-domain profiles left behind
+            aa="files $(ls /etc/apparmor.d/libvirt/ 2>/dev/null | grep '^libvirt-' | xargs), loaded $(grep -c '^libvirt-' /sys/kernel/security/apparmor/profiles 2>/dev/null)"
             ;;
     esac
     [[ -z "$doms" && " $nets " != *" lablxc "* && -z "$pool" && -z "$procs" && -z "$ctl" ]]
-    check cleanup $? "domains: ${doms:-none}; networks: ${nets:-none}; pool $POOL: ${pool:-empty}; container processes: ${procs:-none}; libvirt_lxc: ${ctl:-none}; lxcprov state: ${state:-empty}${aa:+; AppArmor profiles left: $aa}"
+    check cleanup $? "domains: ${doms:-none}; networks: ${nets:-none}; pool $POOL: ${pool:-empty}; container processes: ${procs:-none}; libvirt_lxc: ${ctl:-none}; lxcprov state: ${state:-empty}${aa:+; per-domain AppArmor profiles left by libvirt: $aa}"
 }
 
 # AVC denials of this boot that involve libvirt, machined/logind or containers.
