@@ -4,7 +4,7 @@
 #   floor      cp -a --reflink=auto of the cached base + bare `virsh define` + `virsh start`
 #              of the same domain XML
 #   create     `lxcprov create` from the base-rootfs cache to a verified running container
-#              (copy, guest configuration, network, define, start, settle 1.5 s, verify);
+#              (copy, guest configuration, network, define, start, settle 1 s, verify);
 #              both without a user namespace, as the floor cannot shift ownership
 #                                                                   target: <= 1.2 x floor
 #   lab up     `lxcprov lab up --count COUNT` wall time           target: <= 60 s for 30
@@ -76,7 +76,7 @@ echo "bench-lab: lab up --count $count..." >&2
 t0=$(now)
 /usr/bin/time -f "%M" -o "$work/rss" "$bin" -q lab up "$lab" --count "$count" "${common[@]}" >/dev/null || true
 t1=$(now); labup=$(secs "$t0" "$t1")
-rss_mb=$(awk '{ printf "%.1f", $1 / 1024 }' "$work/rss")
+rss_mb=$(tail -n 1 "$work/rss" | awk '{ printf "%.1f", $1 / 1024 }')
 running=$("$bin" --json list | grep -c "\"name\":\"$lab-" || true)
 t0=$(now); "$bin" -q lab down "$lab" --purge --yes >/dev/null; t1=$(now); labdown=$(secs "$t0" "$t1")
 

@@ -137,7 +137,7 @@ pub fn shift_for_idmap(env: &Env, name: &Name, p: &Profile) -> Result<()> {
 
 /// How long the init must stay up after it appears before it counts as running: an init
 /// that cannot start (a systemd without the capabilities it needs) exits within this time.
-const SETTLE: Duration = Duration::from_millis(1500);
+const SETTLE: Duration = Duration::from_millis(1000);
 
 /// On a SELinux host, labels the root filesystem for the container: libvirt does not
 /// relabel a mounted LXC rootfs, and left at `var_t` the container cannot start in

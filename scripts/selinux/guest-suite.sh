@@ -384,10 +384,22 @@ step_audit() {
     dmesg >"$OUT/dmesg.txt" 2>/dev/null
     local all rel
     all="$( (grep -h 'avc:  denied' "$OUT/audit.log" "$OUT/dmesg.txt" 2>/dev/null) | wc -l)"
-    # type scontext -> tcontext:class {perms} (comm), de-duplicated
-    grep -h 'avc:  denied' "$OUT/audit.log" 2>/dev/null \
-        | sed -n 's/.*denied  { \([^}]*\) } for .*comm="\([^"]*\)".*scontext=[^:]*:[^:]*:\([^: ]*\)[^ ]* tcontext=[^:]*:[^:]*:\([^: ]*\)[^ ]* tclass=\([^ ]*\) permissive=\([01]\).*/\3 \4:\5 { \1 } comm=\2 permissive=\6/p' \
-        | sort | uniq -c | sort -rn >"$OUT/denials.txt"
+    # "stype ttype:class { perms } comm=X permissive=N", de-duplicated, from AVC and
+    # USER_AVC (D-Bus, reported by dbus-daemon: no comm=) records
+    grep -h 'avc:  denied' "$OUT/audit.log" 2>/dev/null | awk '
+        function field(re, n,   v) {
+            if (!match($0, re)) return "?"
+            v = substr($0, RSTART, RLENGTH); sub(/^[a-z]*=/, "", v); gsub(/"/, "", v)
+            if (n) { split(v, p, ":"); return p[3] }
+            return v
+        }
+        {
+            match($0, /denied  \{ [^}]* \}/); perms = substr($0, RSTART + 8, RLENGTH - 8)
+            comm = field("comm=\"[^\"]*\"", 0)
+            if (comm == "?") comm = field("exe=\"[^\"]*\"", 0)
+            printf "%s %s:%s %s comm=%s permissive=%s\n", field("scontext=[^ ]*", 1), field("tcontext=[^ ]*", 1), \
+                field("tclass=[^ ]*", 0), perms, comm, field("permissive=[01]", 0)
+        }' | sort | uniq -c | sort -rn >"$OUT/denials.txt"
     # Policy gaps for the daemons (source domain libvirt, machined, logind, D-Bus); the
     # containers' own denials are MCS at work and are listed as INFO.
     rel="$(awk '$2 ~ /^(virtd|virtd_lxc|systemd_machined|systemd_logind|system_dbusd)_t$/' "$OUT/denials.txt")"
