@@ -39,7 +39,7 @@ pub fn load(ctx: &Ctx, lab: &str) -> Result<LabRecord> {
     let lab = Name::parse(lab)?;
     let p = record_path(ctx, &lab);
     let t = std::fs::read_to_string(&p).with_context(|| format!("no lab named {lab} (no {})", p.display()))?;
-    Ok(serde_json::from_str(&t).with_context(|| format!("reading {}", p.display()))?)
+    serde_json::from_str(&t).with_context(|| format!("reading {}", p.display()))
 }
 
 /// Student container names: `LAB-PREFIXNN`.

@@ -557,7 +557,7 @@ pub fn destroy(env: &Env, name: &Name, purge: bool) -> Result<Vec<String>> {
     let mut done = vec![];
     let rootfs = env.paths.rootfs(name);
     let exists = env.hv.domain_exists(name.as_str())?;
-    if !exists && !(purge && rootfs.exists()) {
+    if !exists && (!purge || !rootfs.exists()) {
         bail!("no container named {name} on {}", env.hv.uri());
     }
     let mut networks = vec![];

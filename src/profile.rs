@@ -340,7 +340,7 @@ pub fn valid_hostname(s: &str) -> bool {
 /// Is `s` a valid libvirt network, bridge or nwfilter name?
 fn valid_object_name(s: &str) -> bool {
     !s.is_empty()
-        && s.len() <= 15.max(64)
+        && s.len() <= 64
         && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
@@ -492,7 +492,8 @@ impl Profile {
             }
         }
         let tty = &self.console.tty;
-        if !(tty.starts_with("pts/") && tty[4..].parse::<u16>().is_ok()) && !(tty.starts_with("tty") && tty[3..].parse::<u16>().is_ok()) {
+        let numbered = |prefix: &str| tty.strip_prefix(prefix).is_some_and(|n| n.parse::<u16>().is_ok());
+        if !numbered("pts/") && !numbered("tty") {
             bail!("console.tty {tty:?} must look like pts/0 or tty1");
         }
         if self.description.len() > 4096 {

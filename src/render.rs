@@ -204,7 +204,7 @@ pub struct Templates {
 impl Templates {
     /// Loads `domain.xml` and `network.xml` from `dir` where present, else the embedded ones.
     pub fn load(dir: Option<&Path>) -> Result<Templates> {
-        let mut sources = vec![
+        let mut sources = [
             ("domain.xml".to_string(), DOMAIN_TEMPLATE.to_string()),
             ("network.xml".to_string(), NETWORK_TEMPLATE.to_string()),
         ];

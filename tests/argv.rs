@@ -17,8 +17,7 @@ fn argv_for(profile: &str, distro: Option<&str>, tool: Tool) -> String {
     let d = lxcprov::distro::lookup(&p.distro).unwrap();
     let dir = tempfile::tempdir().unwrap();
     // An empty cache (so the plan installs) but the default, printable paths in the argv.
-    let mut paths = Paths::default();
-    paths.cache = dir.path().join("cache");
+    let paths = Paths { cache: dir.path().join("cache"), ..Paths::default() };
     let name = Name::parse("web1").unwrap();
     let plan = bootstrap::plan(&paths, &name, profile, &p, &d, None, tool, false, None, true).unwrap();
     let Source::Install { cmd, .. } = &plan.source else { panic!("expected an install") };
