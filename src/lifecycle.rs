@@ -703,8 +703,32 @@ mod tests {
         crate::profile::parse("security: {model: none, label: none}\nnetwork: {mode: isolated, name: lxcprov-test}\n", "t").unwrap()
     }
 
-    fn env<'a>(hv: &'a FakeHypervisor, runner: &'a RecordingRunner, paths: &'a Paths, ui: &'a Ui, root: &Path) -> Env<'a> {
-        Env { hv, runner, paths, ui, host: HostRoot { root: root.to_path_buf() }, run_dir: root.join("run"), labels: &NoLabels }
+    /// Paths under a tempdir, a recording runner and a quiet UI, for an [`Env`].
+    struct Harness {
+        root: PathBuf,
+        runner: RecordingRunner,
+        paths: Paths,
+        ui: Ui,
+    }
+
+    impl Harness {
+        fn new(d: &tempfile::TempDir) -> Harness {
+            let root = d.path().to_path_buf();
+            let paths = Paths { pool: root.join("pool"), cache: root.join("cache"), state: root.join("state") };
+            Harness { root, runner: RecordingRunner::new(), paths, ui: Ui::new(Verbosity::Quiet) }
+        }
+
+        fn env<'a>(&'a self, hv: &'a FakeHypervisor) -> Env<'a> {
+            Env {
+                hv,
+                runner: &self.runner,
+                paths: &self.paths,
+                ui: &self.ui,
+                host: HostRoot { root: self.root.clone() },
+                run_dir: self.root.join("run"),
+                labels: &NoLabels,
+            }
+        }
     }
 
     const DOMAIN: &str = "<domain type='lxc'><name>c1</name><metadata><lxcprov:container xmlns:lxcprov='https://github.com/lxcprov/lxcprov/xmlns/1' profile='p' distro='debian12' release='12' version='0' security='none'/></metadata><devices><interface type='network'><source network='lxcprov-test'/></interface></devices></domain>";
@@ -714,10 +738,9 @@ mod tests {
     fn failed_start_rolls_back_what_this_run_created() {
         let d = tempfile::tempdir().unwrap();
         let hv = FakeHypervisor { fail_start: true, ..Default::default() };
-        let runner = RecordingRunner::new();
-        let paths = Paths { pool: d.path().join("pool"), cache: d.path().join("cache"), state: d.path().join("state") };
-        let ui = Ui::new(Verbosity::Quiet);
-        let e = env(&hv, &runner, &paths, &ui, d.path());
+        let h = Harness::new(&d);
+        let e = h.env(&hv);
+        let paths = &h.paths;
         let name = Name::parse("c1").unwrap();
         let p = profile();
         let rootfs = paths.rootfs(&name);
@@ -737,10 +760,9 @@ mod tests {
         hv.define_network(NETWORK).unwrap();
         hv.start_network("lxcprov-test").unwrap();
         hv.define_domain("<domain type='lxc'><name>c1</name></domain>").unwrap();
-        let runner = RecordingRunner::new();
-        let paths = Paths { pool: d.path().join("pool"), cache: d.path().join("cache"), state: d.path().join("state") };
-        let ui = Ui::new(Verbosity::Quiet);
-        let e = env(&hv, &runner, &paths, &ui, d.path());
+        let h = Harness::new(&d);
+        let e = h.env(&hv);
+        let paths = &h.paths;
         let name = Name::parse("c1").unwrap();
         let p = profile();
         let boot = || -> Result<()> { panic!("must not bootstrap") };
@@ -756,10 +778,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let hv = FakeHypervisor::default();
         hv.define_domain(DOMAIN).unwrap();
-        let runner = RecordingRunner::new();
-        let paths = Paths { pool: d.path().join("pool"), cache: d.path().join("cache"), state: d.path().join("state") };
-        let ui = Ui::new(Verbosity::Quiet);
-        let e = env(&hv, &runner, &paths, &ui, d.path());
+        let h = Harness::new(&d);
+        let e = h.env(&hv);
+        let paths = &h.paths;
         let name = Name::parse("c1").unwrap();
         let p = profile();
         let boot = || -> Result<()> { panic!("must not bootstrap") };
@@ -775,10 +796,9 @@ mod tests {
         hv.define_network(NETWORK).unwrap();
         hv.define_domain(DOMAIN).unwrap();
         hv.start_domain("c1").unwrap();
-        let runner = RecordingRunner::new();
-        let paths = Paths { pool: d.path().join("pool"), cache: d.path().join("cache"), state: d.path().join("state") };
-        let ui = Ui::new(Verbosity::Quiet);
-        let e = env(&hv, &runner, &paths, &ui, d.path());
+        let h = Harness::new(&d);
+        let e = h.env(&hv);
+        let paths = &h.paths;
         let name = Name::parse("c1").unwrap();
         std::fs::create_dir_all(paths.rootfs(&name)).unwrap();
         let done = destroy(&e, &name, true).unwrap();
