@@ -762,7 +762,6 @@ mod tests {
         hv.define_domain("<domain type='lxc'><name>c1</name></domain>").unwrap();
         let h = Harness::new(&d);
         let e = h.env(&hv);
-        let paths = &h.paths;
         let name = Name::parse("c1").unwrap();
         let p = profile();
         let boot = || -> Result<()> { panic!("must not bootstrap") };
@@ -780,7 +779,6 @@ mod tests {
         hv.define_domain(DOMAIN).unwrap();
         let h = Harness::new(&d);
         let e = h.env(&hv);
-        let paths = &h.paths;
         let name = Name::parse("c1").unwrap();
         let p = profile();
         let boot = || -> Result<()> { panic!("must not bootstrap") };
