@@ -254,6 +254,14 @@ fn preflight_bootstrap(plan: &bootstrap::Plan) -> Result<()> {
         if exec::which(&cmd.program).is_none() {
             bail!("{} is not installed; {}", cmd.program, exec::install_hint(&cmd.program));
         }
+        if let (Source::Install { .. }, true, Some(k)) = (&plan.source, plan.spec.gpgcheck, &plan.spec.keyring) {
+            if plan.spec.tool == bootstrap::Tool::Debootstrap && !std::path::Path::new(k).exists() {
+                bail!(
+                    "the archive keyring {k} for {} is missing, so its packages cannot be verified; install it (Debian: debian-archive-keyring; Ubuntu: ubuntu-keyring). Nothing was changed.",
+                    plan.spec.distro
+                );
+            }
+        }
     }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {

@@ -109,6 +109,15 @@ pub fn checks(uri: &str) -> Vec<Item> {
         v.push(item("lxc_contexts", Level::Warn, format!("{lxc_contexts} missing (SELinux is off)"), None));
     }
     v.push(item("cgroups", Level::Ok, format!("cgroup layout: {}", cgroup_layout()), None));
+    let pid1 = std::fs::read_to_string("/proc/1/comm").unwrap_or_default();
+    if pid1.trim() != "systemd" && std::path::Path::new("/sys/fs/cgroup/systemd/cgroup.procs").exists() {
+        v.push(item(
+            "name=systemd",
+            Level::Warn,
+            "PID 1 is not systemd but a name=systemd hierarchy is mounted: libvirt puts every container in its root, so systemd containers with different user-namespace maps cannot run side by side",
+            Some("use the same idmap for containers that must run together (a lab's do), or a systemd host"),
+        ));
+    }
     let conf = std::fs::read_to_string("/etc/libvirt/lxc.conf").unwrap_or_default();
     let dc = lxc_conf_value(&conf, "security_default_confined").unwrap_or_else(|| "1 (default)".into());
     let rc = lxc_conf_value(&conf, "security_require_confined").unwrap_or_else(|| "0 (default)".into());
@@ -133,12 +142,12 @@ pub fn checks(uri: &str) -> Vec<Item> {
     }
     for (keyring, pkg) in [
         ("/usr/share/keyrings/debian-archive-keyring.gpg", "debian-archive-keyring"),
-        ("/usr/share/keyrings/ubuntu-archive-keyring.gpg", "ubuntu-keyring"),
+        ("/usr/share/keyrings/ubuntu-archive-keyring.gpg", "ubuntu-keyring (Ubuntu hosts, Debian 13 and later)"),
     ] {
         v.push(if std::path::Path::new(keyring).exists() {
             item("keyring", Level::Ok, format!("{keyring} present"), None)
         } else {
-            Item { id: "keyring", level: Level::Warn, detail: format!("{keyring} missing: that distro cannot be verified"), fix: Some(format!("apt-get install {pkg}")) }
+            Item { id: "keyring", level: Level::Warn, detail: format!("{keyring} missing: that distro cannot be verified"), fix: Some(format!("install {pkg}")) }
         });
     }
     v
