@@ -16,7 +16,7 @@
 #   (default)     selinux=1 security=selinux enforcing=1
 #   --apparmor    apparmor=1 security=apparmor          (suite uses an AppArmor profile)
 #   --permissive  selinux=1 security=selinux enforcing=0; dontaudit rules are disabled in the
-#                 guest (semodule -DB, ~25 s) and the suite writes audit2allow's output: use it
+#                 guest (semodule -DB, ~30 s) and the suite writes audit2allow's output: use it
 #                 to find the allow rules a workload needs (scripts/selinux/README)
 #
 # Everything lives under $LXCPROV_LAB_CACHE (default /var/cache/lxcprov-lab):

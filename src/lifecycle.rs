@@ -139,23 +139,36 @@ pub fn shift_for_idmap(env: &Env, name: &Name, p: &Profile) -> Result<()> {
 /// that cannot start (a systemd without the capabilities it needs) exits within this time.
 const SETTLE: Duration = Duration::from_millis(1000);
 
-/// On a SELinux host, labels the root filesystem for the container: libvirt does not
-/// relabel a mounted LXC rootfs, and left at `var_t` the container cannot start in
-/// enforcing mode. Dynamic labels get lxc_contexts' `file` context (readable by every
-/// container); static labels get the container's own categories (files separated too).
-pub fn label_rootfs(env: &Env, name: &Name, p: &Profile) -> Result<()> {
-    if p.security.model != SecModel::Selinux || env.labels.enforcing().is_none() {
+/// On a SELinux host, labels a container's root filesystem: libvirt does not relabel a
+/// mounted LXC rootfs, and left at `var_t` the container cannot start in enforcing mode.
+/// Dynamic labels get lxc_contexts' `file` context (readable by every container); static
+/// labels get the container's own categories (files separated as well as processes).
+fn label_tree(env: &Env, rootfs: &Path, static_label: Option<&str>) -> Result<()> {
+    if env.labels.enforcing().is_none() {
         return Ok(());
     }
     let path = crate::host::lxc_contexts_path(&env.host.etc());
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("SELinux is on but {} cannot be read: install the policy's container module", path.display()))?;
-    let label = crate::host::rootfs_label(&text, p.security.static_label.as_deref())
-        .with_context(|| format!("{} has no `file` context", path.display()))?;
-    let rootfs = env.paths.rootfs(name);
+    let label = crate::host::rootfs_label(&text, static_label).with_context(|| format!("{} has no `file` context", path.display()))?;
     env.ui.info(&format!("labelling {} as {label}", rootfs.display()));
     let cmd = crate::exec::Cmd::new("chcon").args(["-R", "--no-dereference"]).arg(&label).arg(rootfs.display().to_string());
     env.runner.run(&cmd, &mut |_| {}).map_err(anyhow::Error::new).context("labelling the root filesystem")
+}
+
+/// Before a (re)start with a dynamic SELinux label: files the container created during its
+/// last run carry that run's categories, which its next run (new categories) could no longer
+/// touch; bring the tree back to the shared level first. Static labels keep their level.
+fn relabel_before_start(env: &Env, d: &facts::DomainXml) -> Result<()> {
+    if d.seclabel_model.as_deref() != Some("selinux") {
+        return Ok(());
+    }
+    let Some(rootfs) = &d.rootfs else { return Ok(()) };
+    match d.seclabel_type.as_deref() {
+        Some("dynamic") => label_tree(env, rootfs, None),
+        Some("static") => label_tree(env, rootfs, d.label.as_deref()),
+        _ => Ok(()),
+    }
 }
 
 /// Waits until libvirt reports the container's init, it exists on the host, and it is still
@@ -270,7 +283,9 @@ pub fn systemd_cgroup_holder(host: &HostRoot, uid: u32) -> Option<String> {
 
 /// Starts a domain, first clearing stale cgroups a user-namespaced container would trip on.
 fn start_domain(env: &Env, name: &str) -> Result<()> {
-    if let Some(m) = facts::parse_domain(&env.hv.domain_xml(name)?)?.idmap {
+    let d = facts::parse_domain(&env.hv.domain_xml(name)?)?;
+    relabel_before_start(env, &d)?;
+    if let Some(m) = d.idmap {
         let n = prune_stale_systemd_cgroups(&env.host);
         if n > 0 {
             env.ui.info(&format!("removed {n} stale cgroups left by earlier user-namespaced containers"));
@@ -362,7 +377,6 @@ fn create_steps(env: &Env, input: &CreateInput, created: &mut Vec<Created>) -> R
     }
     crate::interrupt::check()?;
     shift_for_idmap(env, name, input.profile)?;
-    label_rootfs(env, name, input.profile)?;
     if ensure_network(env, input.profile, input.network_xml)? {
         created.push(Created::Network(input.profile.network.name.clone()));
     }
@@ -632,7 +646,6 @@ pub fn rebuild(env: &Env, plan: &bootstrap::Plan, p: &Profile) -> Result<Report>
     let attempt = (|| -> Result<Report> {
         bootstrap::record_for(plan).save(&record_path)?;
         shift_for_idmap(env, name, p)?;
-        label_rootfs(env, name, p)?;
         start_domain(env, name.as_str())?;
         wait_for_init(env, name.as_str(), Duration::from_secs(15))?;
         verify_domain(env, name.as_str())
@@ -851,6 +864,36 @@ mod tests {
         assert_eq!(systemd_cgroup_holder(&host, 200000), None, "the same map can share");
         std::fs::write(d.path().join("proc/1/comm"), "systemd\n").unwrap();
         assert_eq!(systemd_cgroup_holder(&host, 100000), None);
+    }
+
+    struct Enforcing;
+    impl LabelSource for Enforcing {
+        fn process_label(&self, _: u32) -> Option<String> { None }
+        fn file_label(&self, _: &Path) -> Option<String> { None }
+        fn enforcing(&self) -> Option<bool> { Some(true) }
+    }
+
+    #[test]
+    fn rootfs_is_relabelled_before_each_start_on_selinux_hosts() {
+        let d = tempfile::tempdir().unwrap();
+        let h = Harness::new(&d);
+        std::fs::create_dir_all(d.path().join("etc/selinux/default/contexts")).unwrap();
+        std::fs::write(d.path().join("etc/selinux/config"), "SELINUXTYPE=default\n").unwrap();
+        std::fs::write(d.path().join("etc/selinux/default/contexts/lxc_contexts"), "file = \"system_u:object_r:container_file_t:s0\"\n").unwrap();
+        let hv = FakeHypervisor::default();
+        let mut e = h.env(&hv);
+        e.labels = &Enforcing;
+        let dynamic = facts::parse_domain("<domain><name>c</name><devices><filesystem type='mount'><source dir='/p/c'/><target dir='/'/></filesystem></devices><seclabel type='dynamic' model='selinux' relabel='yes'><label>system_u:system_r:container_t:s0:c1,c2</label></seclabel></domain>").unwrap();
+        relabel_before_start(&e, &dynamic).unwrap();
+        let stat = facts::parse_domain("<domain><name>c</name><devices><filesystem type='mount'><source dir='/p/c'/><target dir='/'/></filesystem></devices><seclabel type='static' model='selinux' relabel='no'><label>system_u:system_r:container_t:s0:c7,c9</label></seclabel></domain>").unwrap();
+        relabel_before_start(&e, &stat).unwrap();
+        let none = facts::parse_domain("<domain><name>c</name><seclabel type='none'/></domain>").unwrap();
+        relabel_before_start(&e, &none).unwrap();
+        let calls: Vec<String> = h.runner.calls().iter().map(|c| c.display()).collect();
+        assert_eq!(calls, [
+            "chcon -R --no-dereference system_u:object_r:container_file_t:s0 /p/c",
+            "chcon -R --no-dereference system_u:object_r:container_file_t:s0:c7,c9 /p/c",
+        ]);
     }
 
     #[test]

@@ -20,7 +20,7 @@ checks_for() { # MODE
         selinux | permissive)
             echo guest.lsm guest.context libvirtd.start libvirt.secmodel \
                 create.c1 create.c2 verify.c1 verify.c2 label.c1 label.c2 label.distinct \
-                restart.c1 label.changed verify.c1.restart restart.c1.files destroy.c1 destroy.c2 cleanup audit.denials
+                probe.c1 restart.c1 label.changed verify.c1.restart restart.c1.files destroy.c1 destroy.c2 cleanup audit.denials
             ;;
         apparmor)
             echo guest.lsm guest.context libvirtd.start libvirt.secmodel \
@@ -253,6 +253,22 @@ step_verify() { # NAME TAG ID
     fi
 }
 
+# `lxcprov verify --probe`: from a process in c1's label, read a file carrying c2's
+# categories and SIGSTOP c2's init; PASS only when lxcprov reports both denied.
+step_probe() {
+    local st detail
+    lx probe-c1 verify c1 --probe --peer c2
+    st="$(grep '"id":"selinux.probe"' "$OUT/probe-c1.jsonl" | sed -n 's/.*"status":"\([a-z]*\)".*/\1/p')"
+    detail="$(grep '"id":"selinux.probe"' "$OUT/probe-c1.jsonl" | sed -n 's/.*"summary":"\([^"]*\)".*/\1/p')"
+    if [[ "$st" == pass ]]; then
+        pass probe.c1 "lxcprov verify --probe exit $RC: $detail"
+    else
+        fail probe.c1 "lxcprov verify --probe exit $RC: selinux.probe=${st:-missing}: ${detail:-$(lx_error probe-c1)}"
+    fi
+    # The denials lxcprov cites as evidence.
+    grep '"id":"selinux.probe"' "$OUT/probe-c1.jsonl" | grep -o 'avc: [^"]*' | head -n 3 | while read -r line; do info "probe evidence: $line"; done
+}
+
 declare -A LABEL=()
 # Reads NAME's labels from /proc, the live XML and `lxcprov list`; sets LABEL[NAME],
 # PROBE_OK (0 when they agree and have the expected form) and PROBE_DETAIL.
@@ -431,6 +447,7 @@ if step_libvirtd; then
     step_label c1
     step_label c2
     step_distinct
+    [[ "$MODE" == apparmor ]] || step_probe
     step_restart
     # Evidence the verify reports do not keep.
     for n in c1 c2; do
