@@ -67,6 +67,9 @@ pub fn probe(env: &Env, a: &str, b: Option<&str>) -> Result<Check> {
     // Whatever happened: B's init must not stay stopped, and the probe files go.
     let _ = env.runner.run(&Cmd::new("kill").args(["-s", "CONT"]).arg(sb.init.to_string()), &mut |_| {});
     let _ = crate::fsutil::remove_tree(&dir);
+    if let Some(parent) = dir.parent() {
+        let _ = std::fs::remove_dir(parent); // only when empty
+    }
     r
 }
 
@@ -75,7 +78,8 @@ fn run_probe(env: &Env, a: &Side, b: &Side, dir: &Path) -> Result<Check> {
     let lxc = std::fs::read_to_string(crate::host::lxc_contexts_path(&env.host.etc())).unwrap_or_default();
     let shared = crate::host::rootfs_label(&lxc, None).unwrap_or_else(|| "system_u:object_r:container_file_t:s0".into());
     let bb = crate::exec::which("busybox").context("the probe needs busybox (busybox-static) on the host")?;
-    let exe = dir.join("probe");
+    // busybox picks its applet from argv[0]'s name, so the copy must be called busybox.
+    let exe = dir.join("busybox");
     std::fs::copy(&bb, &exe)?;
     let (fa, fb) = (dir.join("a.txt"), dir.join("b.txt"));
     std::fs::write(&fa, "A's own file\n")?;
