@@ -3,18 +3,25 @@
 #   1. scripts/setup-host.sh: packages, users, libvirtd, nwfilters (idempotent)
 #   2. cargo test: unit and integration tests that need no root (virt-xml-validate is
 #      required: a missing tool fails, it does not skip)
-#   3. the root tier (tests/root.rs): real dnf against a signed local repository, a real
+#   3. `vagrant validate` of scripts/vagrant/Vagrantfile (Vagrant cannot fetch boxes here)
+#   4. the SELinux lab (scripts/selinux-lab.sh): build or reuse the nested SELinux guest
+#      image, run the in-guest suite under SELinux enforcing and under AppArmor (~2-3 min,
+#      plus ~3 min to build the image on a fresh machine)
+#   5. the root tier (tests/root.rs): real dnf against a signed local repository, a real
 #      debootstrap of Debian 12, real containers on libvirtd, one test at a time
-# Usage: scripts/test.sh [--no-root-tier]
+# Usage: scripts/test.sh [--no-root-tier] [--no-lab]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 root_tier=1
-case "${1:-}" in
-    "") ;;
-    --no-root-tier) root_tier=0 ;;
-    *) echo "usage: $0 [--no-root-tier]" >&2; exit 2 ;;
-esac
+lab=1
+for arg in "$@"; do
+    case "$arg" in
+        --no-root-tier) root_tier=0 ;;
+        --no-lab) lab=0 ;;
+        *) echo "usage: $0 [--no-root-tier] [--no-lab]" >&2; exit 2 ;;
+    esac
+done
 
 if [[ $(id -u) -ne 0 ]]; then
     echo "scripts/test.sh: run as root (the root tier drives libvirtd, dnf and debootstrap)" >&2
@@ -29,6 +36,19 @@ cargo build --locked --all-targets
 
 echo "== tests that need no root" >&2
 LXCPROV_REQUIRE_TOOLS=1 cargo test --locked
+
+echo "== Vagrantfile" >&2
+if ! command -v vagrant >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends vagrant >&2
+fi
+(cd scripts/vagrant && vagrant validate --ignore-provider)
+
+if [[ $lab -eq 1 ]]; then
+    echo "== SELinux lab: nested SELinux-enforcing guest (and its AppArmor boot)" >&2
+    scripts/selinux-lab.sh build
+    scripts/selinux-lab.sh test
+    scripts/selinux-lab.sh test --apparmor
+fi
 
 if [[ $root_tier -eq 1 ]]; then
     echo "== root tier: real installers, libvirtd and containers" >&2

@@ -108,6 +108,9 @@ fn run_probe(env: &Env, a: &Side, b: &Side, dir: &Path) -> Result<Check> {
         .unwrap_or_default()
         .lines()
         .filter(|l| l.contains("avc:") && l.contains("denied"))
+        // Only B's: the denials whose target carries B's categories (the probe's inherited
+        // pipes are denied too, which proves nothing).
+        .filter(|l| crate::mcs::split_context(&b.label).is_some_and(|(_, lvl)| l.contains(&format!("tcontext={}", b.label)) || l.contains(&format!("{lvl} tclass="))))
         .map(str::to_string)
         .collect();
     if avcs.is_empty() {
