@@ -52,7 +52,10 @@ pub(super) fn label(cx: &Ctx) -> Check {
             }
         }
     }
-    let ok = format!("{} process(es) confined by {profile} in enforce mode", cx.members.len());
+    let ok = format!(
+        "{} process(es) confined by {profile} in enforce mode; AppArmor has no MCS categories: containers are separated by their per-domain profiles only",
+        cx.members.len()
+    );
     Check::verdict(ID, bad, ok, ev)
 }
 
