@@ -20,7 +20,8 @@ checks_for() { # MODE
         selinux | permissive)
             echo guest.lsm guest.context libvirtd.start libvirt.secmodel \
                 create.c1 create.c2 verify.c1 verify.c2 label.c1 label.c2 label.distinct \
-                probe.c1 restart.c1 label.changed verify.c1.restart restart.c1.files destroy.c1 destroy.c2 cleanup audit.denials
+                probe.c1 restart.c1 label.changed verify.c1.restart restart.c1.files destroy.c1 destroy.c2 \
+                lab.up lab.static lab.verify lab.audit lab.down cleanup audit.denials
             ;;
         apparmor)
             echo guest.lsm guest.context libvirtd.start libvirt.secmodel \
@@ -269,6 +270,43 @@ step_probe() {
     grep '"id":"selinux.probe"' "$OUT/probe-c1.jsonl" | grep -o 'avc: [^"]*' | head -n 3 | while read -r line; do info "probe evidence: $line"; done
 }
 
+# Lab mode: three students with static MCS pairs from lxcprov's registry; each rootfs must
+# carry its owner's pair; `lab verify` and `audit` must find no collision; `lab down`
+# must leave nothing.
+step_lab() {
+    local names="l-s01 l-s02 l-s03" n xl fl lvl flvl pairs="" ok=0 detail=""
+    lx lab-up lab up l --count 3 --prefix s --profile-file "$PFILE" --profile "$PROFILE" --rootfs-from "$LAB/busybox.tar"
+    local running=0
+    for n in $names; do [[ "$(virsh_ domstate "$n" 2>/dev/null)" == running ]] && running=$((running + 1)); done
+    [[ $RC -le 1 && $running -eq 3 ]]
+    check lab.up $? "lxcprov lab up exit $RC in ${DUR}s, $running of 3 running$([[ $RC -gt 1 ]] && printf ': %s' "$(lx_error lab-up)")"
+    for n in $names; do
+        xl="$(virsh_ dumpxml "$n" 2>/dev/null | sed -n "s/.*<seclabel type='\([a-z]*\)'.*/\1/p" | head -n 1)"
+        lvl="$(virsh_ dumpxml "$n" 2>/dev/null | sed -n 's/.*<label>[^:]*:[^:]*:[^:]*:\(.*\)<\/label>.*/\1/p' | head -n 1)"
+        fl="$(ls -Zd "$POOL/$n" 2>/dev/null | cut -d' ' -f1)"
+        flvl="${fl#*:*:*:}"
+        detail+="$n: $xl $lvl, rootfs $fl; "
+        [[ "$xl" == static && -n "$lvl" && "$flvl" == "$lvl" && "$lvl" == s0:c*,c* ]] || ok=1
+        pairs+="$lvl"$'\n'
+    done
+    [[ $(printf '%s' "$pairs" | sort -u | grep -c .) -eq 3 ]] || ok=1
+    check lab.static $ok "$detail"
+    lx lab-verify lab verify l
+    local st1 st2
+    st1="$(grep '"id":"lab.labels_distinct"' "$OUT/lab-verify.jsonl" | sed -n 's/.*"status":"\([a-z]*\)".*/\1/p')"
+    st2="$(grep '"id":"lab.mcs_audit"' "$OUT/lab-verify.jsonl" | sed -n 's/.*"status":"\([a-z]*\)".*/\1/p')"
+    [[ "$st1" == pass && "$st2" == pass ]]
+    check lab.verify $? "lxcprov lab verify exit $RC: lab.labels_distinct=${st1:-missing} lab.mcs_audit=${st2:-missing}"
+    lx lab-audit audit
+    [[ $RC -eq 0 ]] && grep -q '"problems":0' "$OUT/lab-audit.jsonl"
+    check lab.audit $? "lxcprov audit exit $RC: $(grep '"type":"summary"' "$OUT/lab-audit.jsonl" | head -n 1)"
+    lx lab-down lab down l --purge --yes
+    local left
+    left="$(for n in $names; do virsh_ dominfo "$n" >/dev/null 2>&1 && printf '%s ' "$n"; [[ -e "$POOL/$n" ]] && printf '%s ' "$POOL/$n"; done)"
+    [[ $RC -eq 0 && -z "$left" ]]
+    check lab.down $? "lxcprov lab down exit $RC in ${DUR}s; left: ${left:-nothing}"
+}
+
 declare -A LABEL=()
 # Reads NAME's labels from /proc, the live XML and `lxcprov list`; sets LABEL[NAME],
 # PROBE_OK (0 when they agree and have the expected form) and PROBE_DETAIL.
@@ -458,6 +496,7 @@ if step_libvirtd; then
     ls -Zd "$POOL" "$POOL"/* >"$OUT/pool-labels.txt" 2>&1
     step_destroy c1
     step_destroy c2
+    [[ "$MODE" == apparmor ]] || step_lab
     step_cleanup
 fi
 journalctl -b --no-pager >"$OUT/journal.txt" 2>&1

@@ -41,6 +41,8 @@ pub(super) fn label(cx: &Ctx) -> Check {
     for pid in &cx.members {
         let who = format!("pid {pid} ({}{})", cx.procs.comm(*pid), if *pid == init { ", init" } else { "" });
         match cx.labels.process_label(*pid) {
+            // A process that exited since the table was read is not a finding.
+            None if !cx.host.proc().join(pid.to_string()).exists() => {}
             None => bad.push(format!("{who} has no readable AppArmor label")),
             Some(l) => {
                 ev.push(format!("{who}: {l}"));

@@ -375,6 +375,9 @@ fn apparmor_profiles_are_checked_and_selinux_skipped() {
     expect(&f.check("apparmor.label"), Status::Fail, "pid 4250 (nginx) is in complain mode, not enforce");
     f.process(CHILD, INIT, "nginx", Some("unconfined"), CONT_NS);
     expect(&f.check("apparmor.label"), Status::Fail, "is confined by \"unconfined\"");
+    // Still there but no label: a finding (only a process that has exited is skipped).
+    f.process(CHILD, INIT, "nginx", None, CONT_NS);
+    expect(&f.check("apparmor.label"), Status::Fail, "pid 4250 (nginx) has no readable AppArmor label");
     f.write("sys/module/apparmor/parameters/enabled", "N\n");
     expect(&f.check("apparmor.label"), Status::Fail, "AppArmor is not enabled");
 }
