@@ -29,13 +29,18 @@ pub struct Audit {
     pub problems: Vec<String>,
 }
 
-/// The container a process belongs to, from its cgroup (`.../lxc-PID-NAME.libvirt-lxc`).
+/// The container a process belongs to, from its cgroup: `.../lxc-PID-NAME.libvirt-lxc`
+/// (libvirt's own cgroups) or `.../machine-lxc\x2dPID\x2dNAME.scope` (systemd-machined).
 pub fn container_of(cgroup: &str) -> Option<String> {
     cgroup.lines().find_map(|l| {
-        let seg = l.rsplit('/').find(|s| s.ends_with(".libvirt-lxc"))?;
-        let inner = seg.strip_suffix(".libvirt-lxc")?.strip_prefix("lxc-")?;
-        let (_, name) = inner.split_once('-')?;
-        Some(name.replace("\\x2d", "-"))
+        l.split('/').find_map(|seg| {
+            if let Some(inner) = seg.strip_suffix(".libvirt-lxc").and_then(|s| s.strip_prefix("lxc-")) {
+                return inner.split_once('-').map(|(_, name)| name.to_string());
+            }
+            let inner = seg.strip_suffix(".scope")?.strip_prefix("machine-lxc\\x2d")?;
+            let (_, name) = inner.split_once("\\x2d")?;
+            Some(name.replace("\\x2d", "-"))
+        })
     })
 }
 
@@ -116,7 +121,8 @@ mod tests {
     #[test]
     fn finds_container_from_cgroup() {
         assert_eq!(container_of("4:memory:/machine/lxc-123-web1.libvirt-lxc\n").as_deref(), Some("web1"));
-        assert_eq!(container_of("0::/machine.slice/machine-lxc\\x2d1\\x2dweb.scope\n"), None);
+        assert_eq!(container_of("0::/machine.slice/machine-lxc\\x2d1121\\x2dl\\x2ds01.scope/init.scope\n").as_deref(), Some("l-s01"));
+        assert_eq!(container_of("0::/system.slice/sshd.service\n"), None);
         assert_eq!(container_of("4:memory:/\n"), None);
     }
 

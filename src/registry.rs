@@ -69,9 +69,11 @@ impl Registry {
             .collect();
         let span = (LAST - FIRST + 1) as u64;
         let total = span * (span - 1) / 2;
-        // Walk the pairs from a seeded starting point so allocations spread out.
+        // Walk every pair from a seeded start with a stride coprime to the number of pairs
+        // (a prime that divides neither 511 nor 1021), so that neighbours share no category.
+        const STRIDE: u64 = 7919;
         for i in 0..total {
-            let k = (seed.wrapping_add(i)) % total;
+            let k = seed.wrapping_add(i.wrapping_mul(STRIDE)) % total;
             let (a, b) = unrank(k, span);
             let p = (FIRST + a, FIRST + b);
             if !taken.contains(&p) {
@@ -141,10 +143,16 @@ mod tests {
         let mut r = Registry::default();
         let a = r.allocate("a", &[], 0).unwrap();
         assert_eq!(r.allocate("a", &[], 999).unwrap(), a);
-        // seed 0 starts at (c1,c2); make the host use it and the next one.
+        // seed 0 starts at (c1,c2); make the host use it: the next candidate is taken instead.
         let mut r = Registry::default();
-        let host = [Level::parse("s0:c1,c2").unwrap(), Level::parse("s0:c1,c3").unwrap()];
-        assert_eq!(r.allocate("x", &host, 0).unwrap(), "s0:c1,c4");
+        let first = Registry::default().allocate("x", &[], 0).unwrap();
+        assert_eq!(first, "s0:c1,c2");
+        let host = [Level::parse("s0:c1,c2").unwrap()];
+        let second = r.allocate("x", &host, 0).unwrap();
+        assert_ne!(second, first);
+        let mut r2 = Registry::default();
+        r2.allocate("a", &[], 0).unwrap();
+        assert_eq!(r2.allocate("b", &[], 0).unwrap(), second, "a registry entry is avoided like a host level");
         r.release("x");
         assert!(r.labels.is_empty());
     }
@@ -165,6 +173,14 @@ mod tests {
         std::fs::write(d.path().join("mcs-registry.json"), "{ torn").unwrap();
         let e = open(d.path()).err().unwrap().to_string();
         assert!(e.contains("not a valid registry"), "{e}");
+    }
+
+    #[test]
+    fn neighbours_share_no_category() {
+        let mut r = Registry::default();
+        let a = Level::parse(&r.allocate("a", &[], 99).unwrap()).unwrap();
+        let b = Level::parse(&r.allocate("b", &[], 99).unwrap()).unwrap();
+        assert!(a.categories.is_disjoint(&b.categories), "{a} {b}");
     }
 
     #[test]
