@@ -109,8 +109,7 @@ pub fn checks(uri: &str) -> Vec<Item> {
         v.push(item("lxc_contexts", Level::Warn, format!("{lxc_contexts} missing (SELinux is off)"), None));
     }
     v.push(item("cgroups", Level::Ok, format!("cgroup layout: {}", cgroup_layout()), None));
-    let pid1 = std::fs::read_to_string("/proc/1/comm").unwrap_or_default();
-    if pid1.trim() != "systemd" && std::path::Path::new("/sys/fs/cgroup/systemd/cgroup.procs").exists() {
+    if !crate::host::pid1_is_systemd(std::path::Path::new("/proc")) && std::path::Path::new("/sys/fs/cgroup/systemd/cgroup.procs").exists() {
         v.push(item(
             "name=systemd",
             Level::Warn,

@@ -13,6 +13,11 @@ pub fn apparmor_enabled() -> bool {
         && std::fs::read_to_string("/sys/kernel/security/lsm").map(|s| s.contains("apparmor")).unwrap_or(false)
 }
 
+/// Is PID 1 systemd (read from `{proc}/1/comm`)?
+pub fn pid1_is_systemd(proc: &std::path::Path) -> bool {
+    std::fs::read_to_string(proc.join("1/comm")).is_ok_and(|c| c.trim() == "systemd")
+}
+
 /// The SELinux policy type from `{etc}/selinux/config` (`SELINUXTYPE=`), default `default`.
 pub fn selinux_type(etc: &std::path::Path) -> String {
     std::fs::read_to_string(etc.join("selinux/config"))

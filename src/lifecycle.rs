@@ -218,8 +218,7 @@ pub fn prune_stale_systemd_cgroups(host: &HostRoot) -> usize {
 /// subdirectories are all stale too. Empty on systemd hosts.
 pub fn stale_systemd_cgroups(host: &HostRoot) -> Vec<PathBuf> {
     use std::os::unix::fs::MetadataExt;
-    let comm = std::fs::read_to_string(host.proc().join("1/comm")).unwrap_or_default();
-    if comm.trim() == "systemd" {
+    if crate::host::pid1_is_systemd(&host.proc()) {
         return vec![];
     }
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> bool {
@@ -253,8 +252,7 @@ pub fn stale_systemd_cgroups(host: &HostRoot) -> Vec<PathBuf> {
 /// container whose map differs from `uid` owns the shared `name=systemd` cgroups, and a
 /// systemd started with another map cannot use them. Returns who holds them.
 pub fn systemd_cgroup_holder(host: &HostRoot, uid: u32) -> Option<String> {
-    let comm = std::fs::read_to_string(host.proc().join("1/comm")).unwrap_or_default();
-    if comm.trim() == "systemd" {
+    if crate::host::pid1_is_systemd(&host.proc()) {
         return None;
     }
     let root = host.sys().join("fs/cgroup/systemd");
@@ -823,13 +821,18 @@ mod tests {
         assert!(hv.domain_exists("c1").unwrap());
     }
 
+    /// A host tree whose PID 1 is not systemd.
+    fn non_systemd_host(d: &tempfile::TempDir) -> HostRoot {
+        std::fs::create_dir_all(d.path().join("proc/1")).unwrap();
+        std::fs::write(d.path().join("proc/1/comm"), "init\n").unwrap();
+        HostRoot { root: d.path().to_path_buf() }
+    }
+
     #[test]
     fn prunes_only_empty_cgroups_of_namespaced_containers() {
         use std::os::unix::fs::chown;
         let d = tempfile::tempdir().unwrap();
-        let host = HostRoot { root: d.path().to_path_buf() };
-        std::fs::create_dir_all(d.path().join("proc/1")).unwrap();
-        std::fs::write(d.path().join("proc/1/comm"), "init\n").unwrap();
+        let host = non_systemd_host(&d);
         let sd = d.path().join("sys/fs/cgroup/systemd");
         for (dir, procs, uid) in [("init.scope", "", 200000), ("system.slice/a.service", "", 200000), ("busy.scope", "42\n", 200000), ("host.scope", "", 0)] {
             let p = sd.join(dir);
@@ -851,9 +854,7 @@ mod tests {
     #[test]
     fn a_container_with_another_map_holding_the_systemd_cgroups_is_named() {
         let d = tempfile::tempdir().unwrap();
-        let host = HostRoot { root: d.path().to_path_buf() };
-        std::fs::create_dir_all(d.path().join("proc/1")).unwrap();
-        std::fs::write(d.path().join("proc/1/comm"), "init\n").unwrap();
+        let host = non_systemd_host(&d);
         std::fs::create_dir_all(d.path().join("proc/4242")).unwrap();
         std::fs::write(d.path().join("proc/4242/uid_map"), "         0     200000      65536\n").unwrap();
         std::fs::write(d.path().join("proc/4242/cgroup"), "4:memory:/machine/lxc-4241-web1.libvirt-lxc\n").unwrap();
