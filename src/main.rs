@@ -16,6 +16,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    let json = cli.global.json;
     match lxcprov::app::run(cli) {
         Ok(lxcprov::app::Outcome::Ok) => ExitCode::SUCCESS,
         Ok(lxcprov::app::Outcome::ChecksFailed) => ExitCode::from(1),
@@ -24,6 +25,12 @@ fn main() -> ExitCode {
             eprintln!("lxcprov: error: {e}");
             for cause in e.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
+            }
+            if json {
+                // Machines get the same error as one JSON line on stdout.
+                let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+                let ev = serde_json::json!({"type": "error", "data": {"message": e.to_string(), "chain": chain}});
+                println!("{ev}");
             }
             ExitCode::from(2)
         }

@@ -133,6 +133,17 @@ fn bad_profiles_exit_2_naming_file_line_and_column() {
 }
 
 #[test]
+fn json_mode_reports_errors_as_one_json_line() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run(d.path(), &["--json", "render", "x", "--profile", "nope"]);
+    assert_eq!(o.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["type"], "error");
+    assert!(v["data"]["message"].as_str().unwrap().contains("no profile named"));
+    assert!(stderr(&o).contains("no profile named"));
+}
+
+#[test]
 fn usage_errors_exit_2() {
     let d = tempfile::tempdir().unwrap();
     assert_eq!(run(d.path(), &["frobnicate"]).status.code(), Some(2));
