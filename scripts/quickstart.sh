@@ -24,5 +24,9 @@ security=(--security none)
 if lxcprov doctor --json 2>/dev/null | grep -q '"id":"secmodel","level":"ok"'; then
     security=()
 fi
+# A container left shut off by an earlier run is started again, so it can be verified.
+if lxcprov --json list 2>/dev/null | grep -q "\"name\":\"$name\",\"state\":\"shutoff\""; then
+    lxcprov start "$name"
+fi
 # create prints the verify report (also when the container already exists and runs).
 exec lxcprov create "$name" --profile web "${security[@]}"
