@@ -18,9 +18,8 @@ pub struct Level {
 }
 
 impl Level {
-    /// Parses a level; for a range `low-high` the *high* part is ignored here, as it is for
-    /// access checks of the process's effective level... except that `dominates` callers
-    /// pass the range's high end explicitly via [`Level::parse_range`].
+    /// Parses a level. For a range `low-high` this is the low (effective) level; use
+    /// [`Level::parse_range`] where the high end (clearance) matters, as for dominance.
     pub fn parse(s: &str) -> Result<Level, String> {
         let low = s.split('-').next().unwrap_or(s);
         Self::parse_single(low)
