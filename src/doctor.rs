@@ -96,11 +96,7 @@ pub fn checks(uri: &str) -> Vec<Item> {
             Some("scripts/selinux-lab.sh shows sVirt on a SELinux guest"),
         ),
     });
-    let sel_type = std::fs::read_to_string("/etc/selinux/config")
-        .ok()
-        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("SELINUXTYPE=").map(|s| s.trim().to_string())))
-        .unwrap_or_else(|| "default".into());
-    let lxc_contexts = format!("/etc/selinux/{sel_type}/contexts/lxc_contexts");
+    let lxc_contexts = crate::host::lxc_contexts_path(std::path::Path::new("/etc")).display().to_string();
     if std::path::Path::new(&lxc_contexts).exists() {
         v.push(item("lxc_contexts", Level::Ok, format!("{lxc_contexts} present"), None));
     } else if crate::host::selinux_enabled() {

@@ -22,8 +22,22 @@ pub fn pid1_is_systemd(proc: &std::path::Path) -> bool {
 pub fn selinux_type(etc: &std::path::Path) -> String {
     std::fs::read_to_string(etc.join("selinux/config"))
         .ok()
-        .and_then(|t| t.lines().find_map(|l| l.trim().strip_prefix("SELINUXTYPE=").map(|s| s.trim().to_string())))
+        .and_then(|t| parse_selinux_type(&t))
         .unwrap_or_else(|| "default".into())
+}
+
+/// `SELINUXTYPE=...` from the text of `/etc/selinux/config` (comments and quotes allowed).
+/// A value that is not a plain directory name (`..`, slashes) counts as unset.
+pub fn parse_selinux_type(config: &str) -> Option<String> {
+    let value = config.lines().map(str::trim).filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        (k.trim() == "SELINUXTYPE").then(|| v.trim().trim_matches(['"', '\'']).to_string())
+    })?;
+    let valid = !value.is_empty()
+        && value != "."
+        && value != ".."
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    valid.then_some(value)
 }
 
 /// `{etc}/selinux/TYPE/contexts/lxc_contexts`.

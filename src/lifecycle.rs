@@ -686,16 +686,6 @@ pub fn rebuild(env: &Env, plan: &bootstrap::Plan, p: &Profile) -> Result<Report>
     }
 }
 
-/// Used by tests and `doctor`: the path of the rootfs for `name` under `pool`.
-pub fn rootfs_in(pool: &Path, name: &Name) -> PathBuf {
-    pool.join(name.as_str())
-}
-
-#[allow(dead_code)]
-fn _assert_bootstrap_linked() {
-    let _ = bootstrap::BASE_MARKER;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

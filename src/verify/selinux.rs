@@ -197,7 +197,7 @@ fn check_lxc_contexts(etc_selinux: &Path, ev: &mut Vec<String>, bad: &mut Vec<St
             return None;
         }
     };
-    let Some(policy) = selinux_type(&text) else {
+    let Some(policy) = crate::host::parse_selinux_type(&text) else {
         bad.push(format!("{} sets no valid SELINUXTYPE", config.display()));
         return None;
     };
@@ -212,18 +212,6 @@ fn check_lxc_contexts(etc_selinux: &Path, ev: &mut Vec<String>, bad: &mut Vec<St
     Some(policy)
 }
 
-/// `SELINUXTYPE=...` from `/etc/selinux/config` (comments and quotes allowed).
-pub(super) fn selinux_type(config: &str) -> Option<String> {
-    let value = config.lines().map(str::trim).filter(|l| !l.starts_with('#')).find_map(|l| {
-        let (k, v) = l.split_once('=')?;
-        (k.trim() == "SELINUXTYPE").then(|| v.trim().trim_matches(['"', '\'']).to_string())
-    })?;
-    let valid = !value.is_empty()
-        && value != "."
-        && value != ".."
-        && value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    valid.then_some(value)
-}
 
 /// `selinux.label`: every process of the container carries the domain's live label.
 pub(super) fn label(cx: &Ctx) -> Check {
@@ -455,11 +443,11 @@ mod tests {
 
     #[test]
     fn selinuxtype_from_config() {
-        assert_eq!(selinux_type("# c\nSELINUX=enforcing\nSELINUXTYPE=default\n").as_deref(), Some("default"));
-        assert_eq!(selinux_type("SELINUXTYPE = \"targeted\"\n").as_deref(), Some("targeted"));
-        assert_eq!(selinux_type("#SELINUXTYPE=x\n"), None);
-        assert_eq!(selinux_type("SELINUXTYPE=../../tmp\n"), None);
-        assert_eq!(selinux_type("SELINUXTYPE=..\n"), None);
+        assert_eq!(crate::host::parse_selinux_type("# c\nSELINUX=enforcing\nSELINUXTYPE=default\n").as_deref(), Some("default"));
+        assert_eq!(crate::host::parse_selinux_type("SELINUXTYPE = \"targeted\"\n").as_deref(), Some("targeted"));
+        assert_eq!(crate::host::parse_selinux_type("#SELINUXTYPE=x\n"), None);
+        assert_eq!(crate::host::parse_selinux_type("SELINUXTYPE=../../tmp\n"), None);
+        assert_eq!(crate::host::parse_selinux_type("SELINUXTYPE=..\n"), None);
     }
 
     #[test]
