@@ -242,8 +242,17 @@ pub fn rebuild_cmd(ctx: &Ctx, name: &str, rootfs_from: Option<&std::path::Path>,
             security: Some(meta.security.parse().map_err(|e: String| anyhow::anyhow!(e))?),
         };
         let r = app::resolve(ctx, name.as_str(), &args)?;
-        let tool = crate::bootstrap::choose_tool(r.distro.installer, &|p| crate::exec::which(p).is_some())?;
-        let plan = crate::bootstrap::plan(&ctx.paths, &r.name, &r.profile_name, &r.profile, &r.distro, mirror, tool, true, rootfs_from, true)?;
+        let ba = crate::cli::BootstrapArgs {
+            name: name.to_string(),
+            profile: args,
+            mirror: mirror.map(str::to_string),
+            root_password_file: None,
+            root_password_stdin: false,
+            force: true,
+            rootfs_from: rootfs_from.map(std::path::Path::to_path_buf),
+            no_base_cache: false,
+        };
+        let plan = app::bootstrap_plan(ctx, &r, &ba)?;
         for w in &plan.warnings {
             ctx.ui.warn(w);
         }

@@ -99,20 +99,16 @@ pub fn set_root_hash(shadow: &str, hash: &str) -> String {
     let mut lines: Vec<String> = shadow
         .lines()
         .map(|l| {
-            let mut f: Vec<&str> = l.split(':').collect();
-            if f.first() == Some(&"root") && f.len() >= 2 {
-                found = true;
-                f[1] = hash;
-                let d = days.to_string();
-                if f.len() >= 3 {
-                    let mut owned: Vec<String> = f.iter().map(|s| s.to_string()).collect();
-                    owned[2] = d;
-                    return owned.join(":");
-                }
-                f.join(":")
-            } else {
-                l.to_string()
+            let mut f: Vec<String> = l.split(':').map(str::to_string).collect();
+            if f.len() < 2 || f[0] != "root" {
+                return l.to_string();
             }
+            found = true;
+            f[1] = hash.to_string();
+            if let Some(changed) = f.get_mut(2) {
+                *changed = days.to_string();
+            }
+            f.join(":")
         })
         .collect();
     if !found {
