@@ -193,26 +193,23 @@ fn distros(ctx: &Ctx) -> Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-/// Renders the domain XML for a resolved container.
-pub fn domain_xml(ctx: &Ctx, r: &Resolved, uuid: Option<String>) -> Result<String> {
+/// The domain and network XML for a resolved container, from one load of the templates.
+pub fn render_xml(ctx: &Ctx, r: &Resolved) -> Result<(String, String)> {
     let t = Templates::load(ctx.global.templates.as_deref())?;
-    let spec = DomainSpec::new(&r.name, &r.profile_name, &r.profile, &r.distro, &ctx.paths.rootfs(&r.name), uuid);
-    t.domain(&spec)
-}
-
-fn network_xml(ctx: &Ctx, name: &str) -> Result<String> {
-    Templates::load(ctx.global.templates.as_deref())?.network(&NetworkSpec::new(name))
+    let spec = DomainSpec::new(&r.name, &r.profile_name, &r.profile, &r.distro, &ctx.paths.rootfs(&r.name), None);
+    Ok((t.domain(&spec)?, t.network(&NetworkSpec::new(&r.profile.network.name))?))
 }
 
 fn render_cmd(ctx: &Ctx, a: &cli::RenderArgs) -> Result<Outcome> {
     let r = resolve(ctx, &a.name, &a.profile)?;
+    let (domain, network) = render_xml(ctx, &r)?;
     let xml = if a.network {
         if r.profile.network.mode != profile::NetMode::Isolated {
             bail!("profile {} uses an existing {:?} network; lxcprov defines only isolated ones", r.profile_name, r.profile.network.mode);
         }
-        network_xml(ctx, &r.profile.network.name)?
+        network
     } else {
-        domain_xml(ctx, &r, None)?
+        domain
     };
     if ctx.global.json {
         stdout_write(&(serde_json::to_string(&serde_json::json!({ "name": r.name, "xml": xml }))? + "\n"))?;
@@ -316,11 +313,8 @@ fn create_cmd(ctx: &Ctx, a: &cli::CreateArgs) -> Result<Outcome> {
 
 fn dry_run(ctx: &Ctx, r: &Resolved, a: &cli::BootstrapArgs) -> Result<Outcome> {
     let plan = bootstrap_plan(ctx, r, a)?;
-    let domain = domain_xml(ctx, r, None)?;
-    let network = match r.profile.network.mode {
-        profile::NetMode::Isolated => Some(network_xml(ctx, &r.profile.network.name)?),
-        _ => None,
-    };
+    let (domain, network) = render_xml(ctx, r)?;
+    let network = (r.profile.network.mode == profile::NetMode::Isolated).then_some(network);
     let mut notes = plan.warnings.clone();
     if plan.rootfs.exists() && !a.force {
         notes.push(format!("{} exists: create would stop here without --force", plan.rootfs.display()));

@@ -73,9 +73,7 @@ pub fn create_in(
     password: Option<&crate::password::Secret>,
     ui: &crate::output::Ui,
 ) -> Result<Option<Report>> {
-    let domain_xml = app::domain_xml(ctx, r, None)?;
-    let network_xml = crate::render::Templates::load(ctx.global.templates.as_deref())?
-        .network(&crate::render::NetworkSpec::new(&r.profile.network.name))?;
+    let (domain_xml, network_xml) = app::render_xml(ctx, r)?;
     let _lock = crate::bootstrap::lock(&ctx.paths, &r.name)?;
     let boot = || -> Result<()> {
         let plan = app::bootstrap_plan(ctx, r, a)?;
