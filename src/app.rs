@@ -47,7 +47,9 @@ impl Ctx {
             },
             sources: profile::Sources {
                 system_dir: Some(
-                    std::env::var_os("LXCPROV_PROFILE_DIR").map(Into::into).unwrap_or_else(|| profile::SYSTEM_DIR.into()),
+                    std::env::var_os("LXCPROV_PROFILE_DIR")
+                        .map(Into::into)
+                        .unwrap_or_else(|| profile::SYSTEM_DIR.into()),
                 ),
                 files: global.profile_file.clone(),
             },
@@ -116,24 +118,34 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Console { name } => crate::create::console_cmd(&ctx, &name),
         Command::Doctor => crate::doctor::run(&ctx),
         Command::Audit => crate::lab::audit_cmd(&ctx),
-        Command::Rebuild { name, rootfs_from, mirror } => crate::create::rebuild_cmd(&ctx, &name, rootfs_from.as_deref(), mirror.as_deref()),
+        Command::Rebuild { name, rootfs_from, mirror } => {
+            crate::create::rebuild_cmd(&ctx, &name, rootfs_from.as_deref(), mirror.as_deref())
+        }
         Command::Lab { action } => match action {
-            cli::LabAction::Up { lab, count, profile, prefix, password_dir, isolate_students, jobs, rootfs_from, mirror } => {
-                crate::lab::up(
-                    &ctx,
-                    &crate::lab::UpArgs {
-                        lab: &lab,
-                        count,
-                        profile: &profile,
-                        prefix: &prefix,
-                        password_dir: password_dir.as_deref(),
-                        isolate_students,
-                        jobs,
-                        rootfs_from: rootfs_from.as_deref(),
-                        mirror: mirror.as_deref(),
-                    },
-                )
-            }
+            cli::LabAction::Up {
+                lab,
+                count,
+                profile,
+                prefix,
+                password_dir,
+                isolate_students,
+                jobs,
+                rootfs_from,
+                mirror,
+            } => crate::lab::up(
+                &ctx,
+                &crate::lab::UpArgs {
+                    lab: &lab,
+                    count,
+                    profile: &profile,
+                    prefix: &prefix,
+                    password_dir: password_dir.as_deref(),
+                    isolate_students,
+                    jobs,
+                    rootfs_from: rootfs_from.as_deref(),
+                    mirror: mirror.as_deref(),
+                },
+            ),
             cli::LabAction::Status { lab } => crate::lab::status(&ctx, &lab),
             cli::LabAction::Verify { lab } => crate::lab::verify_lab(&ctx, &lab),
             cli::LabAction::Down { lab, purge, yes } => crate::lab::down(&ctx, &lab, purge, yes),
@@ -186,7 +198,15 @@ fn distros(ctx: &Ctx) -> Result<Outcome> {
         all.iter().map(|d| serde_json::to_string(d).map(|j| j + "\n")).collect::<Result<String, _>>()?
     } else {
         all.iter()
-            .map(|d| format!("{:15} {:12} {:6} {}\n", d.name, format!("{:?}", d.installer).to_lowercase(), d.release, d.description))
+            .map(|d| {
+                format!(
+                    "{:15} {:12} {:6} {}\n",
+                    d.name,
+                    format!("{:?}", d.installer).to_lowercase(),
+                    d.release,
+                    d.description
+                )
+            })
             .collect()
     };
     stdout_write(&s)?;
@@ -205,7 +225,11 @@ fn render_cmd(ctx: &Ctx, a: &cli::RenderArgs) -> Result<Outcome> {
     let (domain, network) = render_xml(ctx, &r)?;
     let xml = if a.network {
         if r.profile.network.mode != profile::NetMode::Isolated {
-            bail!("profile {} uses an existing {:?} network; lxcprov defines only isolated ones", r.profile_name, r.profile.network.mode);
+            bail!(
+                "profile {} uses an existing {:?} network; lxcprov defines only isolated ones",
+                r.profile_name,
+                r.profile.network.mode
+            );
         }
         network
     } else {
@@ -222,7 +246,18 @@ fn render_cmd(ctx: &Ctx, a: &cli::RenderArgs) -> Result<Outcome> {
 /// Builds the bootstrap plan for a resolved container.
 pub fn bootstrap_plan(ctx: &Ctx, r: &Resolved, a: &cli::BootstrapArgs) -> Result<bootstrap::Plan> {
     let tool = bootstrap::choose_tool(r.distro.installer, &|p| exec::which(p).is_some())?;
-    bootstrap::plan(&ctx.paths, &r.name, &r.profile_name, &r.profile, &r.distro, a.mirror.as_deref(), tool, a.force, a.rootfs_from.as_deref(), !a.no_base_cache)
+    bootstrap::plan(
+        &ctx.paths,
+        &r.name,
+        &r.profile_name,
+        &r.profile,
+        &r.distro,
+        a.mirror.as_deref(),
+        tool,
+        a.force,
+        a.rootfs_from.as_deref(),
+        !a.no_base_cache,
+    )
 }
 
 /// Where the root password comes from (read before anything is touched).
@@ -295,10 +330,12 @@ fn bootstrap_cmd(ctx: &Ctx, a: &cli::BootstrapArgs) -> Result<Outcome> {
     let r = resolve(ctx, &a.name, &a.profile)?;
     let plan = do_bootstrap(ctx, &r, a)?;
     if ctx.global.json {
-        stdout_write(&(serde_json::to_string(&serde_json::json!({
-            "name": r.name, "rootfs": plan.rootfs, "distro": plan.spec.distro,
-            "release": plan.spec.release, "source": match plan.source { Source::Install{..} => "install", Source::Cache{..} => "cache", Source::Import{..} => "import" },
-        }))? + "\n"))?;
+        stdout_write(
+            &(serde_json::to_string(&serde_json::json!({
+                "name": r.name, "rootfs": plan.rootfs, "distro": plan.spec.distro,
+                "release": plan.spec.release, "source": match plan.source { Source::Install{..} => "install", Source::Cache{..} => "cache", Source::Import{..} => "import" },
+            }))? + "\n"),
+        )?;
     }
     Ok(Outcome::Ok)
 }
@@ -336,7 +373,12 @@ fn dry_run(ctx: &Ctx, r: &Resolved, a: &cli::BootstrapArgs) -> Result<Outcome> {
     let sp = &plan.spec;
     s += &format!(
         "# Plan for {} (profile {}, {} {} {}, installer {}). Dry run: nothing is changed.\n",
-        r.name, r.profile_name, sp.distro, sp.release, sp.arch, sp.tool.program()
+        r.name,
+        r.profile_name,
+        sp.distro,
+        sp.release,
+        sp.arch,
+        sp.tool.program()
     );
     for n in &notes {
         s += &format!("# NOTE: {n}\n");
@@ -354,10 +396,23 @@ fn dry_run(ctx: &Ctx, r: &Resolved, a: &cli::BootstrapArgs) -> Result<Outcome> {
                 d += &format!("   write  {}/.rpmmacros  (%_dbpath /var/lib/rpm)\n", plan.rpm_home.display());
             }
             if let Some((path, text)) = &plan.yum_conf {
-                d += &format!("   write  {}  (yum configuration: lxcprov's repositories only)\n{}", path.display(), indent(text));
+                d += &format!(
+                    "   write  {}  (yum configuration: lxcprov's repositories only)\n{}",
+                    path.display(),
+                    indent(text)
+                );
             }
             d += &format!("   run    {}\n", cmd.display());
-            add(&mut s, &format!("install {} packages with {} (GPG checking {})", sp.packages.len(), cmd.program, if sp.gpgcheck { "on" } else { "OFF" }), d);
+            add(
+                &mut s,
+                &format!(
+                    "install {} packages with {} (GPG checking {})",
+                    sp.packages.len(),
+                    cmd.program,
+                    if sp.gpgcheck { "on" } else { "OFF" }
+                ),
+                d,
+            );
             if let Some(cache_entry) = cache_entry {
                 add(
                     &mut s,
@@ -384,18 +439,32 @@ fn dry_run(ctx: &Ctx, r: &Resolved, a: &cli::BootstrapArgs) -> Result<Outcome> {
         let verb = if f.append_line { "append" } else { "write " };
         d += &format!("   {verb} {}{}  ({}, mode {:o})\n", plan.partial.display(), f.path, f.why, f.mode);
     }
-    d += &format!("   write  {}/etc/shadow  (root password as a SHA-512 crypt hash; password {})\n", plan.partial.display(), password_source(a));
+    d += &format!(
+        "   write  {}/etc/shadow  (root password as a SHA-512 crypt hash; password {})\n",
+        plan.partial.display(),
+        password_source(a)
+    );
     add(&mut s, "configure the guest", d);
     add(
         &mut s,
         "move the finished tree into place",
-        format!("   rename {} -> {}\n   write  {}\n", plan.partial.display(), plan.rootfs.display(), plan.record.display()),
+        format!(
+            "   rename {} -> {}\n   write  {}\n",
+            plan.partial.display(),
+            plan.rootfs.display(),
+            plan.record.display()
+        ),
     );
     if let Some(idmap) = &r.profile.security.idmap {
         add(
             &mut s,
             "shift the root filesystem's ownership into the user namespace",
-            format!("   chown  every file under {}: uid +{}, gid +{} (recorded, never twice)\n", plan.rootfs.display(), idmap.uid.target, idmap.gid.target),
+            format!(
+                "   chown  every file under {}: uid +{}, gid +{} (recorded, never twice)\n",
+                plan.rootfs.display(),
+                idmap.uid.target,
+                idmap.gid.target
+            ),
         );
     }
     if let Some(net) = &network {

@@ -10,7 +10,17 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Types of container and VM workloads: these must never share or dominate categories.
-pub const WORKLOAD_TYPES: &[&str] = &["container_t", "svirt_lxc_net_t", "svirt_t", "svirt_tcg_t", "spc_t", "container_init_t", "svirt_sandbox_file_t", "container_file_t", "svirt_image_t"];
+pub const WORKLOAD_TYPES: &[&str] = &[
+    "container_t",
+    "svirt_lxc_net_t",
+    "svirt_t",
+    "svirt_tcg_t",
+    "spc_t",
+    "container_init_t",
+    "svirt_sandbox_file_t",
+    "container_file_t",
+    "svirt_image_t",
+];
 
 /// Who holds a label.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -63,7 +73,8 @@ pub fn judge(uses: Vec<Use>) -> Audit {
         let owners: std::collections::BTreeSet<&str> = uses.iter().map(|u| u.owner.as_str()).collect();
         let cats = Level::parse(level).map(|l| l.categories.len()).unwrap_or(0);
         if cats >= 2 && owners.len() > 1 {
-            a.problems.push(format!("collision: {level} is used by {}", owners.into_iter().collect::<Vec<_>>().join(", ")));
+            a.problems
+                .push(format!("collision: {level} is used by {}", owners.into_iter().collect::<Vec<_>>().join(", ")));
         }
     }
     for (u, high) in &workloads {
@@ -121,7 +132,10 @@ mod tests {
     #[test]
     fn finds_container_from_cgroup() {
         assert_eq!(container_of("4:memory:/machine/lxc-123-web1.libvirt-lxc\n").as_deref(), Some("web1"));
-        assert_eq!(container_of("0::/machine.slice/machine-lxc\\x2d1121\\x2dl\\x2ds01.scope/init.scope\n").as_deref(), Some("l-s01"));
+        assert_eq!(
+            container_of("0::/machine.slice/machine-lxc\\x2d1121\\x2dl\\x2ds01.scope/init.scope\n").as_deref(),
+            Some("l-s01")
+        );
         assert_eq!(container_of("0::/system.slice/sshd.service\n"), None);
         assert_eq!(container_of("4:memory:/\n"), None);
     }

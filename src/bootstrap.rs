@@ -126,7 +126,9 @@ impl InstallSpec {
             }
         }
         let repos = match &p.repos {
-            Some(rs) => rs.iter().map(|r| Repo { id: r.id.clone(), url: r.url.clone(), gpgkeys: r.gpgkeys.clone() }).collect(),
+            Some(rs) => {
+                rs.iter().map(|r| Repo { id: r.id.clone(), url: r.url.clone(), gpgkeys: r.gpgkeys.clone() }).collect()
+            }
             None if d.installer == InstallerKind::Debootstrap => vec![],
             None => d
                 .repos
@@ -187,11 +189,7 @@ impl InstallSpec {
             cache.display()
         );
         for r in &self.repos {
-            s += &format!(
-                "\n[{id}]\nname={id}\nbaseurl={url}\nenabled=1\ngpgcheck={check}\n",
-                id = r.id,
-                url = r.url
-            );
+            s += &format!("\n[{id}]\nname={id}\nbaseurl={url}\nenabled=1\ngpgcheck={check}\n", id = r.id, url = r.url);
             if self.gpgcheck {
                 s += &format!("gpgkey={}\n", r.gpgkeys.join(" "));
             }
@@ -245,9 +243,11 @@ impl InstallSpec {
         }
         for r in &self.repos {
             if self.gpgcheck {
-                c = c
-                    .arg(format!("--setopt={}.gpgcheck=True", r.id))
-                    .arg(format!("--setopt={}.gpgkey={}", r.id, r.gpgkeys.join(",")));
+                c = c.arg(format!("--setopt={}.gpgcheck=True", r.id)).arg(format!(
+                    "--setopt={}.gpgkey={}",
+                    r.id,
+                    r.gpgkeys.join(",")
+                ));
             } else {
                 c = c.arg(format!("--setopt={}.gpgcheck=False", r.id));
             }
@@ -522,11 +522,22 @@ fn import_cmd(from: &Path, partial: &Path) -> Result<Cmd> {
     let meta = std::fs::metadata(from).with_context(|| format!("--rootfs-from {}: cannot read it", from.display()))?;
     if meta.is_dir() {
         // The trailing "/." copies the directory's contents, not the directory.
-        Ok(Cmd::new("cp").args(["-a", "--reflink=auto", "--"]).arg(format!("{}/.", from.display())).arg(partial.display().to_string()))
+        Ok(Cmd::new("cp")
+            .args(["-a", "--reflink=auto", "--"])
+            .arg(format!("{}/.", from.display()))
+            .arg(partial.display().to_string()))
     } else if meta.is_file() {
         // tar picks the decompressor itself; --no-same-owner is NOT used: ownership matters.
         Ok(Cmd::new("tar")
-            .args(["--extract", "--preserve-permissions", "--same-owner", "--numeric-owner", "--xattrs", "--xattrs-include=*", "--file"])
+            .args([
+                "--extract",
+                "--preserve-permissions",
+                "--same-owner",
+                "--numeric-owner",
+                "--xattrs",
+                "--xattrs-include=*",
+                "--file",
+            ])
             .arg(from.display().to_string())
             .arg("--directory")
             .arg(partial.display().to_string()))
@@ -603,10 +614,7 @@ pub trait Progress {
 /// Runs a plan. The caller holds the name lock.
 pub fn execute(plan: &Plan, runner: &dyn Runner, password: &Secret, progress: &dyn Progress) -> Result<()> {
     if plan.rootfs.exists() && !plan.force {
-        bail!(
-            "{} already exists; lxcprov never overwrites a root filesystem without --force",
-            plan.rootfs.display()
-        );
+        bail!("{} already exists; lxcprov never overwrites a root filesystem without --force", plan.rootfs.display());
     }
     let hash = password.sha512_crypt()?;
     build(plan, runner, &hash, progress)?;
@@ -670,10 +678,13 @@ pub fn record_for(plan: &Plan) -> Record {
 /// root's password hash in a root filesystem's `/etc/shadow`, if set.
 pub fn root_hash(rootfs: &Path) -> Option<String> {
     let shadow = crate::fsutil::read_in(rootfs, "/etc/shadow").ok()??;
-    shadow.lines().find_map(|l| {
-        let mut f = l.split(':');
-        (f.next() == Some("root")).then(|| f.next().map(str::to_string)).flatten()
-    }).filter(|h| h.starts_with('$'))
+    shadow
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split(':');
+            (f.next() == Some("root")).then(|| f.next().map(str::to_string)).flatten()
+        })
+        .filter(|h| h.starts_with('$'))
 }
 
 fn build_partial(plan: &Plan, runner: &dyn Runner, hash: &str, progress: &dyn Progress) -> Result<()> {
@@ -692,7 +703,11 @@ fn build_partial(plan: &Plan, runner: &dyn Runner, hash: &str, progress: &dyn Pr
                 crate::fsutil::write_atomic(path, text.as_bytes(), 0o644)?;
             }
             std::fs::create_dir_all(&plan.partial)?;
-            progress.phase(&format!("installing {} packages with {}", plan.spec.packages.len(), plan.spec.tool.program()));
+            progress.phase(&format!(
+                "installing {} packages with {}",
+                plan.spec.packages.len(),
+                plan.spec.tool.program()
+            ));
             runner.run(cmd, &mut |l| progress.line(l)).map_err(anyhow::Error::new)?;
             crate::interrupt::check()?;
             progress.done(&format!("installed {} {}", plan.spec.distro, plan.spec.release));
@@ -740,7 +755,11 @@ fn store_base(plan: &Plan, runner: &dyn Runner, entry: &Path) -> Result<()> {
     std::fs::create_dir_all(entry.parent().unwrap())?;
     let r = (|| -> Result<()> {
         copy_tree(runner, &plan.partial, &tmp)?;
-        crate::fsutil::write_atomic(&tmp.join(BASE_MARKER), serde_json::to_string_pretty(&plan.spec)?.as_bytes(), 0o644)?;
+        crate::fsutil::write_atomic(
+            &tmp.join(BASE_MARKER),
+            serde_json::to_string_pretty(&plan.spec)?.as_bytes(),
+            0o644,
+        )?;
         crate::fsutil::remove_tree(entry)?;
         std::fs::rename(&tmp, entry)?;
         Ok(())

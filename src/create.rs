@@ -37,7 +37,11 @@ pub fn print_report(ctx: &Ctx, report: &Report) -> Result<Outcome> {
     let s = if ctx.global.json {
         verify::render_jsonl(report)
     } else {
-        verify::render_human(report, std::io::stdout().is_terminal(), ctx.ui.verbosity == crate::output::Verbosity::Verbose)
+        verify::render_human(
+            report,
+            std::io::stdout().is_terminal(),
+            ctx.ui.verbosity == crate::output::Verbosity::Verbose,
+        )
     };
     print!("{s}");
     Ok(if report.failed() { Outcome::ChecksFailed } else { Outcome::Ok })
@@ -46,7 +50,9 @@ pub fn print_report(ctx: &Ctx, report: &Report) -> Result<Outcome> {
 fn require_root(what: &str) -> Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        bail!("{what} needs root (libvirt's LXC driver and the container's /proc entries are root's); run it with sudo");
+        bail!(
+            "{what} needs root (libvirt's LXC driver and the container's /proc entries are root's); run it with sudo"
+        );
     }
     Ok(())
 }
@@ -221,7 +227,12 @@ pub fn console_cmd(ctx: &Ctx, name: &str) -> Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-pub fn rebuild_cmd(ctx: &Ctx, name: &str, rootfs_from: Option<&std::path::Path>, mirror: Option<&str>) -> Result<Outcome> {
+pub fn rebuild_cmd(
+    ctx: &Ctx,
+    name: &str,
+    rootfs_from: Option<&std::path::Path>,
+    mirror: Option<&str>,
+) -> Result<Outcome> {
     let name = Name::parse(name)?;
     require_root("rebuild")?;
     let _lock = crate::bootstrap::lock(&ctx.paths, &name)?;

@@ -76,10 +76,7 @@ impl Distro {
 
 /// Substitutes `{release}`, `{arch}` and `{debarch}` in a catalog URL.
 pub fn expand(template: &str, release: &str, arch: &str) -> String {
-    template
-        .replace("{release}", release)
-        .replace("{arch}", arch)
-        .replace("{debarch}", &debian_arch(arch))
+    template.replace("{release}", release).replace("{arch}", arch).replace("{debarch}", &debian_arch(arch))
 }
 
 /// Debian's name for an rpm/kernel architecture.
@@ -114,9 +111,10 @@ pub fn lookup(name: &str) -> anyhow::Result<Distro> {
     let all = catalog();
     let names: Vec<&str> = all.iter().map(|d| d.name.as_str()).collect();
     let joined = names.join(", ");
-    all.iter().find(|d| d.name == name).cloned().ok_or_else(|| {
-        anyhow::anyhow!("unknown distro {name:?}: known distros are {joined} (see `lxcprov distros`)")
-    })
+    all.iter()
+        .find(|d| d.name == name)
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("unknown distro {name:?}: known distros are {joined} (see `lxcprov distros`)"))
 }
 
 #[cfg(test)]
@@ -126,9 +124,7 @@ mod tests {
     #[test]
     fn catalog_has_the_required_distros() {
         let names: Vec<String> = catalog().into_iter().map(|d| d.name).collect();
-        for want in
-            ["centos7", "centos-stream9", "almalinux9", "rockylinux9", "fedora", "debian12", "ubuntu"]
-        {
+        for want in ["centos7", "centos-stream9", "almalinux9", "rockylinux9", "fedora", "debian12", "ubuntu"] {
             assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
         }
     }

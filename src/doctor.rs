@@ -41,7 +41,8 @@ fn lxc_conf_value(text: &str, key: &str) -> Option<String> {
 /// The cgroup layout: v1, v2 or hybrid.
 fn cgroup_layout() -> String {
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    let v2_root = mounts.lines().any(|l| l.split(' ').nth(1) == Some("/sys/fs/cgroup") && l.split(' ').nth(2) == Some("cgroup2"));
+    let v2_root =
+        mounts.lines().any(|l| l.split(' ').nth(1) == Some("/sys/fs/cgroup") && l.split(' ').nth(2) == Some("cgroup2"));
     let v1 = mounts.lines().any(|l| l.split(' ').nth(2) == Some("cgroup"));
     let unified = mounts.lines().any(|l| l.split(' ').nth(1) == Some("/sys/fs/cgroup/unified"));
     match (v2_root, v1, unified) {
@@ -65,7 +66,9 @@ pub fn checks(uri: &str) -> Vec<Item> {
         Ok(hv) => {
             v.push(item("libvirtd", Level::Ok, format!("libvirtd answers on {uri}"), None));
             match hv.secmodel() {
-                Ok(m) if m == "selinux" || m == "apparmor" => v.push(item("secmodel", Level::Ok, format!("libvirt security model: {m}"), None)),
+                Ok(m) if m == "selinux" || m == "apparmor" => {
+                    v.push(item("secmodel", Level::Ok, format!("libvirt security model: {m}"), None))
+                }
                 Ok(m) => v.push(item(
                     "secmodel",
                     Level::Warn,
@@ -84,11 +87,18 @@ pub fn checks(uri: &str) -> Vec<Item> {
                 )),
             }
         }
-        Err(e) => v.push(item("libvirtd", Level::Fail, format!("{e:#}"), Some("scripts/setup-host.sh starts libvirtd (or `systemctl start libvirtd`)"))),
+        Err(e) => v.push(item(
+            "libvirtd",
+            Level::Fail,
+            format!("{e:#}"),
+            Some("scripts/setup-host.sh starts libvirtd (or `systemctl start libvirtd`)"),
+        )),
     }
     v.push(match selinux::current_mode() {
         selinux::SELinuxMode::Enforcing => item("selinux", Level::Ok, "SELinux enforcing", None),
-        selinux::SELinuxMode::Permissive => item("selinux", Level::Warn, "SELinux permissive: denials are logged, not enforced", Some("setenforce 1")),
+        selinux::SELinuxMode::Permissive => {
+            item("selinux", Level::Warn, "SELinux permissive: denials are logged, not enforced", Some("setenforce 1"))
+        }
         _ => item(
             "selinux",
             Level::Warn,
@@ -100,12 +110,19 @@ pub fn checks(uri: &str) -> Vec<Item> {
     if std::path::Path::new(&lxc_contexts).exists() {
         v.push(item("lxc_contexts", Level::Ok, format!("{lxc_contexts} present"), None));
     } else if crate::host::selinux_enabled() {
-        v.push(item("lxc_contexts", Level::Fail, format!("{lxc_contexts} missing"), Some("install the policy's container module")));
+        v.push(item(
+            "lxc_contexts",
+            Level::Fail,
+            format!("{lxc_contexts} missing"),
+            Some("install the policy's container module"),
+        ));
     } else {
         v.push(item("lxc_contexts", Level::Warn, format!("{lxc_contexts} missing (SELinux is off)"), None));
     }
     v.push(item("cgroups", Level::Ok, format!("cgroup layout: {}", cgroup_layout()), None));
-    if !crate::host::pid1_is_systemd(std::path::Path::new("/proc")) && std::path::Path::new("/sys/fs/cgroup/systemd/cgroup.procs").exists() {
+    if !crate::host::pid1_is_systemd(std::path::Path::new("/proc"))
+        && std::path::Path::new("/sys/fs/cgroup/systemd/cgroup.procs").exists()
+    {
         v.push(item(
             "name=systemd",
             Level::Warn,
@@ -121,7 +138,9 @@ pub fn checks(uri: &str) -> Vec<Item> {
         "lxc.conf",
         level,
         format!("security_default_confined = {dc}, security_require_confined = {rc}"),
-        (level == Level::Warn).then_some("set security_default_confined = 1 in /etc/libvirt/lxc.conf so no container starts unconfined by accident"),
+        (level == Level::Warn).then_some(
+            "set security_default_confined = 1 in /etc/libvirt/lxc.conf so no container starts unconfined by accident",
+        ),
     ));
     for (tool, why, pkg) in [
         ("debootstrap", "Debian and Ubuntu root filesystems", "debootstrap"),
@@ -132,7 +151,12 @@ pub fn checks(uri: &str) -> Vec<Item> {
     ] {
         v.push(match which(tool) {
             Some(p) => item("tool", Level::Ok, format!("{tool}: {} ({why})", p.display()), None),
-            None => Item { id: "tool", level: Level::Fail, detail: format!("{tool} missing ({why})"), fix: Some(format!("apt-get install {pkg}")) },
+            None => Item {
+                id: "tool",
+                level: Level::Fail,
+                detail: format!("{tool} missing ({why})"),
+                fix: Some(format!("apt-get install {pkg}")),
+            },
         });
     }
     for (keyring, pkg) in [
@@ -142,7 +166,12 @@ pub fn checks(uri: &str) -> Vec<Item> {
         v.push(if std::path::Path::new(keyring).exists() {
             item("keyring", Level::Ok, format!("{keyring} present"), None)
         } else {
-            Item { id: "keyring", level: Level::Warn, detail: format!("{keyring} missing: that distro cannot be verified"), fix: Some(format!("install {pkg}")) }
+            Item {
+                id: "keyring",
+                level: Level::Warn,
+                detail: format!("{keyring} missing: that distro cannot be verified"),
+                fix: Some(format!("install {pkg}")),
+            }
         });
     }
     v

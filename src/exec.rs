@@ -154,10 +154,8 @@ pub fn install_hint(program: &str) -> String {
 
 impl Runner for SystemRunner {
     fn run(&self, cmd: &Cmd, on_line: &mut dyn FnMut(&str)) -> Result<(), CommandError> {
-        let program = which(&cmd.program).ok_or_else(|| CommandError::NotFound {
-            program: cmd.program.clone(),
-            hint: install_hint(&cmd.program),
-        })?;
+        let program = which(&cmd.program)
+            .ok_or_else(|| CommandError::NotFound { program: cmd.program.clone(), hint: install_hint(&cmd.program) })?;
         if self.echo {
             eprintln!("+ {}", cmd.display());
         }
@@ -229,10 +227,8 @@ impl Runner for SystemRunner {
 /// Runs an interactive command (a console) on the user's terminal, with `TERM` passed on.
 /// Returns its exit status.
 pub fn interactive(cmd: &Cmd) -> Result<i32, CommandError> {
-    let program = which(&cmd.program).ok_or_else(|| CommandError::NotFound {
-        program: cmd.program.clone(),
-        hint: install_hint(&cmd.program),
-    })?;
+    let program = which(&cmd.program)
+        .ok_or_else(|| CommandError::NotFound { program: cmd.program.clone(), hint: install_hint(&cmd.program) })?;
     let path = std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.into());
     let mut c = Command::new(program);
     c.args(&cmd.args).env_clear().env("PATH", path);

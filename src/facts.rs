@@ -73,11 +73,17 @@ pub fn parse_domain(xml: &str) -> Result<DomainXml> {
         ..Default::default()
     };
     if let Some(md) = child(root, "metadata") {
-        if let Some(c) = md.children().find(|c| {
-            c.tag_name().name() == "container" && c.tag_name().namespace() == Some(crate::render::NAMESPACE)
-        }) {
+        if let Some(c) = md
+            .children()
+            .find(|c| c.tag_name().name() == "container" && c.tag_name().namespace() == Some(crate::render::NAMESPACE))
+        {
             let a = |k: &str| c.attribute(k).unwrap_or_default().to_string();
-            d.meta = Some(Meta { profile: a("profile"), distro: a("distro"), release: a("release"), security: a("security") });
+            d.meta = Some(Meta {
+                profile: a("profile"),
+                distro: a("distro"),
+                release: a("release"),
+                security: a("security"),
+            });
         }
     }
     // The first <seclabel> is the primary security driver's.
@@ -184,7 +190,10 @@ mod tests {
         assert_eq!(d.idmap.unwrap().uid.target, 200000);
         assert_eq!(d.rootfs.unwrap(), PathBuf::from("/var/lib/libvirt/filesystems/web1"));
         assert_eq!(d.memory_limit_kib, Some(524288));
-        assert_eq!((d.cpu_shares, d.cpu_period, d.cpu_quota, d.blkio_weight), (Some(512), Some(100000), Some(50000), Some(200)));
+        assert_eq!(
+            (d.cpu_shares, d.cpu_period, d.cpu_quota, d.blkio_weight),
+            (Some(512), Some(100000), Some(50000), Some(200))
+        );
     }
 
     #[test]

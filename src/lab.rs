@@ -80,7 +80,11 @@ fn levels_in_use(ctx: &Ctx) -> Vec<crate::mcs::Level> {
     let labels = verify::ProcLabels::new(&host);
     crate::audit::collect(&host, &labels, &ctx.paths.pool)
         .into_iter()
-        .filter_map(|u| crate::mcs::split_context(&u.label).and_then(|(_, l)| crate::mcs::Level::parse_range(l).ok()).map(|(_, h)| h))
+        .filter_map(|u| {
+            crate::mcs::split_context(&u.label)
+                .and_then(|(_, l)| crate::mcs::Level::parse_range(l).ok())
+                .map(|(_, h)| h)
+        })
         .collect()
 }
 
@@ -109,7 +113,10 @@ pub fn up(ctx: &Ctx, a: &UpArgs) -> Result<Outcome> {
         bail!("cannot bring up lab {lab}: {why}. Nothing was created.");
     }
     crate::create::require_root_pub("lab up")?;
-    let password_dir = a.password_dir.map(Path::to_path_buf).unwrap_or_else(|| ctx.paths.state.join("labs").join(lab.as_str()).join("passwords"));
+    let password_dir = a
+        .password_dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| ctx.paths.state.join("labs").join(lab.as_str()).join("passwords"));
     std::fs::create_dir_all(&password_dir).with_context(|| format!("creating {}", password_dir.display()))?;
     std::fs::set_permissions(&password_dir, std::fs::Permissions::from_mode(0o700))?;
 
@@ -142,7 +149,8 @@ pub fn up(ctx: &Ctx, a: &UpArgs) -> Result<Outcome> {
     for (i, n) in names.iter().enumerate() {
         let mut r = app::resolve(ctx, n.as_str(), a.profile)?;
         if r.profile.network.mode == NetMode::Isolated {
-            r.profile.network.name = if a.isolate_students { format!("lxcprov-{n}") } else { format!("lxcprov-lab-{lab}") };
+            r.profile.network.name =
+                if a.isolate_students { format!("lxcprov-{n}") } else { format!("lxcprov-lab-{lab}") };
         }
         if let Some(level) = &levels[i] {
             r.profile.security.label = LabelType::Static;
@@ -152,7 +160,8 @@ pub fn up(ctx: &Ctx, a: &UpArgs) -> Result<Outcome> {
         students.push((r, pw));
     }
 
-    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2)).max(1);
+    let jobs =
+        a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2)).max(1);
     let tty = std::io::stderr().is_terminal() && ctx.ui.verbosity != Verbosity::Quiet;
     let multi = MultiProgress::new();
     let total = multi.add(ProgressBar::new(names.len() as u64));
@@ -185,14 +194,22 @@ pub fn up(ctx: &Ctx, a: &UpArgs) -> Result<Outcome> {
             rootfs_from: a.rootfs_from.map(Path::to_path_buf),
             no_base_cache: false,
         };
-        let out = crate::create::with_real_env(ctx, &quiet, |env| crate::create::create_in(ctx, env, r, &ba, Some(pw), &quiet));
+        let out = crate::create::with_real_env(ctx, &quiet, |env| {
+            crate::create::create_in(ctx, env, r, &ba, Some(pw), &quiet)
+        });
         let res = match out {
             Ok(Some(rep)) => {
                 let (p, f, _) = rep.counts();
                 StudentResult { name: r.name.to_string(), status: "created", passed: p, failed: f, error: None }
             }
             Ok(None) => StudentResult { name: r.name.to_string(), status: "exists", passed: 0, failed: 0, error: None },
-            Err(e) => StudentResult { name: r.name.to_string(), status: "failed", passed: 0, failed: 0, error: Some(format!("{e:#}")) },
+            Err(e) => StudentResult {
+                name: r.name.to_string(),
+                status: "failed",
+                passed: 0,
+                failed: 0,
+                error: Some(format!("{e:#}")),
+            },
         };
         let line = match &res.error {
             Some(e) => format!("✘ {}: {e}", res.name),
@@ -284,7 +301,9 @@ pub fn status(ctx: &Ctx, lab: &str) -> Result<Outcome> {
         };
         bad |= f > 0 || r.is_err();
         if ctx.global.json {
-            s += &serde_json::to_string(&serde_json::json!({"lab": rec.name, "name": name, "state": state, "passed": p, "failed": f, "skipped": k}))?;
+            s += &serde_json::to_string(
+                &serde_json::json!({"lab": rec.name, "name": name, "state": state, "passed": p, "failed": f, "skipped": k}),
+            )?;
             s.push('\n');
         } else {
             s += &format!("{name:24} {state:8} {p} passed, {f} failed, {k} skipped\n");
@@ -301,7 +320,14 @@ fn cross_checks(ctx: &Ctx, rec: &LabRecord, reps: &[(String, Result<Report>)]) -
         Ok(rec
             .members
             .iter()
-            .filter_map(|m| env.hv.domain_xml(m).ok().and_then(|x| crate::facts::parse_domain(&x).ok()).and_then(|d| d.label).map(|l| (m.clone(), l)))
+            .filter_map(|m| {
+                env.hv
+                    .domain_xml(m)
+                    .ok()
+                    .and_then(|x| crate::facts::parse_domain(&x).ok())
+                    .and_then(|d| d.label)
+                    .map(|l| (m.clone(), l))
+            })
             .collect())
     })?;
     if rec.security == "selinux" {
@@ -313,16 +339,28 @@ fn cross_checks(ctx: &Ctx, rec: &LabRecord, reps: &[(String, Result<Report>)]) -
             }
         }
         out.push(if dup.is_empty() && labels.len() == rec.members.len() {
-            verify::Check::pass("lab.labels_distinct", format!("{} members, {} distinct labels", rec.members.len(), labels.len()), labels.iter().map(|(m, l)| format!("{m}: {l}")).collect())
+            verify::Check::pass(
+                "lab.labels_distinct",
+                format!("{} members, {} distinct labels", rec.members.len(), labels.len()),
+                labels.iter().map(|(m, l)| format!("{m}: {l}")).collect(),
+            )
         } else if dup.is_empty() {
-            verify::Check::fail("lab.labels_distinct", format!("only {} of {} members have a label", labels.len(), rec.members.len()), vec![])
+            verify::Check::fail(
+                "lab.labels_distinct",
+                format!("only {} of {} members have a label", labels.len(), rec.members.len()),
+                vec![],
+            )
         } else {
             verify::Check::fail("lab.labels_distinct", dup.join("; "), vec![])
         });
         let host = verify::HostRoot::real();
         let a = crate::audit::judge(crate::audit::collect(&host, &verify::ProcLabels::new(&host), &ctx.paths.pool));
         out.push(if a.problems.is_empty() {
-            verify::Check::pass("lab.mcs_audit", format!("{} MCS levels in use on the host, no collision or dominance", a.levels.len()), vec![])
+            verify::Check::pass(
+                "lab.mcs_audit",
+                format!("{} MCS levels in use on the host, no collision or dominance", a.levels.len()),
+                vec![],
+            )
         } else {
             verify::Check::fail("lab.mcs_audit", format!("{} problems", a.problems.len()), a.problems.clone())
         });
@@ -335,7 +373,11 @@ fn cross_checks(ctx: &Ctx, rec: &LabRecord, reps: &[(String, Result<Report>)]) -
     out.push(if missing.is_empty() {
         verify::Check::pass("lab.members", format!("all {} members exist", rec.members.len()), vec![])
     } else {
-        verify::Check::fail("lab.members", format!("missing: {}", missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")), vec![])
+        verify::Check::fail(
+            "lab.members",
+            format!("missing: {}", missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")),
+            vec![],
+        )
     });
     Ok(out)
 }
@@ -349,11 +391,19 @@ pub fn verify_lab(ctx: &Ctx, lab: &str) -> Result<Outcome> {
     for (_, r) in &reps {
         if let Ok(rep) = r {
             failed |= rep.failed();
-            s += &if ctx.global.json { verify::render_jsonl(rep) } else { verify::render_human(rep, std::io::stdout().is_terminal(), false) };
+            s += &if ctx.global.json {
+                verify::render_jsonl(rep)
+            } else {
+                verify::render_human(rep, std::io::stdout().is_terminal(), false)
+            };
         }
     }
     let lab_report = Report { name: format!("lab {}", rec.name), checks: cross };
-    s += &if ctx.global.json { verify::render_jsonl(&lab_report) } else { verify::render_human(&lab_report, std::io::stdout().is_terminal(), true) };
+    s += &if ctx.global.json {
+        verify::render_jsonl(&lab_report)
+    } else {
+        verify::render_human(&lab_report, std::io::stdout().is_terminal(), true)
+    };
     print!("{s}");
     Ok(if failed { Outcome::ChecksFailed } else { Outcome::Ok })
 }
@@ -411,7 +461,9 @@ pub fn audit_cmd(ctx: &Ctx) -> Result<Outcome> {
             s += &serde_json::to_string(&serde_json::json!({"type": "problem", "data": {"message": p}}))?;
             s.push('\n');
         }
-        s += &serde_json::to_string(&serde_json::json!({"type": "summary", "data": {"levels": a.levels.len(), "problems": a.problems.len(), "selinux": crate::host::selinux_enabled()}}))?;
+        s += &serde_json::to_string(
+            &serde_json::json!({"type": "summary", "data": {"levels": a.levels.len(), "problems": a.problems.len(), "selinux": crate::host::selinux_enabled()}}),
+        )?;
         s.push('\n');
     } else {
         if !crate::host::selinux_enabled() {

@@ -76,7 +76,10 @@ impl VirtHypervisor {
     }
 
     fn net(&self, name: &str) -> Result<virt::network::Network> {
-        self.conn.lookup_network_by_name(name).map_err(msg).with_context(|| format!("no network {name} on {}", self.uri))
+        self.conn
+            .lookup_network_by_name(name)
+            .map_err(msg)
+            .with_context(|| format!("no network {name} on {}", self.uri))
     }
 }
 
@@ -98,13 +101,8 @@ impl Hypervisor for VirtHypervisor {
     }
 
     fn domains(&self) -> Result<Vec<String>> {
-        let mut v: Vec<String> = self
-            .conn
-            .list_all_domains(0)
-            .map_err(msg)?
-            .iter()
-            .filter_map(|d| d.name().ok())
-            .collect();
+        let mut v: Vec<String> =
+            self.conn.list_all_domains(0).map_err(msg)?.iter().filter_map(|d| d.name().ok()).collect();
         v.sort();
         Ok(v)
     }

@@ -97,11 +97,20 @@ pub fn precheck(env: &Env, name: &Name, profile_name: &str, p: &Profile) -> Resu
     }
     if exists {
         let d = facts::parse_domain(&env.hv.domain_xml(name.as_str())?)?;
-        let matches = d.meta.as_ref().is_some_and(|m| m.profile == profile_name && m.distro == p.distro && m.security == p.security.model.as_str());
+        let matches = d.meta.as_ref().is_some_and(|m| {
+            m.profile == profile_name && m.distro == p.distro && m.security == p.security.model.as_str()
+        });
         if matches {
             let state = env.hv.domain_state(name.as_str())?;
-            let hint = if state == State::Running { "it is running".to_string() } else { format!("it is shut off; start it with `lxcprov start {name}`") };
-            return Ok(Some(format!("{name} already exists from profile {profile_name} ({}); nothing to do, {hint}", p.distro)));
+            let hint = if state == State::Running {
+                "it is running".to_string()
+            } else {
+                format!("it is shut off; start it with `lxcprov start {name}`")
+            };
+            return Ok(Some(format!(
+                "{name} already exists from profile {profile_name} ({}); nothing to do, {hint}",
+                p.distro
+            )));
         }
         let what = match &d.meta {
             Some(m) => format!("from profile {} ({}, security {})", m.profile, m.distro, m.security),
@@ -127,8 +136,17 @@ pub fn shift_for_idmap(env: &Env, name: &Name, p: &Profile) -> Result<()> {
         ),
         None => {}
     }
-    env.ui.info(&format!("shifting ownership of {} by +{} (user namespace)", env.paths.rootfs(name).display(), m.uid.target));
-    let n = crate::fsutil::shift_ownership(&env.paths.rootfs(name), m.uid.target, m.gid.target, m.uid.count.min(m.gid.count))?;
+    env.ui.info(&format!(
+        "shifting ownership of {} by +{} (user namespace)",
+        env.paths.rootfs(name).display(),
+        m.uid.target
+    ));
+    let n = crate::fsutil::shift_ownership(
+        &env.paths.rootfs(name),
+        m.uid.target,
+        m.gid.target,
+        m.uid.count.min(m.gid.count),
+    )?;
     rec.idmap = Some(m);
     rec.save(&path)?;
     env.ui.info(&format!("shifted {n} files"));
@@ -148,11 +166,14 @@ fn label_tree(env: &Env, rootfs: &Path, static_label: Option<&str>) -> Result<()
         return Ok(());
     }
     let path = crate::host::lxc_contexts_path(&env.host.etc());
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("SELinux is on but {} cannot be read: install the policy's container module", path.display()))?;
-    let label = crate::host::rootfs_label(&text, static_label).with_context(|| format!("{} has no `file` context", path.display()))?;
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!("SELinux is on but {} cannot be read: install the policy's container module", path.display())
+    })?;
+    let label = crate::host::rootfs_label(&text, static_label)
+        .with_context(|| format!("{} has no `file` context", path.display()))?;
     env.ui.info(&format!("labelling {} as {label}", rootfs.display()));
-    let cmd = crate::exec::Cmd::new("chcon").args(["-R", "--no-dereference"]).arg(&label).arg(rootfs.display().to_string());
+    let cmd =
+        crate::exec::Cmd::new("chcon").args(["-R", "--no-dereference"]).arg(&label).arg(rootfs.display().to_string());
     env.runner.run(&cmd, &mut |_| {}).map_err(anyhow::Error::new).context("labelling the root filesystem")
 }
 
@@ -195,7 +216,10 @@ pub fn wait_for_init(env: &Env, name: &str, timeout: Duration) -> Result<u32> {
             bail!("{name} stopped while starting; see /var/log/libvirt/lxc/{name}.log");
         }
         if start.elapsed() > timeout {
-            bail!("{name} started but its init did not appear within {}s (see /var/log/libvirt/lxc/{name}.log)", timeout.as_secs());
+            bail!(
+                "{name} started but its init did not appear within {}s (see /var/log/libvirt/lxc/{name}.log)",
+                timeout.as_secs()
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -265,7 +289,9 @@ pub fn systemd_cgroup_holder(host: &HostRoot, uid: u32) -> Option<String> {
             let proc_dir = host.proc().join(pid);
             // The holder's user namespace: the host uid its root maps to.
             let map = std::fs::read_to_string(proc_dir.join("uid_map")).unwrap_or_default();
-            let Some(target) = map.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|t| t.parse::<u32>().ok()) else {
+            let Some(target) =
+                map.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|t| t.parse::<u32>().ok())
+            else {
                 continue;
             };
             if target == 0 || target == uid {
@@ -348,7 +374,11 @@ pub fn create(env: &Env, input: &CreateInput) -> Result<Option<Report>> {
                     Err(u) => env.ui.warn(&format!("could not undo {c:?}: {u:#}")),
                 }
             }
-            let what = if undone.is_empty() { "nothing had been created".to_string() } else { format!("removed what this run created: {}", undone.join(", ")) };
+            let what = if undone.is_empty() {
+                "nothing had been created".to_string()
+            } else {
+                format!("removed what this run created: {}", undone.join(", "))
+            };
             Err(e.context(format!("creating {name} failed; {what}")))
         }
     }
@@ -390,7 +420,8 @@ fn create_steps(env: &Env, input: &CreateInput, created: &mut Vec<Created>) -> R
 
 /// The capabilities the profile turns off (what `caps` must find absent).
 pub fn dropped_caps(p: &Profile) -> Vec<String> {
-    let mut v: Vec<String> = p.security.capabilities.set.iter().filter(|(_, s)| **s == CapState::Off).map(|(n, _)| n.clone()).collect();
+    let mut v: Vec<String> =
+        p.security.capabilities.set.iter().filter(|(_, s)| **s == CapState::Off).map(|(n, _)| n.clone()).collect();
     if p.security.capabilities.policy == crate::profile::CapPolicy::Default {
         // libvirt's default policy drops these as well.
         for c in ["sys_module", "sys_time", "mknod", "audit_control", "mac_admin"] {
@@ -472,12 +503,23 @@ pub fn verify_domain(env: &Env, name: &str) -> Result<Report> {
 /// default drops under the default policy.
 pub fn dropped_caps_from_xml(xml: &str) -> Vec<String> {
     let Ok(doc) = roxmltree::Document::parse(xml) else { return vec![] };
-    let Some(caps) = doc.descendants().find(|n| n.has_tag_name("capabilities") && n.parent().is_some_and(|p| p.has_tag_name("features"))) else {
+    let Some(caps) = doc
+        .descendants()
+        .find(|n| n.has_tag_name("capabilities") && n.parent().is_some_and(|p| p.has_tag_name("features")))
+    else {
         return vec![];
     };
     let policy = caps.attribute("policy").unwrap_or("default");
-    let mut off: Vec<String> = caps.children().filter(|c| c.is_element() && c.attribute("state") == Some("off")).map(|c| c.tag_name().name().to_string()).collect();
-    let on: Vec<String> = caps.children().filter(|c| c.is_element() && c.attribute("state") == Some("on")).map(|c| c.tag_name().name().to_string()).collect();
+    let mut off: Vec<String> = caps
+        .children()
+        .filter(|c| c.is_element() && c.attribute("state") == Some("off"))
+        .map(|c| c.tag_name().name().to_string())
+        .collect();
+    let on: Vec<String> = caps
+        .children()
+        .filter(|c| c.is_element() && c.attribute("state") == Some("on"))
+        .map(|c| c.tag_name().name().to_string())
+        .collect();
     if policy == "default" {
         for c in ["sys_module", "sys_time", "mknod", "audit_control", "mac_admin"] {
             if !on.iter().any(|o| o == c) {
@@ -598,7 +640,11 @@ pub fn destroy(env: &Env, name: &Name, purge: bool) -> Result<Vec<String>> {
             continue;
         }
         let in_use = env.hv.domains()?.iter().any(|other| {
-            env.hv.domain_xml(other).ok().and_then(|x| facts::parse_domain(&x).ok()).is_some_and(|d| d.interfaces.iter().any(|i| i.network.as_deref() == Some(net.as_str())))
+            env.hv
+                .domain_xml(other)
+                .ok()
+                .and_then(|x| facts::parse_domain(&x).ok())
+                .is_some_and(|d| d.interfaces.iter().any(|i| i.network.as_deref() == Some(net.as_str())))
         });
         if !in_use {
             env.hv.remove_network(&net)?;
@@ -695,13 +741,23 @@ mod tests {
 
     struct NoLabels;
     impl LabelSource for NoLabels {
-        fn process_label(&self, _: u32) -> Option<String> { None }
-        fn file_label(&self, _: &Path) -> Option<String> { None }
-        fn enforcing(&self) -> Option<bool> { None }
+        fn process_label(&self, _: u32) -> Option<String> {
+            None
+        }
+        fn file_label(&self, _: &Path) -> Option<String> {
+            None
+        }
+        fn enforcing(&self) -> Option<bool> {
+            None
+        }
     }
 
     fn profile() -> Profile {
-        crate::profile::parse("security: {model: none, label: none}\nnetwork: {mode: isolated, name: lxcprov-test}\n", "t").unwrap()
+        crate::profile::parse(
+            "security: {model: none, label: none}\nnetwork: {mode: isolated, name: lxcprov-test}\n",
+            "t",
+        )
+        .unwrap()
     }
 
     /// Paths under a tempdir, a recording runner and a quiet UI, for an [`Env`].
@@ -745,8 +801,19 @@ mod tests {
         let name = Name::parse("c1").unwrap();
         let p = profile();
         let rootfs = paths.rootfs(&name);
-        let boot = || -> Result<()> { std::fs::create_dir_all(rootfs.join("etc"))?; Ok(()) };
-        let input = CreateInput { name: &name, profile_name: "p", profile: &p, domain_xml: DOMAIN, network_xml: NETWORK, bootstrap: &boot, force: false };
+        let boot = || -> Result<()> {
+            std::fs::create_dir_all(rootfs.join("etc"))?;
+            Ok(())
+        };
+        let input = CreateInput {
+            name: &name,
+            profile_name: "p",
+            profile: &p,
+            domain_xml: DOMAIN,
+            network_xml: NETWORK,
+            bootstrap: &boot,
+            force: false,
+        };
         let err = format!("{:#}", create(&e, &input).unwrap_err());
         assert!(err.contains("fake start failure") && err.contains("removed what this run created"), "{err}");
         assert!(hv.domains.lock().unwrap().is_empty());
@@ -766,7 +833,15 @@ mod tests {
         let name = Name::parse("c1").unwrap();
         let p = profile();
         let boot = || -> Result<()> { panic!("must not bootstrap") };
-        let input = CreateInput { name: &name, profile_name: "p", profile: &p, domain_xml: DOMAIN, network_xml: NETWORK, bootstrap: &boot, force: false };
+        let input = CreateInput {
+            name: &name,
+            profile_name: "p",
+            profile: &p,
+            domain_xml: DOMAIN,
+            network_xml: NETWORK,
+            bootstrap: &boot,
+            force: false,
+        };
         let err = format!("{:#}", create(&e, &input).unwrap_err());
         assert!(err.contains("already exists (not created by lxcprov)"), "{err}");
         assert!(hv.domain_exists("c1").unwrap());
@@ -783,7 +858,15 @@ mod tests {
         let name = Name::parse("c1").unwrap();
         let p = profile();
         let boot = || -> Result<()> { panic!("must not bootstrap") };
-        let input = CreateInput { name: &name, profile_name: "p", profile: &p, domain_xml: DOMAIN, network_xml: NETWORK, bootstrap: &boot, force: false };
+        let input = CreateInput {
+            name: &name,
+            profile_name: "p",
+            profile: &p,
+            domain_xml: DOMAIN,
+            network_xml: NETWORK,
+            bootstrap: &boot,
+            force: false,
+        };
         assert!(create(&e, &input).unwrap().is_none(), "shut off: no report");
         assert_eq!(hv.log.lock().unwrap().len(), 1, "only the test's own define");
     }
@@ -824,7 +907,12 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let host = non_systemd_host(&d);
         let sd = d.path().join("sys/fs/cgroup/systemd");
-        for (dir, procs, uid) in [("init.scope", "", 200000), ("system.slice/a.service", "", 200000), ("busy.scope", "42\n", 200000), ("host.scope", "", 0)] {
+        for (dir, procs, uid) in [
+            ("init.scope", "", 200000),
+            ("system.slice/a.service", "", 200000),
+            ("busy.scope", "42\n", 200000),
+            ("host.scope", "", 0),
+        ] {
             let p = sd.join(dir);
             std::fs::create_dir_all(&p).unwrap();
             std::fs::write(p.join("cgroup.procs"), procs).unwrap();
@@ -859,9 +947,15 @@ mod tests {
 
     struct Enforcing;
     impl LabelSource for Enforcing {
-        fn process_label(&self, _: u32) -> Option<String> { None }
-        fn file_label(&self, _: &Path) -> Option<String> { None }
-        fn enforcing(&self) -> Option<bool> { Some(true) }
+        fn process_label(&self, _: u32) -> Option<String> {
+            None
+        }
+        fn file_label(&self, _: &Path) -> Option<String> {
+            None
+        }
+        fn enforcing(&self) -> Option<bool> {
+            Some(true)
+        }
     }
 
     #[test]
@@ -870,7 +964,11 @@ mod tests {
         let h = Harness::new(&d);
         std::fs::create_dir_all(d.path().join("etc/selinux/default/contexts")).unwrap();
         std::fs::write(d.path().join("etc/selinux/config"), "SELINUXTYPE=default\n").unwrap();
-        std::fs::write(d.path().join("etc/selinux/default/contexts/lxc_contexts"), "file = \"system_u:object_r:container_file_t:s0\"\n").unwrap();
+        std::fs::write(
+            d.path().join("etc/selinux/default/contexts/lxc_contexts"),
+            "file = \"system_u:object_r:container_file_t:s0\"\n",
+        )
+        .unwrap();
         let hv = FakeHypervisor::default();
         let mut e = h.env(&hv);
         e.labels = &Enforcing;
@@ -881,10 +979,13 @@ mod tests {
         let none = facts::parse_domain("<domain><name>c</name><seclabel type='none'/></domain>").unwrap();
         relabel_before_start(&e, &none).unwrap();
         let calls: Vec<String> = h.runner.calls().iter().map(|c| c.display()).collect();
-        assert_eq!(calls, [
-            "chcon -R --no-dereference system_u:object_r:container_file_t:s0 /p/c",
-            "chcon -R --no-dereference system_u:object_r:container_file_t:s0:c7,c9 /p/c",
-        ]);
+        assert_eq!(
+            calls,
+            [
+                "chcon -R --no-dereference system_u:object_r:container_file_t:s0 /p/c",
+                "chcon -R --no-dereference system_u:object_r:container_file_t:s0:c7,c9 /p/c",
+            ]
+        );
     }
 
     #[test]

@@ -130,10 +130,7 @@ mod tests {
 
     #[test]
     fn splits_contexts() {
-        assert_eq!(
-            split_context("system_u:system_r:container_t:s0:c1,c2\0"),
-            Some(("container_t", "s0:c1,c2"))
-        );
+        assert_eq!(split_context("system_u:system_r:container_t:s0:c1,c2\0"), Some(("container_t", "s0:c1,c2")));
         assert_eq!(split_context("garbage"), None);
     }
 }

@@ -27,9 +27,7 @@ pub enum NameError {
     Dots(String),
     #[error("container name {0:?} must start with a letter or a digit (not '-', '.' or '_')")]
     BadStart(String),
-    #[error(
-        "container name {name:?} contains {ch:?}: use only ASCII letters, digits, '-', '_' and '.'"
-    )]
+    #[error("container name {name:?} contains {ch:?}: use only ASCII letters, digits, '-', '_' and '.'")]
     BadChar { name: String, ch: char },
 }
 
@@ -45,10 +43,7 @@ impl Name {
         if s == "." || s == ".." {
             return Err(NameError::Dots(s.to_string()));
         }
-        if let Some(ch) = s
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-        {
+        if let Some(ch) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
             return Err(NameError::BadChar { name: s.to_string(), ch });
         }
         if !s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) {
@@ -67,7 +62,6 @@ impl fmt::Display for Name {
         f.write_str(&self.0)
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -91,10 +91,8 @@ impl Secret {
 /// Replaces root's hash in a shadow file's text, or adds a root line.
 pub fn set_root_hash(shadow: &str, hash: &str) -> String {
     // Days since the epoch, for the "last changed" field.
-    let days = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() / 86_400)
-        .unwrap_or(0);
+    let days =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() / 86_400).unwrap_or(0);
     let mut found = false;
     let mut lines: Vec<String> = shadow
         .lines()

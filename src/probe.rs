@@ -7,8 +7,8 @@
 
 use crate::exec::Cmd;
 use crate::facts;
-use crate::lifecycle::Env;
 use crate::libvirt::State;
+use crate::lifecycle::Env;
 use crate::verify::Check;
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -76,7 +76,8 @@ pub fn probe(env: &Env, a: &str, b: Option<&str>) -> Result<Check> {
 fn run_probe(env: &Env, a: &Side, b: &Side, dir: &Path) -> Result<Check> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let lxc = std::fs::read_to_string(crate::host::lxc_contexts_path(&env.host.etc())).unwrap_or_default();
-    let shared = crate::host::rootfs_label(&lxc, None).unwrap_or_else(|| "system_u:object_r:container_file_t:s0".into());
+    let shared =
+        crate::host::rootfs_label(&lxc, None).unwrap_or_else(|| "system_u:object_r:container_file_t:s0".into());
     let bb = crate::exec::which("busybox").context("the probe needs busybox (busybox-static) on the host")?;
     // busybox picks its applet from argv[0]'s name, so the copy must be called busybox.
     let exe = dir.join("busybox");
@@ -86,11 +87,14 @@ fn run_probe(env: &Env, a: &Side, b: &Side, dir: &Path) -> Result<Check> {
     std::fs::write(&fb, "B's secret\n")?;
     let mut ev = vec![];
     let chcon = |label: &str, p: &Path| Cmd::new("chcon").arg(label).arg(p.display().to_string());
-    for (label, p) in [(&shared, dir), (&a.imagelabel, exe.as_path()), (&a.imagelabel, fa.as_path()), (&b.imagelabel, fb.as_path())] {
+    for (label, p) in
+        [(&shared, dir), (&a.imagelabel, exe.as_path()), (&a.imagelabel, fa.as_path()), (&b.imagelabel, fb.as_path())]
+    {
         env.runner.run(&chcon(label, p), &mut |_| {}).map_err(anyhow::Error::new)?;
     }
     let audit_start = std::fs::metadata(AUDIT_LOG).map(|m| m.len()).unwrap_or(0);
-    let as_a = |args: &[String]| Cmd::new("runcon").arg(&a.label).arg(exe.display().to_string()).args(args.iter().cloned());
+    let as_a =
+        |args: &[String]| Cmd::new("runcon").arg(&a.label).arg(exe.display().to_string()).args(args.iter().cloned());
     let mut out = vec![];
     let own_read = attempt(env, &as_a(&["cat".into(), fa.display().to_string()]), &mut out);
     let own_signal = attempt(env, &as_a(&["kill".into(), "-0".into(), a.init.to_string()]), &mut out);
@@ -101,8 +105,19 @@ fn run_probe(env: &Env, a: &Side, b: &Side, dir: &Path) -> Result<Check> {
     ev.push(format!("probe process label: {} (container {})", a.label, a.name));
     ev.push(format!("control: read A's own file ({}): {}", a.imagelabel, if own_read { "allowed" } else { "DENIED" }));
     ev.push(format!("control: signal 0 to A's init {}: {}", a.init, if own_signal { "allowed" } else { "DENIED" }));
-    ev.push(format!("read B's file ({}): {}{}", b.imagelabel, if b_read { "ALLOWED" } else { "denied" }, read_b.last().map(|l| format!(" ({l})")).unwrap_or_default()));
-    ev.push(format!("SIGSTOP to B's init {} ({}): {}{}", b.init, b.label, if b_signal { "ALLOWED" } else { "denied" }, sig_b.last().map(|l| format!(" ({l})")).unwrap_or_default()));
+    ev.push(format!(
+        "read B's file ({}): {}{}",
+        b.imagelabel,
+        if b_read { "ALLOWED" } else { "denied" },
+        read_b.last().map(|l| format!(" ({l})")).unwrap_or_default()
+    ));
+    ev.push(format!(
+        "SIGSTOP to B's init {} ({}): {}{}",
+        b.init,
+        b.label,
+        if b_signal { "ALLOWED" } else { "denied" },
+        sig_b.last().map(|l| format!(" ({l})")).unwrap_or_default()
+    ));
     let avcs: Vec<String> = std::fs::read(AUDIT_LOG)
         .map(|bytes| String::from_utf8_lossy(&bytes[(audit_start as usize).min(bytes.len())..]).into_owned())
         .unwrap_or_default()
@@ -110,7 +125,11 @@ fn run_probe(env: &Env, a: &Side, b: &Side, dir: &Path) -> Result<Check> {
         .filter(|l| l.contains("avc:") && l.contains("denied"))
         // Only B's: the denials whose target carries B's categories (the probe's inherited
         // pipes are denied too, which proves nothing).
-        .filter(|l| crate::mcs::split_context(&b.label).is_some_and(|(_, lvl)| l.contains(&format!("tcontext={}", b.label)) || l.contains(&format!("{lvl} tclass="))))
+        .filter(|l| {
+            crate::mcs::split_context(&b.label).is_some_and(|(_, lvl)| {
+                l.contains(&format!("tcontext={}", b.label)) || l.contains(&format!("{lvl} tclass="))
+            })
+        })
         .map(str::to_string)
         .collect();
     if avcs.is_empty() {
@@ -118,10 +137,18 @@ fn run_probe(env: &Env, a: &Side, b: &Side, dir: &Path) -> Result<Check> {
     }
     ev.extend(avcs.iter().take(6).cloned());
     if !own_read {
-        return Ok(Check::fail(ID, "could not run a process in A's label reading A's own file: the probe proves nothing", ev));
+        return Ok(Check::fail(
+            ID,
+            "could not run a process in A's label reading A's own file: the probe proves nothing",
+            ev,
+        ));
     }
     Ok(match (b_read, b_signal) {
-        (false, false) => Check::pass(ID, format!("{} cannot read {}'s files or stop its init: both denied by MCS", a.name, b.name), ev),
+        (false, false) => Check::pass(
+            ID,
+            format!("{} cannot read {}'s files or stop its init: both denied by MCS", a.name, b.name),
+            ev,
+        ),
         (true, _) => Check::fail(ID, format!("{} READ a file carrying {}'s categories", a.name, b.name), ev),
         (false, true) => Check::fail(ID, format!("{} STOPPED {}'s init", a.name, b.name), ev),
     })

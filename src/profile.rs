@@ -25,11 +25,42 @@ pub const SYSTEM_DIR: &str = "/etc/lxcprov/profiles";
 /// The capabilities libvirt's domain schema knows (`<features><capabilities>` children,
 /// libvirt 9.0). Newer kernel capabilities (bpf, perfmon, ...) cannot be named there.
 pub const CAPABILITIES: &[&str] = &[
-    "audit_control", "audit_write", "block_suspend", "chown", "dac_override", "dac_read_search",
-    "fowner", "fsetid", "ipc_lock", "ipc_owner", "kill", "lease", "linux_immutable", "mac_admin",
-    "mac_override", "mknod", "net_admin", "net_bind_service", "net_broadcast", "net_raw", "setgid",
-    "setfcap", "setpcap", "setuid", "sys_admin", "sys_boot", "sys_chroot", "sys_module", "sys_nice",
-    "sys_pacct", "sys_ptrace", "sys_rawio", "sys_resource", "sys_time", "sys_tty_config", "syslog",
+    "audit_control",
+    "audit_write",
+    "block_suspend",
+    "chown",
+    "dac_override",
+    "dac_read_search",
+    "fowner",
+    "fsetid",
+    "ipc_lock",
+    "ipc_owner",
+    "kill",
+    "lease",
+    "linux_immutable",
+    "mac_admin",
+    "mac_override",
+    "mknod",
+    "net_admin",
+    "net_bind_service",
+    "net_broadcast",
+    "net_raw",
+    "setgid",
+    "setfcap",
+    "setpcap",
+    "setuid",
+    "sys_admin",
+    "sys_boot",
+    "sys_chroot",
+    "sys_module",
+    "sys_nice",
+    "sys_pacct",
+    "sys_ptrace",
+    "sys_rawio",
+    "sys_resource",
+    "sys_time",
+    "sys_tty_config",
+    "syslog",
     "wake_alarm",
 ];
 
@@ -355,7 +386,9 @@ pub fn valid_url(s: &str) -> bool {
 /// An SELinux label `user:role:type:level` with an MCS level of two distinct categories.
 pub fn valid_static_label(s: &str) -> Result<(), String> {
     let parts: Vec<&str> = s.splitn(4, ':').collect();
-    if parts.len() != 4 || parts[..3].iter().any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')) {
+    if parts.len() != 4
+        || parts[..3].iter().any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    {
         return Err(format!("{s:?} is not a label of the form user:role:type:s0:cA,cB"));
     }
     let level = crate::mcs::Level::parse(parts[3]).map_err(|e| format!("{s:?}: {e}"))?;
@@ -478,7 +511,10 @@ impl Profile {
                 }
             }
         }
-        if !self.init.path.starts_with('/') || self.init.path.len() > 4096 || self.init.path.chars().any(|c| c.is_control()) {
+        if !self.init.path.starts_with('/')
+            || self.init.path.len() > 4096
+            || self.init.path.chars().any(|c| c.is_control())
+        {
             bail!("init.path {:?} must be an absolute path without control characters", self.init.path);
         }
         for a in &self.init.args {
@@ -557,8 +593,7 @@ pub fn load_all(src: &Sources) -> Result<Vec<Loaded>> {
 
 /// Loads one profile file; its name is the file stem.
 pub fn load_file(path: &Path) -> Result<Loaded> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read profile file {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read profile file {}", path.display()))?;
     let name = stem(path)?;
     let origin = path.display().to_string();
     let profile = parse(&text, &origin)?;
@@ -667,8 +702,10 @@ mod tests {
     fn security_combinations_are_checked() {
         assert!(err("security:\n  label: static\n").contains("static_label is missing"));
         assert!(err("security:\n  static_label: 'a:b:c:s0:c1,c2'\n").contains("not static"));
-        assert!(err("security:\n  label: static\n  static_label: 'system_u:system_r:container_t:s0:c1'\n").contains("exactly two"));
-        assert!(err("security:\n  label: static\n  static_label: 'system_u:system_r:container_t:s0:c1,c1'\n").contains("distinct"));
+        assert!(err("security:\n  label: static\n  static_label: 'system_u:system_r:container_t:s0:c1'\n")
+            .contains("exactly two"));
+        assert!(err("security:\n  label: static\n  static_label: 'system_u:system_r:container_t:s0:c1,c1'\n")
+            .contains("distinct"));
         assert!(err("security:\n  capabilities:\n    set: { sys_pwn: off }\n").contains("unknown capability"));
         assert!(err("security:\n  capabilities:\n    set: { sys_admin: maybe }\n").contains("unknown variant"));
         assert!(err("security:\n  idmap:\n    uid: {start: 0, target: 0, count: 10}\n    gid: {start: 0, target: 1, count: 10}\n").contains("host root"));

@@ -37,9 +37,8 @@ pub fn open(state_dir: &Path) -> Result<Locked> {
     let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
     lock.lock().with_context(|| format!("locking {}", lock_path.display()))?;
     let reg = match std::fs::read_to_string(&path) {
-        Ok(t) => serde_json::from_str(&t).with_context(|| {
-            format!("{} is not a valid registry; move it aside to start a new one", path.display())
-        })?,
+        Ok(t) => serde_json::from_str(&t)
+            .with_context(|| format!("{} is not a valid registry; move it aside to start a new one", path.display()))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Registry::default(),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };

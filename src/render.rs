@@ -152,10 +152,7 @@ impl DomainSpec {
                 .capabilities
                 .set
                 .iter()
-                .map(|(n, s)| CapSpec {
-                    name: n.clone(),
-                    state: if *s == CapState::On { "on" } else { "off" },
-                })
+                .map(|(n, s)| CapSpec { name: n.clone(), state: if *s == CapState::On { "on" } else { "off" } })
                 .collect(),
             rootfs: rootfs.display().to_string(),
             net_mode: match p.network.mode {

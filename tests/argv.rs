@@ -35,7 +35,11 @@ fn golden_installer_argv() {
     let mut out = String::new();
     for p in ["hardened", "minimal", "paper", "web"] {
         let loaded = profile::find(&Sources::default(), p).unwrap().profile;
-        let tool = if loaded.distro.starts_with("debian") || loaded.distro == "ubuntu" { Tool::Debootstrap } else { Tool::Dnf4 };
+        let tool = if loaded.distro.starts_with("debian") || loaded.distro == "ubuntu" {
+            Tool::Debootstrap
+        } else {
+            Tool::Dnf4
+        };
         out += &argv_for(p, None, tool);
     }
     for tool in [Tool::Dnf5, Tool::Yum] {

@@ -29,7 +29,8 @@ fn golden_domain_xml_for_each_builtin_profile() {
         if std::env::var("UPDATE_GOLDEN").is_ok() {
             std::fs::write(&golden, &o.stdout).unwrap();
         }
-        let want = std::fs::read_to_string(&golden).unwrap_or_else(|_| panic!("missing {}: run UPDATE_GOLDEN=1 cargo test", golden.display()));
+        let want = std::fs::read_to_string(&golden)
+            .unwrap_or_else(|_| panic!("missing {}: run UPDATE_GOLDEN=1 cargo test", golden.display()));
         assert_eq!(stdout(&o), want, "rendered XML for {p} differs from {}", golden.display());
     }
 }
@@ -71,7 +72,10 @@ fn hostile_profile_strings_give_valid_xml_or_an_error() {
         ),
     )
     .unwrap();
-    let o = run(d.path(), &["render", "e1", "--profile", "evil", "--profile-file", prof.to_str().unwrap(), "--security", "none"]);
+    let o = run(
+        d.path(),
+        &["render", "e1", "--profile", "evil", "--profile-file", prof.to_str().unwrap(), "--security", "none"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let xml = stdout(&o);
     assert!(!xml.contains("&#x2F;"), "paths must stay readable");
@@ -178,7 +182,8 @@ fn user_profile_dir_overrides_builtin() {
     let d = tempfile::tempdir().unwrap();
     let sys = d.path().join("no-system-profiles");
     std::fs::create_dir(&sys).unwrap();
-    std::fs::write(sys.join("web.yaml"), "description: site\nmemory_mib: 777\nsecurity: {model: none, label: none}\n").unwrap();
+    std::fs::write(sys.join("web.yaml"), "description: site\nmemory_mib: 777\nsecurity: {model: none, label: none}\n")
+        .unwrap();
     let o = run(d.path(), &["render", "w", "--profile", "web"]);
     assert!(stdout(&o).contains("<memory unit='MiB'>777</memory>"), "{}", stderr(&o));
 }

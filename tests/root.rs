@@ -18,10 +18,19 @@ const URI: &str = "lxc:///";
 fn preflight() {
     assert!(is_root(), "the root tier must run as root");
     for tool in ["virsh", "debootstrap", "dnf", "rpmbuild", "createrepo_c", "gpg", "busybox"] {
-        assert!(std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file())).unwrap_or(false), "{tool} is missing: run scripts/setup-host.sh");
+        assert!(
+            std::env::var_os("PATH")
+                .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+                .unwrap_or(false),
+            "{tool} is missing: run scripts/setup-host.sh"
+        );
     }
     let o = Command::new("virsh").args(["-c", URI, "version"]).output().unwrap();
-    assert!(o.status.success(), "libvirtd does not answer on {URI}: run scripts/setup-host.sh\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "libvirtd does not answer on {URI}: run scripts/setup-host.sh\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// A work directory traversable by other uids (a user-namespaced init must reach its rootfs).
@@ -78,7 +87,9 @@ fn write_profile(dir: &Path, name: &str, yaml: &str) -> PathBuf {
 }
 
 fn pool_leftovers(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir.join("pool")).map(|r| r.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default()
+    std::fs::read_dir(dir.join("pool"))
+        .map(|r| r.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default()
 }
 
 fn checks(o: &Output) -> Vec<serde_json::Value> {
@@ -91,12 +102,19 @@ fn checks(o: &Output) -> Vec<serde_json::Value> {
 }
 
 fn status_of(checks: &[serde_json::Value], id: &str) -> String {
-    checks.iter().find(|c| c["id"] == id).map(|c| c["status"].as_str().unwrap().to_string()).unwrap_or_else(|| panic!("no check {id} in {checks:?}"))
+    checks
+        .iter()
+        .find(|c| c["id"] == id)
+        .map(|c| c["status"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("no check {id} in {checks:?}"))
 }
 
 fn make_repo(dir: &Path) -> (PathBuf, PathBuf) {
     let out = dir.join("repo");
-    let o = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make-test-repo.sh")).arg(&out).output().unwrap();
+    let o = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make-test-repo.sh"))
+        .arg(&out)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "make-test-repo.sh failed: {}", String::from_utf8_lossy(&o.stderr));
     (out.join("RPM-GPG-KEY-lxcprov-test"), out)
 }
@@ -122,7 +140,19 @@ fn dnf_installs_signed_packages_and_refuses_unsigned_or_tampered_ones() {
     let pw = d.path().join("pw");
     std::fs::write(&pw, "s3cret-pw\n").unwrap();
     let prof = repo_profile(d.path(), &repo, &key, "signed");
-    let o = lx(d.path(), &["bootstrap", "it-rpm", "--profile", "rpm-signed", "--profile-file", prof.to_str().unwrap(), "--root-password-file", pw.to_str().unwrap()]);
+    let o = lx(
+        d.path(),
+        &[
+            "bootstrap",
+            "it-rpm",
+            "--profile",
+            "rpm-signed",
+            "--profile-file",
+            prof.to_str().unwrap(),
+            "--root-password-file",
+            pw.to_str().unwrap(),
+        ],
+    );
     assert!(o.status.success());
     let root = d.path().join("pool/it-rpm");
     assert!(root.join("usr/share/lxcprov-hello/hello.txt").is_file());
@@ -134,7 +164,19 @@ fn dnf_installs_signed_packages_and_refuses_unsigned_or_tampered_ones() {
     for which in ["unsigned", "tampered"] {
         let prof = repo_profile(d.path(), &repo, &key, which);
         let name = format!("it-{which}");
-        let o = lx(d.path(), &["bootstrap", &name, "--profile", &format!("rpm-{which}"), "--profile-file", prof.to_str().unwrap(), "--root-password-file", pw.to_str().unwrap()]);
+        let o = lx(
+            d.path(),
+            &[
+                "bootstrap",
+                &name,
+                "--profile",
+                &format!("rpm-{which}"),
+                "--profile-file",
+                prof.to_str().unwrap(),
+                "--root-password-file",
+                pw.to_str().unwrap(),
+            ],
+        );
         assert_eq!(o.status.code(), Some(2), "{which} must fail");
         let err = stderr(&o);
         assert!(err.contains("GPG check FAILED") || err.contains("not signed"), "{which}: {err}");
@@ -206,7 +248,16 @@ fn unreachable_libvirtd_is_one_clear_error_and_nothing_is_created() {
     preflight();
     let d = workdir("down");
     let o = lxcprov(d.path())
-        .args(["--connect", "lxc:///system?socket=/nonexistent/libvirt-sock", "create", "lxcprov-it-down", "--profile", "minimal", "--security", "none"])
+        .args([
+            "--connect",
+            "lxc:///system?socket=/nonexistent/libvirt-sock",
+            "create",
+            "lxcprov-it-down",
+            "--profile",
+            "minimal",
+            "--security",
+            "none",
+        ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
@@ -218,7 +269,10 @@ const BB_PROFILE: &str = "description: busybox test\ndistro: debian12\nmemory_mi
 
 fn busybox(dir: &Path) -> PathBuf {
     let bb = dir.join("bb");
-    let o = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/lib/busybox-rootfs.sh")).arg(&bb).output().unwrap();
+    let o = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/lib/busybox-rootfs.sh"))
+        .arg(&bb)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     bb
 }
@@ -234,7 +288,20 @@ fn busybox_container_lifecycle() {
     let bb = busybox(d.path());
     let prof = write_profile(d.path(), "it-bb", BB_PROFILE);
     let pf = prof.to_str().unwrap();
-    let o = lx(d.path(), &["--json", "create", "lxcprov-it-bb", "--profile", "it-bb", "--profile-file", pf, "--rootfs-from", bb.to_str().unwrap()]);
+    let o = lx(
+        d.path(),
+        &[
+            "--json",
+            "create",
+            "lxcprov-it-bb",
+            "--profile",
+            "it-bb",
+            "--profile-file",
+            pf,
+            "--rootfs-from",
+            bb.to_str().unwrap(),
+        ],
+    );
     // Imported trees are not signature-checked: `trust` fails, so exit 1, not 0.
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     let c = checks(&o);
@@ -246,12 +313,19 @@ fn busybox_container_lifecycle() {
     assert_eq!(status_of(&c, "selinux.label"), "skip");
     assert!(network_exists("lxcprov-it-bbnet"));
     // Re-running create is a no-op that says so (and shows the same report).
-    let o = lx(d.path(), &["create", "lxcprov-it-bb", "--profile", "it-bb", "--profile-file", pf, "--rootfs-from", bb.to_str().unwrap()]);
+    let o = lx(
+        d.path(),
+        &["create", "lxcprov-it-bb", "--profile", "it-bb", "--profile-file", pf, "--rootfs-from", bb.to_str().unwrap()],
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("nothing to do"), "{}", stderr(&o));
     // list shows the live state.
     let o = lx(d.path(), &["--json", "list"]);
-    let row: serde_json::Value = stdout(&o).lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).find(|v| v["name"] == "lxcprov-it-bb").expect("listed");
+    let row: serde_json::Value = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["name"] == "lxcprov-it-bb")
+        .expect("listed");
     assert_eq!(row["state"], "running");
     assert_eq!(row["profile"], "it-bb");
     assert!(row["init_pid"].as_u64().unwrap() > 1);
@@ -259,7 +333,11 @@ fn busybox_container_lifecycle() {
     // stop, start, verify again.
     assert!(lx(d.path(), &["stop", "lxcprov-it-bb", "--timeout", "10"]).status.success());
     assert!(stdout(&virsh(&["domstate", "lxcprov-it-bb"])).contains("shut off"));
-    assert_eq!(lx(d.path(), &["verify", "lxcprov-it-bb"]).status.code(), Some(1), "a stopped container fails verification");
+    assert_eq!(
+        lx(d.path(), &["verify", "lxcprov-it-bb"]).status.code(),
+        Some(1),
+        "a stopped container fails verification"
+    );
     assert!(lx(d.path(), &["start", "lxcprov-it-bb"]).status.success());
     let o = lx(d.path(), &["--json", "verify", "lxcprov-it-bb"]);
     assert_eq!(status_of(&checks(&o), "pidns"), "pass");
@@ -293,7 +371,22 @@ fn debootstrap_debian12_boots_with_systemd_and_verifies() {
     let pwa = pw.to_str().unwrap();
     // 1. A real debootstrap from the Debian mirror, GPG-checked.
     let t = Instant::now();
-    let o = lx(d.path(), &["--json", "bootstrap", "it-d1", "--profile", "minimal", "--distro", "debian12", "--security", "none", "--root-password-file", pwa]);
+    let o = lx(
+        d.path(),
+        &[
+            "--json",
+            "bootstrap",
+            "it-d1",
+            "--profile",
+            "minimal",
+            "--distro",
+            "debian12",
+            "--security",
+            "none",
+            "--root-password-file",
+            pwa,
+        ],
+    );
     assert!(o.status.success());
     let cold = t.elapsed();
     let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
@@ -304,13 +397,19 @@ fn debootstrap_debian12_boots_with_systemd_and_verifies() {
     assert_eq!(std::fs::read_to_string(d1.join("etc/hostname")).unwrap(), "it-d1\n");
     // 2. Not overwritten without --force.
     std::fs::write(d1.join("marker"), "keep").unwrap();
-    let o = lx(d.path(), &["bootstrap", "it-d1", "--profile", "minimal", "--security", "none", "--root-password-file", pwa]);
+    let o = lx(
+        d.path(),
+        &["bootstrap", "it-d1", "--profile", "minimal", "--security", "none", "--root-password-file", pwa],
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--force"));
     assert_eq!(std::fs::read_to_string(d1.join("marker")).unwrap(), "keep");
     // 3. The second one comes from the base-rootfs cache.
     let t = Instant::now();
-    let o = lx(d.path(), &["--json", "bootstrap", "it-d2", "--profile", "minimal", "--security", "none", "--root-password-file", pwa]);
+    let o = lx(
+        d.path(),
+        &["--json", "bootstrap", "it-d2", "--profile", "minimal", "--security", "none", "--root-password-file", pwa],
+    );
     assert!(o.status.success());
     let warm = t.elapsed();
     let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
@@ -319,7 +418,20 @@ fn debootstrap_debian12_boots_with_systemd_and_verifies() {
     assert!(!d.path().join("pool/it-d2/marker").exists());
     // 4. A systemd container from the same cache, user-namespaced, filtered network.
     let prof = write_profile(d.path(), "it-deb", SYSTEMD_PROFILE);
-    let o = lx(d.path(), &["--json", "create", "lxcprov-it-deb", "--profile", "it-deb", "--profile-file", prof.to_str().unwrap(), "--root-password-file", pwa]);
+    let o = lx(
+        d.path(),
+        &[
+            "--json",
+            "create",
+            "lxcprov-it-deb",
+            "--profile",
+            "it-deb",
+            "--profile-file",
+            prof.to_str().unwrap(),
+            "--root-password-file",
+            pwa,
+        ],
+    );
     let c = checks(&o);
     for id in ["net.vnet", "pidns", "userns", "caps", "cgroup", "trust"] {
         assert_eq!(status_of(&c, id), "pass", "{id}: {c:?}");
@@ -327,10 +439,18 @@ fn debootstrap_debian12_boots_with_systemd_and_verifies() {
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     let rootfs = d.path().join("pool/lxcprov-it-deb");
     use std::os::unix::fs::MetadataExt;
-    assert_eq!(std::fs::metadata(rootfs.join("etc/shadow")).unwrap().uid(), 200000, "rootfs shifted into the user namespace");
+    assert_eq!(
+        std::fs::metadata(rootfs.join("etc/shadow")).unwrap().uid(),
+        200000,
+        "rootfs shifted into the user namespace"
+    );
     // systemd comes up in the container: its init is systemd, PID 1 inside.
     let o = lx(d.path(), &["--json", "list"]);
-    let row: serde_json::Value = stdout(&o).lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).find(|v| v["name"] == "lxcprov-it-deb").unwrap();
+    let row: serde_json::Value = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["name"] == "lxcprov-it-deb")
+        .unwrap();
     let pid = row["init_pid"].as_u64().unwrap();
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
     assert_eq!(comm.trim(), "systemd");
@@ -356,7 +476,8 @@ fn busybox_lab_goes_up_verifies_and_comes_down_leaving_nothing() {
     let bb = busybox(d.path());
     let prof = write_profile(d.path(), "it-lab", BB_PROFILE);
     let common = ["--profile", "it-lab", "--profile-file", prof.to_str().unwrap()];
-    let mut up = vec!["lab", "up", "lxcprov-it-lab", "--count", "3", "--prefix", "s", "--rootfs-from", bb.to_str().unwrap()];
+    let mut up =
+        vec!["lab", "up", "lxcprov-it-lab", "--count", "3", "--prefix", "s", "--rootfs-from", bb.to_str().unwrap()];
     up.extend_from_slice(&common);
     let o = lx(d.path(), &up);
     // Imported trees fail `trust`: every student is up, and the run says checks failed.
@@ -401,16 +522,23 @@ fn rebuild_swaps_in_a_fresh_rootfs_and_keeps_the_old_one_when_the_new_fails() {
     let bb = busybox(d.path());
     let prof = write_profile(d.path(), "it-rb", BB_PROFILE);
     let pf = prof.to_str().unwrap();
-    let o = lx(d.path(), &["create", "lxcprov-it-rb", "--profile", "it-rb", "--profile-file", pf, "--rootfs-from", bb.to_str().unwrap()]);
+    let o = lx(
+        d.path(),
+        &["create", "lxcprov-it-rb", "--profile", "it-rb", "--profile-file", pf, "--rootfs-from", bb.to_str().unwrap()],
+    );
     assert_eq!(o.status.code(), Some(1));
     let rootfs = d.path().join("pool/lxcprov-it-rb");
     std::fs::write(rootfs.join("old-marker"), "old").unwrap();
     let hash_before = std::fs::read_to_string(rootfs.join("etc/shadow")).unwrap();
     // A good rebuild: a fresh tree (no marker), same root password, running again.
-    let o = lx(d.path(), &["--json", "--profile-file", pf, "rebuild", "lxcprov-it-rb", "--rootfs-from", bb.to_str().unwrap()]);
+    let o = lx(
+        d.path(),
+        &["--json", "--profile-file", pf, "rebuild", "lxcprov-it-rb", "--rootfs-from", bb.to_str().unwrap()],
+    );
     assert_eq!(status_of(&checks(&o), "pidns"), "pass", "{}", stderr(&o));
     assert!(!rootfs.join("old-marker").exists(), "the rootfs was not replaced");
-    let root_line = |s: &str| s.lines().find(|l| l.starts_with("root:")).unwrap().split(':').nth(1).unwrap().to_string();
+    let root_line =
+        |s: &str| s.lines().find(|l| l.starts_with("root:")).unwrap().split(':').nth(1).unwrap().to_string();
     assert_eq!(root_line(&std::fs::read_to_string(rootfs.join("etc/shadow")).unwrap()), root_line(&hash_before));
     std::fs::write(rootfs.join("old-marker"), "old").unwrap();
     // A rebuild whose new tree cannot boot: the old tree is kept and restarted.
@@ -420,7 +548,8 @@ fn rebuild_swaps_in_a_fresh_rootfs_and_keeps_the_old_one_when_the_new_fails() {
     std::fs::remove_file(broken.join("sbin/init")).unwrap();
     std::fs::write(broken.join("sbin/init"), "#!/bin/sh\nexit 1\n").unwrap();
     std::fs::set_permissions(broken.join("sbin/init"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let o = lx(d.path(), &["--profile-file", pf, "rebuild", "lxcprov-it-rb", "--rootfs-from", broken.to_str().unwrap()]);
+    let o =
+        lx(d.path(), &["--profile-file", pf, "rebuild", "lxcprov-it-rb", "--rootfs-from", broken.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("old root filesystem was kept"), "{}", stderr(&o));
     assert_eq!(std::fs::read_to_string(rootfs.join("old-marker")).unwrap(), "old");

@@ -87,7 +87,10 @@ fn host_prerequisites(cx: &Ctx, ev: &mut Vec<String>, bad: &mut Vec<String>) {
 fn domain_profile(cx: &Ctx) -> Result<String, String> {
     let sec = cx.facts.seclabel.as_ref().ok_or("the domain has no <seclabel>: it runs unconfined")?;
     if sec.model != "apparmor" || sec.kind == "none" {
-        return Err(format!("the domain's seclabel is model {:?} type {:?}, not an AppArmor profile", sec.model, sec.kind));
+        return Err(format!(
+            "the domain's seclabel is model {:?} type {:?}, not an AppArmor profile",
+            sec.model, sec.kind
+        ));
     }
     sec.label.clone().ok_or_else(|| "the live XML has no <label> (is the container running?)".into())
 }

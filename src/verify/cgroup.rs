@@ -66,11 +66,29 @@ fn wanted(f: &DomainFacts) -> Vec<Setting> {
             out.push(Setting { v1_ctrl, v1_files, v2, want, page_rounded });
         }
     };
-    add("memory", &["memory.limit_in_bytes"], V2::File("memory.max"), f.memory_limit_kib.map(|k| i128::from(k) * 1024), true);
-    add("cpu", &["cpu.shares"], V2::Skip("cpu.shares is cpu.weight on cgroup v2 (converted by libvirt): not compared"), f.cpu_shares.map(i128::from), false);
+    add(
+        "memory",
+        &["memory.limit_in_bytes"],
+        V2::File("memory.max"),
+        f.memory_limit_kib.map(|k| i128::from(k) * 1024),
+        true,
+    );
+    add(
+        "cpu",
+        &["cpu.shares"],
+        V2::Skip("cpu.shares is cpu.weight on cgroup v2 (converted by libvirt): not compared"),
+        f.cpu_shares.map(i128::from),
+        false,
+    );
     add("cpu", &["cpu.cfs_period_us"], V2::CpuMax(1), f.cpu_period.map(i128::from), false);
     add("cpu", &["cpu.cfs_quota_us"], V2::CpuMax(0), f.cpu_quota.map(i128::from), false);
-    add("blkio", &["blkio.weight", "blkio.bfq.weight"], V2::Skip("blkio.weight is io.weight on cgroup v2: not compared"), f.blkio_weight.map(i128::from), false);
+    add(
+        "blkio",
+        &["blkio.weight", "blkio.bfq.weight"],
+        V2::Skip("blkio.weight is io.weight on cgroup v2: not compared"),
+        f.blkio_weight.map(i128::from),
+        false,
+    );
     out
 }
 
@@ -78,7 +96,11 @@ fn wanted(f: &DomainFacts) -> Vec<Setting> {
 fn page_size() -> i128 {
     // SAFETY: sysconf has no preconditions.
     let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if p > 0 { i128::from(p) } else { 4096 }
+    if p > 0 {
+        i128::from(p)
+    } else {
+        4096
+    }
 }
 
 /// Does a file's text equal the setting's value? (`max` reads as -1.)
@@ -109,7 +131,13 @@ fn v1_mount(cgroot: &Path, line: &CgLine, ctrl: &str) -> Option<PathBuf> {
 }
 
 /// Looks for the value in `dirs` (init first); Ok(path) of the match.
-fn find_value(dirs: &[PathBuf], files: &[&str], s: &Setting, field: Option<usize>, ev: &mut Vec<String>) -> Result<PathBuf, String> {
+fn find_value(
+    dirs: &[PathBuf],
+    files: &[&str],
+    s: &Setting,
+    field: Option<usize>,
+    ev: &mut Vec<String>,
+) -> Result<PathBuf, String> {
     for dir in dirs {
         let Some(path) = files.iter().map(|f| dir.join(f)).find(|p| p.exists()) else { continue };
         let raw = match read_trim(&path) {
@@ -129,7 +157,11 @@ fn find_value(dirs: &[PathBuf], files: &[&str], s: &Setting, field: Option<usize
         }
     }
     let name = files[0];
-    Err(format!("{name} is not {} in the container's cgroup {}", s.want, dirs.first().map_or(String::new(), |d| d.display().to_string())))
+    Err(format!(
+        "{name} is not {} in the container's cgroup {}",
+        s.want,
+        dirs.first().map_or(String::new(), |d| d.display().to_string())
+    ))
 }
 
 /// The check; see the module doc.
@@ -144,7 +176,8 @@ pub(super) fn cgroup(cx: &Ctx) -> Check {
         Ok(t) => parse_proc_cgroup(&t),
         Err(e) => return Check::fail(ID, format!("cannot read {}: {e}", path.display()), vec![]),
     };
-    let mut ev: Vec<String> = lines.iter().map(|l| format!("{}: {}:{}", path.display(), l.controllers.join(","), l.path)).collect();
+    let mut ev: Vec<String> =
+        lines.iter().map(|l| format!("{}: {}:{}", path.display(), l.controllers.join(","), l.path)).collect();
     let settings = wanted(cx.facts);
     if settings.is_empty() {
         return Check::skip(ID, "the live XML sets no resource limits", ev);
@@ -153,7 +186,8 @@ pub(super) fn cgroup(cx: &Ctx) -> Check {
     let v1 = lines.iter().any(|l| l.controllers.iter().any(|c| !c.starts_with("name=")));
     let (mut bad, mut found, mut notes) = (Vec::new(), Vec::new(), Vec::new());
     for s in &settings {
-        let r = if v1 { check_v1(&cgroot, &lines, s, &mut ev) } else { check_v2(&cgroot, &lines, s, &mut ev, &mut notes) };
+        let r =
+            if v1 { check_v1(&cgroot, &lines, s, &mut ev) } else { check_v2(&cgroot, &lines, s, &mut ev, &mut notes) };
         match r {
             Ok(Some(desc)) => found.push(desc),
             Ok(None) => {}
@@ -181,7 +215,13 @@ fn check_v1(cgroot: &Path, lines: &[CgLine], s: &Setting, ev: &mut Vec<String>) 
 }
 
 /// One setting on cgroup v2; skipped settings add a note.
-fn check_v2(cgroot: &Path, lines: &[CgLine], s: &Setting, ev: &mut Vec<String>, notes: &mut Vec<String>) -> Result<Option<String>, String> {
+fn check_v2(
+    cgroot: &Path,
+    lines: &[CgLine],
+    s: &Setting,
+    ev: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) -> Result<Option<String>, String> {
     let line = lines.iter().find(|l| l.controllers.is_empty()).ok_or("no cgroup v2 line (0::/...) for the init")?;
     let (file, field) = match s.v2 {
         V2::Skip(why) => {
@@ -217,7 +257,13 @@ mod tests {
     #[test]
     fn candidates_stop_above_the_partition() {
         let d = candidate_dirs(Path::new("/m"), "/machine/lxc-1-web1.libvirt-lxc/init").unwrap();
-        assert_eq!(d, [PathBuf::from("/m/machine/lxc-1-web1.libvirt-lxc/init"), PathBuf::from("/m/machine/lxc-1-web1.libvirt-lxc")]);
+        assert_eq!(
+            d,
+            [
+                PathBuf::from("/m/machine/lxc-1-web1.libvirt-lxc/init"),
+                PathBuf::from("/m/machine/lxc-1-web1.libvirt-lxc")
+            ]
+        );
         assert!(candidate_dirs(Path::new("/m"), "/").unwrap_err().contains("not in a cgroup of its own"));
         assert!(candidate_dirs(Path::new("/m"), "/machine").is_err());
         assert!(candidate_dirs(Path::new("/m"), "/machine/../etc").is_err());
@@ -227,11 +273,23 @@ mod tests {
     fn memory_may_read_back_page_rounded() {
         // 1001 KiB is not a whole number of pages: the kernel keeps 1001 KiB rounded down.
         let want = 1001 * 1024;
-        let s = Setting { v1_ctrl: "memory", v1_files: &["memory.limit_in_bytes"], v2: V2::File("memory.max"), want, page_rounded: true };
+        let s = Setting {
+            v1_ctrl: "memory",
+            v1_files: &["memory.limit_in_bytes"],
+            v2: V2::File("memory.max"),
+            want,
+            page_rounded: true,
+        };
         assert!(matches(&s, "1025024"));
         assert!(matches(&s, &(want - want % page_size()).to_string()));
         assert!(!matches(&s, "max") && !matches(&s, "1") && !matches(&s, "1025025"));
-        let q = Setting { v1_ctrl: "cpu", v1_files: &["cpu.cfs_quota_us"], v2: V2::CpuMax(0), want: -1, page_rounded: false };
+        let q = Setting {
+            v1_ctrl: "cpu",
+            v1_files: &["cpu.cfs_quota_us"],
+            v2: V2::CpuMax(0),
+            want: -1,
+            page_rounded: false,
+        };
         assert!(matches(&q, "max") && matches(&q, "-1"));
     }
 }

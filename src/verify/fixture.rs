@@ -67,11 +67,19 @@ impl Fixture {
     fn empty() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let host = HostRoot::new(dir.path());
-        let idmap = Idmap { uid: IdRange { start: 0, target: 200000, count: 65536 }, gid: IdRange { start: 0, target: 200000, count: 65536 } };
+        let idmap = Idmap {
+            uid: IdRange { start: 0, target: 200000, count: 65536 },
+            gid: IdRange { start: 0, target: 200000, count: 65536 },
+        };
         let facts = DomainFacts {
             name: "web1".into(),
             init_pid: Some(INIT),
-            seclabel: Some(SecLabel { model: "selinux".into(), kind: "dynamic".into(), label: Some(LABEL.into()), imagelabel: Some(IMAGE.into()) }),
+            seclabel: Some(SecLabel {
+                model: "selinux".into(),
+                kind: "dynamic".into(),
+                label: Some(LABEL.into()),
+                imagelabel: Some(IMAGE.into()),
+            }),
             interfaces: vec![Iface { target_dev: Some("vnet0".into()), expected_bridge: Some("virbr1".into()) }],
             idmap: Some(idmap),
             rootfs: ROOTFS.into(),

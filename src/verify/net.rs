@@ -82,7 +82,11 @@ fn check_operstate(dir: &Path, dev: &str, ev: &mut Vec<String>, bad: &mut Vec<St
         let oper = read_trim(&dir.join("operstate")).unwrap_or_else(|e| e);
         if value & IFF_UP != 0 {
             ev.push(format!("{}: {flags} (UP)", flags_path.display()));
-            let note = if oper == "up" || oper == "unknown" { String::new() } else { " (no carrier: the container has not brought its eth0 up)".into() };
+            let note = if oper == "up" || oper == "unknown" {
+                String::new()
+            } else {
+                " (no carrier: the container has not brought its eth0 up)".into()
+            };
             ev.push(format!("{}: {oper}{note}", dir.join("operstate").display()));
         } else {
             ev.push(format!("{}: {flags} (not UP)", flags_path.display()));
@@ -93,7 +97,9 @@ fn check_operstate(dir: &Path, dev: &str, ev: &mut Vec<String>, bad: &mut Vec<St
     let path = dir.join("operstate");
     match read_trim(&path) {
         Ok(s) if s == "up" => ev.push(format!("{}: up", path.display())),
-        Ok(s) if s == "unknown" => ev.push(format!("{}: unknown (accepted as up: no operational state tracked)", path.display())),
+        Ok(s) if s == "unknown" => {
+            ev.push(format!("{}: unknown (accepted as up: no operational state tracked)", path.display()))
+        }
         Ok(s) => {
             ev.push(format!("{}: {s}", path.display()));
             bad.push(format!("{dev} is {s}, not up"));
@@ -106,7 +112,13 @@ fn check_operstate(dir: &Path, dev: &str, ev: &mut Vec<String>, bad: &mut Vec<St
 }
 
 /// Checks the `master` link; returns the bridge's name when enslaved.
-fn check_master(dir: &Path, dev: &str, want: Option<&str>, ev: &mut Vec<String>, bad: &mut Vec<String>) -> Option<String> {
+fn check_master(
+    dir: &Path,
+    dev: &str,
+    want: Option<&str>,
+    ev: &mut Vec<String>,
+    bad: &mut Vec<String>,
+) -> Option<String> {
     let path = dir.join("master");
     let bridge = std::fs::read_link(&path).ok().and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()));
     ev.push(format!("{}: {}", path.display(), bridge.as_deref().unwrap_or("(none)")));

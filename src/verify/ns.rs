@@ -39,7 +39,9 @@ pub(super) fn pidns(cx: &Ctx) -> Check {
             bad.push(format!("shares the host's pid namespace ({a})"));
             String::new()
         }
-        Ok((a, b)) => format!("init is PID 1 inside, {init} on the host; pid ns {} != host {}", ns_inode(a), ns_inode(b)),
+        Ok((a, b)) => {
+            format!("init is PID 1 inside, {init} on the host; pid ns {} != host {}", ns_inode(a), ns_inode(b))
+        }
     };
     Check::verdict(ID, bad, ok, ev)
 }
@@ -86,7 +88,8 @@ pub(super) fn userns(cx: &Ctx) -> Check {
         Ok((a, b)) if a == b => bad.push(format!("shares the host's user namespace ({a})")),
         Ok(_) => {}
     }
-    let host_ns = ns.as_ref().map(|(a, b)| format!("; user ns {} != host {}", ns_inode(a), ns_inode(b))).unwrap_or_default();
+    let host_ns =
+        ns.as_ref().map(|(a, b)| format!("; user ns {} != host {}", ns_inode(a), ns_inode(b))).unwrap_or_default();
     let ok = format!(
         "root inside is uid {} on the host (uid_map {}, gid_map {}){host_ns}",
         want.uid.target,
@@ -134,7 +137,11 @@ pub(super) fn parse_map(text: &str) -> Result<Vec<IdRange>, String> {
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
-            let f: Vec<u32> = l.split_whitespace().map(str::parse).collect::<Result<_, _>>().map_err(|_| format!("bad map line {l:?}"))?;
+            let f: Vec<u32> = l
+                .split_whitespace()
+                .map(str::parse)
+                .collect::<Result<_, _>>()
+                .map_err(|_| format!("bad map line {l:?}"))?;
             match f.as_slice() {
                 [start, target, count] => Ok(IdRange { start: *start, target: *target, count: *count }),
                 _ => Err(format!("bad map line {l:?}")),

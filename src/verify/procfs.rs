@@ -90,9 +90,7 @@ pub(super) fn parse_stat(stat: &str) -> Option<ProcInfo> {
 /// The target of `{proc}/PID/ns/KIND`, e.g. `net:[4026531840]`.
 pub(super) fn ns_link(proc: &Path, pid: u32, kind: &str) -> Result<String, String> {
     let path = proc.join(pid.to_string()).join("ns").join(kind);
-    std::fs::read_link(&path)
-        .map(|t| t.to_string_lossy().into_owned())
-        .map_err(|e| format!("{}: {e}", path.display()))
+    std::fs::read_link(&path).map(|t| t.to_string_lossy().into_owned()).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The inode in a namespace link (`net:[4026531840]` → `4026531840`), or the link itself.
@@ -127,9 +125,7 @@ pub(super) fn ns_pair(proc: &Path, init: u32, kind: &str, ev: &mut Vec<String>) 
 
 /// A file's text, trimmed, with the path in the error.
 pub(super) fn read_trim(path: &Path) -> Result<String, String> {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .map_err(|e| format!("{}: {e}", path.display()))
+    std::fs::read_to_string(path).map(|s| s.trim().to_string()).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The value of `Key:` in `/proc/PID/status` text.

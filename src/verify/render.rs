@@ -6,9 +6,7 @@ use serde::Serialize;
 /// Control characters (a process name can hold an ANSI escape) are shown escaped, so a
 /// container cannot write to the admin's terminal through `verify`.
 fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
-        .collect()
+    s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 fn status_text(s: Status, color: bool) -> String {
@@ -17,7 +15,11 @@ fn status_text(s: Status, color: bool) -> String {
         Status::Fail => ("1;31", "FAIL"),
         Status::Skip => ("33", "SKIP"),
     };
-    if color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+    if color {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
 }
 
 /// One line per check (`PASS  pidns         init is PID 1 inside, ...`), the evidence
@@ -43,19 +45,8 @@ pub fn render_human(report: &Report, color: bool, verbose: bool) -> String {
 #[derive(Serialize)]
 #[serde(tag = "type", content = "data", rename_all = "lowercase")]
 enum Line<'a> {
-    Check {
-        container: &'a str,
-        id: &'a str,
-        status: Status,
-        summary: &'a str,
-        evidence: &'a [String],
-    },
-    Summary {
-        container: &'a str,
-        passed: usize,
-        failed: usize,
-        skipped: usize,
-    },
+    Check { container: &'a str, id: &'a str, status: Status, summary: &'a str, evidence: &'a [String] },
+    Summary { container: &'a str, passed: usize, failed: usize, skipped: usize },
 }
 
 impl<'a> Line<'a> {

@@ -39,16 +39,8 @@ pub(super) const WORKLOAD_TYPES: &[&str] = &[
 ];
 
 /// Types that mean "not confined": a container labelled with one of these is not sandboxed.
-const UNCONFINED_TYPES: &[&str] = &[
-    "unconfined_t",
-    "unconfined_service_t",
-    "spc_t",
-    "kernel_t",
-    "init_t",
-    "initrc_t",
-    "virtd_t",
-    "virtd_lxc_t",
-];
+const UNCONFINED_TYPES: &[&str] =
+    &["unconfined_t", "unconfined_service_t", "spc_t", "kernel_t", "init_t", "initrc_t", "virtd_t", "virtd_lxc_t"];
 
 /// The file type of a container root with the shared `s0` level (from `lxc_contexts`).
 const CONTAINER_FILE_TYPE: &str = "container_file_t";
@@ -117,7 +109,10 @@ impl Context {
 fn domain_label(cx: &Ctx) -> Result<(String, Context), String> {
     let sec = cx.facts.seclabel.as_ref().ok_or("the domain has no <seclabel>: it runs without an SELinux label")?;
     if sec.model != "selinux" || sec.kind == "none" {
-        return Err(format!("the domain's seclabel is model {:?} type {:?}, not an SELinux label", sec.model, sec.kind));
+        return Err(format!(
+            "the domain's seclabel is model {:?} type {:?}, not an SELinux label",
+            sec.model, sec.kind
+        ));
     }
     let raw = sec.label.as_deref().ok_or("the live XML has no <label> (is the container running?)")?;
     Ok((raw.to_string(), Context::parse(raw)?))
@@ -211,7 +206,6 @@ fn check_lxc_contexts(etc_selinux: &Path, ev: &mut Vec<String>, bad: &mut Vec<St
     }
     Some(policy)
 }
-
 
 /// `selinux.label`: every process of the container carries the domain's live label.
 pub(super) fn label(cx: &Ctx) -> Check {
@@ -377,7 +371,10 @@ pub(super) fn imagelabel(cx: &Ctx) -> Check {
 fn wanted_image(cx: &Ctx) -> Result<(String, Context), String> {
     let sec = cx.facts.seclabel.as_ref().ok_or("the domain has no <seclabel>: nothing labels its files")?;
     if sec.model != "selinux" || sec.kind == "none" {
-        return Err(format!("the domain's seclabel is model {:?} type {:?}, not an SELinux label", sec.model, sec.kind));
+        return Err(format!(
+            "the domain's seclabel is model {:?} type {:?}, not an SELinux label",
+            sec.model, sec.kind
+        ));
     }
     if let Some(img) = &sec.imagelabel {
         return Ok((img.clone(), Context::parse(img)?));
@@ -398,7 +395,11 @@ fn image_verdict(file: &Context, want: &Context, ev: Vec<String>) -> Check {
         );
     }
     if file.low == want.low {
-        return Check::pass(ID, format!("rootfs is {}:{}: private to this container's categories", file.ty, fmt_level(&file.low)), ev);
+        return Check::pass(
+            ID,
+            format!("rootfs is {}:{}: private to this container's categories", file.ty, fmt_level(&file.low)),
+            ev,
+        );
     }
     if file.low.categories.is_empty() {
         return Check::pass(
@@ -443,7 +444,10 @@ mod tests {
 
     #[test]
     fn selinuxtype_from_config() {
-        assert_eq!(crate::host::parse_selinux_type("# c\nSELINUX=enforcing\nSELINUXTYPE=default\n").as_deref(), Some("default"));
+        assert_eq!(
+            crate::host::parse_selinux_type("# c\nSELINUX=enforcing\nSELINUXTYPE=default\n").as_deref(),
+            Some("default")
+        );
         assert_eq!(crate::host::parse_selinux_type("SELINUXTYPE = \"targeted\"\n").as_deref(), Some("targeted"));
         assert_eq!(crate::host::parse_selinux_type("#SELINUXTYPE=x\n"), None);
         assert_eq!(crate::host::parse_selinux_type("SELINUXTYPE=../../tmp\n"), None);

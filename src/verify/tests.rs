@@ -47,7 +47,11 @@ fn good_container_passes_everything_relevant() {
     // init_t, virtd_t and sshd_t dominate by design: evidence, not failures.
     let mcs = get("selinux.mcs_unique");
     expect(mcs, Status::Pass, "3 trusted host process(es) dominate it");
-    assert!(has_evidence(mcs, "pid 300 (libvirtd)") && has_evidence(mcs, "1 without a readable label"), "{:#?}", mcs.evidence);
+    assert!(
+        has_evidence(mcs, "pid 300 (libvirtd)") && has_evidence(mcs, "1 without a readable label"),
+        "{:#?}",
+        mcs.evidence
+    );
     assert!(has_evidence(get("caps"), "/proc/4242/status: CapBnd: "));
 }
 
@@ -64,7 +68,11 @@ fn another_process_with_the_same_pair_fails_mcs_unique() {
 fn a_container_t_that_dominates_fails() {
     let mut f = Fixture::good();
     f.process(5003, 5001, "init", Some("system_u:system_r:container_t:s0:c0.c1023"), OTHER_NS);
-    expect(&f.check("selinux.mcs_unique"), Status::Fail, "pid 5003 (init) is a container_t workload at s0:c0.c1023 that dominates s0:c297,c568");
+    expect(
+        &f.check("selinux.mcs_unique"),
+        Status::Fail,
+        "pid 5003 (init) is a container_t workload at s0:c0.c1023 that dominates s0:c297,c568",
+    );
 }
 
 #[test]
@@ -159,7 +167,11 @@ fn selinux_host_failures() {
 fn imagelabel_rules() {
     let mut f = Fixture::good();
     f.labels.files.insert(ROOTFS.into(), "system_u:object_r:container_file_t:s0".into());
-    expect(&f.check("selinux.imagelabel"), Status::Pass, "(shared s0): every container can read these files; libvirt does not relabel an LXC rootfs");
+    expect(
+        &f.check("selinux.imagelabel"),
+        Status::Pass,
+        "(shared s0): every container can read these files; libvirt does not relabel an LXC rootfs",
+    );
     f.labels.files.insert(ROOTFS.into(), "system_u:object_r:var_t:s0".into());
     expect(&f.check("selinux.imagelabel"), Status::Fail, "the rootfs type is var_t");
     f.labels.files.insert(ROOTFS.into(), "system_u:object_r:container_file_t:s0:c5,c6".into());
@@ -189,7 +201,12 @@ fn an_identity_map_fails_userns() {
     let c = f.check("userns");
     assert_eq!(c.status, Status::Fail);
     let all = format!("{} {:?}", c.summary, c.evidence);
-    for needle in ["uid 0 inside is uid 0 on the host", "gid 0 inside is gid 0 on the host", "no <idmap>", "shares the host's user namespace"] {
+    for needle in [
+        "uid 0 inside is uid 0 on the host",
+        "gid 0 inside is gid 0 on the host",
+        "no <idmap>",
+        "shares the host's user namespace",
+    ] {
         assert!(all.contains(needle), "{needle}: {all}");
     }
 }
@@ -323,7 +340,11 @@ fn sharing_the_hosts_network_fails() {
     f.process(INIT, CTRL, "systemd", Some(LABEL), Ns { net: HOST_NS.net, ..CONT_NS });
     expect(&f.check("net.vnet"), Status::Fail, "shares the host's network namespace (net:[4026531840])");
     f.facts.interfaces.clear();
-    expect(&f.check("net.vnet"), Status::Fail, "no interface in the live XML, and the container shares the host's network namespace");
+    expect(
+        &f.check("net.vnet"),
+        Status::Fail,
+        "no interface in the live XML, and the container shares the host's network namespace",
+    );
     let mut f = Fixture::good();
     f.facts.interfaces.clear();
     expect(&f.check("net.vnet"), Status::Fail, "no interface in the live XML: expected a vnet");
@@ -364,7 +385,12 @@ fn apparmor_profiles_are_checked_and_selinux_skipped() {
     let profile = "libvirt-7b1a8e6e-0d7e-4c38-9c6e-6b7a3b1b2a11";
     f.expect.security = SecModel::Apparmor;
     f.expect.secmodel = Some("apparmor".into());
-    f.facts.seclabel = Some(SecLabel { model: "apparmor".into(), kind: "dynamic".into(), label: Some(profile.into()), imagelabel: None });
+    f.facts.seclabel = Some(SecLabel {
+        model: "apparmor".into(),
+        kind: "dynamic".into(),
+        label: Some(profile.into()),
+        imagelabel: None,
+    });
     f.write("sys/module/apparmor/parameters/enabled", "Y\n");
     let enforce = format!("{profile} (enforce)\n");
     f.process(INIT, CTRL, "systemd", Some(&enforce), CONT_NS);
@@ -433,7 +459,12 @@ fn human_output_shape() {
     let plain = render_human(&r, false, false);
     let lines: Vec<&str> = plain.lines().collect();
     assert_eq!(lines.len(), IDS.len() + 1);
-    assert!(lines[6].starts_with("PASS  pidns ") && lines[6].ends_with("init is PID 1 inside, 4242 on the host; pid ns 4026532301 != host 4026531836"), "{}", lines[6]);
+    assert!(
+        lines[6].starts_with("PASS  pidns ")
+            && lines[6].ends_with("init is PID 1 inside, 4242 on the host; pid ns 4026532301 != host 4026531836"),
+        "{}",
+        lines[6]
+    );
     assert!(lines[10].starts_with("FAIL  trust "), "{}", lines[10]);
     assert!(lines[4].starts_with("SKIP  apparmor.label "), "{}", lines[4]);
     // Summaries start in one column.
@@ -443,7 +474,11 @@ fn human_output_shape() {
     assert!(!plain.contains('\x1b'));
 
     let verbose = render_human(&r, false, true);
-    assert!(verbose.contains("/proc/4242/status: NSpid: 4242 1\n") && verbose.contains("\n      - pid 4242 (systemd, init): "), "{verbose}");
+    assert!(
+        verbose.contains("/proc/4242/status: NSpid: 4242 1\n")
+            && verbose.contains("\n      - pid 4242 (systemd, init): "),
+        "{verbose}"
+    );
     // A process name cannot send escapes to the terminal.
     assert!(!verbose.contains('\x1b') && verbose.contains("evil\\u{1b}[2J"), "{verbose}");
 
@@ -475,6 +510,10 @@ fn jsonl_output_parses_back() {
     assert_eq!(sum["data"], serde_json::json!({"container": "web1", "passed": 9, "failed": 1, "skipped": 1}));
     // Evidence survives the round trip, control characters included.
     let pidns = &recs[6]["data"]["evidence"];
-    assert!(pidns.as_array().unwrap().iter().any(|e| e.as_str().unwrap().ends_with("/proc/4242/status: NSpid: 4242 1")));
+    assert!(pidns
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e.as_str().unwrap().ends_with("/proc/4242/status: NSpid: 4242 1")));
     assert!(text.contains("evil\\u001b[2J"));
 }

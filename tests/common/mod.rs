@@ -36,9 +36,8 @@ pub fn stderr(o: &Output) -> String {
 /// Is a tool required here? In CI (CI=true) or with LXCPROV_REQUIRE_TOOLS=1 a missing tool
 /// fails the test; elsewhere the test says it skipped.
 pub fn require_tool(tool: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false);
+    let found =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file())).unwrap_or(false);
     if found {
         return true;
     }
