@@ -1,10 +1,8 @@
 //! `doctor`: what this host has and lacks for lxcprov, each problem with its fix.
 //! Reads host files and asks libvirt; changes nothing.
 
-use crate::app::{Ctx, Outcome};
 use crate::exec::which;
 use crate::libvirt::{Hypervisor, VirtHypervisor};
-use anyhow::Result;
 use serde::Serialize;
 
 #[derive(Serialize, PartialEq, Eq, Clone, Copy, Debug)]
@@ -175,29 +173,6 @@ pub fn checks(uri: &str) -> Vec<Item> {
         });
     }
     v
-}
-
-pub fn run(ctx: &Ctx) -> Result<Outcome> {
-    let items = checks(&ctx.uri());
-    let mut s = String::new();
-    for i in &items {
-        if ctx.global.json {
-            s += &serde_json::to_string(i)?;
-            s.push('\n');
-        } else {
-            let tag = match i.level {
-                Level::Ok => "ok  ",
-                Level::Warn => "WARN",
-                Level::Fail => "FAIL",
-            };
-            s += &format!("{tag} {:13} {}\n", i.id, i.detail);
-            if let Some(f) = &i.fix {
-                s += &format!("     {:13} fix: {f}\n", "");
-            }
-        }
-    }
-    print!("{s}");
-    Ok(if items.iter().any(|i| i.level == Level::Fail) { Outcome::ChecksFailed } else { Outcome::Ok })
 }
 
 #[cfg(test)]

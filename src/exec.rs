@@ -160,7 +160,20 @@ impl Runner for SystemRunner {
             eprintln!("+ {}", cmd.display());
         }
         let path = std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.into());
-        let mut child = Command::new(&program)
+        let mut command = Command::new(&program);
+        // A child must not outlive lxcprov: killed with it (SIGKILL included), it cannot go
+        // on writing into a partial tree that the next run would then trip over.
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = command
             .args(&cmd.args)
             .env_clear()
             .env("PATH", path)
@@ -197,7 +210,21 @@ impl Runner for SystemRunner {
         }
         drop(tx);
         let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES);
-        for line in rx {
+        let mut killed = false;
+        loop {
+            let line = match rx.recv_timeout(std::time::Duration::from_millis(200)) {
+                Ok(l) => l,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    // SIGTERM/SIGHUP reach only lxcprov (SIGINT reaches the whole group):
+                    // stop the child so the cleanup can run now, not when it finishes.
+                    if crate::interrupt::requested() && !killed {
+                        let _ = child.kill();
+                        killed = true;
+                    }
+                    continue;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            };
             on_line(&line);
             if tail.len() == TAIL_LINES {
                 tail.pop_front();

@@ -188,6 +188,15 @@ fn shift_rec(p: &Path, dev: u64, uo: u32, go: u32, count: u32, n: &mut u64) -> s
     Ok(())
 }
 
+/// An imported tree's root directory: owned by root, mode 0755, whatever the import said
+/// (a 0777 root from a tarball would let host users write into the container).
+pub fn normalise_root_dir(root: &Path) -> Result<()> {
+    std::os::unix::fs::chown(root, Some(0), Some(0)).with_context(|| format!("chown {}", root.display()))?;
+    fs::set_permissions(root, fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("chmod {}", root.display()))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
-//! Ctrl-C handling. The first SIGINT/SIGTERM sets a flag instead of killing lxcprov, so the
+//! Ctrl-C, SIGTERM and SIGHUP handling. The first one sets a flag instead of killing lxcprov, so the
 //! step in progress can remove what it created (a partial root filesystem, a domain) and
-//! say so. Children share the terminal's process group and receive the signal themselves.
+//! say so. Children share the terminal's process group and receive SIGINT themselves; the
+//! runner stops a running child on SIGTERM/SIGHUP. An interrupted run exits 130.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -23,10 +24,15 @@ pub fn requested() -> bool {
     REQUESTED.load(Ordering::SeqCst)
 }
 
-/// Fails with a clear error when an interrupt arrived.
+/// The error of a run stopped by Ctrl-C, SIGTERM or SIGHUP (exit status 130).
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted (Ctrl-C, SIGTERM or SIGHUP)")]
+pub struct Interrupted;
+
+/// Fails with [`Interrupted`] when an interrupt arrived.
 pub fn check() -> anyhow::Result<()> {
     if requested() {
-        anyhow::bail!("interrupted by the user");
+        return Err(Interrupted.into());
     }
     Ok(())
 }

@@ -4,12 +4,13 @@
 //! `/var/lib/libvirt/filesystems/NAME`, its cache under `/var/cache/lxcprov`, its state
 //! under `/var/lib/lxcprov`, and libvirt domains and networks through the `virt` crate.
 //! Everything else (profiles, the catalog, rendering, plans) is pure and needs no root.
+//!
+//! This library never sees command-line types: the `lxcprov` binary turns its arguments
+//! into the options structs here ([`spec::ProfileOptions`], [`provision::Request`], ...).
 
-pub mod app;
-pub mod audit;
 pub mod bootstrap;
-pub mod cli;
-pub mod create;
+pub mod container;
+pub mod context;
 pub mod distro;
 pub mod doctor;
 pub mod exec;
@@ -19,15 +20,17 @@ pub mod host;
 pub mod interrupt;
 pub mod lab;
 pub mod libvirt;
-pub mod lifecycle;
-pub mod mcs;
+pub mod mac;
 pub mod name;
 pub mod output;
 pub mod password;
 pub mod paths;
-pub mod probe;
+pub mod plan;
 pub mod profile;
-pub mod registry;
+pub mod provision;
 pub mod render;
+pub mod spec;
+pub mod state;
+pub mod text;
 pub mod verify;
 pub mod yaml;

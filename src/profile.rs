@@ -391,7 +391,7 @@ pub fn valid_static_label(s: &str) -> Result<(), String> {
     {
         return Err(format!("{s:?} is not a label of the form user:role:type:s0:cA,cB"));
     }
-    let level = crate::mcs::Level::parse(parts[3]).map_err(|e| format!("{s:?}: {e}"))?;
+    let level = crate::mac::mcs::Level::parse(parts[3]).map_err(|e| format!("{s:?}: {e}"))?;
     if level.categories.len() != 2 {
         return Err(format!(
             "{s:?} has {} categories; a container label needs exactly two distinct ones (s0:cA,cB)",

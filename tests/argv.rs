@@ -19,7 +19,8 @@ fn argv_for(profile: &str, distro: Option<&str>, tool: Tool) -> String {
     // An empty cache (so the plan installs) but the default, printable paths in the argv.
     let paths = Paths { cache: dir.path().join("cache"), ..Paths::default() };
     let name = Name::parse("web1").unwrap();
-    let plan = bootstrap::plan(&paths, &name, profile, &p, &d, None, tool, false, None, true).unwrap();
+    let opts = bootstrap::Options { keep_base: true, ..Default::default() };
+    let plan = bootstrap::plan(&paths, &name, profile, &p, &d, tool, &opts).unwrap();
     let Source::Install { cmd, .. } = &plan.source else { panic!("expected an install") };
     let mut s = format!("## {profile} / {} / {:?}\n", d.name, tool);
     s += &cmd.display().replace(&paths.cache.display().to_string(), "/var/cache/lxcprov");

@@ -210,14 +210,71 @@ fn dry_run_of_the_paper_profile_shows_the_guides_command_and_touches_nothing() {
     }
 }
 
+/// Every line of a `--json` run: one object with `type` and `data`.
+fn json_lines(o: &std::process::Output) -> Vec<serde_json::Value> {
+    stdout(o)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+            assert!(v["type"].is_string() && v.get("data").is_some(), "not the envelope: {l}");
+            assert_eq!(v.as_object().unwrap().len(), 2, "extra keys: {l}");
+            v
+        })
+        .collect()
+}
+
 #[test]
 fn dry_run_json_is_machine_readable() {
     let d = tempfile::tempdir().unwrap();
     let o = run(d.path(), &["--json", "create", "d1", "--profile", "minimal", "--dry-run", "--security", "none"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(v["dry_run"], true);
-    let argv = v["bootstrap"]["source"]["cmd"]["args"].as_array().unwrap();
-    assert!(argv.iter().any(|a| a == "--force-check-gpg"));
-    assert!(v["domain_xml"].as_str().unwrap().contains("<seclabel type='none'/>"));
+    let lines = json_lines(&o);
+    assert_eq!(lines[0]["type"], "plan");
+    assert_eq!(lines[0]["data"]["dry_run"], true);
+    let steps: Vec<&serde_json::Value> = lines.iter().filter(|l| l["type"] == "step").map(|l| &l["data"]).collect();
+    assert!(steps.len() >= 5, "{lines:?}");
+    let actions: Vec<&serde_json::Value> = steps.iter().flat_map(|s| s["actions"].as_array().unwrap()).collect();
+    let run = actions.iter().find(|a| a["action"] == "run").expect("an installer run");
+    assert!(run["cmd"]["args"].as_array().unwrap().iter().any(|a| a == "--force-check-gpg"));
+    let define = actions.iter().find(|a| a["action"] == "define_domain").expect("a define step");
+    assert!(define["xml"].as_str().unwrap().contains("<seclabel type='none'/>"));
+}
+
+#[test]
+fn every_json_line_is_one_envelope() {
+    let d = tempfile::tempdir().unwrap();
+    for args in [
+        &["--json", "profiles"][..],
+        &["--json", "profiles", "show", "web"],
+        &["--json", "distros"],
+        &["--json", "render", "w1", "--security", "none"],
+        &["--json", "create", "w1", "--profile", "web", "--dry-run"],
+        &["--json", "audit"],
+        &["--json", "doctor"],
+        &["--json", "create", "Bad Name", "--dry-run"],
+    ] {
+        let o = run(d.path(), args);
+        let lines = json_lines(&o);
+        assert!(!lines.is_empty(), "{args:?}: no output; {}", stderr(&o));
+        if o.status.code() == Some(2) {
+            assert_eq!(lines.last().unwrap()["type"], "error", "{args:?}");
+        }
+    }
+}
+
+#[test]
+fn a_closed_stdout_is_a_quiet_end_not_a_panic() {
+    let d = tempfile::tempdir().unwrap();
+    for args in [&["audit"][..], &["doctor"], &["profiles"], &["distros"], &["create", "x1", "--dry-run"]] {
+        let mut child = lxcprov(d.path())
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // `| head -0`
+        let o = child.wait_with_output().unwrap();
+        assert_ne!(o.status.code(), Some(101), "{args:?} panicked: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{args:?}: {}", stderr(&o));
+    }
 }

@@ -4,7 +4,7 @@
 //! Reads `/proc/*/attr/current`, `/proc/*/cgroup` and the labels of the pool's root
 //! filesystems; needs root to see every process.
 
-use crate::mcs::{split_context, Level};
+use crate::mac::mcs::{split_context, Level};
 use crate::verify::{HostRoot, LabelSource};
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,7 +1,9 @@
-//! The command line (clap derive). Only argument shapes live here; `app` does the work.
+//! The command line (clap derive). Only argument shapes live here; `commands` turn them
+//! into the library's options.
 
-use crate::profile::SecModel;
 use clap::{Args, Parser, Subcommand};
+use lxcprov::bootstrap::Tool;
+use lxcprov::profile::SecModel;
 use std::path::PathBuf;
 
 /// Provision secure libvirt-LXC containers, as the GCUX paper "Securing Linux Containers"
@@ -25,9 +27,16 @@ pub struct Cli {
 
 #[derive(Debug, Args, Clone)]
 pub struct Global {
-    /// libvirt connection URI [default: $LIBVIRT_DEFAULT_URI, else lxc:///]
-    #[arg(short = 'c', long, global = true, value_name = "URI")]
-    pub connect: Option<String>,
+    /// libvirt connection URI
+    #[arg(
+        short = 'c',
+        long,
+        global = true,
+        value_name = "URI",
+        env = "LIBVIRT_DEFAULT_URI",
+        default_value = "lxc:///"
+    )]
+    pub connect: String,
     /// Print results as JSON (JSON Lines for streams) on stdout
     #[arg(long, global = true)]
     pub json: bool,
@@ -44,13 +53,19 @@ pub struct Global {
     #[arg(long, global = true, value_name = "DIR")]
     pub templates: Option<PathBuf>,
     /// Parent directory of container root filesystems
-    #[arg(long, global = true, value_name = "DIR", default_value = crate::paths::DEFAULT_POOL, env = "LXCPROV_POOL_DIR")]
+    #[arg(long, global = true, value_name = "DIR", default_value = lxcprov::paths::DEFAULT_POOL, env = "LXCPROV_POOL_DIR")]
     pub pool_dir: PathBuf,
     /// Package and base-rootfs cache
-    #[arg(long, global = true, value_name = "DIR", default_value = crate::paths::DEFAULT_CACHE, env = "LXCPROV_CACHE_DIR")]
+    #[arg(long, global = true, value_name = "DIR", default_value = lxcprov::paths::DEFAULT_CACHE, env = "LXCPROV_CACHE_DIR")]
     pub cache_dir: PathBuf,
+    /// Directory of system-wide profiles
+    #[arg(long, global = true, value_name = "DIR", default_value = lxcprov::profile::SYSTEM_DIR, env = "LXCPROV_PROFILE_DIR")]
+    pub profile_dir: PathBuf,
+    /// Force the rpm installer (dnf, dnf5 or yum) instead of the first the host has
+    #[arg(long, global = true, value_name = "TOOL", env = "LXCPROV_DNF", value_parser = clap::value_parser!(Tool))]
+    pub rpm_installer: Option<Tool>,
     /// Locks and per-container records
-    #[arg(long, global = true, value_name = "DIR", default_value = crate::paths::DEFAULT_STATE, env = "LXCPROV_STATE_DIR")]
+    #[arg(long, global = true, value_name = "DIR", default_value = lxcprov::paths::DEFAULT_STATE, env = "LXCPROV_STATE_DIR")]
     pub state_dir: PathBuf,
 }
 

@@ -1,5 +1,8 @@
-//! The `lxcprov` binary: parse, run, map the outcome to an exit code
-//! (0 success, 1 verification found failures, 2 any error).
+//! The `lxcprov` binary: parse, run one command, map the outcome to an exit code
+//! (0 success, 1 checks found failures, 2 any error, 130 interrupted).
+
+mod cli;
+mod commands;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -8,7 +11,7 @@ fn main() -> ExitCode {
     // libvirt must not print errors itself: lxcprov reports them, once.
     virt::error::clear_error_callback();
     lxcprov::interrupt::install();
-    let cli = match lxcprov::cli::Cli::try_parse() {
+    let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
@@ -17,9 +20,10 @@ fn main() -> ExitCode {
         }
     };
     let json = cli.global.json;
-    match lxcprov::app::run(cli) {
-        Ok(lxcprov::app::Outcome::Ok) => ExitCode::SUCCESS,
-        Ok(lxcprov::app::Outcome::ChecksFailed) => ExitCode::from(1),
+    match commands::run(cli) {
+        Ok(commands::Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(commands::Outcome::ChecksFailed) => ExitCode::from(1),
+        // A reader that went away (`lxcprov list | head -1`) is a quiet end.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("lxcprov: error: {e}");
@@ -29,10 +33,12 @@ fn main() -> ExitCode {
             if json {
                 // Machines get the same error as one JSON line on stdout.
                 let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-                let ev = serde_json::json!({"type": "error", "data": {"message": e.to_string(), "chain": chain}});
-                println!("{ev}");
+                let data = serde_json::json!({"message": e.to_string(), "chain": chain});
+                let _ = lxcprov::output::Out::new(true).record("error", &data);
             }
-            ExitCode::from(2)
+            let interrupted = lxcprov::interrupt::requested()
+                || e.chain().any(|c| c.downcast_ref::<lxcprov::interrupt::Interrupted>().is_some());
+            ExitCode::from(if interrupted { 130 } else { 2 })
         }
     }
 }

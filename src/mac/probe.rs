@@ -5,10 +5,10 @@
 //! denials from the audit log are the evidence. Needs root and SELinux enforcing. Writes
 //! only under `STATE/probe/`, removed afterwards; B's init gets SIGCONT in any case.
 
+use crate::container::Env;
 use crate::exec::Cmd;
 use crate::facts;
 use crate::libvirt::State;
-use crate::lifecycle::Env;
 use crate::verify::Check;
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -126,7 +126,7 @@ fn run_probe(env: &Env, a: &Side, b: &Side, dir: &Path) -> Result<Check> {
         // Only B's: the denials whose target carries B's categories (the probe's inherited
         // pipes are denied too, which proves nothing).
         .filter(|l| {
-            crate::mcs::split_context(&b.label).is_some_and(|(_, lvl)| {
+            crate::mac::mcs::split_context(&b.label).is_some_and(|(_, lvl)| {
                 l.contains(&format!("tcontext={}", b.label)) || l.contains(&format!("{lvl} tclass="))
             })
         })

@@ -1,0 +1,39 @@
+//! `lxcprov bootstrap NAME`: the root filesystem only.
+
+use super::Outcome;
+use crate::cli::BootstrapArgs;
+use anyhow::Result;
+use lxcprov::context::Context;
+use lxcprov::output::Out;
+use lxcprov::provision::{self, PasswordSource, Request};
+
+/// The library's bootstrap request from the command line.
+pub fn request(a: &BootstrapArgs) -> Request {
+    let password = match (&a.root_password_file, a.root_password_stdin) {
+        (Some(f), _) => PasswordSource::File(f.clone()),
+        (None, true) => PasswordSource::Stdin,
+        _ => PasswordSource::Generate,
+    };
+    Request {
+        mirror: a.mirror.clone(),
+        password,
+        force: a.force,
+        rootfs_from: a.rootfs_from.clone(),
+        no_base_cache: a.no_base_cache,
+    }
+}
+
+pub fn run(ctx: &Context, out: &Out, a: &BootstrapArgs) -> Result<Outcome> {
+    let spec = lxcprov::spec::resolve(ctx, &a.name, &(&a.profile).into())?;
+    let plan = provision::bootstrap(ctx, &spec, &request(a))?;
+    if out.json {
+        out.record(
+            "bootstrap",
+            &serde_json::json!({
+                "name": spec.name, "rootfs": plan.rootfs, "distro": plan.spec.distro,
+                "release": plan.spec.release, "source": plan.source.kind(),
+            }),
+        )?;
+    }
+    Ok(Outcome::Ok)
+}

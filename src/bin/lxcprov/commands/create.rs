@@ -1,0 +1,89 @@
+//! `lxcprov create NAME`: bootstrap, define, start and verify; `--dry-run` prints the plan's
+//! steps, exactly the ones a real run performs.
+
+use super::{print_report, Outcome};
+use crate::cli::CreateArgs;
+use anyhow::{bail, Result};
+use lxcprov::container::{self, create::Created, CreatePlan};
+use lxcprov::context::Context;
+use lxcprov::output::Out;
+use lxcprov::provision;
+
+pub fn run(ctx: &Context, out: &Out, a: &CreateArgs) -> Result<Outcome> {
+    let spec = lxcprov::spec::resolve(ctx, &a.bootstrap.name, &(&a.bootstrap.profile).into())?;
+    let req = super::bootstrap::request(&a.bootstrap);
+    let plan = provision::create_plan(ctx, &spec, &req)?;
+    if a.dry_run {
+        return dry_run(out, &plan);
+    }
+    if let Some(why) = container::security_refusal(&spec.profile) {
+        bail!("cannot create {}: {why}. Nothing was created.", spec.name);
+    }
+    container::require_root("create")?;
+    if !plan.bootstrap.rootfs.exists() {
+        provision::preflight(&plan.bootstrap)?;
+    }
+    let (secret, generated) = req.password.read()?;
+    let created = container::with_real_env(ctx, &ctx.ui, |env| container::create(env, &plan, &secret))?;
+    match created {
+        Created::New { report, bootstrapped } => {
+            provision::announce_password(spec.name.as_str(), &secret, generated && bootstrapped);
+            print_report(ctx, out, &report)
+        }
+        Created::Existing(_, Some(report)) => print_report(ctx, out, &report),
+        Created::Existing(..) => Ok(Outcome::Ok),
+    }
+}
+
+/// Why a real run would stop or refuse, as notes on the plan.
+fn notes(plan: &CreatePlan) -> Vec<String> {
+    let mut notes = plan.bootstrap.warnings.clone();
+    if plan.bootstrap.rootfs.exists() && !plan.bootstrap.force {
+        notes.push(format!(
+            "{} exists: create reuses it only if lxcprov bootstrapped it for this profile, and stops otherwise (without --force)",
+            plan.bootstrap.rootfs.display()
+        ));
+    }
+    if let Some(n) = container::security_refusal(&plan.profile) {
+        notes.push(format!("create would refuse to start on this host: {n}"));
+    }
+    notes
+}
+
+fn dry_run(out: &Out, plan: &CreatePlan) -> Result<Outcome> {
+    let sp = &plan.bootstrap.spec;
+    let notes = notes(plan);
+    let steps = plan.steps();
+    if out.json {
+        out.record(
+            "plan",
+            &serde_json::json!({
+                "name": plan.name, "profile": plan.profile_name, "dry_run": true,
+                "distro": sp.distro, "release": sp.release, "arch": sp.arch,
+                "installer": sp.tool.program(), "source": plan.bootstrap.source.kind(),
+                "gpgcheck": sp.gpgcheck, "password": plan.bootstrap.password_note,
+                "network": { "name": plan.profile.network.name, "mode": plan.profile.network.mode },
+                "uri": plan.uri, "notes": notes,
+            }),
+        )?;
+        for (i, s) in steps.iter().enumerate() {
+            out.record("step", &serde_json::json!({"n": i + 1, "title": s.title, "actions": s.actions}))?;
+        }
+        return Ok(Outcome::Ok);
+    }
+    let mut s = format!(
+        "# Plan for {} (profile {}, {} {} {}, installer {}). Dry run: nothing is changed.\n",
+        plan.name,
+        plan.profile_name,
+        sp.distro,
+        sp.release,
+        sp.arch,
+        sp.tool.program()
+    );
+    for n in &notes {
+        s += &format!("# NOTE: {}\n", lxcprov::text::for_terminal(n));
+    }
+    s += &lxcprov::plan::render_steps(&steps);
+    out.text(&s)?;
+    Ok(Outcome::Ok)
+}

@@ -1,0 +1,28 @@
+//! `lxcprov doctor`: what this host has and lacks, with a fix for each problem.
+
+use super::Outcome;
+use anyhow::Result;
+use lxcprov::context::Context;
+use lxcprov::doctor::{self, Level};
+use lxcprov::output::Out;
+
+pub fn run(ctx: &Context, out: &Out) -> Result<Outcome> {
+    let items = doctor::checks(&ctx.uri);
+    for i in &items {
+        if out.json {
+            out.record("item", i)?;
+            continue;
+        }
+        let tag = match i.level {
+            Level::Ok => "ok  ",
+            Level::Warn => "WARN",
+            Level::Fail => "FAIL",
+        };
+        let mut s = format!("{tag} {:13} {}\n", i.id, i.detail);
+        if let Some(f) = &i.fix {
+            s += &format!("     {:13} fix: {f}\n", "");
+        }
+        out.text(&s)?;
+    }
+    Ok(if items.iter().any(|i| i.level == Level::Fail) { Outcome::ChecksFailed } else { Outcome::Ok })
+}

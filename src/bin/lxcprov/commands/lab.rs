@@ -1,0 +1,95 @@
+//! `lxcprov lab up|status|verify|down`: teaching labs of student containers.
+
+use super::{print_report, print_report_with, Outcome};
+use crate::cli::LabAction;
+use anyhow::{bail, Result};
+use lxcprov::context::Context;
+use lxcprov::lab::{self, UpOptions};
+use lxcprov::output::Out;
+
+pub fn run(ctx: &Context, out: &Out, action: LabAction) -> Result<Outcome> {
+    match action {
+        LabAction::Up { lab, count, profile, prefix, password_dir, isolate_students, jobs, rootfs_from, mirror } => {
+            let opts = UpOptions {
+                lab,
+                count,
+                profile: (&profile).into(),
+                prefix,
+                password_dir: password_dir.map(|p| std::path::absolute(&p).unwrap_or(p)),
+                isolate_students,
+                jobs,
+                rootfs_from,
+                mirror,
+            };
+            up(ctx, out, &opts)
+        }
+        LabAction::Status { lab } => status(ctx, out, &lab),
+        LabAction::Verify { lab } => verify(ctx, out, &lab),
+        LabAction::Down { lab, purge, yes } => {
+            if purge && !yes {
+                let n = lab::load(ctx, &lab)?.members.len();
+                bail!("--purge deletes the root filesystems of {n} containers: confirm with --yes");
+            }
+            lab::down(ctx, &lab, purge)?;
+            Ok(Outcome::Ok)
+        }
+    }
+}
+
+fn up(ctx: &Context, out: &Out, opts: &UpOptions) -> Result<Outcome> {
+    let r = lab::up(ctx, opts)?;
+    if out.json {
+        for s in &r.students {
+            out.record("student", s)?;
+        }
+    }
+    let failed: Vec<&str> = r.students.iter().filter(|s| s.status == "failed").map(|s| s.name.as_str()).collect();
+    ctx.ui.info(&format!(
+        "lab {}: {} of {} student containers up; passwords in {}",
+        r.lab,
+        r.students.len() - failed.len(),
+        r.students.len(),
+        r.password_dir.display()
+    ));
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} student containers failed ({}); run `lxcprov lab up {} ...` again to fill the gaps",
+            failed.len(),
+            r.students.len(),
+            failed.join(", "),
+            r.lab
+        );
+    }
+    Ok(if r.students.iter().any(|s| s.failed > 0) { Outcome::ChecksFailed } else { Outcome::Ok })
+}
+
+fn status(ctx: &Context, out: &Out, lab: &str) -> Result<Outcome> {
+    let rows = lab::status(ctx, lab)?;
+    let mut bad = false;
+    for r in &rows {
+        bad |= r.failed > 0 || r.state == "missing";
+        if out.json {
+            out.record("member", r)?;
+        } else {
+            out.text(&format!(
+                "{:24} {:8} {} passed, {} failed, {} skipped\n",
+                r.name, r.state, r.passed, r.failed, r.skipped
+            ))?;
+        }
+    }
+    Ok(if bad { Outcome::ChecksFailed } else { Outcome::Ok })
+}
+
+fn verify(ctx: &Context, out: &Out, lab: &str) -> Result<Outcome> {
+    let reports = lab::verify_lab(ctx, lab)?;
+    let mut outcome = Outcome::Ok;
+    for (i, rep) in reports.iter().enumerate() {
+        // The lab's own report (last) shows its evidence: which members, which labels.
+        let shown =
+            if i + 1 == reports.len() { print_report_with(out, rep, true)? } else { print_report(ctx, out, rep)? };
+        if shown == Outcome::ChecksFailed {
+            outcome = Outcome::ChecksFailed;
+        }
+    }
+    Ok(outcome)
+}

@@ -1,0 +1,127 @@
+//! One file per subcommand. Each converts its arguments into the library's options, calls
+//! the library, and prints the result through the one stdout writer ([`Out`]). This is the
+//! only place where the real seams (runner, hypervisor, host root) are chosen.
+
+mod audit;
+mod bootstrap;
+mod console;
+mod create;
+mod destroy;
+mod distros;
+mod doctor;
+mod lab;
+mod list;
+mod profiles;
+mod rebuild;
+mod render;
+mod start;
+mod stop;
+mod verify;
+
+use crate::cli::{Cli, Command, Global, ProfileArgs};
+use anyhow::{bail, Context as _, Result};
+use lxcprov::context::Context;
+use lxcprov::output::{Out, Ui, Verbosity};
+use lxcprov::spec::ProfileOptions;
+use lxcprov::verify::Report;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+/// How a successful run ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    /// Checks ran and found failures (exit 1).
+    ChecksFailed,
+}
+
+pub fn run(cli: Cli) -> Result<Outcome> {
+    let ctx = context(&cli.global)?;
+    let out = Out::new(cli.global.json);
+    match cli.command {
+        Command::Profiles { action } => profiles::run(&ctx, &out, action),
+        Command::Distros => distros::run(&out),
+        Command::Render(a) => render::run(&ctx, &out, &a),
+        Command::Bootstrap(a) => bootstrap::run(&ctx, &out, &a),
+        Command::Create(a) => create::run(&ctx, &out, &a),
+        Command::Verify(a) => verify::run(&ctx, &out, &a),
+        Command::List => list::run(&ctx, &out),
+        Command::Start { name } => start::run(&ctx, &name),
+        Command::Stop { name, timeout } => stop::run(&ctx, &name, timeout),
+        Command::Destroy { name, purge, yes } => destroy::run(&ctx, &name, purge, yes),
+        Command::Console { name } => console::run(&ctx, &name),
+        Command::Doctor => doctor::run(&ctx, &out),
+        Command::Audit => audit::run(&ctx, &out),
+        Command::Rebuild { name, rootfs_from, mirror } => rebuild::run(&ctx, &out, &name, rootfs_from, mirror),
+        Command::Lab { action } => lab::run(&ctx, &out, action),
+    }
+}
+
+/// A path option made absolute (it goes into domain XML and into child processes' argv).
+fn absolute(p: &Path, what: &str) -> Result<PathBuf> {
+    std::path::absolute(p).with_context(|| format!("{what} {}: cannot make it absolute", p.display()))
+}
+
+/// The library's context from the global options.
+fn context(g: &Global) -> Result<Context> {
+    let verbosity = if g.quiet {
+        Verbosity::Quiet
+    } else if g.verbose > 0 {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    };
+    Ok(Context {
+        ui: Ui::new(verbosity),
+        paths: lxcprov::paths::Paths {
+            pool: absolute(&g.pool_dir, "--pool-dir")?,
+            cache: absolute(&g.cache_dir, "--cache-dir")?,
+            state: absolute(&g.state_dir, "--state-dir")?,
+        },
+        sources: lxcprov::profile::Sources {
+            system_dir: Some(absolute(&g.profile_dir, "--profile-dir")?),
+            files: g.profile_file.clone(),
+        },
+        templates: g.templates.as_deref().map(|t| absolute(t, "--templates")).transpose()?,
+        uri: if g.connect.is_empty() { "lxc:///".into() } else { g.connect.clone() },
+        rpm_tool: g.rpm_installer,
+    })
+}
+
+impl From<&ProfileArgs> for ProfileOptions {
+    fn from(a: &ProfileArgs) -> ProfileOptions {
+        ProfileOptions {
+            profile: a.profile.clone(),
+            distro: a.distro.clone(),
+            release: a.release.clone(),
+            security: a.security,
+        }
+    }
+}
+
+/// A verification report: aligned lines for people, `check`/`summary` records with --json.
+fn print_report(ctx: &Context, out: &Out, report: &Report) -> Result<Outcome> {
+    print_report_with(out, report, ctx.ui.verbosity == Verbosity::Verbose)
+}
+
+/// [`print_report`] with the evidence shown or not.
+fn print_report_with(out: &Out, report: &Report, evidence: bool) -> Result<Outcome> {
+    let s = if out.json {
+        lxcprov::verify::render_jsonl(report)
+    } else {
+        lxcprov::verify::render_human(report, std::io::stdout().is_terminal(), evidence)
+    };
+    out.text(&s)?;
+    Ok(if report.failed() { Outcome::ChecksFailed } else { Outcome::Ok })
+}
+
+/// Asks on the terminal; refuses when there is none.
+fn confirm(question: &str) -> Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!("{question}: confirmation needed, but stdin is not a terminal; add --yes");
+    }
+    eprint!("{question} [y/N] ");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
+}

@@ -1,0 +1,45 @@
+//! `lxcprov rebuild NAME`: a fresh root filesystem from the container's own profile, swapped
+//! in (paper, section 4.2: update by rebuilding).
+
+use super::{print_report, Outcome};
+use anyhow::{bail, Result};
+use lxcprov::container;
+use lxcprov::context::Context;
+use lxcprov::name::Name;
+use lxcprov::output::Out;
+use lxcprov::provision::{self, Request};
+use lxcprov::spec::{self, ProfileOptions};
+use std::path::PathBuf;
+
+pub fn run(
+    ctx: &Context,
+    out: &Out,
+    name: &str,
+    rootfs_from: Option<PathBuf>,
+    mirror: Option<String>,
+) -> Result<Outcome> {
+    let name = Name::parse(name)?;
+    container::require_root("rebuild")?;
+    let _lock = lxcprov::state::lock(&ctx.paths, &name)?;
+    let report = container::with_real_env(ctx, &ctx.ui, |env| {
+        container::require_domain(env, name.as_str())?;
+        let d = lxcprov::facts::parse_domain(&env.hv.domain_xml(name.as_str())?)?;
+        let Some(meta) = d.meta else {
+            bail!("{name} was not created by lxcprov (no lxcprov metadata): there is no profile to rebuild it from");
+        };
+        let opts = ProfileOptions {
+            profile: meta.profile.clone(),
+            distro: Some(meta.distro.clone()),
+            release: Some(meta.release.clone()),
+            security: Some(meta.security.parse().map_err(|e: String| anyhow::anyhow!(e))?),
+        };
+        let s = spec::resolve(ctx, name.as_str(), &opts)?;
+        let req = Request { mirror, force: true, rootfs_from, ..Default::default() };
+        let plan = provision::plan(ctx, &s, &req)?;
+        for w in &plan.warnings {
+            ctx.ui.warn(w);
+        }
+        container::rebuild(env, &plan, &s.profile)
+    })?;
+    print_report(ctx, out, &report)
+}

@@ -1,0 +1,31 @@
+//! `lxcprov render NAME`: the domain (or network) XML on stdout; touches nothing.
+
+use super::Outcome;
+use crate::cli::RenderArgs;
+use anyhow::{bail, Result};
+use lxcprov::context::Context;
+use lxcprov::output::Out;
+use lxcprov::profile::NetMode;
+
+pub fn run(ctx: &Context, out: &Out, a: &RenderArgs) -> Result<Outcome> {
+    let spec = lxcprov::spec::resolve(ctx, &a.name, &(&a.profile).into())?;
+    let (domain, network) = spec.render(ctx)?;
+    let xml = if a.network {
+        if spec.profile.network.mode != NetMode::Isolated {
+            bail!(
+                "profile {} uses an existing {:?} network; lxcprov defines only isolated ones",
+                spec.profile_name,
+                spec.profile.network.mode
+            );
+        }
+        network
+    } else {
+        domain
+    };
+    if out.json {
+        out.record("xml", &serde_json::json!({ "name": spec.name, "xml": xml }))?;
+    } else {
+        out.text(&xml)?;
+    }
+    Ok(Outcome::Ok)
+}

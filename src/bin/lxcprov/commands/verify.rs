@@ -1,0 +1,23 @@
+//! `lxcprov verify NAME [--probe]`: the paper's claims, checked on the running container.
+
+use super::{print_report, Outcome};
+use crate::cli::VerifyArgs;
+use anyhow::Result;
+use lxcprov::container;
+use lxcprov::context::Context;
+use lxcprov::name::Name;
+use lxcprov::output::Out;
+
+pub fn run(ctx: &Context, out: &Out, a: &VerifyArgs) -> Result<Outcome> {
+    let name = Name::parse(&a.name)?;
+    container::require_root("verify")?;
+    let report = container::with_real_env(ctx, &ctx.ui, |env| {
+        container::require_domain(env, name.as_str())?;
+        let mut rep = container::verify_domain(env, name.as_str())?;
+        if a.probe {
+            rep.checks.push(lxcprov::mac::probe::probe(env, name.as_str(), a.peer.as_deref())?);
+        }
+        Ok(rep)
+    })?;
+    print_report(ctx, out, &report)
+}

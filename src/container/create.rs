@@ -1,0 +1,365 @@
+//! Creating a container: prechecks, bootstrap, id shift, network, define, start, verify,
+//! run as the steps of one plan, with everything this run created undone on failure.
+
+use super::cgroupv1::systemd_cgroup_holder;
+use super::inspect::verify_domain;
+use super::run::{start_domain, wait_for_init};
+use super::Env;
+use crate::bootstrap;
+use crate::facts;
+use crate::libvirt::State;
+use crate::name::Name;
+use crate::password::Secret;
+use crate::paths::Paths;
+use crate::plan::{Action, Step};
+use crate::profile::{NetMode, Profile};
+use crate::spec::Spec;
+use crate::state::Record;
+use crate::verify::Report;
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Something this run created, to undo on failure.
+#[derive(Debug)]
+enum Made {
+    Network(String),
+    Domain(String),
+    Rootfs(PathBuf),
+}
+
+/// Makes sure the profile's network exists and is active. Returns true when this call
+/// defined it.
+pub fn ensure_network(env: &Env, p: &Profile, network_xml: &str) -> Result<bool> {
+    let name = &p.network.name;
+    match p.network.mode {
+        NetMode::Isolated => {
+            let mut defined = false;
+            if !env.hv.network_exists(name)? {
+                env.ui.info(&format!("defining isolated network {name}"));
+                env.hv.define_network(network_xml)?;
+                defined = true;
+            }
+            if !env.hv.network_active(name)? {
+                if let Err(e) = env.hv.start_network(name) {
+                    if defined {
+                        let _ = env.hv.remove_network(name);
+                    }
+                    return Err(e.into());
+                }
+            }
+            Ok(defined)
+        }
+        NetMode::Network => {
+            if !env.hv.network_exists(name)? {
+                bail!("the profile uses the libvirt network {name}, which does not exist on {}", env.hv.uri());
+            }
+            if !env.hv.network_active(name)? {
+                env.hv.start_network(name)?;
+            }
+            Ok(false)
+        }
+        NetMode::Bridge => {
+            if !env.host.sys().join("class/net").join(name).exists() {
+                bail!("the profile uses the host bridge {name}, which does not exist");
+            }
+            Ok(false)
+        }
+    }
+}
+
+/// Checks done before anything is created: nwfilter present, domain name free or matching.
+/// Returns `Some(message)` when the container already exists as asked (a no-op).
+pub fn precheck(env: &Env, name: &Name, profile_name: &str, p: &Profile) -> Result<Option<(String, State)>> {
+    if let Some(f) = &p.network.filter {
+        if !env.hv.nwfilter_exists(f)? {
+            bail!(
+                "the network filter {f} is not defined on {}: install libvirt-daemon-config-nwfilter and restart libvirtd (scripts/setup-host.sh does both). Nothing was created.",
+                env.hv.uri()
+            );
+        }
+    }
+    let exists = env.hv.domain_exists(name.as_str())?;
+    if let (Some(m), false) = (p.security.idmap, exists) {
+        if let Some(holder) = systemd_cgroup_holder(&env.host, m.uid.target) {
+            bail!(
+                "{name} could not start next to {holder}: on this host (cgroup v1, no systemd) libvirt puts every container in one name=systemd cgroup, so systemd containers with different user-namespace maps cannot run side by side. Stop {} first, or give {name} the same idmap. Nothing was created.",
+                holder.split(' ').next().unwrap_or("it")
+            );
+        }
+    }
+    if exists {
+        let d = facts::parse_domain(&env.hv.domain_xml(name.as_str())?)?;
+        let matches = d.meta.as_ref().is_some_and(|m| {
+            m.profile == profile_name && m.distro == p.distro && m.security == p.security.model.as_str()
+        });
+        if matches {
+            let state = env.hv.domain_state(name.as_str())?;
+            let hint =
+                if state == State::Running { "nothing to do, it is running" } else { "it is shut off: starting it" };
+            return Ok(Some((
+                format!("{name} already exists from profile {profile_name} ({}); {hint}", p.distro),
+                state,
+            )));
+        }
+        let what = match &d.meta {
+            Some(m) => format!("from profile {} ({}, security {})", m.profile, m.distro, m.security),
+            None => "not created by lxcprov".into(),
+        };
+        bail!(
+            "a domain named {name} already exists ({what}); lxcprov never overwrites a domain: pick another name or remove it with `lxcprov destroy {name}`. Nothing was changed."
+        );
+    }
+    Ok(None)
+}
+
+/// Shifts the rootfs ownership into the user namespace once, recording it.
+pub fn shift_for_idmap(env: &Env, name: &Name, p: &Profile) -> Result<()> {
+    let Some(m) = p.security.idmap else { return Ok(()) };
+    let path = env.paths.record(name);
+    let mut rec = Record::load(&path)?.unwrap_or_else(|| Record { name: name.to_string(), ..Default::default() });
+    match rec.idmap {
+        Some(done) if done == m => return Ok(()),
+        Some(done) => bail!(
+            "the root filesystem of {name} is already shifted to uid {} / gid {}, but the profile maps to {} / {}; re-create it (destroy --purge) to change the map",
+            done.uid.target, done.gid.target, m.uid.target, m.gid.target
+        ),
+        None => {}
+    }
+    // Recorded before the first chown: a killed shift is known to be partial. The shift
+    // itself only moves ids below the map's count, so finishing it never shifts a file twice
+    // (profile validation refuses maps whose target overlaps their own range).
+    rec.shift_started = Some(m);
+    rec.save(&path)?;
+    env.ui.info(&format!(
+        "shifting ownership of {} by +{} (user namespace)",
+        env.paths.rootfs(name).display(),
+        m.uid.target
+    ));
+    let n = crate::fsutil::shift_ownership(
+        &env.paths.rootfs(name),
+        m.uid.target,
+        m.gid.target,
+        m.uid.count.min(m.gid.count),
+    )?;
+    rec.idmap = Some(m);
+    rec.shift_started = None;
+    rec.save(&path)?;
+    env.ui.info(&format!("shifted {n} files"));
+    Ok(())
+}
+
+/// Everything `create` will do, decided before anything is touched: the same steps run
+/// and print (`--dry-run`).
+pub struct CreatePlan {
+    pub name: Name,
+    pub profile_name: String,
+    pub profile: Profile,
+    pub uri: String,
+    pub bootstrap: bootstrap::Plan,
+    pub domain_xml: String,
+    pub network_xml: String,
+    pub lock: PathBuf,
+}
+
+impl CreatePlan {
+    pub fn new(spec: &Spec, uri: &str, paths: &Paths, bootstrap: bootstrap::Plan, xml: (String, String)) -> CreatePlan {
+        CreatePlan {
+            name: spec.name.clone(),
+            profile_name: spec.profile_name.clone(),
+            profile: spec.profile.clone(),
+            uri: uri.to_string(),
+            bootstrap,
+            domain_xml: xml.0,
+            network_xml: xml.1,
+            lock: paths.lock(&spec.name),
+        }
+    }
+
+    fn lock_step(&self) -> Step {
+        Step::new("take the lock for this name", vec![Action::Lock { path: self.lock.clone() }])
+    }
+
+    /// The steps after the root filesystem is in place.
+    pub fn container_steps(&self) -> Vec<Step> {
+        let p = &self.profile;
+        let name = self.name.to_string();
+        let mut v = vec![];
+        if let Some(m) = &p.security.idmap {
+            v.push(Step::new(
+                "shift the root filesystem's ownership into the user namespace",
+                vec![Action::ShiftIdmap { root: self.bootstrap.rootfs.clone(), uid: m.uid.target, gid: m.gid.target }],
+            ));
+        }
+        let net = &p.network.name;
+        let (title, xml) = match p.network.mode {
+            NetMode::Isolated => {
+                (format!("define and start the isolated network {net} if it does not exist"), self.network_xml.clone())
+            }
+            NetMode::Network => {
+                (format!("check that the libvirt network {net} exists, start it if needed"), String::new())
+            }
+            NetMode::Bridge => (format!("check that the host bridge {net} exists"), String::new()),
+        };
+        v.push(Step::new(title, vec![Action::EnsureNetwork { name: net.clone(), xml }]));
+        v.push(Step::new(
+            format!("define the domain {name} on {}", self.uri),
+            vec![Action::DefineDomain { name: name.clone(), uri: self.uri.clone(), xml: self.domain_xml.clone() }],
+        ));
+        v.push(Step::new(
+            "start it, wait for its init, then verify",
+            vec![
+                Action::Start { name: name.clone() },
+                Action::Verify { name, checks: "selinux, net.vnet, pidns, userns, caps, cgroup, trust".into() },
+            ],
+        ));
+        v
+    }
+
+    /// Every step, in the order `create` runs them.
+    pub fn steps(&self) -> Vec<Step> {
+        let mut v = vec![self.lock_step()];
+        v.extend(self.bootstrap.steps());
+        v.extend(self.container_steps());
+        v
+    }
+}
+
+/// How `create` ended.
+pub enum Created {
+    /// A new (or completed) container, verified; `bootstrapped` when this run installed it.
+    New { report: Report, bootstrapped: bool },
+    /// It was there already, as asked; its report if it runs.
+    Existing(String, Option<Report>),
+}
+
+/// Creates, starts and verifies a container, running the plan's steps. On failure, undoes
+/// what this run created; never deletes a tree a domain that could not be undefined may use.
+pub fn create(env: &Env, plan: &CreatePlan, password: &Secret) -> Result<Created> {
+    let name = &plan.name;
+    let _lock = crate::state::lock(env.paths, name)?;
+    if let Some((msg, state)) = precheck(env, name, &plan.profile_name, &plan.profile)? {
+        env.ui.info(&msg);
+        if state == State::Running {
+            return Ok(Created::Existing(msg, Some(verify_domain(env, name.as_str())?)));
+        }
+        // Defined but shut off (an earlier run stopped after the define): converge.
+        start_domain(env, name.as_str())?;
+        let pid = wait_for_init(env, name.as_str(), START_TIMEOUT)?;
+        env.ui.info(&format!("{name} is running; its init is PID {pid} on the host"));
+        return Ok(Created::New { report: verify_domain(env, name.as_str())?, bootstrapped: false });
+    }
+    let mut made: Vec<Made> = vec![];
+    match create_steps(env, plan, password, &mut made) {
+        Ok(r) => Ok(Created::New { report: r, bootstrapped: made.iter().any(|m| matches!(m, Made::Rootfs(_))) }),
+        Err(e) => Err(undo(env, name, made, e)),
+    }
+}
+
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Undoes what a failed run made, newest first. A domain that could not be undefined (libvirtd
+/// gone) keeps its root filesystem: the domain may still exist and would run on nothing.
+fn undo(env: &Env, name: &Name, made: Vec<Made>, e: anyhow::Error) -> anyhow::Error {
+    let mut undone = vec![];
+    let mut kept = vec![];
+    let mut domain_may_exist = false;
+    for c in made.iter().rev() {
+        let r = match c {
+            Made::Domain(d) => {
+                if env.hv.domain_state(d).ok() == Some(State::Running) {
+                    let _ = env.hv.destroy_domain(d);
+                }
+                let r = env.hv.undefine_domain(d).map(|_| format!("domain {d}"));
+                if r.is_err() {
+                    domain_may_exist = true;
+                }
+                r.map_err(anyhow::Error::new)
+            }
+            Made::Network(n) => env.hv.remove_network(n).map(|_| format!("network {n}")).map_err(anyhow::Error::new),
+            Made::Rootfs(p) if domain_may_exist => {
+                kept.push(format!(
+                    "kept {} because the domain {name} may still exist and use it; once libvirtd answers, run `lxcprov destroy --purge {name}` or `lxcprov create` again",
+                    p.display()
+                ));
+                continue;
+            }
+            Made::Rootfs(p) => {
+                let r = crate::fsutil::remove_tree(p).map(|_| format!("root filesystem {}", p.display()));
+                let _ = std::fs::remove_file(env.paths.record(name));
+                r
+            }
+        };
+        match r {
+            Ok(s) => undone.push(s),
+            Err(u) => env.ui.warn(&format!("could not undo {c:?}: {u:#}")),
+        }
+    }
+    let mut what = if undone.is_empty() {
+        "nothing had been created".to_string()
+    } else {
+        format!("removed what this run created: {}", undone.join(", "))
+    };
+    if domain_may_exist {
+        what += &format!("; the domain {name} could not be undefined and may still exist");
+    }
+    for k in kept {
+        what += &format!("; {k}");
+    }
+    e.context(format!("creating {name} failed; {what}"))
+}
+
+fn create_steps(env: &Env, plan: &CreatePlan, password: &Secret, made: &mut Vec<Made>) -> Result<Report> {
+    let name = &plan.name;
+    let rootfs = env.paths.rootfs(name);
+    let record = Record::load(&env.paths.record(name))?;
+    let force = plan.bootstrap.force;
+    let reuse = rootfs.exists()
+        && !force
+        && record.as_ref().is_some_and(|r| r.profile == plan.profile_name && r.distro == plan.profile.distro);
+    if reuse {
+        env.ui.info(&format!("reusing the root filesystem {} bootstrapped earlier by lxcprov", rootfs.display()));
+    } else {
+        if rootfs.exists() && !force {
+            bail!(
+                "{} exists but was not bootstrapped by lxcprov for profile {} ({}); lxcprov never overwrites it without --force",
+                rootfs.display(),
+                plan.profile_name,
+                plan.profile.distro
+            );
+        }
+        for w in &plan.bootstrap.warnings {
+            env.ui.warn(w);
+        }
+        bootstrap::execute(&plan.bootstrap, env.runner, password, env.ui)?;
+        made.push(Made::Rootfs(rootfs.clone()));
+    }
+    crate::interrupt::check()?;
+    let mut report = None;
+    for step in plan.container_steps() {
+        for a in &step.actions {
+            match a {
+                Action::ShiftIdmap { .. } => shift_for_idmap(env, name, &plan.profile)?,
+                Action::EnsureNetwork { xml, .. } => {
+                    if ensure_network(env, &plan.profile, xml)? {
+                        made.push(Made::Network(plan.profile.network.name.clone()));
+                    }
+                }
+                Action::DefineDomain { xml, .. } => {
+                    env.ui.info(&format!("defining domain {name} on {}", env.hv.uri()));
+                    env.hv.define_domain(xml)?;
+                    made.push(Made::Domain(name.to_string()));
+                }
+                Action::Start { .. } => {
+                    start_domain(env, name.as_str())?;
+                    let pid = wait_for_init(env, name.as_str(), START_TIMEOUT)?;
+                    env.ui.info(&format!("{name} is running; its init is PID {pid} on the host"));
+                }
+                Action::Verify { .. } => report = Some(verify_domain(env, name.as_str())?),
+                other => bail!("internal error: {other:?} is not a container action"),
+            }
+            crate::interrupt::check()?;
+        }
+    }
+    report.context("internal error: the plan has no verify step")
+}

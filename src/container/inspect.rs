@@ -1,0 +1,107 @@
+//! What a domain is, read back from libvirt and lxcprov's record, as the verifier's input.
+
+use super::Env;
+use crate::facts;
+use crate::libvirt::State;
+use crate::name::Name;
+use crate::profile::SecModel;
+use crate::state::Record;
+use crate::verify::{self, DomainFacts, Expect, Iface, Report, SecLabel};
+use anyhow::Result;
+
+/// Builds the verifier's inputs from the live domain and lxcprov's record, and runs it.
+pub fn verify_domain(env: &Env, name: &str) -> Result<Report> {
+    let xml = env.hv.domain_xml(name)?;
+    let d = facts::parse_domain(&xml)?;
+    let running = env.hv.domain_state(name)? == State::Running;
+    let init_pid = if running { facts::init_pid(&env.run_dir, name) } else { None };
+    let record = Name::parse(name).ok().and_then(|n| Record::load(&env.paths.record(&n)).ok().flatten());
+    // The user namespace lxcprov shifted the rootfs for; the live XML's for foreign domains.
+    let expected_idmap = match &record {
+        Some(r) => r.idmap,
+        None => d.idmap,
+    };
+    // What was asked for: lxcprov's metadata for its own domains (so a domain that lost its
+    // <seclabel> fails instead of skipping), the live seclabel for foreign ones.
+    let asked = match &d.meta {
+        Some(m) => Some(m.security.as_str()),
+        None if d.seclabel_type.as_deref() == Some("none") => Some("none"),
+        None => d.seclabel_model.as_deref(),
+    };
+    let security = match asked {
+        Some("selinux") => SecModel::Selinux,
+        Some("apparmor") => SecModel::Apparmor,
+        _ => SecModel::None,
+    };
+    // The expectations come from the domain itself: the caps it turns off, its idmap.
+    let dropped = dropped_caps_from_xml(&xml);
+    let mut interfaces = vec![];
+    for i in &d.interfaces {
+        let expected_bridge = match (&i.bridge, &i.network) {
+            (Some(b), _) => Some(b.clone()),
+            (None, Some(n)) => env.hv.network_bridge(n).ok(),
+            _ => None,
+        };
+        interfaces.push(Iface { target_dev: i.dev.clone(), expected_bridge });
+    }
+    let facts = DomainFacts {
+        name: name.to_string(),
+        init_pid,
+        seclabel: d.seclabel_type.as_ref().map(|t| SecLabel {
+            model: d.seclabel_model.clone().unwrap_or_else(|| "none".into()),
+            kind: t.clone(),
+            label: d.label.clone(),
+            imagelabel: d.imagelabel.clone(),
+        }),
+        interfaces,
+        idmap: d.idmap,
+        rootfs: d.rootfs.clone().unwrap_or_default(),
+        memory_limit_kib: d.memory_limit_kib,
+        cpu_shares: d.cpu_shares,
+        cpu_period: d.cpu_period,
+        cpu_quota: d.cpu_quota,
+        blkio_weight: d.blkio_weight,
+    };
+    let expect = Expect {
+        security,
+        dropped_caps: dropped,
+        idmap: expected_idmap,
+        gpgcheck: record.map(|r| r.gpgcheck),
+        secmodel: env.hv.secmodel().ok(),
+    };
+    let checks = verify::run_all(&env.host, &facts, &expect, env.labels);
+    Ok(Report { name: name.to_string(), checks })
+}
+
+/// Capabilities a domain turns off, from its `<features><capabilities>`, plus libvirt's
+/// default drops under the default policy.
+pub fn dropped_caps_from_xml(xml: &str) -> Vec<String> {
+    let Ok(doc) = roxmltree::Document::parse(xml) else { return vec![] };
+    let Some(caps) = doc
+        .descendants()
+        .find(|n| n.has_tag_name("capabilities") && n.parent().is_some_and(|p| p.has_tag_name("features")))
+    else {
+        return vec![];
+    };
+    let policy = caps.attribute("policy").unwrap_or("default");
+    let mut off: Vec<String> = caps
+        .children()
+        .filter(|c| c.is_element() && c.attribute("state") == Some("off"))
+        .map(|c| c.tag_name().name().to_string())
+        .collect();
+    let on: Vec<String> = caps
+        .children()
+        .filter(|c| c.is_element() && c.attribute("state") == Some("on"))
+        .map(|c| c.tag_name().name().to_string())
+        .collect();
+    if policy == "default" {
+        for c in ["sys_module", "sys_time", "mknod", "audit_control", "mac_admin"] {
+            if !on.iter().any(|o| o == c) {
+                off.push(c.to_string());
+            }
+        }
+    }
+    off.sort();
+    off.dedup();
+    off
+}

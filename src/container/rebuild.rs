@@ -1,0 +1,81 @@
+//! Rebuilding a container's root filesystem from its profile (paper, section 4.2).
+
+use super::create::shift_for_idmap;
+use super::inspect::verify_domain;
+use super::run::{start_domain, stop, wait_for_init};
+use super::Env;
+use crate::bootstrap;
+use crate::libvirt::State;
+use crate::profile::Profile;
+use crate::state::Record;
+use crate::verify::Report;
+use anyhow::{bail, Context, Result};
+use std::time::Duration;
+
+/// Rebuilds a container (paper 4.2): a fresh root filesystem from `plan`, built beside the
+/// running one, then swapped in while the container is stopped; same name, domain, network,
+/// label policy and idmap (the new tree is shifted and labelled again), same root password.
+/// If anything after the swap fails, the old tree is put back and the container restarted.
+pub fn rebuild(env: &Env, plan: &bootstrap::Plan, p: &Profile) -> Result<Report> {
+    let name = &plan.name;
+    if !env.hv.domain_exists(name.as_str())? {
+        bail!("no container named {name} on {}", env.hv.uri());
+    }
+    let rootfs = env.paths.rootfs(name);
+    let hash = bootstrap::root_hash(&rootfs)
+        .with_context(|| format!("{} has no root password hash to carry over", rootfs.display()))?;
+    bootstrap::build(plan, env.runner, &hash, env.ui)?;
+    let was_running = env.hv.domain_state(name.as_str())? == State::Running;
+    if was_running {
+        stop(env, name.as_str(), Duration::from_secs(30))?;
+    }
+    let old = env.paths.old(name);
+    crate::fsutil::remove_tree(&old)?;
+    std::fs::rename(&rootfs, &old).with_context(|| format!("moving {} aside", rootfs.display()))?;
+    std::fs::rename(&plan.partial, &rootfs).with_context(|| format!("moving the new tree to {}", rootfs.display()))?;
+    let record_path = env.paths.record(name);
+    let old_record = Record::load(&record_path)?;
+    let attempt = (|| -> Result<Report> {
+        bootstrap::record_for(plan).save(&record_path)?;
+        shift_for_idmap(env, name, p)?;
+        start_domain(env, name.as_str())?;
+        wait_for_init(env, name.as_str(), Duration::from_secs(15))?;
+        verify_domain(env, name.as_str())
+    })();
+    match attempt {
+        Ok(r) => {
+            crate::fsutil::remove_tree(&old)?;
+            Ok(r)
+        }
+        Err(e) => {
+            if env.hv.domain_state(name.as_str()).ok() == Some(State::Running) {
+                let _ = env.hv.destroy_domain(name.as_str());
+            }
+            let failed = env.paths.pool.join(format!(".{name}.failed"));
+            let restore = (|| -> Result<()> {
+                crate::fsutil::remove_tree(&failed)?;
+                std::fs::rename(&rootfs, &failed)?;
+                std::fs::rename(&old, &rootfs)?;
+                match &old_record {
+                    Some(r) => r.save(&record_path)?,
+                    None => {
+                        let _ = std::fs::remove_file(&record_path);
+                    }
+                }
+                crate::fsutil::remove_tree(&failed)?;
+                if was_running {
+                    start_domain(env, name.as_str())?;
+                    wait_for_init(env, name.as_str(), Duration::from_secs(15))?;
+                }
+                Ok(())
+            })();
+            match restore {
+                Ok(()) => Err(e.context(format!(
+                    "rebuilding {name} failed; the old root filesystem was kept{}",
+                    if was_running { " and the container restarted on it" } else { "" }
+                ))),
+                Err(r) => Err(e.context(format!("rebuilding {name} failed, and restoring the old root filesystem failed too ({r:#}); the old tree is at {}", old.display()))),
+            }
+        }
+    }
+}

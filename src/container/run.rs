@@ -1,0 +1,137 @@
+//! Running containers: start (relabel, cgroup housekeeping, wait for init), stop.
+
+use super::cgroupv1::{prune_stale_systemd_cgroups, systemd_cgroup_holder};
+use super::Env;
+use crate::facts;
+use crate::libvirt::State;
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How long the init must stay up after it appears before it counts as running: an init
+/// that cannot start (a systemd without the capabilities it needs) exits within this time.
+const SETTLE: Duration = Duration::from_millis(1000);
+
+/// On a SELinux host, labels a container's root filesystem: libvirt does not relabel a
+/// mounted LXC rootfs, and left at `var_t` the container cannot start in enforcing mode.
+/// Dynamic labels get lxc_contexts' `file` context (readable by every container); static
+/// labels get the container's own categories (files separated as well as processes).
+fn label_tree(env: &Env, rootfs: &Path, static_label: Option<&str>) -> Result<()> {
+    if env.labels.enforcing().is_none() {
+        return Ok(());
+    }
+    let path = crate::host::lxc_contexts_path(&env.host.etc());
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!("SELinux is on but {} cannot be read: install the policy's container module", path.display())
+    })?;
+    let label = crate::host::rootfs_label(&text, static_label)
+        .with_context(|| format!("{} has no `file` context", path.display()))?;
+    env.ui.info(&format!("labelling {} as {label}", rootfs.display()));
+    let cmd =
+        crate::exec::Cmd::new("chcon").args(["-R", "--no-dereference"]).arg(&label).arg(rootfs.display().to_string());
+    env.runner.run(&cmd, &mut |_| {}).map_err(anyhow::Error::new).context("labelling the root filesystem")
+}
+
+/// Before a (re)start with a dynamic SELinux label: files the container created during its
+/// last run carry that run's categories, which its next run (new categories) could no longer
+/// touch; bring the tree back to the shared level first. Static labels keep their level.
+pub(super) fn relabel_before_start(env: &Env, d: &facts::DomainXml) -> Result<()> {
+    if d.seclabel_model.as_deref() != Some("selinux") {
+        return Ok(());
+    }
+    let Some(rootfs) = &d.rootfs else { return Ok(()) };
+    match d.seclabel_type.as_deref() {
+        Some("dynamic") => label_tree(env, rootfs, None),
+        Some("static") => label_tree(env, rootfs, d.label.as_deref()),
+        _ => Ok(()),
+    }
+}
+
+/// Waits until libvirt reports the container's init, it exists on the host, and it is still
+/// there after a short settling time.
+pub fn wait_for_init(env: &Env, name: &str, timeout: Duration) -> Result<u32> {
+    let start = Instant::now();
+    loop {
+        crate::interrupt::check()?;
+        if let Some(pid) = facts::init_pid(&env.run_dir, name) {
+            let proc_dir = env.host.proc().join(pid.to_string());
+            if proc_dir.exists() {
+                let seen = Instant::now();
+                while seen.elapsed() < SETTLE && proc_dir.exists() && env.hv.domain_state(name)? == State::Running {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                if proc_dir.exists() && env.hv.domain_state(name)? == State::Running {
+                    return Ok(pid);
+                }
+                bail!(
+                    "{name} started, but its init (host PID {pid}) exited at once; the container stopped. See /var/log/libvirt/lxc/{name}.log and try `lxcprov console {name}` after `lxcprov start {name}`"
+                );
+            }
+        }
+        if env.hv.domain_state(name)? != State::Running {
+            bail!("{name} stopped while starting; see /var/log/libvirt/lxc/{name}.log");
+        }
+        if start.elapsed() > timeout {
+            bail!(
+                "{name} started but its init did not appear within {}s (see /var/log/libvirt/lxc/{name}.log)",
+                timeout.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Starts a domain, first clearing stale cgroups a user-namespaced container would trip on.
+pub fn start_domain(env: &Env, name: &str) -> Result<()> {
+    let d = facts::parse_domain(&env.hv.domain_xml(name)?)?;
+    relabel_before_start(env, &d)?;
+    if let Some(m) = d.idmap {
+        let n = prune_stale_systemd_cgroups(&env.host);
+        if n > 0 {
+            env.ui.info(&format!("removed {n} stale cgroups left by earlier user-namespaced containers"));
+        }
+        if let Some(holder) = systemd_cgroup_holder(&env.host, m.uid.target) {
+            bail!(
+                "{name} cannot start next to {holder}: on this host (cgroup v1, no systemd) libvirt puts every container in one name=systemd cgroup, so systemd containers with different user-namespace maps cannot run side by side. Stop {holder_name} first, or give {name} the same idmap",
+                holder_name = holder.split(' ').next().unwrap_or("it")
+            );
+        }
+    }
+    Ok(env.hv.start_domain(name)?)
+}
+
+pub fn start(env: &Env, name: &str) -> Result<u32> {
+    if !env.hv.domain_exists(name)? {
+        bail!("no container named {name} on {}", env.hv.uri());
+    }
+    if env.hv.domain_state(name)? == State::Running {
+        bail!("{name} is already running");
+    }
+    start_domain(env, name)?;
+    wait_for_init(env, name, Duration::from_secs(15))
+}
+
+/// Graceful shutdown, then destroy after `timeout`. Returns true when it had to force.
+pub fn stop(env: &Env, name: &str, timeout: Duration) -> Result<bool> {
+    if !env.hv.domain_exists(name)? {
+        bail!("no container named {name} on {}", env.hv.uri());
+    }
+    if env.hv.domain_state(name)? != State::Running {
+        env.ui.info(&format!("{name} is not running"));
+        return Ok(false);
+    }
+    if let Err(e) = env.hv.shutdown_domain(name) {
+        env.ui.warn(&format!("graceful shutdown request failed ({e:#}); forcing it off"));
+    } else {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if env.hv.domain_state(name)? != State::Running {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        env.ui.warn(&format!("{name} did not shut down within {}s; forcing it off", timeout.as_secs()));
+    }
+    env.hv.destroy_domain(name)?;
+    Ok(true)
+}

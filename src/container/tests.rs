@@ -1,0 +1,294 @@
+use super::cgroupv1::{stale_systemd_cgroups, systemd_cgroup_holder};
+use super::create::Created;
+use super::inspect::dropped_caps_from_xml;
+use super::run::relabel_before_start;
+use super::*;
+use crate::bootstrap;
+use crate::exec::RecordingRunner;
+use crate::facts;
+use crate::libvirt::FakeHypervisor;
+use crate::name::Name;
+use crate::output::Verbosity;
+use crate::password::Secret;
+use crate::spec::Spec;
+use std::path::Path;
+
+struct NoLabels;
+impl LabelSource for NoLabels {
+    fn process_label(&self, _: u32) -> Option<String> {
+        None
+    }
+    fn file_label(&self, _: &Path) -> Option<String> {
+        None
+    }
+    fn enforcing(&self) -> Option<bool> {
+        None
+    }
+}
+
+fn profile() -> Profile {
+    crate::profile::parse("security: {model: none, label: none}\nnetwork: {mode: isolated, name: lxcprov-test}\n", "t")
+        .unwrap()
+}
+
+/// Paths under a tempdir, a recording runner and a quiet UI, for an [`Env`].
+struct Harness {
+    root: PathBuf,
+    runner: RecordingRunner,
+    paths: Paths,
+    ui: Ui,
+}
+
+impl Harness {
+    fn new(d: &tempfile::TempDir) -> Harness {
+        let root = d.path().to_path_buf();
+        let paths = Paths { pool: root.join("pool"), cache: root.join("cache"), state: root.join("state") };
+        Harness { root, runner: RecordingRunner::new(), paths, ui: Ui::new(Verbosity::Quiet) }
+    }
+
+    fn env<'a>(&'a self, hv: &'a FakeHypervisor) -> Env<'a> {
+        Env {
+            hv,
+            runner: &self.runner,
+            paths: &self.paths,
+            ui: &self.ui,
+            host: HostRoot { root: self.root.clone() },
+            run_dir: self.root.join("run"),
+            labels: &NoLabels,
+        }
+    }
+}
+
+impl Harness {
+    /// The create plan for `c1` from profile `p`, with the test's XML.
+    fn plan(&self, p: &Profile) -> CreatePlan {
+        let name = Name::parse("c1").unwrap();
+        let distro = crate::distro::lookup("debian12").unwrap();
+        let opts = bootstrap::Options { keep_base: false, ..Default::default() };
+        let bp = bootstrap::plan(&self.paths, &name, "p", p, &distro, bootstrap::Tool::Debootstrap, &opts).unwrap();
+        let spec = Spec { name, profile_name: "p".into(), profile: p.clone(), distro };
+        CreatePlan::new(&spec, "fake:///", &self.paths, bp, (DOMAIN.into(), NETWORK.into()))
+    }
+
+    /// libvirt's live state and a /proc entry for an init, as a started container has.
+    fn fake_init(&self) {
+        std::fs::create_dir_all(self.root.join("run")).unwrap();
+        std::fs::write(self.root.join("run/c1.xml"), "<domstatus><init pid='4242'/></domstatus>").unwrap();
+        std::fs::create_dir_all(self.root.join("proc/4242")).unwrap();
+    }
+}
+
+fn pw() -> Secret {
+    Secret::new("correct horse".into()).unwrap()
+}
+
+const DOMAIN: &str = "<domain type='lxc'><name>c1</name><metadata><lxcprov:container xmlns:lxcprov='https://github.com/lxcprov/lxcprov/xmlns/1' profile='p' distro='debian12' release='12' version='0' security='none'/></metadata><devices><interface type='network'><source network='lxcprov-test'/></interface></devices></domain>";
+const NETWORK: &str = "<network><name>lxcprov-test</name><metadata><lxcprov:network xmlns:lxcprov='https://github.com/lxcprov/lxcprov/xmlns/1' created-by='lxcprov' version='0'/></metadata></network>";
+
+#[test]
+fn failed_start_rolls_back_what_this_run_created() {
+    let d = tempfile::tempdir().unwrap();
+    let hv = FakeHypervisor { fail_start: true, ..Default::default() };
+    let h = Harness::new(&d);
+    let e = h.env(&hv);
+    let name = Name::parse("c1").unwrap();
+    let rootfs = h.paths.rootfs(&name);
+    let plan = h.plan(&profile());
+    let err = format!("{:#}", create(&e, &plan, &pw()).err().unwrap());
+    assert!(err.contains("fake start failure") && err.contains("removed what this run created"), "{err}");
+    assert!(hv.domains.lock().unwrap().is_empty());
+    assert!(hv.networks.lock().unwrap().is_empty());
+    assert!(!rootfs.exists());
+    assert!(!h.paths.partial(&name).exists());
+}
+
+#[test]
+fn libvirtd_dying_at_start_keeps_the_tree_the_domain_may_still_use() {
+    let d = tempfile::tempdir().unwrap();
+    let hv = FakeHypervisor { die_on_start: true, ..Default::default() };
+    let h = Harness::new(&d);
+    let e = h.env(&hv);
+    let name = Name::parse("c1").unwrap();
+    let plan = h.plan(&profile());
+    let err = format!("{:#}", create(&e, &plan, &pw()).err().unwrap());
+    assert!(err.contains("lost the connection"), "{err}");
+    assert!(err.contains("may still exist"), "{err}");
+    assert!(h.paths.rootfs(&name).join("etc/hostname").exists(), "the tree stays for the domain: {err}");
+    assert!(hv.domains.lock().unwrap().contains_key("c1"), "the fake still holds it, as libvirtd would");
+}
+
+#[test]
+fn dry_run_steps_are_the_steps_that_run() {
+    let d = tempfile::tempdir().unwrap();
+    let h = Harness::new(&d);
+    let plan = h.plan(&profile());
+    let text = crate::plan::render_steps(&plan.steps());
+    // Every command the plan shows is a command the run executes, in the same order.
+    let hv = FakeHypervisor::default();
+    h.fake_init();
+    let e = h.env(&hv);
+    let Created::New { .. } = create(&e, &plan, &pw()).unwrap() else { panic!("expected a new container") };
+    let ran: Vec<String> = h.runner.calls().iter().map(|c| c.display()).collect();
+    for c in &ran {
+        assert!(text.contains(&format!("run    {c}")), "{c} ran but is not in the plan:\n{text}");
+    }
+    assert_eq!(ran.len(), text.matches("   run    ").count(), "{text}");
+    assert!(text.contains("take the lock") && text.contains("define the domain c1 on fake:///"), "{text}");
+}
+
+#[test]
+fn existing_network_and_foreign_domain_are_never_touched() {
+    let d = tempfile::tempdir().unwrap();
+    let hv = FakeHypervisor::default();
+    hv.define_network(NETWORK).unwrap();
+    hv.start_network("lxcprov-test").unwrap();
+    hv.define_domain("<domain type='lxc'><name>c1</name></domain>").unwrap();
+    let h = Harness::new(&d);
+    let e = h.env(&hv);
+    let plan = h.plan(&profile());
+    let err = format!("{:#}", create(&e, &plan, &pw()).err().unwrap());
+    assert!(err.contains("already exists (not created by lxcprov)"), "{err}");
+    assert!(hv.domain_exists("c1").unwrap());
+    assert!(hv.network_exists("lxcprov-test").unwrap());
+}
+
+#[test]
+fn rerun_of_a_matching_shut_off_container_starts_it() {
+    let d = tempfile::tempdir().unwrap();
+    let hv = FakeHypervisor::default();
+    hv.define_domain(DOMAIN).unwrap();
+    let h = Harness::new(&d);
+    let e = h.env(&hv);
+    h.fake_init();
+    let plan = h.plan(&profile());
+    let Created::New { bootstrapped: false, .. } = create(&e, &plan, &pw()).unwrap() else {
+        panic!("a defined, shut-off container is started, not bootstrapped again")
+    };
+    assert_eq!(*hv.log.lock().unwrap(), ["define c1", "start c1"], "no second define, no bootstrap");
+    assert!(h.runner.calls().is_empty());
+}
+
+#[test]
+fn destroy_removes_our_unused_network_and_purges_only_our_rootfs() {
+    let d = tempfile::tempdir().unwrap();
+    let hv = FakeHypervisor::default();
+    hv.define_network(NETWORK).unwrap();
+    hv.define_domain(DOMAIN).unwrap();
+    hv.start_domain("c1").unwrap();
+    let h = Harness::new(&d);
+    let e = h.env(&hv);
+    let paths = &h.paths;
+    let name = Name::parse("c1").unwrap();
+    std::fs::create_dir_all(paths.rootfs(&name)).unwrap();
+    let done = destroy(&e, &name, true).unwrap();
+    assert!(done.iter().any(|s| s.contains("removed network")), "{done:?}");
+    assert!(!paths.rootfs(&name).exists());
+    assert!(!hv.domain_exists("c1").unwrap());
+    // A domain whose rootfs is elsewhere is never purged.
+    hv.define_domain("<domain type='lxc'><name>c1</name><devices><filesystem type='mount'><source dir='/home/precious'/><target dir='/'/></filesystem></devices></domain>").unwrap();
+    let err = format!("{:#}", destroy(&e, &name, true).unwrap_err());
+    assert!(err.contains("not lxcprov's"), "{err}");
+    assert!(hv.domain_exists("c1").unwrap());
+}
+
+/// A host tree whose PID 1 is not systemd.
+fn non_systemd_host(d: &tempfile::TempDir) -> HostRoot {
+    std::fs::create_dir_all(d.path().join("proc/1")).unwrap();
+    std::fs::write(d.path().join("proc/1/comm"), "init\n").unwrap();
+    HostRoot { root: d.path().to_path_buf() }
+}
+
+#[test]
+fn prunes_only_empty_cgroups_of_namespaced_containers() {
+    use std::os::unix::fs::chown;
+    let d = tempfile::tempdir().unwrap();
+    let host = non_systemd_host(&d);
+    let sd = d.path().join("sys/fs/cgroup/systemd");
+    for (dir, procs, uid) in [
+        ("init.scope", "", 200000),
+        ("system.slice/a.service", "", 200000),
+        ("busy.scope", "42\n", 200000),
+        ("host.scope", "", 0),
+    ] {
+        let p = sd.join(dir);
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::write(p.join("cgroup.procs"), procs).unwrap();
+        chown(&p, Some(uid), Some(uid)).unwrap();
+    }
+    std::fs::write(sd.join("system.slice/cgroup.procs"), "").unwrap();
+    chown(sd.join("system.slice"), Some(200000), Some(200000)).unwrap();
+    let mut got = stale_systemd_cgroups(&host);
+    got.sort();
+    assert_eq!(got, [sd.join("init.scope"), sd.join("system.slice"), sd.join("system.slice/a.service")]);
+    std::fs::write(sd.join("system.slice/a.service/cgroup.procs"), "7\n").unwrap();
+    assert_eq!(stale_systemd_cgroups(&host), [sd.join("init.scope")], "a busy child keeps its parents");
+    std::fs::write(d.path().join("proc/1/comm"), "systemd\n").unwrap();
+    assert!(stale_systemd_cgroups(&host).is_empty());
+}
+
+#[test]
+fn a_container_with_another_map_holding_the_systemd_cgroups_is_named() {
+    let d = tempfile::tempdir().unwrap();
+    let host = non_systemd_host(&d);
+    std::fs::create_dir_all(d.path().join("proc/4242")).unwrap();
+    std::fs::write(d.path().join("proc/4242/uid_map"), "         0     200000      65536\n").unwrap();
+    std::fs::write(d.path().join("proc/4242/cgroup"), "4:memory:/machine/lxc-4241-web1.libvirt-lxc\n").unwrap();
+    let scope = d.path().join("sys/fs/cgroup/systemd/init.scope");
+    std::fs::create_dir_all(&scope).unwrap();
+    std::fs::write(scope.join("cgroup.procs"), "4242\n").unwrap();
+    assert_eq!(systemd_cgroup_holder(&host, 100000).as_deref(), Some("web1 (user namespace at host uid 200000)"));
+    assert_eq!(systemd_cgroup_holder(&host, 200000), None, "the same map can share");
+    std::fs::write(d.path().join("proc/1/comm"), "systemd\n").unwrap();
+    assert_eq!(systemd_cgroup_holder(&host, 100000), None);
+}
+
+struct Enforcing;
+impl LabelSource for Enforcing {
+    fn process_label(&self, _: u32) -> Option<String> {
+        None
+    }
+    fn file_label(&self, _: &Path) -> Option<String> {
+        None
+    }
+    fn enforcing(&self) -> Option<bool> {
+        Some(true)
+    }
+}
+
+#[test]
+fn rootfs_is_relabelled_before_each_start_on_selinux_hosts() {
+    let d = tempfile::tempdir().unwrap();
+    let h = Harness::new(&d);
+    std::fs::create_dir_all(d.path().join("etc/selinux/default/contexts")).unwrap();
+    std::fs::write(d.path().join("etc/selinux/config"), "SELINUXTYPE=default\n").unwrap();
+    std::fs::write(
+        d.path().join("etc/selinux/default/contexts/lxc_contexts"),
+        "file = \"system_u:object_r:container_file_t:s0\"\n",
+    )
+    .unwrap();
+    let hv = FakeHypervisor::default();
+    let mut e = h.env(&hv);
+    e.labels = &Enforcing;
+    let dynamic = facts::parse_domain("<domain><name>c</name><devices><filesystem type='mount'><source dir='/p/c'/><target dir='/'/></filesystem></devices><seclabel type='dynamic' model='selinux' relabel='yes'><label>system_u:system_r:container_t:s0:c1,c2</label></seclabel></domain>").unwrap();
+    relabel_before_start(&e, &dynamic).unwrap();
+    let stat = facts::parse_domain("<domain><name>c</name><devices><filesystem type='mount'><source dir='/p/c'/><target dir='/'/></filesystem></devices><seclabel type='static' model='selinux' relabel='no'><label>system_u:system_r:container_t:s0:c7,c9</label></seclabel></domain>").unwrap();
+    relabel_before_start(&e, &stat).unwrap();
+    let none = facts::parse_domain("<domain><name>c</name><seclabel type='none'/></domain>").unwrap();
+    relabel_before_start(&e, &none).unwrap();
+    let calls: Vec<String> = h.runner.calls().iter().map(|c| c.display()).collect();
+    assert_eq!(
+        calls,
+        [
+            "chcon -R --no-dereference system_u:object_r:container_file_t:s0 /p/c",
+            "chcon -R --no-dereference system_u:object_r:container_file_t:s0:c7,c9 /p/c",
+        ]
+    );
+}
+
+#[test]
+fn dropped_caps_include_libvirt_defaults() {
+    let xml = "<domain><features><capabilities policy='default'><sys_admin state='off'/><mknod state='on'/></capabilities></features></domain>";
+    let v = dropped_caps_from_xml(xml);
+    assert!(v.contains(&"sys_admin".to_string()) && v.contains(&"sys_module".to_string()));
+    assert!(!v.contains(&"mknod".to_string()));
+}

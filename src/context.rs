@@ -1,0 +1,28 @@
+//! What every operation runs with: where things live, how to report, which libvirt.
+//! Built once by the command layer from its options; the library never sees CLI types.
+
+use crate::exec::SystemRunner;
+use crate::output::{Ui, Verbosity};
+use crate::paths::Paths;
+use crate::profile;
+use std::path::PathBuf;
+
+pub struct Context {
+    pub ui: Ui,
+    pub paths: Paths,
+    /// Where profiles come from (system directory, extra files).
+    pub sources: profile::Sources,
+    /// `--templates DIR`: DIR/domain.xml and DIR/network.xml instead of the built-in ones.
+    pub templates: Option<PathBuf>,
+    /// The libvirt connection URI.
+    pub uri: String,
+    /// Forces the rpm installer (dnf, dnf5 or yum) instead of choosing from the host's.
+    pub rpm_tool: Option<crate::bootstrap::Tool>,
+}
+
+impl Context {
+    /// The real command runner (echoes each command at `-v`).
+    pub fn runner(&self) -> SystemRunner {
+        SystemRunner { echo: self.ui.verbosity == Verbosity::Verbose }
+    }
+}

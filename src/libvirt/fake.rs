@@ -1,0 +1,163 @@
+//! An in-memory hypervisor for tests of the container logic.
+
+use super::{Error, Hypervisor, Result, State};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// An in-memory hypervisor for tests of the lifecycle logic.
+#[derive(Default)]
+pub struct FakeHypervisor {
+    pub domains: Mutex<BTreeMap<String, (String, State)>>,
+    pub networks: Mutex<BTreeMap<String, (String, bool)>>,
+    pub filters: Vec<String>,
+    /// Make `start_domain` fail (to test rollback).
+    pub fail_start: bool,
+    /// Make `start_domain` fail as if libvirtd died: every later call loses the connection.
+    pub die_on_start: bool,
+    pub dead: std::sync::atomic::AtomicBool,
+    pub log: Mutex<Vec<String>>,
+}
+
+impl FakeHypervisor {
+    fn alive(&self) -> Result<()> {
+        if self.dead.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::ConnectionLost { uri: "fake:///".into(), message: "end of file".into() });
+        }
+        Ok(())
+    }
+
+    fn note(&self, s: String) {
+        self.log.lock().unwrap().push(s);
+    }
+}
+
+fn other(what: &str, message: &str) -> Error {
+    Error::Other { what: what.into(), message: message.into() }
+}
+
+fn xml_name(xml: &str) -> Result<String> {
+    let doc = roxmltree::Document::parse(xml).map_err(|e| other("parsing XML", &e.to_string()))?;
+    doc.root_element()
+        .children()
+        .find(|c| c.has_tag_name("name"))
+        .and_then(|n| n.text())
+        .map(str::to_string)
+        .ok_or_else(|| other("parsing XML", "XML has no <name>"))
+}
+
+fn no_dom(name: &str) -> Error {
+    Error::NoDomain { name: name.into(), uri: "fake:///".into() }
+}
+
+fn no_net(name: &str) -> Error {
+    Error::NoNetwork { name: name.into(), uri: "fake:///".into() }
+}
+
+impl Hypervisor for FakeHypervisor {
+    fn uri(&self) -> String {
+        "fake:///".into()
+    }
+    fn secmodel(&self) -> Result<String> {
+        self.alive()?;
+        Ok("none".into())
+    }
+    fn domains(&self) -> Result<Vec<String>> {
+        self.alive()?;
+        Ok(self.domains.lock().unwrap().keys().cloned().collect())
+    }
+    fn domain_exists(&self, name: &str) -> Result<bool> {
+        self.alive()?;
+        Ok(self.domains.lock().unwrap().contains_key(name))
+    }
+    fn domain_xml(&self, name: &str) -> Result<String> {
+        self.alive()?;
+        self.domains.lock().unwrap().get(name).map(|d| d.0.clone()).ok_or_else(|| no_dom(name))
+    }
+    fn domain_state(&self, name: &str) -> Result<State> {
+        self.alive()?;
+        self.domains.lock().unwrap().get(name).map(|d| d.1).ok_or_else(|| no_dom(name))
+    }
+    fn controller_pid(&self, name: &str) -> Result<Option<u32>> {
+        self.alive()?;
+        Ok((self.domain_state(name)? == State::Running).then_some(4242))
+    }
+    fn define_domain(&self, xml: &str) -> Result<()> {
+        self.alive()?;
+        let name = xml_name(xml)?;
+        self.note(format!("define {name}"));
+        let mut d = self.domains.lock().unwrap();
+        let state = d.get(&name).map(|x| x.1).unwrap_or(State::Shutoff);
+        d.insert(name, (xml.to_string(), state));
+        Ok(())
+    }
+    fn start_domain(&self, name: &str) -> Result<()> {
+        self.alive()?;
+        self.note(format!("start {name}"));
+        if self.die_on_start {
+            self.dead.store(true, std::sync::atomic::Ordering::SeqCst);
+            return Err(Error::ConnectionLost { uri: "fake:///".into(), message: "end of file".into() });
+        }
+        if self.fail_start {
+            return Err(other("starting", "fake start failure"));
+        }
+        let mut d = self.domains.lock().unwrap();
+        d.get_mut(name).ok_or_else(|| no_dom(name))?.1 = State::Running;
+        Ok(())
+    }
+    fn shutdown_domain(&self, name: &str) -> Result<()> {
+        self.alive()?;
+        self.destroy_domain(name)
+    }
+    fn destroy_domain(&self, name: &str) -> Result<()> {
+        self.alive()?;
+        self.note(format!("destroy {name}"));
+        let mut d = self.domains.lock().unwrap();
+        d.get_mut(name).ok_or_else(|| no_dom(name))?.1 = State::Shutoff;
+        Ok(())
+    }
+    fn undefine_domain(&self, name: &str) -> Result<()> {
+        self.alive()?;
+        self.note(format!("undefine {name}"));
+        self.domains.lock().unwrap().remove(name).ok_or_else(|| no_dom(name))?;
+        Ok(())
+    }
+    fn network_exists(&self, name: &str) -> Result<bool> {
+        self.alive()?;
+        Ok(self.networks.lock().unwrap().contains_key(name))
+    }
+    fn network_active(&self, name: &str) -> Result<bool> {
+        self.alive()?;
+        Ok(self.networks.lock().unwrap().get(name).is_some_and(|n| n.1))
+    }
+    fn network_xml(&self, name: &str) -> Result<String> {
+        self.alive()?;
+        self.networks.lock().unwrap().get(name).map(|n| n.0.clone()).ok_or_else(|| no_net(name))
+    }
+    fn network_bridge(&self, _name: &str) -> Result<String> {
+        self.alive()?;
+        Ok("virbr9".into())
+    }
+    fn define_network(&self, xml: &str) -> Result<()> {
+        self.alive()?;
+        let name = xml_name(xml)?;
+        self.note(format!("define network {name}"));
+        self.networks.lock().unwrap().insert(name, (xml.to_string(), false));
+        Ok(())
+    }
+    fn start_network(&self, name: &str) -> Result<()> {
+        self.alive()?;
+        self.note(format!("start network {name}"));
+        self.networks.lock().unwrap().get_mut(name).ok_or_else(|| no_net(name))?.1 = true;
+        Ok(())
+    }
+    fn remove_network(&self, name: &str) -> Result<()> {
+        self.alive()?;
+        self.note(format!("remove network {name}"));
+        self.networks.lock().unwrap().remove(name);
+        Ok(())
+    }
+    fn nwfilter_exists(&self, name: &str) -> Result<bool> {
+        self.alive()?;
+        Ok(self.filters.iter().any(|f| f == name))
+    }
+}

@@ -1,0 +1,174 @@
+//! One plan, two uses: a list of [`Step`]s of concrete [`Action`]s. Execution runs exactly
+//! these actions (bootstrap's and the container's executors match on them), and
+//! `--dry-run` prints exactly these actions, so the two cannot drift apart.
+
+use crate::bootstrap::guest::GuestFile;
+use crate::exec::Cmd;
+use serde::Serialize;
+use std::fmt;
+use std::path::PathBuf;
+
+/// One thing a run does, with everything needed to do it (secrets excepted: the root
+/// password's hash is handed to the executor, never stored in a plan).
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Take the per-name lock (held until the run ends).
+    Lock {
+        path: PathBuf,
+    },
+    Mkdir {
+        path: PathBuf,
+    },
+    /// Write a host-side file lxcprov owns (rpm macros, the yum configuration).
+    WriteFile {
+        path: PathBuf,
+        mode: u32,
+        why: String,
+        content: String,
+    },
+    /// Run a command (argv as data) and stream its output to stderr.
+    Run {
+        cmd: Cmd,
+    },
+    /// `cp -a --reflink=auto FROM TO`.
+    CopyTree {
+        from: PathBuf,
+        to: PathBuf,
+    },
+    /// Remove a file or tree that must not be kept (the cache marker in a copy).
+    Remove {
+        path: PathBuf,
+    },
+    /// Drop device nodes and loose modes from an imported tree.
+    NormaliseImport {
+        root: PathBuf,
+    },
+    /// Keep a copy of the installed tree as the base-rootfs cache entry:
+    /// copy to `ENTRY.partial`, write the marker, rename to `ENTRY`.
+    StoreBase {
+        from: PathBuf,
+        entry: PathBuf,
+    },
+    /// Write the guest's files under `root`, and root's password hash into /etc/shadow.
+    ConfigureGuest {
+        root: PathBuf,
+        files: Vec<GuestFile>,
+        password: String,
+    },
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+    },
+    /// The per-container record (how it was bootstrapped).
+    WriteRecord {
+        path: PathBuf,
+    },
+    /// Shift the tree's ownership into the user namespace (recorded, never twice).
+    ShiftIdmap {
+        root: PathBuf,
+        uid: u32,
+        gid: u32,
+    },
+    /// Define (if absent) and start the isolated network.
+    EnsureNetwork {
+        name: String,
+        xml: String,
+    },
+    DefineDomain {
+        name: String,
+        uri: String,
+        xml: String,
+    },
+    /// Start the domain and wait for evidence that its init runs.
+    Start {
+        name: String,
+    },
+    Verify {
+        name: String,
+        checks: String,
+    },
+}
+
+/// A numbered step of a plan: what it achieves and the actions that achieve it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Step {
+    pub title: String,
+    pub actions: Vec<Action>,
+}
+
+impl Step {
+    pub fn new(title: impl Into<String>, actions: Vec<Action>) -> Step {
+        Step { title: title.into(), actions }
+    }
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("   | {l}\n")).collect()
+}
+
+impl fmt::Display for Action {
+    /// The lines `--dry-run` prints for this action.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Lock { path } => writeln!(f, "   lock   {}", path.display()),
+            Action::Mkdir { path } => writeln!(f, "   mkdir  {}", path.display()),
+            Action::WriteFile { path, mode, why, content } => {
+                write!(f, "   write  {}  ({why}, mode {mode:o})\n{}", path.display(), indent(content))
+            }
+            Action::Run { cmd } => writeln!(f, "   run    {}", cmd.display()),
+            Action::CopyTree { from, to } => {
+                writeln!(f, "   run    cp -a --reflink=auto -- {} {}", from.display(), to.display())
+            }
+            Action::Remove { path } => writeln!(f, "   remove {}", path.display()),
+            Action::NormaliseImport { root } => writeln!(
+                f,
+                "   check  {}: drop device nodes, root directory 0755 owned by root",
+                root.display()
+            ),
+            Action::StoreBase { from, entry } => write!(
+                f,
+                "   run    cp -a --reflink=auto -- {from} {entry}.partial\n   write  {entry}.partial/{marker}\n   rename {entry}.partial -> {entry}\n",
+                from = from.display(),
+                entry = entry.display(),
+                marker = crate::bootstrap::BASE_MARKER
+            ),
+            Action::ConfigureGuest { root, files, password } => {
+                for g in files {
+                    let verb = if g.append_line { "append" } else { "write " };
+                    writeln!(f, "   {verb} {}{}  ({}, mode {:o})", root.display(), g.path, g.why, g.mode)?;
+                }
+                writeln!(
+                    f,
+                    "   write  {}/etc/shadow  (root password as a SHA-512 crypt hash; password {password})",
+                    root.display()
+                )
+            }
+            Action::Rename { from, to } => writeln!(f, "   rename {} -> {}", from.display(), to.display()),
+            Action::WriteRecord { path } => writeln!(f, "   write  {}", path.display()),
+            Action::ShiftIdmap { root, uid, gid } => writeln!(
+                f,
+                "   chown  every file under {}: uid +{uid}, gid +{gid} (recorded, never twice)",
+                root.display()
+            ),
+            Action::EnsureNetwork { xml, .. } => write!(f, "{}", indent(xml)),
+            Action::DefineDomain { xml, .. } => write!(f, "{}", indent(xml)),
+            Action::Start { .. } => {
+                writeln!(f, "   start  the domain; wait for its init in libvirt's live state")
+            }
+            Action::Verify { checks, .. } => writeln!(f, "   verify {checks}"),
+        }
+    }
+}
+
+/// The numbered human rendering of steps: `\nN. title\n   actions...`.
+pub fn render_steps(steps: &[Step]) -> String {
+    let mut s = String::new();
+    for (i, st) in steps.iter().enumerate() {
+        s += &format!("\n{}. {}\n", i + 1, st.title);
+        for a in &st.actions {
+            s += &a.to_string();
+        }
+    }
+    s
+}

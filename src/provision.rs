@@ -1,0 +1,131 @@
+//! Bootstrap as a user asks for it: the plan for a spec on this host, the preflight checks,
+//! where the root password comes from, and the run itself (for `bootstrap` and `create`).
+
+use crate::bootstrap::{self, Plan, Source, Tool};
+use crate::context::Context;
+use crate::exec;
+use crate::password::Secret;
+use crate::spec::Spec;
+use anyhow::{bail, Context as _, Result};
+use std::path::PathBuf;
+
+/// Where the root password comes from.
+#[derive(Clone, Debug, Default)]
+pub enum PasswordSource {
+    /// The first line of a file.
+    File(PathBuf),
+    /// Standard input.
+    Stdin,
+    /// Generated, shown once on stderr.
+    #[default]
+    Generate,
+}
+
+impl PasswordSource {
+    /// For the plan: where it comes from, never what it is.
+    pub fn describe(&self) -> String {
+        match self {
+            PasswordSource::File(f) => format!("from {}", f.display()),
+            PasswordSource::Stdin => "from standard input".into(),
+            PasswordSource::Generate => "generated, shown once on stderr".into(),
+        }
+    }
+
+    /// Reads (or generates) it; true when generated.
+    pub fn read(&self) -> Result<(Secret, bool)> {
+        match self {
+            PasswordSource::File(f) => Ok((Secret::from_file(f)?, false)),
+            PasswordSource::Stdin => Ok((
+                Secret::from_reader(&mut std::io::stdin().lock()).context("reading the root password from stdin")?,
+                false,
+            )),
+            PasswordSource::Generate => Ok((Secret::generate()?, true)),
+        }
+    }
+}
+
+/// How to bootstrap one container.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    pub mirror: Option<String>,
+    pub password: PasswordSource,
+    pub force: bool,
+    pub rootfs_from: Option<PathBuf>,
+    pub no_base_cache: bool,
+}
+
+/// The bootstrap plan for a spec with the installer this host has.
+pub fn plan(ctx: &Context, spec: &Spec, req: &Request) -> Result<Plan> {
+    let tool = bootstrap::choose_tool(spec.distro.installer, ctx.rpm_tool, &|p| exec::which(p).is_some())?;
+    let opts = bootstrap::Options {
+        mirror: req.mirror.clone(),
+        force: req.force,
+        import: req.rootfs_from.clone(),
+        keep_base: !req.no_base_cache,
+        password_note: req.password.describe(),
+    };
+    bootstrap::plan(&ctx.paths, &spec.name, &spec.profile_name, &spec.profile, &spec.distro, tool, &opts)
+}
+
+/// Checks that the plan can run here at all: root, the installer, the archive keyring.
+pub fn preflight(plan: &Plan) -> Result<()> {
+    if let Source::Install { cmd, .. } | Source::Import { cmd, .. } = &plan.source {
+        if exec::which(&cmd.program).is_none() {
+            bail!("{} is not installed; {}", cmd.program, exec::install_hint(&cmd.program));
+        }
+        if let (Source::Install { .. }, true, Some(k)) = (&plan.source, plan.spec.gpgcheck, &plan.spec.keyring) {
+            if plan.spec.tool == Tool::Debootstrap && !std::path::Path::new(k).exists() {
+                bail!(
+                    "the archive keyring {k} for {} is missing, so its packages cannot be verified; install it (Debian: debian-archive-keyring; Ubuntu: ubuntu-keyring). Nothing was changed.",
+                    plan.spec.distro
+                );
+            }
+        }
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("bootstrap needs root (it installs packages as root into {}); run it with sudo", plan.rootfs.display());
+    }
+    Ok(())
+}
+
+/// Refuses to touch an existing root filesystem without `--force`.
+pub fn refuse_existing(plan: &Plan) -> Result<()> {
+    if plan.rootfs.exists() && !plan.force {
+        bail!(
+            "{} already exists; lxcprov never overwrites a root filesystem without --force (nothing was changed)",
+            plan.rootfs.display()
+        );
+    }
+    Ok(())
+}
+
+/// Shows a generated password once, on stderr (never stdout, logs or state).
+pub fn announce_password(name: &str, secret: &Secret, generated: bool) {
+    if generated {
+        eprintln!("root password for {name} (shown once, store it now): {}", secret.expose());
+    }
+}
+
+/// `lxcprov bootstrap`: the root filesystem only.
+pub fn bootstrap(ctx: &Context, spec: &Spec, req: &Request) -> Result<Plan> {
+    let plan = plan(ctx, spec, req)?;
+    refuse_existing(&plan)?;
+    preflight(&plan)?;
+    let (secret, generated) = req.password.read()?;
+    for w in &plan.warnings {
+        ctx.ui.warn(w);
+    }
+    let _lock = crate::state::lock(&ctx.paths, &spec.name)?;
+    bootstrap::execute(&plan, &ctx.runner(), &secret, &ctx.ui)?;
+    announce_password(spec.name.as_str(), &secret, generated);
+    ctx.ui.info(&format!("root filesystem ready: {}", plan.rootfs.display()));
+    Ok(plan)
+}
+
+/// The create plan for a spec: bootstrap plan plus the container's steps.
+pub fn create_plan(ctx: &Context, spec: &Spec, req: &Request) -> Result<crate::container::CreatePlan> {
+    let xml = spec.render(ctx)?;
+    let bp = plan(ctx, spec, req)?;
+    Ok(crate::container::CreatePlan::new(spec, &ctx.uri, &ctx.paths, bp, xml))
+}

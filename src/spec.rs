@@ -1,0 +1,69 @@
+//! The resolved container spec: a name, a profile with the command line's overrides
+//! applied and validated, and the distribution it installs. Rendering the domain and
+//! network XML from it. Pure: touches nothing.
+
+use crate::context::Context;
+use crate::distro::{self, Distro};
+use crate::name::Name;
+use crate::profile::{self, Profile, SecModel};
+use crate::render::{self, DomainSpec, NetworkSpec, Templates};
+use anyhow::{Context as _, Result};
+
+/// What the user chose beyond the container's name.
+#[derive(Clone, Debug, Default)]
+pub struct ProfileOptions {
+    /// Profile name (see `lxcprov profiles`).
+    pub profile: String,
+    /// Override the profile's distribution.
+    pub distro: Option<String>,
+    /// Override the profile's release.
+    pub release: Option<String>,
+    /// Override the security driver.
+    pub security: Option<SecModel>,
+}
+
+/// A container's name, profile and distro, resolved and validated.
+pub struct Spec {
+    pub name: Name,
+    pub profile_name: String,
+    pub profile: Profile,
+    pub distro: Distro,
+}
+
+/// Resolves name + profile + overrides. Touches nothing.
+pub fn resolve(ctx: &Context, name: &str, o: &ProfileOptions) -> Result<Spec> {
+    let name = Name::parse(name)?;
+    let loaded = profile::find(&ctx.sources, &o.profile)?;
+    let mut p = loaded.profile;
+    if let Some(d) = &o.distro {
+        if *d != p.distro {
+            // The profile's release and base packages were chosen for its own distro.
+            p.distro = d.clone();
+            p.release = None;
+            p.base_packages = None;
+        }
+    }
+    if let Some(r) = &o.release {
+        p.release = Some(r.clone());
+    }
+    render::apply_overrides(&mut p, &render::Overrides { security: o.security });
+    p.validate().with_context(|| format!("profile {} with the given options", loaded.name))?;
+    let distro = distro::lookup(&p.distro)?;
+    Ok(Spec { name, profile_name: loaded.name, profile: p, distro })
+}
+
+impl Spec {
+    /// The domain and network XML, from one load of the templates.
+    pub fn render(&self, ctx: &Context) -> Result<(String, String)> {
+        let t = Templates::load(ctx.templates.as_deref())?;
+        let spec = DomainSpec::new(
+            &self.name,
+            &self.profile_name,
+            &self.profile,
+            &self.distro,
+            &ctx.paths.rootfs(&self.name),
+            None,
+        );
+        Ok((t.domain(&spec)?, t.network(&NetworkSpec::new(&self.profile.network.name))?))
+    }
+}

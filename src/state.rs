@@ -1,0 +1,66 @@
+//! lxcprov's state on the host: per-name locks and per-container records, under the state
+//! directory (`/var/lib/lxcprov`).
+
+use crate::name::Name;
+use crate::paths::Paths;
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::path::Path;
+
+/// What lxcprov remembers about a container it bootstrapped.
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
+pub struct Record {
+    pub name: String,
+    pub profile: String,
+    pub distro: String,
+    pub release: String,
+    pub gpgcheck: bool,
+    pub installer: String,
+    pub cache_key: String,
+    /// Set once the rootfs ownership was shifted for a user namespace: the map it was
+    /// shifted for (so it is never shifted twice, and `verify` knows what to expect).
+    #[serde(default)]
+    pub idmap: Option<crate::profile::Idmap>,
+    /// Set before the first chown of a shift and cleared when it is complete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shift_started: Option<crate::profile::Idmap>,
+}
+
+impl Record {
+    pub fn load(path: &Path) -> Result<Option<Record>> {
+        match std::fs::read_to_string(path) {
+            Ok(t) => Ok(Some(serde_json::from_str(&t).with_context(|| format!("reading {}", path.display()))?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+    pub fn save(&self, path: &Path) -> Result<()> {
+        std::fs::create_dir_all(path.parent().context("record path")?)?;
+        crate::fsutil::write_atomic(path, serde_json::to_string_pretty(self)?.as_bytes(), 0o644)
+    }
+}
+
+/// Holds the per-name lock for the duration of a run.
+pub struct NameLock {
+    _file: std::fs::File,
+}
+
+/// Takes the lock for `name`, or fails at once if another run holds it.
+pub fn lock(paths: &Paths, name: &Name) -> Result<NameLock> {
+    let path = paths.lock(name);
+    let dir = path.parent().context("lock path")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening lock {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(NameLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            bail!("another lxcprov run is working on {name} (lock {} is held); wait for it to finish", path.display())
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
+    }
+}
