@@ -473,7 +473,7 @@ pub fn plan(
     let yum_conf = (tool == Tool::Yum).then(|| (conf_path.clone(), spec.yum_conf(&pkg_cache)));
     let source = if let Some(from) = import {
         spec.gpgcheck = false;
-        let from = std::path::absolute(from).with_context(|| format!("--rootfs-from {}", from.display()))?;
+        let from = crate::import::check_source(from, paths)?;
         Source::Import { cmd: import_cmd(&from, &partial)?, from }
     } else if cache_entry.join(BASE_MARKER).is_file() {
         Source::Cache { cache_entry }
@@ -689,7 +689,7 @@ pub fn root_hash(rootfs: &Path) -> Option<String> {
 
 fn build_partial(plan: &Plan, runner: &dyn Runner, hash: &str, progress: &dyn Progress) -> Result<()> {
     let pool = plan.partial.parent().context("pool")?;
-    std::fs::create_dir_all(pool).with_context(|| format!("creating {}", pool.display()))?;
+    crate::fsutil::ensure_private_dir(pool, crate::import::POOL_MODE)?;
     match &plan.source {
         Source::Install { cmd, cache_entry } => {
             std::fs::create_dir_all(&plan.pkg_cache)
@@ -718,9 +718,10 @@ fn build_partial(plan: &Plan, runner: &dyn Runner, hash: &str, progress: &dyn Pr
             }
         }
         Source::Import { from, cmd } => {
-            std::fs::create_dir_all(&plan.partial)?;
+            crate::fsutil::ensure_private_dir(&plan.partial, crate::import::PARTIAL_MODE)?;
             progress.phase(&format!("importing {}", from.display()));
             runner.run(cmd, &mut |l| progress.line(l)).map_err(anyhow::Error::new)?;
+            crate::import::normalise_tree(&plan.partial)?.warnings().iter().for_each(|w| progress.line(w));
             progress.done(&format!("imported {}", from.display()));
         }
         Source::Cache { cache_entry } => {

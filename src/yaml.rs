@@ -111,10 +111,8 @@ pub fn check_limits(text: &str, origin: &str) -> Result<(), YamlError> {
                 1
             }
             events::Kind::Finish => {
-                if let Some((anchor, start)) = open.pop() {
-                    if let Some(a) = anchor {
-                        anchors.insert(a, Some(expanded - start + 1));
-                    }
+                if let Some((Some(a), start)) = open.pop() {
+                    anchors.insert(a, Some(expanded - start + 1));
                 }
                 1
             }
