@@ -8,7 +8,7 @@
 use anyhow::{bail, Context, Result};
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 /// Resolves `rel` (such as `/etc/shadow`) under `root`, refusing `..` and any existing
@@ -65,14 +65,171 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     Ok(())
 }
 
-/// Reads `rel` under `root` if it exists (refusing symlinks).
+/// The most [`read_in`] reads from a file inside a root filesystem (`/etc/shadow` and the
+/// like are a few kilobytes; a guest's file is never trusted to be small).
+pub const READ_IN_MAX: u64 = 4 << 20;
+
+/// Reads `rel` under `root` if it exists, refusing symlinks (among the parents and, with
+/// `O_NOFOLLOW`, the file itself), anything that is not a regular file, and files larger
+/// than [`READ_IN_MAX`].
 pub fn read_in(root: &Path, rel: &str) -> Result<Option<String>> {
     let path = resolve_in(root, rel)?;
-    match fs::read(&path) {
+    let what = format!("{rel} in {}", root.display());
+    match read_bounded(&path, READ_IN_MAX, &what, false) {
         Ok(b) => Ok(Some(String::from_utf8_lossy(&b).into_owned())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        Err(BoundedReadError::NotFound) => Ok(None),
+        Err(BoundedReadError::Other(e)) => Err(e),
     }
+}
+
+/// Reads a regular file of at most `max` bytes, such as a profile, a template or a password
+/// file named on the command line. `what` names the file in messages ("profile file").
+///
+/// A FIFO would block the read forever, `/dev/zero` or a sparse file of many gigabytes
+/// would exhaust memory, and opening some devices has side effects (a tape rewinds, a
+/// terminal becomes the controlling one). So the path is `stat`ed first and anything but a
+/// regular file is refused without being opened; the file is then opened with
+/// `O_NONBLOCK | O_NOCTTY`, checked again on the open descriptor (the path may have been
+/// replaced in between), its size compared with `max`, and at most `max + 1` bytes are read
+/// (a file can grow while it is read, and some pseudo-files report a size of 0). Symlinks
+/// are followed: these are host paths the administrator chose. Files inside a root
+/// filesystem are read with [`read_in`], which does not follow them.
+pub fn read_regular_bounded(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
+    read_bounded(path, max, what, true).map_err(|e| match e {
+        BoundedReadError::NotFound => anyhow::anyhow!("{what} {}: no such file", path.display()),
+        BoundedReadError::Other(e) => e,
+    })
+}
+
+/// [`read_regular_bounded`] for text: the content must be UTF-8.
+pub fn read_regular_bounded_to_string(path: &Path, max: u64, what: &str) -> Result<String> {
+    let bytes = read_regular_bounded(path, max, what)?;
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{what} {} is not UTF-8 text (invalid byte at offset {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+enum BoundedReadError {
+    NotFound,
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for BoundedReadError {
+    fn from(e: anyhow::Error) -> Self {
+        BoundedReadError::Other(e)
+    }
+}
+
+/// What kind of file a mode describes, for messages.
+fn kind_of(ft: fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_dir() {
+        "a directory"
+    } else if ft.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_symlink() {
+        "a symlink"
+    } else {
+        "not a regular file"
+    }
+}
+
+fn read_bounded(path: &Path, max: u64, what: &str, follow: bool) -> std::result::Result<Vec<u8>, BoundedReadError> {
+    use std::io::Read;
+    let shown = path.display();
+    let pre = if follow { fs::metadata(path) } else { fs::symlink_metadata(path) };
+    let pre = match pre {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(BoundedReadError::NotFound),
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot read {what} {shown}")).into()),
+    };
+    if !pre.file_type().is_file() {
+        let kind = kind_of(pre.file_type());
+        return Err(anyhow::anyhow!("refusing to read {what} {shown}: it is {kind}, not a regular file").into());
+    }
+    let mut flags = libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+    if !follow {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let file = match fs::OpenOptions::new().read(true).custom_flags(flags).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(BoundedReadError::NotFound),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) && !follow => {
+            return Err(anyhow::anyhow!("refusing to read {what} {shown}: it is a symlink").into())
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot open {what} {shown}")).into()),
+    };
+    let meta = file.metadata().map_err(|e| anyhow::Error::new(e).context(format!("cannot stat {what} {shown}")))?;
+    if !meta.file_type().is_file() {
+        let kind = kind_of(meta.file_type());
+        return Err(anyhow::anyhow!("refusing to read {what} {shown}: it is {kind}, not a regular file").into());
+    }
+    if meta.len() > max {
+        return Err(anyhow::anyhow!(
+            "refusing to read {what} {shown}: it is {} bytes, more than the limit of {max}",
+            meta.len()
+        )
+        .into());
+    }
+    let mut buf = Vec::with_capacity(meta.len() as usize);
+    file.take(max + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| anyhow::Error::new(e).context(format!("cannot read {what} {shown}")))?;
+    if buf.len() as u64 > max {
+        return Err(anyhow::anyhow!("refusing to read {what} {shown}: it grew beyond the limit of {max} bytes").into());
+    }
+    Ok(buf)
+}
+
+/// Creates the directory `path` with exactly `mode` if it is missing (parents as usual,
+/// 0755), or takes away from an existing one every permission bit `mode` does not grant
+/// (it never widens a mode the administrator narrowed). Refuses a symlink or a
+/// non-directory, since the point is to know what protects the content.
+pub fn ensure_private_dir(path: &Path, mode: u32) -> Result<()> {
+    let mode = mode & 0o777;
+    let mut created = false;
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            bail!("{} is a symlink; lxcprov wants a real directory there", path.display())
+        }
+        Ok(m) if !m.is_dir() => bail!("{} exists and is not a directory", path.display()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            }
+            match fs::DirBuilder::new().mode(mode).create(path) {
+                Ok(()) => created = true,
+                // Created by a concurrent run in between: treated as an existing one.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+            }
+        }
+        Err(e) => return Err(e).with_context(|| format!("inspecting {}", path.display())),
+    }
+    let m = fs::symlink_metadata(path).with_context(|| format!("inspecting {}", path.display()))?;
+    if !m.is_dir() {
+        bail!("{} is not a directory", path.display());
+    }
+    let current = m.mode() & 0o7777;
+    // A new directory gets exactly `mode` (the umask may have taken bits); an existing one
+    // loses what `mode` does not grant, setuid/setgid/sticky included.
+    let wanted = if created { mode } else { current & mode };
+    if wanted != current {
+        fs::set_permissions(path, fs::Permissions::from_mode(wanted))
+            .with_context(|| format!("setting the mode of {} to {wanted:o}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Mount points at or below `dir`, deepest first (from `/proc/self/mountinfo`).
@@ -188,15 +345,6 @@ fn shift_rec(p: &Path, dev: u64, uo: u32, go: u32, count: u32, n: &mut u64) -> s
     Ok(())
 }
 
-/// An imported tree's root directory: owned by root, mode 0755, whatever the import said
-/// (a 0777 root from a tarball would let host users write into the container).
-pub fn normalise_root_dir(root: &Path) -> Result<()> {
-    std::os::unix::fs::chown(root, Some(0), Some(0)).with_context(|| format!("chown {}", root.display()))?;
-    fs::set_permissions(root, fs::Permissions::from_mode(0o755))
-        .with_context(|| format!("chmod {}", root.display()))?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +373,121 @@ mod tests {
         let p = d.path().join("etc/new/file");
         assert_eq!(fs::read_to_string(&p).unwrap(), "hello");
         assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o640);
+    }
+
+    fn mkfifo(p: &Path) {
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: c is a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo {}", p.display());
+    }
+
+    /// Runs `f` on another thread and fails the test if it has not answered within 5 s
+    /// (a FIFO read that blocks would otherwise hang the whole test run).
+    fn quickly<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(f()).unwrap());
+        rx.recv_timeout(std::time::Duration::from_secs(5)).expect("the read hung")
+    }
+
+    fn bounded_err(p: &Path, max: u64) -> String {
+        let p = p.to_path_buf();
+        quickly(move || format!("{:#}", read_regular_bounded(&p, max, "test file").unwrap_err()))
+    }
+
+    #[test]
+    fn bounded_reads_refuse_what_is_not_a_small_regular_file() {
+        let d = tempfile::tempdir().unwrap();
+        let fifo = d.path().join("fifo");
+        mkfifo(&fifo);
+        let e = bounded_err(&fifo, 1024);
+        assert!(e.contains("FIFO") && e.contains("fifo") && e.contains("test file"), "{e}");
+
+        let e = bounded_err(Path::new("/dev/zero"), 1024);
+        assert!(e.contains("character device") && e.contains("/dev/zero"), "{e}");
+        let link = d.path().join("zero-link");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        let e = bounded_err(&link, 1024);
+        assert!(e.contains("character device"), "{e}");
+        let fifo_link = d.path().join("fifo-link");
+        std::os::unix::fs::symlink(&fifo, &fifo_link).unwrap();
+        assert!(bounded_err(&fifo_link, 1024).contains("FIFO"));
+
+        let e = bounded_err(d.path(), 1024);
+        assert!(e.contains("directory"), "{e}");
+
+        let sparse = d.path().join("sparse");
+        fs::File::create(&sparse).unwrap().set_len(10 << 30).unwrap();
+        let e = bounded_err(&sparse, 1 << 20);
+        assert!(e.contains("10737418240 bytes") && e.contains("limit of 1048576"), "{e}");
+
+        let exact = d.path().join("exact");
+        fs::write(&exact, vec![b'x'; 1024]).unwrap();
+        assert_eq!(read_regular_bounded(&exact, 1024, "t").unwrap().len(), 1024);
+        assert!(bounded_err(&exact, 1023).contains("more than the limit"));
+
+        let e = bounded_err(&d.path().join("missing"), 10);
+        assert!(e.contains("no such file"), "{e}");
+
+        let bad = d.path().join("latin1");
+        fs::write(&bad, b"caf\xe9\n").unwrap();
+        let e = read_regular_bounded_to_string(&bad, 100, "template").unwrap_err().to_string();
+        assert!(e.contains("not UTF-8") && e.contains("offset 3"), "{e}");
+        fs::write(&bad, "caf\u{e9}\n").unwrap();
+        assert_eq!(read_regular_bounded_to_string(&bad, 100, "template").unwrap(), "caf\u{e9}\n");
+    }
+
+    #[test]
+    fn bounded_reads_stop_at_the_limit_when_the_size_lies() {
+        // /proc files report a size of 0 but have content: the read itself is capped.
+        let b = read_regular_bounded(Path::new("/proc/self/status"), 1 << 20, "t").unwrap();
+        assert!(!b.is_empty());
+        let e = read_regular_bounded(Path::new("/proc/self/status"), 8, "t").unwrap_err().to_string();
+        assert!(e.contains("beyond the limit of 8"), "{e}");
+    }
+
+    #[test]
+    fn read_in_refuses_fifos_devices_symlinks_and_huge_files_in_a_tree() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        fs::create_dir_all(root.join("etc")).unwrap();
+        assert_eq!(read_in(root, "/etc/shadow").unwrap(), None);
+        mkfifo(&root.join("etc/shadow"));
+        let r = root.to_path_buf();
+        let e = quickly(move || format!("{:#}", read_in(&r, "/etc/shadow").unwrap_err()));
+        assert!(e.contains("FIFO") && e.contains("/etc/shadow"), "{e}");
+        fs::remove_file(root.join("etc/shadow")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", root.join("etc/shadow")).unwrap();
+        let r = root.to_path_buf();
+        let e = quickly(move || format!("{:#}", read_in(&r, "/etc/shadow").unwrap_err()));
+        assert!(e.contains("symlink"), "{e}");
+        fs::remove_file(root.join("etc/shadow")).unwrap();
+        fs::File::create(root.join("etc/shadow")).unwrap().set_len(READ_IN_MAX + 1).unwrap();
+        assert!(format!("{:#}", read_in(root, "/etc/shadow").unwrap_err()).contains("limit"));
+        fs::write(root.join("etc/shadow"), "root:*:1::::::\n").unwrap();
+        assert_eq!(read_in(root, "/etc/shadow").unwrap().unwrap(), "root:*:1::::::\n");
+        fs::create_dir(root.join("etc/dir")).unwrap();
+        assert!(format!("{:#}", read_in(root, "/etc/dir").unwrap_err()).contains("directory"));
+    }
+
+    #[test]
+    fn private_dirs_are_created_with_the_mode_and_never_widened() {
+        let d = tempfile::tempdir().unwrap();
+        let pool = d.path().join("a/pool");
+        ensure_private_dir(&pool, 0o711).unwrap();
+        let mode = |p: &Path| fs::symlink_metadata(p).unwrap().mode() & 0o7777;
+        assert_eq!(mode(&pool), 0o711);
+        fs::set_permissions(&pool, fs::Permissions::from_mode(0o1777)).unwrap();
+        ensure_private_dir(&pool, 0o711).unwrap();
+        assert_eq!(mode(&pool), 0o711);
+        fs::set_permissions(&pool, fs::Permissions::from_mode(0o700)).unwrap();
+        ensure_private_dir(&pool, 0o711).unwrap();
+        assert_eq!(mode(&pool), 0o700, "a narrower mode is kept");
+        let link = d.path().join("link");
+        std::os::unix::fs::symlink(&pool, &link).unwrap();
+        assert!(ensure_private_dir(&link, 0o711).unwrap_err().to_string().contains("symlink"));
+        let file = d.path().join("file");
+        fs::write(&file, "").unwrap();
+        assert!(ensure_private_dir(&file, 0o711).is_err());
     }
 
     #[test]

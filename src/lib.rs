@@ -17,6 +17,7 @@ pub mod exec;
 pub mod facts;
 pub mod fsutil;
 pub mod host;
+pub mod import;
 pub mod interrupt;
 pub mod lab;
 pub mod libvirt;

@@ -9,6 +9,9 @@ use std::path::Path;
 /// Longest password accepted (bytes). crypt implementations cap the work at far less.
 pub const MAX_LEN: usize = 256;
 
+/// Largest password file read (bytes): room for the password and some stray whitespace.
+pub const FILE_MAX: u64 = 4096;
+
 /// A clear-text password. Not `Display`, `Debug` redacted.
 pub struct Secret(String);
 
@@ -36,14 +39,17 @@ impl Secret {
         Ok(Secret(s))
     }
 
-    /// Reads a password from a file (one trailing newline is ignored).
+    /// Reads a password from a file (one trailing newline is ignored). The file must be a
+    /// regular file of at most [`FILE_MAX`] bytes: a FIFO, a device or a huge file is
+    /// refused at once instead of blocking or filling memory.
     pub fn from_file(path: &Path) -> Result<Secret> {
-        let mut f = std::fs::File::open(path)
-            .with_context(|| format!("cannot open the root password file {}", path.display()))?;
-        Self::from_reader(&mut f).with_context(|| format!("root password file {}", path.display()))
+        let bytes = crate::fsutil::read_regular_bounded(path, FILE_MAX, "root password file")?;
+        Self::from_reader(&mut bytes.as_slice()).with_context(|| format!("root password file {}", path.display()))
     }
 
-    /// Reads a password from a reader such as stdin (one trailing newline is ignored).
+    /// Reads a password from a reader such as stdin (one trailing newline is ignored). At
+    /// most `MAX_LEN + 3` bytes are read, so an endless stream (`< /dev/zero`) is refused
+    /// as too long; a terminal or pipe still has to reach end-of-file.
     pub fn from_reader(r: &mut dyn Read) -> Result<Secret> {
         let mut buf = Vec::new();
         r.take(MAX_LEN as u64 + 3).read_to_end(&mut buf)?;
@@ -128,7 +134,31 @@ mod tests {
         assert!(Secret::from_reader(&mut "\n".as_bytes()).is_err());
         assert!(Secret::from_reader(&mut "two\nlines\n".as_bytes()).is_err());
         assert!(Secret::from_reader(&mut "x".repeat(10_000).as_bytes()).is_err());
+        // An endless reader (stdin redirected from /dev/zero) is cut off, not read forever.
+        assert!(Secret::from_reader(&mut std::io::repeat(b'x')).is_err());
         assert_eq!(Secret::from_reader(&mut "s3cret pw\n".as_bytes()).unwrap().expose(), "s3cret pw");
+    }
+
+    #[test]
+    fn password_files_must_be_small_regular_files() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("pw");
+        std::fs::write(&f, "s3cret\n").unwrap();
+        assert_eq!(Secret::from_file(&f).unwrap().expose(), "s3cret");
+        let fifo = d.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: c is a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(format!("{:#}", Secret::from_file(&fifo).unwrap_err())).unwrap());
+        let e = rx.recv_timeout(std::time::Duration::from_secs(5)).expect("reading a FIFO hung");
+        assert!(e.contains("FIFO") && e.contains("root password file"), "{e}");
+        let e = format!("{:#}", Secret::from_file(Path::new("/dev/zero")).unwrap_err());
+        assert!(e.contains("character device"), "{e}");
+        let big = d.path().join("big");
+        std::fs::File::create(&big).unwrap().set_len(10 << 30).unwrap();
+        assert!(format!("{:#}", Secret::from_file(&big).unwrap_err()).contains("limit of 4096"));
+        assert!(format!("{:#}", Secret::from_file(d.path()).unwrap_err()).contains("directory"));
     }
 
     #[test]

@@ -20,6 +20,11 @@ pub enum Action {
     Mkdir {
         path: PathBuf,
     },
+    /// A directory only root may enter (an import's partial tree while it is filled).
+    MkdirPrivate {
+        path: PathBuf,
+        mode: u32,
+    },
     /// Write a host-side file lxcprov owns (rpm macros, the yum configuration).
     WriteFile {
         path: PathBuf,
@@ -113,6 +118,7 @@ impl fmt::Display for Action {
         match self {
             Action::Lock { path } => writeln!(f, "   lock   {}", path.display()),
             Action::Mkdir { path } => writeln!(f, "   mkdir  {}", path.display()),
+            Action::MkdirPrivate { path, mode } => writeln!(f, "   mkdir  {}  (mode {mode:o})", path.display()),
             Action::WriteFile { path, mode, why, content } => {
                 write!(f, "   write  {}  ({why}, mode {mode:o})\n{}", path.display(), indent(content))
             }
@@ -123,7 +129,7 @@ impl fmt::Display for Action {
             Action::Remove { path } => writeln!(f, "   remove {}", path.display()),
             Action::NormaliseImport { root } => writeln!(
                 f,
-                "   check  {}: drop device nodes, root directory 0755 owned by root",
+                "   check  {}: drop device nodes; root directory 0755, owned by root",
                 root.display()
             ),
             Action::StoreBase { from, entry } => write!(

@@ -593,7 +593,7 @@ pub fn load_all(src: &Sources) -> Result<Vec<Loaded>> {
 
 /// Loads one profile file; its name is the file stem.
 pub fn load_file(path: &Path) -> Result<Loaded> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read profile file {}", path.display()))?;
+    let text = crate::fsutil::read_regular_bounded_to_string(path, crate::yaml::MAX_FILE, "profile file")?;
     let name = stem(path)?;
     let origin = path.display().to_string();
     let profile = parse(&text, &origin)?;

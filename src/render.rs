@@ -8,7 +8,7 @@
 use crate::distro::Distro;
 use crate::name::Name;
 use crate::profile::{CapState, Idmap, LabelType, NetMode, Profile, SecModel};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -211,17 +211,26 @@ impl Templates {
             }
             for (name, text) in sources.iter_mut() {
                 let path: PathBuf = dir.join(&*name);
-                if path.exists() {
-                    *text = std::fs::read_to_string(&path)
-                        .with_context(|| format!("cannot read template {}", path.display()))?;
+                if std::fs::symlink_metadata(&path).is_ok() {
+                    *text = crate::fsutil::read_regular_bounded_to_string(&path, TEMPLATE_MAX, "template")?;
+                    check_template_text(text).map_err(|e| anyhow::anyhow!("template {}: {e}", path.display()))?;
                 }
             }
         }
         let mut tera = tera::Tera::default();
         tera.autoescape_on(vec![".xml"]);
         tera.set_escape_fn(escape_xml);
+        // Tera's `range` would build an array of any length; ours stops at RANGE_MAX items.
+        tera.register_function("range", bounded_range);
         tera.add_raw_templates(sources.iter().map(|(n, t)| (n.as_str(), t.as_str())))
             .map_err(|e| anyhow::anyhow!("template error: {}", tera_chain(&e)))?;
+        for (name, _) in &sources {
+            let t = tera.get_template(name).map_err(|e| anyhow::anyhow!("template error: {}", tera_chain(&e)))?;
+            check_template(t).map_err(|e| match dir {
+                Some(d) => anyhow::anyhow!("template {}: {e}", d.join(name).display()),
+                None => anyhow::anyhow!("built-in template {name}: {e}"),
+            })?;
+        }
         Ok(Templates { tera })
     }
 
@@ -245,6 +254,203 @@ impl Templates {
     pub fn network(&self, spec: &NetworkSpec) -> Result<String> {
         self.render("network.xml", spec)
     }
+}
+
+/// Largest template file read from `--templates DIR` (the built-in ones are about 3 kB).
+pub const TEMPLATE_MAX: u64 = 1 << 20;
+
+/// Deepest nesting of brackets and of block tags accepted in a template: Tera's parser
+/// and renderer recurse once per level, and a few thousand levels overflow the stack.
+pub const TEMPLATE_MAX_DEPTH: usize = 64;
+
+/// Most items `range()` may produce in a template.
+pub const RANGE_MAX: i64 = 4096;
+
+/// Refuses a template text nested too deeply for Tera, before Tera sees it: its parser and
+/// renderer recurse once per level of brackets, of operators (`1 + 1 + …` is a chain of
+/// nested nodes) and of block tags, and a few thousand levels overflow the stack, which
+/// aborts the process without a message.
+///
+/// Inside each `{{ }}` and `{% %}` tag (string literals skipped, as Tera's lexer does) it
+/// counts open brackets `( [ {` and the operators and filters (`+ - * / % ~ < > ! = |` and the words
+/// `and or not in is`), each against [`TEMPLATE_MAX_DEPTH`]; across the template it counts
+/// open block tags (`if for block filter macro raw` against their `end…` tags). Operators
+/// are counted, not their depth, so this can only over-count.
+pub fn check_template_text(text: &str) -> std::result::Result<(), String> {
+    let bytes = text.as_bytes();
+    let line_of = |at: usize| text[..at].bytes().filter(|&b| b == b'\n').count() + 1;
+    let mut blocks: usize = 0;
+    let mut i = 0;
+    while i + 1 < bytes.len() {
+        let close = match &bytes[i..i + 2] {
+            b"{{" => b'}',
+            b"{%" => b'%',
+            b"{#" => {
+                i = text[i + 2..].find("#}").map_or(bytes.len(), |e| i + 2 + e + 2);
+                continue;
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        let start = i;
+        let (mut depth, mut ops) = (0usize, 0usize);
+        let mut quote: Option<u8> = None;
+        let mut word = String::new();
+        let mut first_word: Option<String> = None;
+        let mut j = i + 2;
+        let end_word = |word: &mut String, ops: &mut usize, first: &mut Option<String>| {
+            if !word.is_empty() {
+                if matches!(word.as_str(), "and" | "or" | "not" | "in" | "is") {
+                    *ops += 1;
+                }
+                first.get_or_insert_with(|| word.clone());
+                word.clear();
+            }
+        };
+        while j < bytes.len() {
+            let c = bytes[j];
+            if let Some(q) = quote {
+                if c == q {
+                    quote = None;
+                }
+                j += 1;
+                continue;
+            }
+            if c == close && bytes.get(j + 1) == Some(&b'}') {
+                break;
+            }
+            if c.is_ascii_alphanumeric() || c == b'_' {
+                word.push(c as char);
+                j += 1;
+                continue;
+            }
+            end_word(&mut word, &mut ops, &mut first_word);
+            match c {
+                b'"' | b'\'' | b'`' => quote = Some(c),
+                b'(' | b'[' | b'{' => depth += 1,
+                b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+                b'+' | b'-' | b'*' | b'/' | b'%' | b'~' | b'<' | b'>' | b'!' | b'=' | b'|' => ops += 1,
+                _ => {}
+            }
+            if depth > TEMPLATE_MAX_DEPTH {
+                return Err(format!(
+                    "line {}: expression nested more than {TEMPLATE_MAX_DEPTH} levels deep",
+                    line_of(start)
+                ));
+            }
+            if ops > TEMPLATE_MAX_DEPTH {
+                return Err(format!("line {}: more than {TEMPLATE_MAX_DEPTH} operators in one tag", line_of(start)));
+            }
+            j += 1;
+        }
+        end_word(&mut word, &mut ops, &mut first_word);
+        i = j + 2;
+        if close == b'%' {
+            match first_word.as_deref().unwrap_or("") {
+                "raw" => {
+                    // Raw text is not parsed: go on at its end tag.
+                    blocks += 1;
+                    let mut k = i.min(bytes.len());
+                    i = bytes.len();
+                    while let Some(e) = text[k..].find("{%") {
+                        let at = k + e;
+                        if text[at + 2..].trim_start_matches('-').trim_start().starts_with("endraw") {
+                            i = at;
+                            break;
+                        }
+                        k = at + 2;
+                    }
+                }
+                "if" | "for" | "block" | "filter" | "macro" => blocks += 1,
+                w if w.starts_with("end") => blocks = blocks.saturating_sub(1),
+                _ => {}
+            }
+            if blocks > TEMPLATE_MAX_DEPTH {
+                return Err(format!(
+                    "line {}: block tags nested more than {TEMPLATE_MAX_DEPTH} levels deep",
+                    line_of(start)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses what lets a template call itself: `{% include %}`, `{% extends %}`,
+/// `{% import %}` and macro definitions. A template that includes itself (or the other
+/// one, which includes it back) or a macro that calls itself recurses until the stack
+/// overflows and the process aborts without a message; lxcprov's two templates are
+/// self-contained, so these are simply not allowed in them.
+fn check_template(t: &tera::Template) -> std::result::Result<(), String> {
+    use tera::ast::Node;
+    if let Some(parent) = &t.parent {
+        return Err(format!("{{% extends \"{parent}\" %}} is not allowed (templates must be self-contained)"));
+    }
+    if let Some((file, _)) = t.imported_macro_files.first() {
+        return Err(format!("{{% import \"{file}\" %}} is not allowed (templates must be self-contained)"));
+    }
+    if let Some(name) = t.macros.keys().next() {
+        return Err(format!("macro {name:?}: macros are not allowed (they can recurse without bound)"));
+    }
+    // Includes may sit inside any block: walk the tree (its depth is bounded by
+    // check_template_text for user templates).
+    let mut stack: Vec<&Node> = t.ast.iter().collect();
+    while let Some(n) = stack.pop() {
+        match n {
+            Node::Include(_, names, _) => {
+                return Err(format!(
+                    "{{% include \"{}\" %}} is not allowed (templates must be self-contained)",
+                    names.join("\", \"")
+                ))
+            }
+            Node::Extends(_, p) => return Err(format!("{{% extends \"{p}\" %}} is not allowed")),
+            Node::ImportMacro(_, f, _) => return Err(format!("{{% import \"{f}\" %}} is not allowed")),
+            Node::MacroDefinition(_, m, _) => return Err(format!("macro {:?}: macros are not allowed", m.name)),
+            Node::Block(_, b, _) => stack.extend(b.body.iter()),
+            Node::Forloop(_, f, _) => {
+                stack.extend(f.body.iter());
+                if let Some(e) = &f.empty_body {
+                    stack.extend(e.iter());
+                }
+            }
+            Node::If(i, _) => {
+                for (_, _, body) in &i.conditions {
+                    stack.extend(body.iter());
+                }
+                if let Some((_, body)) = &i.otherwise {
+                    stack.extend(body.iter());
+                }
+            }
+            Node::FilterSection(_, f, _) => stack.extend(f.body.iter()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// `range(end=N)`, `range(start=A, end=B, step_by=S)` as in Tera, refusing more than
+/// [`RANGE_MAX`] items (Tera's own would allocate whatever a template asks for).
+fn bounded_range(args: &std::collections::HashMap<String, tera::Value>) -> tera::Result<tera::Value> {
+    let int = |k: &str, default: Option<i64>| -> tera::Result<i64> {
+        match args.get(k) {
+            Some(v) => v.as_i64().ok_or_else(|| tera::Error::msg(format!("range: `{k}` must be an integer"))),
+            None => default.ok_or_else(|| tera::Error::msg(format!("range: `{k}` is required"))),
+        }
+    };
+    let (start, end, step) = (int("start", Some(0))?, int("end", None)?, int("step_by", Some(1))?);
+    if step <= 0 {
+        return Err(tera::Error::msg("range: `step_by` must be positive"));
+    }
+    if start > end {
+        return Err(tera::Error::msg("range: `start` must not be greater than `end`"));
+    }
+    let count = (end - start).saturating_add(step - 1) / step;
+    if count > RANGE_MAX {
+        return Err(tera::Error::msg(format!("range: {count} items is more than the limit of {RANGE_MAX}")));
+    }
+    Ok(tera::Value::Array((start..end).step_by(step as usize).map(tera::Value::from).collect()))
 }
 
 /// Tera hides the useful part of an error in its source chain.
@@ -281,5 +487,147 @@ mod tests {
     #[test]
     fn missing_template_dir_is_an_error() {
         assert!(Templates::load(Some(Path::new("/nonexistent/lxcprov"))).is_err());
+    }
+    fn load_with(name: &str, text: &str) -> anyhow::Result<Templates> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(name), text).unwrap();
+        Templates::load(Some(dir.path()))
+    }
+
+    fn load_err(name: &str, text: &str) -> String {
+        // On a thread with a small stack, like a deeply recursing render would need: a
+        // stack overflow aborts the whole test binary, so this must come back with an error.
+        let (name, text) = (name.to_string(), text.to_string());
+        std::thread::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(move || match load_with(&name, &text) {
+                Err(e) => format!("{e:#}"),
+                Ok(t) => match t.network(&NetworkSpec::new("n")).and_then(|_| {
+                    let spec: DomainSpec = test_spec();
+                    t.domain(&spec)
+                }) {
+                    Err(e) => format!("{e:#}"),
+                    Ok(_) => "no error".into(),
+                },
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+            .chars()
+            .take(400)
+            .collect()
+    }
+
+    fn test_spec() -> DomainSpec {
+        let name = Name::parse("t1").unwrap();
+        let all = crate::profile::load_all(&crate::profile::Sources::default()).unwrap();
+        let l = all.into_iter().next().unwrap();
+        let d = crate::distro::lookup(&l.profile.distro).unwrap();
+        DomainSpec::new(&name, &l.name, &l.profile, &d, Path::new("/x"), None)
+    }
+
+    #[test]
+    fn recursive_templates_are_refused_not_overflowing_the_stack() {
+        let e = load_err("network.xml", "<network>{% include \"network.xml\" %}</network>");
+        assert!(e.contains("include") && e.contains("not allowed") && e.contains("network.xml"), "{e}");
+        let e = load_err(
+            "network.xml",
+            "{% if true %}{% for i in [1] %}{% include \"domain.xml\" %}{% endfor %}{% endif %}",
+        );
+        assert!(e.contains("include"), "{e}");
+        let e = load_err("domain.xml", "{% include \"network.xml\" ignore missing %}");
+        assert!(e.contains("include"), "{e}");
+        let e = load_err(
+            "network.xml",
+            "{% macro m(n) %}{{ self::m(n=n) }}{% endmacro m %}<network>{{ self::m(n=1) }}</network>",
+        );
+        assert!(e.contains("macro") && e.contains("not allowed"), "{e}");
+        // Tera itself refuses a template extending itself; either way, an error.
+        let e = load_err("network.xml", "{% extends \"network.xml\" %}");
+        assert!(e.contains("xtend"), "{e}");
+        let e = load_err("network.xml", "{% extends \"domain.xml\" %}{% block b %}{% endblock b %}");
+        assert!(e.contains("extends"), "{e}");
+        let e = load_err("network.xml", "{% import \"domain.xml\" as d %}<network/>");
+        assert!(e.contains("import"), "{e}");
+    }
+
+    #[test]
+    fn deeply_nested_templates_are_refused() {
+        let e = load_err("network.xml", &format!("{{{{ {}1{} }}}}", "(".repeat(100_000), ")".repeat(100_000)));
+        assert!(e.contains("nested more than 64"), "{e}");
+        let e = load_err("network.xml", &format!("{{{{ {}1{} }}}}", "[".repeat(100_000), "]".repeat(100_000)));
+        assert!(e.contains("nested"), "{e}");
+        let e = load_err("network.xml", &"{% if true %}".repeat(10_000));
+        assert!(e.contains("block tags nested more than 64") && e.contains("line 1"), "{e}");
+        let e = load_err("network.xml", &"{%- for i in [1] -%}\n".repeat(100));
+        assert!(e.contains("line 65"), "{e}");
+        // Long operator chains nest in Tera's expression tree just like brackets.
+        for op in [" + 1", " ~ \"x\"", " and true", " == 1"] {
+            let e = load_err("network.xml", &format!("{{{{ 1{} }}}}", op.repeat(50_000)));
+            assert!(e.contains("operators"), "{op}: {e}");
+        }
+        let e = load_err("network.xml", &format!("{{{{ {}true }}}}", "not ".repeat(50_000)));
+        assert!(e.contains("operators") || e.contains("nested"), "{e}");
+        // Strings are skipped as Tera skips them: a `}}` in one does not end the tag.
+        let e = load_err("network.xml", &format!("{{{{ \"}}}}\" ~ {}1{} }}}}", "(".repeat(1000), ")".repeat(1000)));
+        assert!(e.contains("nested"), "{e}");
+        let t = "<network><name>{{ \"((((\" ~ name ~ '}}' }}</name>{% raw %}{{ ((( {% if %}{% endraw %}</network>";
+        let out = load_with("network.xml", t).unwrap().network(&NetworkSpec::new("n")).unwrap();
+        assert!(out.contains("((((n}}") && out.contains("{{ ((( {% if %}"), "{out}");
+        // Sixty-four levels of ordinary blocks are fine.
+        let t = format!(
+            "{}<network><name>{{{{ name }}}}</name></network>{}",
+            "{% if true %}".repeat(64),
+            "{% endif %}".repeat(64)
+        );
+        let out = load_with("network.xml", &t).unwrap().network(&NetworkSpec::new("n")).unwrap();
+        assert!(out.contains("<name>n</name>"), "{out}");
+    }
+
+    #[test]
+    fn range_is_bounded() {
+        let e = load_err("network.xml", "{% for i in range(end=1000000000000) %}x{% endfor %}");
+        assert!(e.contains("limit of 4096"), "{e}");
+        let t = load_with("network.xml", "<n>{% for i in range(start=1, end=10, step_by=3) %}{{ i }}{% endfor %}</n>")
+            .unwrap();
+        assert_eq!(t.network(&NetworkSpec::new("n")).unwrap(), "<n>147</n>\n");
+        assert!(load_err("network.xml", "{% for i in range(end=5, step_by=0) %}{% endfor %}").contains("step_by"));
+    }
+
+    #[test]
+    fn template_files_must_be_small_regular_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("network.xml");
+        std::fs::File::create(&p).unwrap().set_len(10 << 30).unwrap();
+        let e = format!("{:#}", Templates::load(Some(dir.path())).err().unwrap());
+        assert!(e.contains("limit of 1048576") && e.contains("network.xml"), "{e}");
+        std::fs::remove_file(&p).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &p).unwrap();
+        let e = format!("{:#}", Templates::load(Some(dir.path())).err().unwrap());
+        assert!(e.contains("character device"), "{e}");
+        std::fs::remove_file(&p).unwrap();
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: c is a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let d = dir.path().to_path_buf();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(format!("{:#}", Templates::load(Some(&d)).err().unwrap())).unwrap());
+        let e = rx.recv_timeout(std::time::Duration::from_secs(5)).expect("reading a FIFO template hung");
+        assert!(e.contains("FIFO"), "{e}");
+        std::fs::remove_file(&p).unwrap();
+        std::fs::create_dir(&p).unwrap();
+        let e = format!("{:#}", Templates::load(Some(dir.path())).err().unwrap());
+        assert!(e.contains("directory"), "{e}");
+        std::fs::remove_dir(&p).unwrap();
+        std::os::unix::fs::symlink("/nonexistent/lxcprov", &p).unwrap();
+        assert!(format!("{:#}", Templates::load(Some(dir.path())).err().unwrap()).contains("no such file"));
+    }
+
+    #[test]
+    fn the_built_in_templates_pass_the_checks() {
+        check_template_text(DOMAIN_TEMPLATE).unwrap();
+        check_template_text(NETWORK_TEMPLATE).unwrap();
+        let t = Templates::load(None).unwrap();
+        t.domain(&test_spec()).unwrap();
     }
 }

@@ -557,3 +557,35 @@ fn rebuild_swaps_in_a_fresh_rootfs_and_keeps_the_old_one_when_the_new_fails() {
     assert!(lx(d.path(), &["destroy", "lxcprov-it-rb", "--purge", "--yes"]).status.success());
     assert!(pool_leftovers(d.path()).is_empty(), "{:?}", pool_leftovers(d.path()));
 }
+
+#[test]
+#[ignore = "root tier: needs root (mknod) (scripts/test.sh)"]
+fn imported_trees_lose_device_nodes_and_get_a_root_owned_0755_root() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    assert!(is_root(), "the root tier must run as root");
+    let d = workdir("import-dev");
+    let t = d.path().join("tree");
+    std::fs::create_dir_all(t.join("dev")).unwrap();
+    std::fs::create_dir_all(t.join("srv")).unwrap();
+    let mknod = |p: &Path, kind: libc::mode_t, major: u32, minor: u32| {
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: c is a valid NUL-terminated path.
+        let rc = unsafe { libc::mknod(c.as_ptr(), kind | 0o666, libc::makedev(major, minor)) };
+        assert_eq!(rc, 0, "mknod {}: {}", p.display(), std::io::Error::last_os_error());
+    };
+    mknod(&t.join("dev/null"), libc::S_IFCHR, 1, 3);
+    mknod(&t.join("srv/disk"), libc::S_IFBLK, 8, 0);
+    mknod(&t.join("srv/fifo"), libc::S_IFIFO, 0, 0);
+    std::fs::write(t.join("srv/file"), "keep").unwrap();
+    std::os::unix::fs::lchown(&t, Some(1234), Some(1234)).unwrap();
+    std::fs::set_permissions(&t, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let r = lxcprov::import::normalise_tree(&t).unwrap();
+    assert_eq!(r.devices_removed, vec![PathBuf::from("dev/null"), PathBuf::from("srv/disk")]);
+    assert_eq!(r.root_fixed, Some((0o777, 1234, 1234)));
+    assert!(r.warnings()[0].contains("removed 2 device node(s)"), "{:?}", r.warnings());
+    assert!(!t.join("dev/null").exists() && !t.join("srv/disk").exists());
+    assert!(std::fs::symlink_metadata(t.join("srv/fifo")).unwrap().file_type().is_fifo());
+    assert_eq!(std::fs::read_to_string(t.join("srv/file")).unwrap(), "keep");
+    let m = std::fs::symlink_metadata(&t).unwrap();
+    assert_eq!((m.mode() & 0o7777, m.uid(), m.gid()), (0o755, 0, 0));
+}

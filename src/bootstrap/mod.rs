@@ -107,7 +107,7 @@ pub fn plan(
     let yum_conf = (tool == Tool::Yum).then(|| (conf_path.clone(), spec.yum_conf(&pkg_cache)));
     let source = if let Some(from) = &o.import {
         spec.gpgcheck = false;
-        let from = std::path::absolute(from).with_context(|| format!("--rootfs-from {}", from.display()))?;
+        let from = crate::import::check_source(from, paths)?;
         Source::Import { cmd: import_cmd(&from, &partial)?, from }
     } else if cache_entry.join(BASE_MARKER).is_file() {
         Source::Cache { cache_entry }
@@ -200,7 +200,7 @@ impl Plan {
             Source::Import { from, cmd } => steps.push(Step::new(
                 format!("import {} (no package signature checks)", from.display()),
                 vec![
-                    Action::Mkdir { path: self.partial.clone() },
+                    Action::MkdirPrivate { path: self.partial.clone(), mode: crate::import::PARTIAL_MODE },
                     Action::Run { cmd: cmd.clone() },
                     Action::NormaliseImport { root: self.partial.clone() },
                 ],
@@ -300,7 +300,7 @@ pub fn build(plan: &Plan, runner: &dyn Runner, hash: &str, progress: &dyn Progre
     // A partial tree can only be a leftover of an interrupted run (we hold the lock).
     crate::fsutil::remove_tree(&plan.partial)?;
     let pool = plan.partial.parent().context("pool")?;
-    std::fs::create_dir_all(pool).with_context(|| format!("creating {}", pool.display()))?;
+    crate::fsutil::ensure_private_dir(pool, crate::import::POOL_MODE)?;
     let ex = Executor { plan, runner, hash, progress };
     let result = plan.build_steps().iter().try_for_each(|s| ex.step(s));
     if let Err(e) = result {
@@ -353,7 +353,10 @@ impl Executor<'_> {
             Action::Run { cmd } => self.runner.run(cmd, &mut |l| self.progress.line(l)).map_err(anyhow::Error::new)?,
             Action::CopyTree { from, to } => copy_tree(self.runner, from, to)?,
             Action::Remove { path } => crate::fsutil::remove_tree(path)?,
-            Action::NormaliseImport { root } => crate::fsutil::normalise_root_dir(root)?,
+            Action::MkdirPrivate { path, mode } => crate::fsutil::ensure_private_dir(path, *mode)?,
+            Action::NormaliseImport { root } => {
+                crate::import::normalise_tree(root)?.warnings().iter().for_each(|w| self.progress.line(w))
+            }
             Action::StoreBase { from, entry } => {
                 // The cache is an optimisation: a full cache disk must not fail the run.
                 if let Err(e) = store_base(self.plan, self.runner, from, entry) {
