@@ -55,13 +55,14 @@ QEMU="$QEMU_DIR/root/usr/bin/qemu-system-x86_64"
 #    but names in contexts/lxc_contexts, and the local module lxcprovlab
 #  - policycoreutils-python-utils: audit2allow (test --permissive)
 #  - apparmor, apparmor-utils: the --apparmor boot
+#  - jq: the in-guest suite reads lxcprov's JSON Lines with a JSON parser
 img_PACKAGES=(
     systemd-sysv libpam-systemd udev kmod procps iproute2 linux-image-amd64 initramfs-tools
     dbus e2fsprogs zstd make
     selinux-basics selinux-policy-default selinux-policy-dev selinux-policy-src selinux-utils
     policycoreutils policycoreutils-python-utils auditd
     libvirt-daemon-system libvirt-daemon-driver-lxc libvirt-clients
-    apparmor apparmor-utils busybox-static
+    apparmor apparmor-utils busybox-static jq
 )
 img_SUITE=bookworm
 img_SIZE=3G

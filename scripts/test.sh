@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it (.ci/run calls this), as root on Debian 12:
 #   1. scripts/setup-host.sh: packages, users, libvirtd, nwfilters (idempotent)
-#   2. cargo test: unit and integration tests that need no root (virt-xml-validate is
+#   2. cargo fmt --check, cargo clippy -D warnings, then cargo test: unit and integration
+#      tests that need no root (virt-xml-validate is
 #      required: a missing tool fails, it does not skip)
 #   3. `vagrant validate` of scripts/vagrant/Vagrantfile (Vagrant cannot fetch boxes here)
 #   4. the SELinux lab (scripts/selinux-lab.sh): build or reuse the nested SELinux guest
@@ -30,6 +31,10 @@ fi
 
 export PATH="$HOME/.cargo/bin:$PATH"
 scripts/setup-host.sh
+
+echo "== format and lints" >&2
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings
 
 echo "== build" >&2
 cargo build --locked --all-targets

@@ -90,17 +90,24 @@ lx() { # TAG ARGS...
 # The most telling line of a failed lxcprov run: its JSON error event, else stderr's tail.
 lx_error() { # TAG
     local e
-    e="$(grep '"type":"error"' "$OUT/$1.jsonl" 2>/dev/null | tail -n 1)"
+    e="$(jq -r 'select(.type == "error") | .data.message' "$OUT/$1.jsonl" 2>/dev/null | tail -n 1)"
     [[ -n "$e" ]] || e="$(grep -v '^\s*$' "$OUT/$1.err" 2>/dev/null | tail -n 3 | tr '\n' ' ')"
     printf '%s' "$e"
 }
 # "id=status ..." for the checks of a verify JSON report that did not pass.
 verify_nonpass() { # TAG
-    grep '"type":"check"' "$OUT/$1.jsonl" 2>/dev/null \
-        | sed -n 's/.*"id":"\([^"]*\)".*"status":"\([^"]*\)".*/\1=\2/p' | grep -v '=pass$' | tr '\n' ' '
+    jq -r 'select(.type == "check" and .data.status != "pass") | "\(.data.id)=\(.data.status)"' \
+        "$OUT/$1.jsonl" 2>/dev/null | tr '\n' ' '
 }
 verify_summary() { # TAG
-    grep '"type":"summary"' "$OUT/$1.jsonl" 2>/dev/null | sed -n 's/.*"passed":\([0-9]*\),"failed":\([0-9]*\),"skipped":\([0-9]*\).*/passed=\1 failed=\2 skipped=\3/p' | tail -n 1
+    jq -r 'select(.type == "summary") | "passed=\(.data.passed) failed=\(.data.failed) skipped=\(.data.skipped)"' \
+        "$OUT/$1.jsonl" 2>/dev/null | tail -n 1
+}
+
+# One field of one check of a JSON Lines report (jq, never the text's field order).
+check_field() { # TAG ID FIELD
+    jq -r --arg id "$2" --arg f "$3" 'select(.type == "check" and .data.id == $id) | .data[$f]' \
+        "$OUT/$1.jsonl" 2>/dev/null | head -n 1
 }
 
 virsh_() { virsh -q -c "$URI" "$@"; }
@@ -247,7 +254,7 @@ step_verify() { # NAME TAG ID
     local n="$1" tag="$2" id="$3" bad
     lx "$tag" verify "$n"
     bad="$(verify_nonpass "$tag")"
-    if [[ $RC -le 1 ]] && grep -q '"type":"summary"' "$OUT/$tag.jsonl" && only_expected "$bad"; then
+    if [[ $RC -le 1 ]] && [[ -n "$(jq -r 'select(.type == "summary") | .type' "$OUT/$tag.jsonl" 2>/dev/null)" ]] && only_expected "$bad"; then
         pass "$id" "lxcprov verify exit $RC in ${DUR}s: $(verify_summary "$tag")${bad:+; not passed: $bad(all expected in this lab)}"
     else
         fail "$id" "lxcprov verify exit $RC: $(verify_summary "$tag"); not passed: ${bad:-$(lx_error "$tag")}"
@@ -259,15 +266,16 @@ step_verify() { # NAME TAG ID
 step_probe() {
     local st detail
     lx probe-c1 verify c1 --probe --peer c2
-    st="$(grep '"id":"selinux.probe"' "$OUT/probe-c1.jsonl" | sed -n 's/.*"status":"\([a-z]*\)".*/\1/p')"
-    detail="$(grep '"id":"selinux.probe"' "$OUT/probe-c1.jsonl" | sed -n 's/.*"summary":"\([^"]*\)".*/\1/p')"
+    st="$(check_field probe-c1 selinux.probe status)"
+    detail="$(check_field probe-c1 selinux.probe summary)"
     if [[ "$st" == pass ]]; then
         pass probe.c1 "lxcprov verify --probe exit $RC: $detail"
     else
         fail probe.c1 "lxcprov verify --probe exit $RC: selinux.probe=${st:-missing}: ${detail:-$(lx_error probe-c1)}"
     fi
     # The denials lxcprov cites as evidence.
-    grep '"id":"selinux.probe"' "$OUT/probe-c1.jsonl" | grep -o 'avc: [^"]*' | head -n 3 | while read -r line; do info "probe evidence: $line"; done
+    jq -r 'select(.type == "check" and .data.id == "selinux.probe") | .data.evidence[]' "$OUT/probe-c1.jsonl" 2>/dev/null \
+        | grep -o 'avc: .*' | head -n 3 | while read -r line; do info "probe evidence: $line"; done
 }
 
 # Lab mode: three students with static MCS pairs from lxcprov's registry; each rootfs must
@@ -293,13 +301,13 @@ step_lab() {
     check lab.static $ok "$detail"
     lx lab-verify lab verify l
     local st1 st2
-    st1="$(grep '"id":"lab.labels_distinct"' "$OUT/lab-verify.jsonl" | sed -n 's/.*"status":"\([a-z]*\)".*/\1/p')"
-    st2="$(grep '"id":"lab.mcs_audit"' "$OUT/lab-verify.jsonl" | sed -n 's/.*"status":"\([a-z]*\)".*/\1/p')"
+    st1="$(check_field lab-verify lab.labels_distinct status)"
+    st2="$(check_field lab-verify lab.mcs_audit status)"
     [[ "$st1" == pass && "$st2" == pass ]]
     check lab.verify $? "lxcprov lab verify exit $RC: lab.labels_distinct=${st1:-missing} lab.mcs_audit=${st2:-missing}"
     lx lab-audit audit
-    [[ $RC -eq 0 ]] && grep -q '"problems":0' "$OUT/lab-audit.jsonl"
-    check lab.audit $? "lxcprov audit exit $RC: $(grep '"type":"summary"' "$OUT/lab-audit.jsonl" | head -n 1)"
+    [[ $RC -eq 0 && "$(jq -r 'select(.type == "summary") | .data.problems' "$OUT/lab-audit.jsonl" 2>/dev/null)" == 0 ]]
+    check lab.audit $? "lxcprov audit exit $RC: $(jq -c 'select(.type == "summary") | .data' "$OUT/lab-audit.jsonl" 2>/dev/null | head -n 1)"
     lx lab-down lab down l --purge --yes
     local left
     left="$(for n in $names; do virsh_ dominfo "$n" >/dev/null 2>&1 && printf '%s ' "$n"; [[ -e "$POOL/$n" ]] && printf '%s ' "$POOL/$n"; done)"
@@ -317,7 +325,7 @@ label_probe() { # NAME TAG
     xlabel="$(live_label "$n")"
     ilabel="$(live_imagelabel "$n")"
     "$LXCPROV" --json list >"$OUT/list-$2.jsonl" 2>/dev/null
-    list="$(grep "\"name\":\"$n\"" "$OUT/list-$2.jsonl" | sed -n 's/.*"label":"\([^"]*\)".*/\1/p')"
+    list="$(jq -r --arg n "$n" 'select(.type == "container" and .data.name == $n) | .data.label // ""' "$OUT/list-$2.jsonl" 2>/dev/null)"
     LABEL[$n]="$plabel"
     case "$MODE" in
         selinux | permissive)
