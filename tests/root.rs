@@ -197,7 +197,7 @@ fn killed_or_interrupted_installer_leaves_nothing_in_the_pool() {
     std::fs::write(&fake, "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in --installroot=*) r=\"${a#--installroot=}\";; esac; done\nmkdir -p \"$r/usr/bin\" && echo x > \"$r/usr/bin/half\"\necho installing...\nexec sleep 60\n").unwrap();
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    for how in ["kill-installer", "ctrl-c"] {
+    for how in ["kill-installer", "ctrl-c", "sigterm", "sighup"] {
         let child = lxcprov(d.path())
             .env("PATH", &path)
             .args(["bootstrap", "it-kill", "--profile", "paper", "--security", "none"])
@@ -212,15 +212,23 @@ fn killed_or_interrupted_installer_leaves_nothing_in_the_pool() {
         }
         if how == "kill-installer" {
             assert!(Command::new("pkill").args(["-KILL", "-f", "sleep 60"]).status().unwrap().success());
-        } else {
+        } else if how == "ctrl-c" {
             unsafe { libc_kill(child.id() as i32, 2) };
             let _ = Command::new("pkill").args(["-INT", "-f", "sleep 60"]).status();
+        } else {
+            // Only lxcprov gets the signal (as from `kill` or a closed terminal): it must stop
+            // its installer itself and clean up, not wait for it.
+            unsafe { libc_kill(child.id() as i32, if how == "sigterm" { 15 } else { 1 }) };
         }
         let out = child.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{how}: {err}");
+        // Ctrl-C is an interrupted run (130); a killed installer is a failed one (2).
+        let want = if how == "kill-installer" { 2 } else { 130 };
+        assert_eq!(out.status.code(), Some(want), "{how}: {err}");
         assert!(err.contains("was removed"), "{how}: {err}");
         assert!(pool_leftovers(d.path()).is_empty(), "{how} left {:?}", pool_leftovers(d.path()));
+        let left = Command::new("pgrep").args(["-f", "sleep 60"]).output().unwrap();
+        assert!(!left.status.success(), "{how}: the installer outlived lxcprov");
     }
 }
 
@@ -324,6 +332,8 @@ fn busybox_container_lifecycle() {
     let row: serde_json::Value = stdout(&o)
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "container")
+        .map(|v| v["data"].clone())
         .find(|v| v["name"] == "lxcprov-it-bb")
         .expect("listed");
     assert_eq!(row["state"], "running");
@@ -390,7 +400,8 @@ fn debootstrap_debian12_boots_with_systemd_and_verifies() {
     assert!(o.status.success());
     let cold = t.elapsed();
     let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
-    assert_eq!(v["source"], "install");
+    assert_eq!(v["type"], "bootstrap");
+    assert_eq!(v["data"]["source"], "install");
     let d1 = d.path().join("pool/it-d1");
     assert!(std::fs::read_to_string(d1.join("etc/shadow")).unwrap().starts_with("root:$6$"));
     assert!(d1.join("sbin/init").exists(), "systemd-sysv provides /sbin/init");
@@ -413,7 +424,7 @@ fn debootstrap_debian12_boots_with_systemd_and_verifies() {
     assert!(o.status.success());
     let warm = t.elapsed();
     let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
-    assert_eq!(v["source"], "cache");
+    assert_eq!(v["data"]["source"], "cache");
     eprintln!("bootstrap cold {:.1}s, warm {:.1}s", cold.as_secs_f64(), warm.as_secs_f64());
     assert!(!d.path().join("pool/it-d2/marker").exists());
     // 4. A systemd container from the same cache, user-namespaced, filtered network.
@@ -449,6 +460,8 @@ fn debootstrap_debian12_boots_with_systemd_and_verifies() {
     let row: serde_json::Value = stdout(&o)
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "container")
+        .map(|v| v["data"].clone())
         .find(|v| v["name"] == "lxcprov-it-deb")
         .unwrap();
     let pid = row["init_pid"].as_u64().unwrap();
