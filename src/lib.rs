@@ -29,5 +29,6 @@ pub mod probe;
 pub mod profile;
 pub mod registry;
 pub mod render;
+pub mod text;
 pub mod verify;
 pub mod yaml;
