@@ -399,6 +399,8 @@ fn non_xml_characters_are_refused_everywhere() {
             let e = err(&yaml);
             assert!(e.contains(key), "{ch:?} {yaml:?}\nwant {key}\ngot {e}");
             assert!(e.contains(&format!("U+{:04X}", ch as u32)), "{e}");
+            // The message quotes the value, but never the raw character.
+            assert!(!e.contains(ch), "{ch:?} reached the message: {e}");
         }
     }
     // Tabs and newlines are text in init arguments and descriptions (listings escape them).

@@ -9,7 +9,8 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 /// One problem (or warning) with the key path it is about: dotted keys and `[index]`
-/// for list items, e.g. `repos[0].gpgkeys[1]`.
+/// for list items, e.g. `repos[0].gpgkeys[1]`. The message may quote hostile profile text:
+/// [`located`] and [`Profile::validate`] pass it through [`crate::text::for_terminal`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {
     pub key: String,
@@ -36,9 +37,10 @@ pub fn located(findings: &[Finding], text: &str, origin: &str) -> Vec<String> {
         .iter()
         .map(|f| {
             let at = super::locate(text, &f.key);
+            let m = crate::text::for_terminal(&f.message);
             let msg = match at {
-                Some((line, col)) => format!("{origin}:{line}:{col}: {}", f.message),
-                None => format!("{origin}: {}", f.message),
+                Some((line, col)) => format!("{origin}:{line}:{col}: {m}"),
+                None => format!("{origin}: {m}"),
             };
             (at, msg)
         })
@@ -236,10 +238,11 @@ impl Profile {
     pub fn validate(&self) -> anyhow::Result<Vec<String>> {
         let f = self.check();
         if !f.errors.is_empty() {
-            let lines: Vec<String> = f.errors.iter().map(|e| e.message.clone()).collect();
+            let lines: Vec<String> =
+                f.errors.iter().map(|e| crate::text::for_terminal(&e.message).into_owned()).collect();
             anyhow::bail!("{}", lines.join("\n"));
         }
-        Ok(f.warnings.into_iter().map(|w| w.message).collect())
+        Ok(f.warnings.iter().map(|w| crate::text::for_terminal(&w.message).into_owned()).collect())
     }
 
     /// Every string reaching domain XML, metadata or a listing must be XML text without
