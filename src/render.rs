@@ -280,6 +280,30 @@ mod tests {
     }
 
     #[test]
+    fn hostile_names_and_profiles_render_well_formed_xml() {
+        let t = Templates::load(None).unwrap();
+        let d = crate::distro::lookup("debian12").unwrap();
+        let name = Name::parse("c1").unwrap();
+        let p = Profile {
+            description: "x <y> & \"q\" ]]> \u{fdd0}\u{ffff}\u{1b}\u{b} end".into(),
+            init: crate::profile::Init {
+                path: "/sbin/init".into(),
+                args: vec!["a\u{fffe}b".into(), "tab\tnl\n".into()],
+            },
+            ..Default::default()
+        };
+        for profile_name in ["plain", "evil\u{ffff}\u{0}name", "<x>'\""] {
+            let spec = DomainSpec::new(&name, profile_name, &p, &d, Path::new("/pool/c1"), None);
+            let xml = t.domain(&spec).unwrap();
+            let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}: {xml}"));
+            let desc = doc.descendants().find(|n| n.has_tag_name("description")).unwrap().text().unwrap();
+            assert!(desc.starts_with("x <y> & \"q\" ]]>"), "{desc}");
+        }
+        // Validation refuses what escaping had to replace.
+        assert!(p.validate().is_err());
+    }
+
+    #[test]
     fn undefined_variables_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("network.xml"), "<network><name>{{ nope }}</name></network>").unwrap();
