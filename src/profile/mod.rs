@@ -12,7 +12,10 @@ mod tests;
 mod validate;
 
 pub use locate::locate;
-pub use validate::{valid_hostname, valid_package, valid_static_label, valid_url, Finding, Findings};
+pub use validate::{
+    located, mirror_trust, package_problem, valid_hostname, valid_package, valid_static_label, valid_url, Finding,
+    Findings,
+};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};

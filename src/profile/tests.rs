@@ -464,3 +464,27 @@ fn builtins_have_no_warnings() {
         assert!(l.warnings.is_empty(), "{}: {:?}", l.name, l.warnings);
     }
 }
+
+#[test]
+fn mirror_overrides_can_be_checked_alone() {
+    assert_eq!(mirror_trust("https://m/", false, true), Ok(None));
+    assert_eq!(mirror_trust("file:///srv/m", false, true), Ok(None));
+    assert!(mirror_trust("http://m/", false, false).is_err());
+    assert!(mirror_trust("http://m/", true, true).unwrap().unwrap().starts_with("WARNING"));
+    assert_eq!(mirror_trust("http://m/", true, false), Ok(None));
+    assert!(mirror_trust("--mirror=x", true, true).is_err());
+}
+
+#[test]
+fn the_catalog_passes_the_profile_rules() {
+    for d in crate::distro::catalog() {
+        for p in d.base_packages.iter().chain(d.package_sets.values().flatten()) {
+            assert!(valid_package(p), "{}: {p}", d.name);
+        }
+        for k in &d.gpgkeys {
+            assert!(valid_url(k) && !k.starts_with("http://"), "{}: {k}", d.name);
+        }
+        let rpm = d.installer != crate::distro::InstallerKind::Debootstrap;
+        assert_eq!(mirror_trust(&d.mirror, true, rpm), Ok(None), "{}", d.name);
+    }
+}

@@ -162,6 +162,31 @@ pub fn valid_url(s: &str) -> bool {
         && !s.chars().any(|c| c.is_whitespace() || c.is_control() || "\"'<>\\`,".contains(c))
 }
 
+/// Checks a mirror URL (a profile's `mirror:`, or `--mirror`) against the trust settings:
+/// `Err` when it must be refused (not a URL [`valid_url`] accepts; plain http without
+/// signature checking), `Ok(Some(warning))` for plain http to an rpm installer with
+/// signature checking (repository metadata is not signed), else `Ok(None)`. `rpm` is true
+/// for dnf and yum: debootstrap's Release files are signed, so plain http is its norm.
+pub fn mirror_trust(m: &str, gpgcheck: bool, rpm: bool) -> Result<Option<String>, String> {
+    if !valid_url(m) {
+        return Err(format!("mirror {m:?} is not an http://, https:// or file:/// URL without spaces or quotes"));
+    }
+    if !m.starts_with("http://") {
+        return Ok(None);
+    }
+    if !gpgcheck {
+        return Err(format!(
+            "mirror {m:?} is plain http and trust.gpgcheck is off: anyone on the path could replace the packages; use https://"
+        ));
+    }
+    Ok(rpm.then(|| {
+        format!(
+            "WARNING: mirror {m:?} is plain http: packages are signature-checked, but repository metadata is not \
+             (old or withheld updates); prefer https://"
+        )
+    }))
+}
+
 /// An SELinux process label `user:role:type:level` for a container: the whole context is
 /// checked ([`crate::mcs::check_static_label`]) with no range and a container type.
 pub fn valid_static_label(s: &str) -> Result<(), String> {
@@ -307,21 +332,10 @@ impl Profile {
         let rpm = distro.is_some_and(|d| d.installer != InstallerKind::Debootstrap);
         let http = |u: &str| u.starts_with("http://");
         if let Some(m) = &self.mirror {
-            if !valid_url(m) {
-                c.error(
-                    "mirror",
-                    format!("mirror {m:?} is not an http://, https:// or file:/// URL without spaces or quotes"),
-                );
-            } else if http(m) && !gpg {
-                c.error(
-                    "mirror",
-                    format!("mirror {m:?} is plain http and trust.gpgcheck is off: anyone on the path could replace the packages; use https://"),
-                );
-            } else if http(m) && rpm {
-                c.warn(
-                    "mirror",
-                    format!("WARNING: mirror {m:?} is plain http: packages are signature-checked, but repository metadata is not (old or withheld updates); prefer https://"),
-                );
+            match mirror_trust(m, gpg, rpm) {
+                Err(e) => c.error("mirror", e),
+                Ok(Some(w)) => c.warn("mirror", w),
+                Ok(None) => {}
             }
         }
         let mut ids = BTreeSet::new();
