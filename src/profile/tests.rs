@@ -488,3 +488,12 @@ fn the_catalog_passes_the_profile_rules() {
         assert_eq!(mirror_trust(&d.mirror, true, rpm), Ok(None), "{}", d.name);
     }
 }
+
+#[test]
+fn many_problems_are_listed_up_to_a_bound() {
+    let pkgs: Vec<String> = (0..500).map(|i| format!("'-x{i}'")).collect();
+    let e = err(&format!("packages: [{}]\n", pkgs.join(", ")));
+    let lines: Vec<&str> = e.lines().collect();
+    assert_eq!(lines.len(), validate::MAX_LISTED + 1, "{e}");
+    assert_eq!(*lines.last().unwrap(), format!("t.yaml: ... and {} more", 500 - validate::MAX_LISTED));
+}

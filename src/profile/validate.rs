@@ -30,11 +30,16 @@ pub struct Findings {
     pub warnings: Vec<Finding>,
 }
 
+/// At most this many findings are located and listed (each location is one more parse).
+pub const MAX_LISTED: usize = 50;
+
 /// Prefixes each finding with `ORIGIN:LINE:COLUMN` of its key in `text` (the nearest
-/// enclosing key that is written there, else `ORIGIN` alone), in document order.
+/// enclosing key that is written there, else `ORIGIN` alone), in document order. Beyond
+/// [`MAX_LISTED`] findings, one last line says how many more there are.
 pub fn located(findings: &[Finding], text: &str, origin: &str) -> Vec<String> {
     let mut out: Vec<(Option<(usize, usize)>, String)> = findings
         .iter()
+        .take(MAX_LISTED)
         .map(|f| {
             let at = super::locate(text, &f.key);
             let m = crate::text::for_terminal(&f.message);
@@ -46,7 +51,11 @@ pub fn located(findings: &[Finding], text: &str, origin: &str) -> Vec<String> {
         })
         .collect();
     out.sort_by_key(|(at, _)| *at);
-    out.into_iter().map(|(_, m)| m).collect()
+    let mut out: Vec<String> = out.into_iter().map(|(_, m)| m).collect();
+    if findings.len() > MAX_LISTED {
+        out.push(format!("{origin}: ... and {} more", findings.len() - MAX_LISTED));
+    }
+    out
 }
 
 /// File suffixes that make an installer read a package argument as a local file.
