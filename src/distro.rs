@@ -30,6 +30,18 @@ pub enum NetConfig {
     Networkd,
 }
 
+/// Which releases a distribution accepts. A release is substituted into URLs, suites and
+/// cache paths, so it is never free text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReleaseFormat {
+    /// A release number, optionally with a minor: `7`, `9`, `43`, `9.4` (EL, Fedora).
+    Number,
+    /// A catalog codename key (`12`, `24.04`), a lower-case codename (`trixie`), or a version
+    /// number like `13` or `26.04` (Debian, Ubuntu).
+    Codename,
+}
+
 /// One rpm repository, relative to the distribution's mirror.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,6 +59,7 @@ pub struct Distro {
     pub description: String,
     pub installer: InstallerKind,
     pub release: String,
+    pub release_format: ReleaseFormat,
     pub mirror: String,
     #[serde(default)]
     pub repos: Vec<RepoPath>,
@@ -68,6 +81,44 @@ pub struct Distro {
 }
 
 impl Distro {
+    /// Is `release` one this distribution accepts ([`ReleaseFormat`])? Never `..`, `/`,
+    /// spaces or other text that could leave a URL or a cache path.
+    pub fn check_release(&self, release: &str) -> Result<(), String> {
+        let digits = |s: &str, max: usize| {
+            !s.is_empty()
+                && s.len() <= max
+                && s.bytes().all(|b| b.is_ascii_digit())
+                && !(s.len() > 1 && s.starts_with('0'))
+        };
+        let version = |s: &str, minor_len: usize| match s.split_once('.') {
+            Some((a, b)) => {
+                digits(a, 3) && !b.is_empty() && b.len() <= minor_len && b.bytes().all(|c| c.is_ascii_digit())
+            }
+            None => digits(s, 3),
+        };
+        let ok = match self.release_format {
+            ReleaseFormat::Number => version(release, 3),
+            ReleaseFormat::Codename => {
+                self.codenames.contains_key(release)
+                    || version(release, 2)
+                    || (release.len() <= 32
+                        && release.starts_with(|c: char| c.is_ascii_lowercase())
+                        && release.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+            }
+        };
+        if ok {
+            return Ok(());
+        }
+        let what = match self.release_format {
+            ReleaseFormat::Number => "a release number such as 9, 43 or 9.4".to_string(),
+            ReleaseFormat::Codename => {
+                let known: Vec<&str> = self.codenames.keys().map(String::as_str).collect();
+                format!("a release such as {} or a lower-case codename", known.join(", "))
+            }
+        };
+        Err(format!("release {release:?} is not a release of {}: use {what}", self.name))
+    }
+
     /// The debootstrap suite (codename) for `release`, or the release itself.
     pub fn suite(&self, release: &str) -> String {
         self.codenames.get(release).cloned().unwrap_or_else(|| release.to_string())
@@ -159,6 +210,90 @@ mod tests {
     fn unknown_distro_lists_known_ones() {
         let e = lookup("gentoo").unwrap_err().to_string();
         assert!(e.contains("debian12") && e.contains("centos7"), "{e}");
+    }
+
+    #[test]
+    fn default_releases_pass_their_own_format() {
+        for d in catalog() {
+            assert_eq!(d.check_release(&d.release), Ok(()), "{}", d.name);
+            for (k, v) in &d.codenames {
+                assert_eq!(d.check_release(k), Ok(()), "{} {k}", d.name);
+                assert_eq!(d.check_release(v), Ok(()), "{} {v}", d.name);
+            }
+        }
+    }
+
+    #[test]
+    fn rpm_releases_are_numbers() {
+        let el = lookup("almalinux9").unwrap();
+        for ok in ["7", "9", "10", "40", "43", "9.4", "8.10"] {
+            assert_eq!(el.check_release(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "..",
+            ".",
+            "7/../../x",
+            "9/",
+            "/9",
+            "9.",
+            ".9",
+            "9..4",
+            "09",
+            "+9",
+            "-9",
+            "9 ",
+            " 9",
+            "1e3",
+            "9\n",
+            "rawhide",
+            "bookworm",
+            "1234",
+            "9.4.1",
+            "9.1234",
+            "{release}",
+            "9%2f..",
+            "9\u{0}",
+            "٩",
+        ] {
+            assert!(el.check_release(bad).is_err(), "{bad:?}");
+        }
+        let e = lookup("fedora").unwrap().check_release("..").unwrap_err();
+        assert!(e.contains("fedora") && e.contains("release number"), "{e}");
+    }
+
+    #[test]
+    fn debian_releases_are_codenames_or_numbers() {
+        let deb = lookup("debian12").unwrap();
+        let ubu = lookup("ubuntu").unwrap();
+        for ok in ["12", "13", "bookworm", "trixie", "sid", "forky"] {
+            assert_eq!(deb.check_release(ok), Ok(()), "{ok}");
+        }
+        for ok in ["24.04", "22.04", "26.04", "noble", "jammy"] {
+            assert_eq!(ubu.check_release(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "..",
+            "../x",
+            "bookworm/../x",
+            "Bookworm",
+            "bookworm-backports",
+            "a b",
+            "bookworm\n",
+            "-x",
+            "1.2.3",
+            "24.004",
+            "x/y",
+            "~",
+            "$(id)",
+            "trixie;",
+            "é",
+        ] {
+            assert!(deb.check_release(bad).is_err(), "{bad:?}");
+            assert!(ubu.check_release(bad).is_err(), "{bad:?}");
+        }
+        assert!(deb.check_release(&"a".repeat(33)).is_err());
     }
 
     #[test]

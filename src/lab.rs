@@ -120,6 +120,9 @@ pub fn up(ctx: &Ctx, a: &UpOptions) -> Result<UpResult> {
     let names = member_names(&lab, &a.prefix, a.count)?;
     // Resolve once to check the profile and the host before anything is created.
     let base = spec::resolve(ctx, names[0].as_str(), &a.profile)?;
+    for w in &base.warnings {
+        ctx.ui.notice(&crate::text::for_terminal(w));
+    }
     if let Some(why) = container::security_refusal(&base.profile) {
         bail!("cannot bring up lab {lab}: {why}. Nothing was created.");
     }

@@ -40,6 +40,11 @@ impl Ui {
         self.print(&format!("warning: {msg}"));
     }
 
+    /// A message shown even with `-q` (validation warnings that carry their own prefix).
+    pub fn notice(&self, msg: &str) {
+        self.print(msg);
+    }
+
     fn print(&self, msg: &str) {
         match &*self.current.lock().unwrap() {
             Some((pb, _)) => pb.suspend(|| eprintln!("{msg}")),

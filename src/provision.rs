@@ -64,7 +64,17 @@ pub fn plan(ctx: &Context, spec: &Spec, req: &Request) -> Result<Plan> {
         keep_base: !req.no_base_cache,
         password_note: req.password.describe(),
     };
-    bootstrap::plan(&ctx.paths, &spec.name, &spec.profile_name, &spec.profile, &spec.distro, tool, &opts)
+    let mut plan =
+        bootstrap::plan(&ctx.paths, &spec.name, &spec.profile_name, &spec.profile, &spec.distro, tool, &opts)?;
+    if let Some(m) = &req.mirror {
+        let rpm = tool != Tool::Debootstrap;
+        match crate::profile::mirror_trust(m, spec.profile.trust.gpgcheck, rpm) {
+            Err(e) => bail!("--mirror: {e}"),
+            Ok(Some(w)) => plan.warnings.push(format!("--mirror: {w}")),
+            Ok(None) => {}
+        }
+    }
+    Ok(plan)
 }
 
 /// Checks that the plan can run here at all: root, the installer, the archive keyring.

@@ -32,9 +32,10 @@ pub fn escape_xml(s: &str) -> String {
             '\n' => out.push_str("&#10;"),
             '\r' => out.push_str("&#13;"),
             '\t' => out.push_str("&#9;"),
-            // Other C0 controls cannot appear in XML 1.0 at all; profile validation refuses
-            // them, and this keeps the document well-formed should one slip through.
-            c if (c as u32) < 0x20 => out.push('\u{FFFD}'),
+            // Other C0 controls, U+FFFE and U+FFFF cannot appear in XML 1.0 at all (not even
+            // as character references); profile validation refuses them, and this keeps the
+            // document well-formed should one slip through (a template override, a name).
+            c if !crate::text::is_xml_char(c) => out.push('\u{FFFD}'),
             c => out.push(c),
         }
     }
@@ -473,6 +474,39 @@ mod tests {
         assert_eq!(escape_xml("a<b&c>'d\"]]>"), "a&lt;b&amp;c&gt;&apos;d&quot;]]&gt;");
         assert_eq!(escape_xml("/var/lib/x"), "/var/lib/x");
         assert_eq!(escape_xml("l1\nl2"), "l1&#10;l2");
+    }
+
+    #[test]
+    fn escaped_text_is_always_well_formed() {
+        for hostile in ["a\u{0}b", "\u{1b}[2J", "x\u{fffe}y", "\u{ffff}", "\u{b}\u{c}", "ok\r\n\t", "\u{10ffff}"] {
+            let doc = format!("<a b='{}'>{}</a>", escape_xml(hostile), escape_xml(hostile));
+            assert!(roxmltree::Document::parse(&doc).is_ok(), "{hostile:?}: {doc}");
+        }
+        assert_eq!(escape_xml("x\u{fffe}"), "x\u{fffd}");
+    }
+
+    #[test]
+    fn hostile_names_and_profiles_render_well_formed_xml() {
+        let t = Templates::load(None).unwrap();
+        let d = crate::distro::lookup("debian12").unwrap();
+        let name = Name::parse("c1").unwrap();
+        let p = Profile {
+            description: "x <y> & \"q\" ]]> \u{fdd0}\u{ffff}\u{1b}\u{b} end".into(),
+            init: crate::profile::Init {
+                path: "/sbin/init".into(),
+                args: vec!["a\u{fffe}b".into(), "tab\tnl\n".into()],
+            },
+            ..Default::default()
+        };
+        for profile_name in ["plain", "evil\u{ffff}\u{0}name", "<x>'\""] {
+            let spec = DomainSpec::new(&name, profile_name, &p, &d, Path::new("/pool/c1"), None);
+            let xml = t.domain(&spec).unwrap();
+            let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}: {xml}"));
+            let desc = doc.descendants().find(|n| n.has_tag_name("description")).unwrap().text().unwrap();
+            assert!(desc.starts_with("x <y> & \"q\" ]]>"), "{desc}");
+        }
+        // Validation refuses what escaping had to replace.
+        assert!(p.validate().is_err());
     }
 
     #[test]

@@ -28,13 +28,16 @@ pub struct Spec {
     pub profile_name: String,
     pub profile: Profile,
     pub distro: Distro,
+    /// What validation warns about (a label range or type allowed on purpose, plain-http
+    /// repositories), located `file:line:column`; the caller shows them.
+    pub warnings: Vec<String>,
 }
 
 /// Resolves name + profile + overrides. Touches nothing.
 pub fn resolve(ctx: &Context, name: &str, o: &ProfileOptions) -> Result<Spec> {
     let name = Name::parse(name)?;
     let loaded = profile::find(&ctx.sources, &o.profile)?;
-    let mut p = loaded.profile;
+    let mut p = loaded.profile.clone();
     if let Some(d) = &o.distro {
         if *d != p.distro {
             // The profile's release and base packages were chosen for its own distro.
@@ -47,9 +50,9 @@ pub fn resolve(ctx: &Context, name: &str, o: &ProfileOptions) -> Result<Spec> {
         p.release = Some(r.clone());
     }
     render::apply_overrides(&mut p, &render::Overrides { security: o.security });
-    p.validate().with_context(|| format!("profile {} with the given options", loaded.name))?;
+    let warnings = loaded.revalidate(&p).with_context(|| format!("profile {} with the given options", loaded.name))?;
     let distro = distro::lookup(&p.distro)?;
-    Ok(Spec { name, profile_name: loaded.name, profile: p, distro })
+    Ok(Spec { name, profile_name: loaded.name, profile: p, distro, warnings })
 }
 
 impl Spec {

@@ -3,10 +3,11 @@
 use super::{Check, Report, Status};
 use serde::Serialize;
 
-/// Control characters (a process name can hold an ANSI escape) are shown escaped, so a
-/// container cannot write to the admin's terminal through `verify`.
-fn printable(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+/// Control characters (a process name can hold an ANSI escape) and bidi controls are shown
+/// escaped ([`crate::text::for_terminal`]), so a container cannot write to the admin's
+/// terminal through `verify`.
+fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    crate::text::for_terminal(s)
 }
 
 fn status_text(s: Status, color: bool) -> String {

@@ -24,7 +24,7 @@ pub fn request(a: &BootstrapArgs) -> Request {
 }
 
 pub fn run(ctx: &Context, out: &Out, a: &BootstrapArgs) -> Result<Outcome> {
-    let spec = lxcprov::spec::resolve(ctx, &a.name, &(&a.profile).into())?;
+    let spec = super::resolve(ctx, &a.name, &a.profile)?;
     let plan = provision::bootstrap(ctx, &spec, &request(a))?;
     if out.json {
         out.record(

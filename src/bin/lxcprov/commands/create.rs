@@ -10,7 +10,7 @@ use lxcprov::output::Out;
 use lxcprov::provision;
 
 pub fn run(ctx: &Context, out: &Out, a: &CreateArgs) -> Result<Outcome> {
-    let spec = lxcprov::spec::resolve(ctx, &a.bootstrap.name, &(&a.bootstrap.profile).into())?;
+    let spec = super::resolve(ctx, &a.bootstrap.name, &a.bootstrap.profile)?;
     let req = super::bootstrap::request(&a.bootstrap);
     let plan = provision::create_plan(ctx, &spec, &req)?;
     if a.dry_run {

@@ -99,6 +99,19 @@ impl From<&ProfileArgs> for ProfileOptions {
     }
 }
 
+/// Resolves a container spec from the command line, showing its validation warnings.
+fn resolve(ctx: &Context, name: &str, a: &ProfileArgs) -> Result<lxcprov::spec::Spec> {
+    resolve_opts(ctx, name, &a.into())
+}
+
+fn resolve_opts(ctx: &Context, name: &str, o: &ProfileOptions) -> Result<lxcprov::spec::Spec> {
+    let spec = lxcprov::spec::resolve(ctx, name, o)?;
+    for w in &spec.warnings {
+        ctx.ui.notice(&lxcprov::text::for_terminal(w));
+    }
+    Ok(spec)
+}
+
 /// A verification report: aligned lines for people, `check`/`summary` records with --json.
 fn print_report(ctx: &Context, out: &Out, report: &Report) -> Result<Outcome> {
     print_report_with(out, report, ctx.ui.verbosity == Verbosity::Verbose)

@@ -8,7 +8,7 @@ use lxcprov::context::Context;
 use lxcprov::name::Name;
 use lxcprov::output::Out;
 use lxcprov::provision::{self, Request};
-use lxcprov::spec::{self, ProfileOptions};
+use lxcprov::spec::ProfileOptions;
 use std::path::PathBuf;
 
 pub fn run(
@@ -33,7 +33,7 @@ pub fn run(
             release: Some(meta.release.clone()),
             security: Some(meta.security.parse().map_err(|e: String| anyhow::anyhow!(e))?),
         };
-        let s = spec::resolve(ctx, name.as_str(), &opts)?;
+        let s = super::resolve_opts(ctx, name.as_str(), &opts)?;
         let req = Request { mirror, force: true, rootfs_from, ..Default::default() };
         let plan = provision::plan(ctx, &s, &req)?;
         for w in &plan.warnings {

@@ -8,7 +8,7 @@ use lxcprov::output::Out;
 use lxcprov::profile::NetMode;
 
 pub fn run(ctx: &Context, out: &Out, a: &RenderArgs) -> Result<Outcome> {
-    let spec = lxcprov::spec::resolve(ctx, &a.name, &(&a.profile).into())?;
+    let spec = super::resolve(ctx, &a.name, &a.profile)?;
     let (domain, network) = spec.render(ctx)?;
     let xml = if a.network {
         if spec.profile.network.mode != NetMode::Isolated {

@@ -1,0 +1,493 @@
+//! Profiles: what a container should be, in YAML.
+//!
+//! Profiles come from three sources, later ones overriding earlier ones of the same name:
+//! the built-in `profiles/*.yaml` (embedded at build time), `/etc/lxcprov/profiles/*.yaml`,
+//! and any `--profile-file PATH`. Unknown keys, wrong types and out-of-range values are
+//! refused with the file, line and column ([`validate`] checks, [`locate`] finds the key).
+//! Reading `/etc/lxcprov/profiles` is the only host access here, and it needs no root.
+
+mod locate;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+pub use locate::locate;
+pub use validate::{
+    located, mirror_trust, package_problem, valid_hostname, valid_package, valid_static_label, valid_url, Finding,
+    Findings,
+};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The built-in profiles, embedded at build time: (name, YAML text).
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("hardened", include_str!("../../profiles/hardened.yaml")),
+    ("minimal", include_str!("../../profiles/minimal.yaml")),
+    ("paper", include_str!("../../profiles/paper.yaml")),
+    ("web", include_str!("../../profiles/web.yaml")),
+];
+
+/// The system-wide profile directory.
+pub const SYSTEM_DIR: &str = "/etc/lxcprov/profiles";
+
+/// The capabilities libvirt's domain schema knows (`<features><capabilities>` children,
+/// libvirt 9.0). Newer kernel capabilities (bpf, perfmon, ...) cannot be named there.
+pub const CAPABILITIES: &[&str] = &[
+    "audit_control",
+    "audit_write",
+    "block_suspend",
+    "chown",
+    "dac_override",
+    "dac_read_search",
+    "fowner",
+    "fsetid",
+    "ipc_lock",
+    "ipc_owner",
+    "kill",
+    "lease",
+    "linux_immutable",
+    "mac_admin",
+    "mac_override",
+    "mknod",
+    "net_admin",
+    "net_bind_service",
+    "net_broadcast",
+    "net_raw",
+    "setgid",
+    "setfcap",
+    "setpcap",
+    "setuid",
+    "sys_admin",
+    "sys_boot",
+    "sys_chroot",
+    "sys_module",
+    "sys_nice",
+    "sys_pacct",
+    "sys_ptrace",
+    "sys_rawio",
+    "sys_resource",
+    "sys_time",
+    "sys_tty_config",
+    "syslog",
+    "wake_alarm",
+];
+
+/// A profile as written in YAML. Every field has a safe default.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Profile {
+    /// One line shown by `lxcprov profiles`.
+    pub description: String,
+    /// A distro from the catalog (`lxcprov distros`).
+    pub distro: String,
+    /// The distro release; the catalog's default when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    /// Replaces the distro's base package set when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_packages: Option<Vec<String>>,
+    /// Named sets from the catalog (`web-server`), resolved per distro.
+    pub package_sets: Vec<String>,
+    /// Packages beyond the base set.
+    pub packages: Vec<String>,
+    /// Replaces the catalog's repositories (rpm distros).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repos: Option<Vec<Repo>>,
+    /// Replaces the catalog's mirror (`--mirror` overrides this).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<String>,
+    /// Package signature checking.
+    pub trust: Trust,
+    pub memory_mib: u64,
+    pub vcpus: u32,
+    pub cpu: Cpu,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blkio_weight: Option<u32>,
+    pub network: Network,
+    pub security: Security,
+    pub init: Init,
+    /// The guest's hostname; the container name when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    pub console: Console,
+}
+
+/// An rpm repository given in full by a profile.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Repo {
+    pub id: String,
+    pub url: String,
+    #[serde(default)]
+    pub gpgkeys: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Trust {
+    /// Verify package signatures. Turning this off is shown as a warning at bootstrap and
+    /// as a failed `trust` check by `verify`.
+    pub gpgcheck: bool,
+}
+
+impl Default for Trust {
+    fn default() -> Self {
+        Trust { gpgcheck: true }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cpu {
+    /// cgroup cpu.shares (2-262144).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shares: Option<u32>,
+    /// CFS period in microseconds (1000-1000000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period_us: Option<u64>,
+    /// CFS quota in microseconds per period (1000-17592186044415).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota_us: Option<i64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NetMode {
+    /// A libvirt network with no forwarding and no IP on the host: containers on it reach
+    /// each other (subject to the filter) and nothing else. Defined when missing.
+    #[default]
+    Isolated,
+    /// An existing libvirt network, by name.
+    Network,
+    /// An existing host bridge, by name.
+    Bridge,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Network {
+    pub mode: NetMode,
+    /// Network or bridge name.
+    pub name: String,
+    /// An nwfilter such as `clean-traffic`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+}
+
+/// The libvirt network lxcprov defines for isolated profiles unless a name is given.
+pub const DEFAULT_NETWORK: &str = "lxcprov-isolated";
+
+impl Default for Network {
+    fn default() -> Self {
+        Network { mode: NetMode::Isolated, name: DEFAULT_NETWORK.into(), filter: None }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SecModel {
+    #[default]
+    Selinux,
+    Apparmor,
+    None,
+}
+
+impl std::str::FromStr for SecModel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "selinux" => Ok(SecModel::Selinux),
+            "apparmor" => Ok(SecModel::Apparmor),
+            "none" => Ok(SecModel::None),
+            _ => Err(format!("unknown security model {s:?}: use selinux, apparmor or none")),
+        }
+    }
+}
+
+impl SecModel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecModel::Selinux => "selinux",
+            SecModel::Apparmor => "apparmor",
+            SecModel::None => "none",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LabelType {
+    /// libvirt picks a fresh, unique MCS pair at every start (sVirt's default).
+    #[default]
+    Dynamic,
+    /// The profile gives the label.
+    Static,
+    /// No label: the container runs unconfined by MAC.
+    None,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CapPolicy {
+    /// libvirt's default set (drops sys_module, sys_time, mknod, audit_control, mac_admin).
+    Default,
+    /// Start from every capability; the list turns some off.
+    Allow,
+    /// Start from none; the list turns some on.
+    Deny,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CapState {
+    On,
+    Off,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Capabilities {
+    pub policy: CapPolicy,
+    /// Per-capability on/off, by libvirt's lower-case name without `CAP_`.
+    pub set: BTreeMap<String, CapState>,
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Capabilities { policy: CapPolicy::Default, set: BTreeMap::new() }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdRange {
+    pub start: u32,
+    pub target: u32,
+    pub count: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Idmap {
+    pub uid: IdRange,
+    pub gid: IdRange,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Security {
+    pub model: SecModel,
+    pub label: LabelType,
+    /// The full label for `label: static`, e.g. `system_u:system_r:container_t:s0:c10,c20`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub static_label: Option<String>,
+    /// Accept a static SELinux label whose clearance is above its level
+    /// (`...:s0:c1,c2-s0:c0.c1023`). On purpose only: warned loudly, MCS separation is lost.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allow_range: bool,
+    /// Accept a static SELinux label with a role or type that is not a container's
+    /// (`spc_t`, `unconfined_t`). On purpose only: warned loudly.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allow_type: bool,
+    pub capabilities: Capabilities,
+    /// A user namespace: container ids [start, start+count) map to host ids from target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idmap: Option<Idmap>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Init {
+    pub path: String,
+    pub args: Vec<String>,
+}
+
+impl Default for Init {
+    fn default() -> Self {
+        Init { path: "/sbin/init".into(), args: vec![] }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Console {
+    pub enabled: bool,
+    /// The terminal the guest sees the console as; added to `/etc/securetty` where used.
+    pub tty: String,
+}
+
+impl Default for Console {
+    fn default() -> Self {
+        Console { enabled: true, tty: "pts/0".into() }
+    }
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Profile {
+            description: String::new(),
+            distro: "debian12".into(),
+            release: None,
+            base_packages: None,
+            package_sets: vec![],
+            packages: vec![],
+            repos: None,
+            mirror: None,
+            trust: Trust::default(),
+            memory_mib: 256,
+            vcpus: 1,
+            cpu: Cpu::default(),
+            blkio_weight: None,
+            network: Network::default(),
+            security: Security::default(),
+            init: Init::default(),
+            hostname: None,
+            console: Console::default(),
+        }
+    }
+}
+
+impl Profile {
+    /// The release to install: the profile's, else the catalog default.
+    pub fn release_or(&self, distro: &crate::distro::Distro) -> String {
+        self.release.clone().unwrap_or_else(|| distro.release.clone())
+    }
+}
+
+/// A profile with the name and source it was loaded from.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub name: String,
+    pub source: String,
+    pub profile: Profile,
+    /// What validation accepted but the user must be told (`allow_range`, plain-http
+    /// repositories...), each as `SOURCE:LINE:COLUMN: WARNING: ...`. Print them.
+    pub warnings: Vec<String>,
+    /// The YAML text, to locate problems found after command-line overrides.
+    pub text: String,
+}
+
+impl Loaded {
+    /// Validates `p` (this profile after command-line overrides): problems in keys of this
+    /// file are reported with its `file:line:column`, others (a `--release` given on the
+    /// command line) with the file name alone. Returns the warnings to print.
+    pub fn revalidate(&self, p: &Profile) -> Result<Vec<String>> {
+        check_located(p, &self.text, &self.source)
+    }
+}
+
+/// Validates `p`, read from `text` at `origin`: `Err` lists every problem, one per line, as
+/// `ORIGIN:LINE:COLUMN: message`; `Ok` holds the warnings in the same form.
+pub fn check_located(p: &Profile, text: &str, origin: &str) -> Result<Vec<String>> {
+    let f = p.check();
+    if !f.errors.is_empty() {
+        anyhow::bail!("{}", validate::located(&f.errors, text, origin).join("\n"));
+    }
+    Ok(validate::located(&f.warnings, text, origin))
+}
+
+/// Parses and validates one profile document. Warnings are dropped: use
+/// [`parse_with_warnings`] (or [`load_file`], [`find`]) where they can be shown.
+pub fn parse(text: &str, origin: &str) -> Result<Profile> {
+    parse_with_warnings(text, origin).map(|(p, _)| p)
+}
+
+/// Parses and validates one profile document; returns it with its warnings
+/// (`ORIGIN:LINE:COLUMN: WARNING: ...`).
+pub fn parse_with_warnings(text: &str, origin: &str) -> Result<(Profile, Vec<String>)> {
+    let p: Profile = crate::yaml::parse(text, origin)?;
+    let warnings = check_located(&p, text, origin)?;
+    Ok((p, warnings))
+}
+
+/// Where profiles are looked up.
+#[derive(Clone, Debug, Default)]
+pub struct Sources {
+    /// `/etc/lxcprov/profiles` normally; `None` to skip it.
+    pub system_dir: Option<PathBuf>,
+    /// `--profile-file` paths, in order.
+    pub files: Vec<PathBuf>,
+}
+
+/// The name a profile file defines: its file stem. It is shown in listings and written into
+/// the domain's metadata, so it follows the container-name rule: ASCII letters, digits, `-`,
+/// `_` and `.`, starting with a letter or digit, at most 64 characters.
+fn stem(path: &Path) -> Result<String> {
+    let shown = crate::text::for_terminal(&path.to_string_lossy()).into_owned();
+    let s = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .with_context(|| format!("{shown}: cannot name a profile after this file"))?;
+    valid_profile_name(s).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+    Ok(s.to_string())
+}
+
+/// Is `s` acceptable as a profile name (see [`stem`])?
+pub fn valid_profile_name(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= crate::name::MAX_LEN
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "profile name {:?} (the file name without .yaml) must be ASCII letters, digits, '-', '_' and '.', \
+             starting with a letter or digit, at most {} characters",
+            crate::text::for_terminal(s),
+            crate::name::MAX_LEN
+        ))
+    }
+}
+
+/// Loads every profile from every source, later sources overriding earlier ones.
+pub fn load_all(src: &Sources) -> Result<Vec<Loaded>> {
+    let mut out: BTreeMap<String, Loaded> = BTreeMap::new();
+    for (name, text) in BUILTIN {
+        let origin = format!("built-in:{name}");
+        let (profile, warnings) = parse_with_warnings(text, &origin)?;
+        let l = Loaded { name: name.to_string(), source: origin, profile, warnings, text: text.to_string() };
+        out.insert(name.to_string(), l);
+    }
+    if let Some(dir) = &src.system_dir {
+        if dir.is_dir() {
+            let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+                .with_context(|| format!("reading {}", dir.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+                .collect();
+            paths.sort();
+            for p in paths {
+                let l = load_file(&p)?;
+                out.insert(l.name.clone(), l);
+            }
+        }
+    }
+    for p in &src.files {
+        let l = load_file(p)?;
+        out.insert(l.name.clone(), l);
+    }
+    Ok(out.into_values().collect())
+}
+
+/// Loads one profile file; its name is the file stem.
+pub fn load_file(path: &Path) -> Result<Loaded> {
+    let text = crate::fsutil::read_regular_bounded_to_string(path, crate::yaml::MAX_FILE, "profile file")?;
+    let name = stem(path)?;
+    // The origin starts every message about this file: no control characters in it.
+    let origin = crate::text::for_terminal(&path.display().to_string()).into_owned();
+    let (profile, warnings) = parse_with_warnings(&text, &origin)?;
+    Ok(Loaded { name, source: origin, profile, warnings, text })
+}
+
+/// Finds the profile called `name`.
+pub fn find(src: &Sources, name: &str) -> Result<Loaded> {
+    let all = load_all(src)?;
+    let names: Vec<String> = all.iter().map(|l| l.name.clone()).collect();
+    all.into_iter().find(|l| l.name == name).with_context(|| {
+        format!("no profile named {name:?}: known profiles are {} (see `lxcprov profiles`)", names.join(", "))
+    })
+}
