@@ -157,6 +157,21 @@ pub fn init_pid(run_dir: &Path, name: &str) -> Option<u32> {
 /// libvirt's LXC status directory.
 pub const LXC_RUN_DIR: &str = "/run/libvirt/lxc";
 
+/// The container a process belongs to, from its cgroup: `.../lxc-PID-NAME.libvirt-lxc`
+/// (libvirt's own cgroups) or `.../machine-lxc\x2dPID\x2dNAME.scope` (systemd-machined).
+pub fn container_of(cgroup: &str) -> Option<String> {
+    cgroup.lines().find_map(|l| {
+        l.split('/').find_map(|seg| {
+            if let Some(inner) = seg.strip_suffix(".libvirt-lxc").and_then(|s| s.strip_prefix("lxc-")) {
+                return inner.split_once('-').map(|(_, name)| name.to_string());
+            }
+            let inner = seg.strip_suffix(".scope")?.strip_prefix("machine-lxc\\x2d")?;
+            let (_, name) = inner.split_once("\\x2d")?;
+            Some(name.replace("\\x2d", "-"))
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

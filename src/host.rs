@@ -59,7 +59,7 @@ pub fn rootfs_label(lxc_contexts: &str, static_label: Option<&str>) -> Option<St
     match static_label {
         None => Some(file),
         Some(l) => {
-            let (_, level) = crate::mac::mcs::split_context(l)?;
+            let (_, level) = crate::mcs::split_context(l)?;
             let mut parts: Vec<&str> = file.splitn(4, ':').collect();
             parts.truncate(3);
             Some(format!("{}:{level}", parts.join(":")))

@@ -85,14 +85,14 @@ fn student_password(dir: &Path, name: &Name) -> Result<Secret> {
 }
 
 /// Host levels in use (processes and root filesystems) that the registry must avoid.
-fn levels_in_use(ctx: &Ctx) -> Vec<crate::mac::mcs::Level> {
+fn levels_in_use(ctx: &Ctx) -> Vec<crate::mcs::Level> {
     let host = verify::HostRoot::real();
     let labels = verify::ProcLabels::new(&host);
     crate::mac::audit::collect(&host, &labels, &ctx.paths.pool)
         .into_iter()
         .filter_map(|u| {
-            crate::mac::mcs::split_context(&u.label)
-                .and_then(|(_, l)| crate::mac::mcs::Level::parse_range(l).ok())
+            crate::mcs::split_context(&u.label)
+                .and_then(|(_, l)| crate::mcs::Level::parse_range(l).ok())
                 .map(|(_, h)| h)
         })
         .collect()

@@ -22,6 +22,7 @@ pub mod interrupt;
 pub mod lab;
 pub mod libvirt;
 pub mod mac;
+pub mod mcs;
 pub mod name;
 pub mod output;
 pub mod password;

@@ -10,6 +10,9 @@ pub const DEFAULT_POOL: &str = "/var/lib/libvirt/filesystems";
 pub const DEFAULT_CACHE: &str = "/var/cache/lxcprov";
 pub const DEFAULT_STATE: &str = "/var/lib/lxcprov";
 
+/// Marks a complete base-cache entry; an entry without it is a leftover and is rebuilt.
+pub const BASE_MARKER: &str = ".lxcprov-base.json";
+
 #[derive(Clone, Debug)]
 pub struct Paths {
     pub pool: PathBuf,

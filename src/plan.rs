@@ -2,11 +2,22 @@
 //! these actions (bootstrap's and the container's executors match on them), and
 //! `--dry-run` prints exactly these actions, so the two cannot drift apart.
 
-use crate::bootstrap::guest::GuestFile;
 use crate::exec::Cmd;
 use serde::Serialize;
 use std::fmt;
 use std::path::PathBuf;
+
+/// One file written into the guest.
+#[derive(Clone, Debug, Serialize)]
+pub struct GuestFile {
+    pub path: String,
+    pub mode: u32,
+    pub why: &'static str,
+    /// The content; `None` for secrets, which are shown redacted.
+    pub content: Option<String>,
+    /// Append the line unless present, instead of replacing the file.
+    pub append_line: bool,
+}
 
 /// One thing a run does, with everything needed to do it (secrets excepted: the root
 /// password's hash is handed to the executor, never stored in a plan).
@@ -137,7 +148,7 @@ impl fmt::Display for Action {
                 "   run    cp -a --reflink=auto -- {from} {entry}.partial\n   write  {entry}.partial/{marker}\n   rename {entry}.partial -> {entry}\n",
                 from = from.display(),
                 entry = entry.display(),
-                marker = crate::bootstrap::BASE_MARKER
+                marker = crate::paths::BASE_MARKER
             ),
             Action::ConfigureGuest { root, files, password } => {
                 for g in files {

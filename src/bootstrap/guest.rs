@@ -2,7 +2,6 @@
 
 use crate::distro::NetConfig;
 use anyhow::Result;
-use serde::Serialize;
 use std::path::Path;
 
 /// Per-container settings applied after the install.
@@ -13,17 +12,7 @@ pub struct GuestConfig {
     pub netconfig: NetConfig,
 }
 
-/// One file written into the guest.
-#[derive(Clone, Debug, Serialize)]
-pub struct GuestFile {
-    pub path: String,
-    pub mode: u32,
-    pub why: &'static str,
-    /// The content; `None` for secrets, which are shown redacted.
-    pub content: Option<String>,
-    /// Append the line unless present, instead of replacing the file.
-    pub append_line: bool,
-}
+pub use crate::plan::GuestFile;
 
 impl GuestConfig {
     /// The files this configuration writes (the shadow file is handled apart, as a secret).

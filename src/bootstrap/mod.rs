@@ -273,8 +273,7 @@ fn import_cmd(from: &Path, partial: &Path) -> Result<Cmd> {
     }
 }
 
-/// Marks a complete base-cache entry; an entry without it is a leftover and is rebuilt.
-pub const BASE_MARKER: &str = ".lxcprov-base.json";
+pub use crate::paths::BASE_MARKER;
 
 /// Reports progress of a bootstrap.
 pub trait Progress {

@@ -77,7 +77,7 @@ pub fn systemd_cgroup_holder(host: &HostRoot, uid: u32) -> Option<String> {
                 continue;
             }
             let cg = std::fs::read_to_string(proc_dir.join("cgroup")).unwrap_or_default();
-            let who = crate::mac::audit::container_of(&cg).unwrap_or_else(|| format!("process {pid}"));
+            let who = crate::facts::container_of(&cg).unwrap_or_else(|| format!("process {pid}"));
             return Some(format!("{who} (user namespace at host uid {target})"));
         }
     }

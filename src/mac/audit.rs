@@ -4,7 +4,7 @@
 //! Reads `/proc/*/attr/current`, `/proc/*/cgroup` and the labels of the pool's root
 //! filesystems; needs root to see every process.
 
-use crate::mac::mcs::{split_context, Level};
+use crate::mcs::{split_context, Level};
 use crate::verify::{HostRoot, LabelSource};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -39,20 +39,7 @@ pub struct Audit {
     pub problems: Vec<String>,
 }
 
-/// The container a process belongs to, from its cgroup: `.../lxc-PID-NAME.libvirt-lxc`
-/// (libvirt's own cgroups) or `.../machine-lxc\x2dPID\x2dNAME.scope` (systemd-machined).
-pub fn container_of(cgroup: &str) -> Option<String> {
-    cgroup.lines().find_map(|l| {
-        l.split('/').find_map(|seg| {
-            if let Some(inner) = seg.strip_suffix(".libvirt-lxc").and_then(|s| s.strip_prefix("lxc-")) {
-                return inner.split_once('-').map(|(_, name)| name.to_string());
-            }
-            let inner = seg.strip_suffix(".scope")?.strip_prefix("machine-lxc\\x2d")?;
-            let (_, name) = inner.split_once("\\x2d")?;
-            Some(name.replace("\\x2d", "-"))
-        })
-    })
-}
+pub use crate::facts::container_of;
 
 /// Judges a list of label uses.
 pub fn judge(uses: Vec<Use>) -> Audit {

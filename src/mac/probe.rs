@@ -126,7 +126,7 @@ fn run_probe(env: &Env, a: &Side, b: &Side, dir: &Path) -> Result<Check> {
         // Only B's: the denials whose target carries B's categories (the probe's inherited
         // pipes are denied too, which proves nothing).
         .filter(|l| {
-            crate::mac::mcs::split_context(&b.label).is_some_and(|(_, lvl)| {
+            crate::mcs::split_context(&b.label).is_some_and(|(_, lvl)| {
                 l.contains(&format!("tcontext={}", b.label)) || l.contains(&format!("{lvl} tclass="))
             })
         })

@@ -7,7 +7,7 @@
 //! pair is never handed out when it is already in use on the host by anything else: the
 //! caller passes the levels it found on processes and root filesystems (see `audit`).
 
-use crate::mac::mcs::Level;
+use crate::mcs::Level;
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

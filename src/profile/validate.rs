@@ -197,9 +197,9 @@ pub fn mirror_trust(m: &str, gpgcheck: bool, rpm: bool) -> Result<Option<String>
 }
 
 /// An SELinux process label `user:role:type:level` for a container: the whole context is
-/// checked ([`crate::mac::mcs::check_static_label`]) with no range and a container type.
+/// checked ([`crate::mcs::check_static_label`]) with no range and a container type.
 pub fn valid_static_label(s: &str) -> Result<(), String> {
-    crate::mac::mcs::check_static_label(s, crate::mac::mcs::ContextKind::Process, false, false).map(|_| ())
+    crate::mcs::check_static_label(s, crate::mcs::ContextKind::Process, false, false).map(|_| ())
 }
 
 /// Collects findings, skipping a second error about a key that already has one.
@@ -442,14 +442,14 @@ impl Profile {
             }
             (LabelType::Static, Some(l)) => match sec.model {
                 SecModel::Selinux => {
-                    let kind = crate::mac::mcs::ContextKind::Process;
-                    match crate::mac::mcs::check_static_label(l, kind, sec.allow_range, sec.allow_type) {
+                    let kind = crate::mcs::ContextKind::Process;
+                    match crate::mcs::check_static_label(l, kind, sec.allow_range, sec.allow_type) {
                         Ok(ws) => ws.into_iter().for_each(|w| c.warn("security.static_label", w)),
                         Err(e) => c.error("security.static_label", format!("security.static_label {e}")),
                     }
                 }
                 SecModel::Apparmor => {
-                    if let Err(e) = crate::mac::mcs::check_apparmor_label(l) {
+                    if let Err(e) = crate::mcs::check_apparmor_label(l) {
                         c.error("security.static_label", format!("security.static_label: {e}"));
                     }
                 }

@@ -19,7 +19,7 @@
 
 use super::procfs::read_trim;
 use super::{Check, Ctx};
-use crate::mac::mcs::{split_context, Level};
+use crate::mcs::{split_context, Level};
 use crate::profile::SecModel;
 use std::path::Path;
 
