@@ -383,22 +383,40 @@ pub fn verify_lab(ctx: &Ctx, lab: &str) -> Result<Vec<Report>> {
 /// Destroys the lab's containers (with `purge`, their trees too); the caller has confirmed.
 pub fn down(ctx: &Ctx, lab: &str, purge: bool) -> Result<()> {
     let rec = load(ctx, lab)?;
-    let mut errors = vec![];
-    container::with_real_env(ctx, &ctx.ui, |env| {
-        for m in &rec.members {
-            let n = Name::parse(m)?;
-            let exists = env.hv.domain_exists(m)? || (purge && ctx.paths.rootfs(&n).exists());
-            if !exists {
-                continue;
-            }
-            let _lock = crate::state::lock(&ctx.paths, &n)?;
-            match container::destroy(env, &n, purge) {
-                Ok(done) => done.iter().for_each(|d| ctx.ui.info(d)),
-                Err(e) => errors.push(format!("{m}: {e:#}")),
-            }
+    let errors: Mutex<Vec<String>> = Mutex::new(vec![]);
+    // Members go down in parallel, each thread with its own libvirt connection: destroying
+    // a domain and deleting its tree are waits, not work.
+    let queue = Mutex::new(rec.members.iter());
+    let down_one = |env: &container::Env, m: &str| -> Result<()> {
+        let n = Name::parse(m)?;
+        let exists = env.hv.domain_exists(m)? || (purge && ctx.paths.rootfs(&n).exists());
+        if !exists {
+            return Ok(());
         }
+        let _lock = crate::state::lock(&ctx.paths, &n)?;
+        container::destroy(env, &n, purge)?.iter().for_each(|d| ctx.ui.info(d));
         Ok(())
-    })?;
+    };
+    let jobs = rec.members.len().clamp(1, 8);
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| {
+                let r = container::with_real_env(ctx, &ctx.ui, |env| loop {
+                    let next = queue.lock().unwrap().next();
+                    let Some(m) = next else { return Ok(()) };
+                    if let Err(e) = down_one(env, m) {
+                        errors.lock().unwrap().push(format!("{m}: {e:#}"));
+                    }
+                });
+                if let Err(e) = r {
+                    errors.lock().unwrap().push(format!("{e:#}"));
+                }
+            });
+        }
+    });
+    let mut errors = errors.into_inner().unwrap();
+    errors.sort();
+    errors.dedup();
     if !errors.is_empty() {
         bail!("lab {} is only partly down: {}", rec.name, errors.join("; "));
     }

@@ -39,6 +39,10 @@ impl Paths {
     pub fn old(&self, n: &Name) -> PathBuf {
         self.pool.join(format!(".{n}.old"))
     }
+    /// Where a failed rebuild's new tree waits for removal.
+    pub fn failed(&self, n: &Name) -> PathBuf {
+        self.pool.join(format!(".{n}.failed"))
+    }
     pub fn lock(&self, n: &Name) -> PathBuf {
         self.state.join("locks").join(format!("{n}.lock"))
     }
@@ -53,6 +57,18 @@ impl Paths {
     /// Base root filesystem cache entry.
     pub fn base(&self, key: &str) -> PathBuf {
         self.cache.join("rootfs").join(key)
+    }
+    /// The lock of a package cache: one installer at a time writes into it.
+    pub fn pkg_cache_lock(&self, pkg_cache: &std::path::Path) -> PathBuf {
+        let mut s = pkg_cache.as_os_str().to_owned();
+        s.push(".lock");
+        PathBuf::from(s)
+    }
+    /// The lock of a base cache entry: shared while copied from, exclusive while replaced.
+    pub fn base_lock(&self, entry: &std::path::Path) -> PathBuf {
+        let mut s = entry.as_os_str().to_owned();
+        s.push(".lock");
+        PathBuf::from(s)
     }
     /// A `HOME` for rpm on non-RPM hosts (holds `.rpmmacros`).
     pub fn rpm_home(&self) -> PathBuf {

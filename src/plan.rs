@@ -43,6 +43,13 @@ pub enum Action {
         why: String,
         content: String,
     },
+    /// Take a lock on a shared cache for the rest of the build: exclusive for a package
+    /// cache (one installer at a time writes into it), shared for a base entry being copied.
+    LockCache {
+        path: PathBuf,
+        shared: bool,
+        what: String,
+    },
     /// Run a command (argv as data) and stream its output to stderr.
     Run {
         cmd: Cmd,
@@ -129,6 +136,12 @@ impl fmt::Display for Action {
         match self {
             Action::Lock { path } => writeln!(f, "   lock   {}", path.display()),
             Action::Mkdir { path } => writeln!(f, "   mkdir  {}", path.display()),
+            Action::LockCache { path, shared, what } => writeln!(
+                f,
+                "   lock   {}  ({what}, {})",
+                path.display(),
+                if *shared { "shared" } else { "exclusive, waits for other runs" }
+            ),
             Action::MkdirPrivate { path, mode } => writeln!(f, "   mkdir  {}  (mode {mode:o})", path.display()),
             Action::WriteFile { path, mode, why, content } => {
                 write!(f, "   write  {}  ({why}, mode {mode:o})\n{}", path.display(), indent(content))

@@ -64,3 +64,54 @@ pub fn lock(paths: &Paths, name: &Name) -> Result<NameLock> {
         Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
     }
 }
+
+/// A lock on a file lxcprov owns (a cache entry's, a package cache's), held while the
+/// returned file lives.
+pub struct FileLock {
+    _file: std::fs::File,
+}
+
+fn open_lock(path: &Path) -> Result<std::fs::File> {
+    let dir = path.parent().context("lock path")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("opening lock {}", path.display()))
+}
+
+/// Takes `path`'s lock (shared or exclusive), waiting for other holders; `on_wait` is called
+/// once if it has to wait. Ctrl-C, SIGTERM and SIGHUP end the wait.
+pub fn wait_lock(path: &Path, shared: bool, on_wait: &dyn Fn()) -> Result<FileLock> {
+    let file = open_lock(path)?;
+    let mut waited = false;
+    loop {
+        let r = if shared { file.try_lock_shared() } else { file.try_lock() };
+        match r {
+            Ok(()) => return Ok(FileLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                if !waited {
+                    on_wait();
+                    waited = true;
+                }
+                crate::interrupt::check()?;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("locking {}", path.display()));
+            }
+        }
+    }
+}
+
+/// Takes `path`'s exclusive lock if nobody holds it; `None` when busy.
+pub fn try_lock(path: &Path) -> Result<Option<FileLock>> {
+    let file = open_lock(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(FileLock { _file: file })),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
+    }
+}

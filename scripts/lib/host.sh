@@ -300,6 +300,14 @@ host_ensure_libvirtd() {
         if [[ -e "$HOST_LIBVIRTD_LOG" ]]; then
             mv -f -- "$HOST_LIBVIRTD_LOG" "$HOST_LIBVIRTD_LOG.old"
         fi
+        # libvirtd gets its own mount namespace, a *slave* of the host's: mounts made on the
+        # host later (a pool on a new file system, lxcprov's overlays) still reach it. That
+        # needs a shared host root, as systemd hosts have; hosts without systemd often keep
+        # it private, so make it shared first.
+        if [[ "$(findmnt -no PROPAGATION / 2>/dev/null)" == private ]]; then
+            host_log "making / a shared mount, so libvirtd's namespace receives later host mounts"
+            mount --make-rshared /
+        fi
         host_log "starting libvirtd in a private mount namespace without the empty cgroup2 mount (log: $HOST_LIBVIRTD_LOG)"
         # Constant script string; nothing untrusted is interpolated.
         # shellcheck disable=SC2016

@@ -83,6 +83,10 @@ pub struct Plan {
     /// yum only: its generated configuration file and content.
     pub yum_conf: Option<(PathBuf, String)>,
     pub record: PathBuf,
+    pub pkg_cache_lock: PathBuf,
+    #[serde(skip)]
+    pub cache_root: PathBuf,
+    pub base_lock: PathBuf,
     pub warnings: Vec<String>,
     #[serde(skip)]
     pub password_note: String,
@@ -141,10 +145,13 @@ pub fn plan(
         force: o.force,
         guest_files: guest.files(),
         guest,
-        pkg_cache,
+        pkg_cache: pkg_cache.clone(),
         rpm_home: paths.rpm_home(),
         yum_conf,
         record: paths.record(name),
+        pkg_cache_lock: paths.pkg_cache_lock(&pkg_cache),
+        cache_root: paths.cache.clone(),
+        base_lock: paths.base_lock(&paths.base(&spec.cache_key())),
         spec,
         warnings,
         password_note: o.password_note.clone(),
@@ -158,8 +165,15 @@ impl Plan {
         let mut steps = vec![];
         match &self.source {
             Source::Install { cmd, cache_entry } => {
-                let mut a =
-                    vec![Action::Mkdir { path: self.partial.clone() }, Action::Mkdir { path: self.pkg_cache.clone() }];
+                let mut a = vec![
+                    Action::Mkdir { path: self.partial.clone() },
+                    Action::Mkdir { path: self.pkg_cache.clone() },
+                    Action::LockCache {
+                        path: self.pkg_cache_lock.clone(),
+                        shared: false,
+                        what: "package cache: concurrent installers would corrupt its downloads".into(),
+                    },
+                ];
                 if sp.tool != Tool::Debootstrap {
                     a.push(Action::Mkdir { path: self.rpm_home.clone() });
                     a.push(Action::WriteFile {
@@ -208,6 +222,11 @@ impl Plan {
             Source::Cache { cache_entry } => steps.push(Step::new(
                 "copy the cached base root filesystem (cache hit: no install)",
                 vec![
+                    Action::LockCache {
+                        path: self.base_lock.clone(),
+                        shared: true,
+                        what: "base cache entry: not replaced while it is copied".into(),
+                    },
                     Action::CopyTree { from: cache_entry.clone(), to: self.partial.clone() },
                     Action::Remove { path: self.partial.join(BASE_MARKER) },
                 ],
@@ -228,9 +247,11 @@ impl Plan {
     pub fn place_step(&self) -> Step {
         Step::new(
             "move the finished tree into place",
+            // The record first: killed between the two, the next run finds no tree and builds
+            // it again, instead of a tree without a record that it must refuse.
             vec![
-                Action::Rename { from: self.partial.clone(), to: self.rootfs.clone() },
                 Action::WriteRecord { path: self.record.clone() },
+                Action::Rename { from: self.partial.clone(), to: self.rootfs.clone() },
             ],
         )
     }
@@ -289,7 +310,7 @@ pub fn execute(plan: &Plan, runner: &dyn Runner, password: &Secret, progress: &d
     }
     let hash = password.sha512_crypt()?;
     build(plan, runner, &hash, progress)?;
-    let ex = Executor { plan, runner, hash: &hash, progress };
+    let ex = Executor { plan, runner, hash: &hash, progress, locks: Default::default() };
     ex.step(&plan.place_step())
 }
 
@@ -300,8 +321,9 @@ pub fn build(plan: &Plan, runner: &dyn Runner, hash: &str, progress: &dyn Progre
     crate::fsutil::remove_tree(&plan.partial)?;
     let pool = plan.partial.parent().context("pool")?;
     crate::fsutil::ensure_private_dir(pool, crate::import::POOL_MODE)?;
-    let ex = Executor { plan, runner, hash, progress };
+    let ex = Executor { plan, runner, hash, progress, locks: Default::default() };
     let result = plan.build_steps().iter().try_for_each(|s| ex.step(s));
+    drop(ex);
     if let Err(e) = result {
         progress.phase("removing the partial root filesystem");
         let cleanup = crate::fsutil::remove_tree(&plan.partial);
@@ -328,6 +350,8 @@ struct Executor<'a> {
     runner: &'a dyn Runner,
     hash: &'a str,
     progress: &'a dyn Progress,
+    /// Cache locks taken by the build, released when it ends.
+    locks: std::cell::RefCell<Vec<crate::state::FileLock>>,
 }
 
 impl Executor<'_> {
@@ -349,8 +373,25 @@ impl Executor<'_> {
             Action::WriteFile { path, mode, content, .. } => {
                 crate::fsutil::write_atomic(path, content.as_bytes(), *mode)?
             }
-            Action::Run { cmd } => self.runner.run(cmd, &mut |l| self.progress.line(l)).map_err(anyhow::Error::new)?,
-            Action::CopyTree { from, to } => copy_tree(self.runner, from, to)?,
+            Action::Run { cmd } => self
+                .runner
+                .run(cmd, &mut |l| self.progress.line(l))
+                .map_err(|e| crate::fsutil::explain_disk_full(anyhow::Error::new(e), &self.plan.partial))?,
+            Action::LockCache { path, shared, what } => {
+                let lock = crate::state::wait_lock(path, *shared, &|| {
+                    self.progress.line(&format!("waiting for another lxcprov run ({what})"))
+                })?;
+                self.locks.borrow_mut().push(lock);
+            }
+            Action::CopyTree { from, to } => {
+                if from.starts_with(&self.plan.cache_root) && !from.join(BASE_MARKER).is_file() {
+                    bail!(
+                        "the cached base {} went away while this run waited for it; run again (it installs afresh)",
+                        from.display()
+                    );
+                }
+                copy_tree(self.runner, from, to)?
+            }
             Action::Remove { path } => crate::fsutil::remove_tree(path)?,
             Action::MkdirPrivate { path, mode } => crate::fsutil::ensure_private_dir(path, *mode)?,
             Action::NormaliseImport { root } => {
@@ -416,19 +457,33 @@ pub fn root_hash(rootfs: &Path) -> Option<String> {
 /// `cp -a --reflink=auto SRC DST`: a reflink (O(1) per file) where the file system supports
 /// it, a plain copy otherwise.
 pub fn copy_tree(runner: &dyn Runner, src: &Path, dst: &Path) -> Result<()> {
+    let target_dir = dst.parent().unwrap_or(dst);
+    crate::fsutil::check_free_space(src, target_dir)?;
     let cmd = Cmd::new("cp")
         .arg("-a")
         .arg("--reflink=auto")
         .arg("--")
         .arg(src.display().to_string())
         .arg(dst.display().to_string());
-    runner.run(&cmd, &mut |_| {}).map_err(anyhow::Error::new)
+    runner.run(&cmd, &mut |_| {}).map_err(|e| crate::fsutil::explain_disk_full(anyhow::Error::new(e), target_dir))
 }
 
+/// Replaces the cache entry with a copy of `from`, under the entry's exclusive lock; skips
+/// (with a warning) when another run holds it. Each writer has its own temporary name.
 fn store_base(plan: &Plan, runner: &dyn Runner, from: &Path, entry: &Path) -> Result<()> {
-    let tmp = entry.with_extension("partial");
-    crate::fsutil::remove_tree(&tmp)?;
-    std::fs::create_dir_all(entry.parent().context("cache entry")?)?;
+    let Some(_lock) = crate::state::try_lock(&plan.base_lock)? else {
+        bail!("another lxcprov run is filling or copying {}; left to it", entry.display());
+    };
+    let parent = entry.parent().context("cache entry")?;
+    std::fs::create_dir_all(parent)?;
+    // Under the lock nobody else writes: any temporary copy here is a killed run's leftover.
+    let stem = entry.file_name().context("cache entry")?.to_string_lossy().to_string();
+    for e in std::fs::read_dir(parent)?.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&format!("{stem}.partial")) {
+            crate::fsutil::remove_tree(&e.path())?;
+        }
+    }
+    let tmp = parent.join(format!("{stem}.partial.{}", std::process::id()));
     let r = (|| -> Result<()> {
         copy_tree(runner, from, &tmp)?;
         crate::fsutil::write_atomic(

@@ -18,7 +18,13 @@ pub fn destroy(env: &Env, name: &Name, purge: bool) -> Result<Vec<String>> {
     let mut done = vec![];
     let rootfs = env.paths.rootfs(name);
     let exists = env.hv.domain_exists(name.as_str())?;
-    if !exists && (!purge || !rootfs.exists()) {
+    // What a killed run can leave beside the tree: the partial build, a replaced tree, a
+    // failed rebuild's tree. `--purge` removes them too (unmounting anything inside first).
+    let leftovers: Vec<_> = [env.paths.partial(name), env.paths.old(name), env.paths.failed(name)]
+        .into_iter()
+        .filter(|p| std::fs::symlink_metadata(p).is_ok())
+        .collect();
+    if !exists && (!purge || (!rootfs.exists() && leftovers.is_empty())) {
         bail!("no container named {name} on {}", env.hv.uri());
     }
     let mut networks = vec![];
@@ -54,14 +60,22 @@ pub fn destroy(env: &Env, name: &Name, purge: bool) -> Result<Vec<String>> {
                 .is_some_and(|d| d.interfaces.iter().any(|i| i.network.as_deref() == Some(net.as_str())))
         });
         if !in_use {
-            env.hv.remove_network(&net)?;
-            done.push(format!("removed network {net} (no other domain uses it)"));
+            match env.hv.remove_network(&net) {
+                Ok(()) => done.push(format!("removed network {net} (no other domain uses it)")),
+                // A neighbour destroyed at the same time (lab down) removed it first.
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     if purge {
         if rootfs.exists() {
             crate::fsutil::remove_tree(&rootfs)?;
             done.push(format!("deleted {}", rootfs.display()));
+        }
+        for p in &leftovers {
+            crate::fsutil::remove_tree(p)?;
+            done.push(format!("deleted the leftover {}", p.display()));
         }
         let rec = env.paths.record(name);
         if rec.exists() {

@@ -51,7 +51,7 @@ pub fn rebuild(env: &Env, plan: &bootstrap::Plan, p: &Profile) -> Result<Report>
             if env.hv.domain_state(name.as_str()).ok() == Some(State::Running) {
                 let _ = env.hv.destroy_domain(name.as_str());
             }
-            let failed = env.paths.pool.join(format!(".{name}.failed"));
+            let failed = env.paths.failed(name);
             let restore = (|| -> Result<()> {
                 crate::fsutil::remove_tree(&failed)?;
                 std::fs::rename(&rootfs, &failed)?;

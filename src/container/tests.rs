@@ -191,6 +191,35 @@ fn destroy_removes_our_unused_network_and_purges_only_our_rootfs() {
     assert!(hv.domain_exists("c1").unwrap());
 }
 
+#[test]
+fn purge_removes_what_a_killed_run_left_even_without_a_domain() {
+    let d = tempfile::tempdir().unwrap();
+    let hv = FakeHypervisor::default();
+    let h = Harness::new(&d);
+    let e = h.env(&hv);
+    let name = Name::parse("c1").unwrap();
+    for p in [h.paths.partial(&name), h.paths.old(&name), h.paths.failed(&name)] {
+        std::fs::create_dir_all(p.join("usr/bin")).unwrap();
+    }
+    assert!(destroy(&e, &name, false).is_err(), "without --purge there is nothing to destroy");
+    let done = destroy(&e, &name, true).unwrap();
+    assert_eq!(done.iter().filter(|s| s.contains("leftover")).count(), 3, "{done:?}");
+    assert!(std::fs::read_dir(&h.paths.pool).unwrap().next().is_none());
+}
+
+#[test]
+fn a_lost_connection_is_never_no_such_container() {
+    let d = tempfile::tempdir().unwrap();
+    let hv = FakeHypervisor::default();
+    hv.dead.store(true, std::sync::atomic::Ordering::SeqCst);
+    let h = Harness::new(&d);
+    let e = h.env(&hv);
+    let err = format!("{:#}", require_domain(&e, "c1").unwrap_err());
+    assert!(err.contains("lost the connection") && !err.contains("no container named"), "{err}");
+    let err = format!("{:#}", destroy(&e, &Name::parse("c1").unwrap(), true).unwrap_err());
+    assert!(err.contains("lost the connection"), "{err}");
+}
+
 /// A host tree whose PID 1 is not systemd.
 fn non_systemd_host(d: &tempfile::TempDir) -> HostRoot {
     std::fs::create_dir_all(d.path().join("proc/1")).unwrap();
