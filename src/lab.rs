@@ -384,6 +384,7 @@ pub fn verify_lab(ctx: &Ctx, lab: &str) -> Result<Vec<Report>> {
 pub fn down(ctx: &Ctx, lab: &str, purge: bool) -> Result<()> {
     let rec = load(ctx, lab)?;
     let errors: Mutex<Vec<String>> = Mutex::new(vec![]);
+    let networks: Mutex<Vec<String>> = Mutex::new(vec![]);
     // Members go down in parallel, each thread with its own libvirt connection: destroying
     // a domain and deleting its tree are waits, not work.
     let queue = Mutex::new(rec.members.iter());
@@ -394,7 +395,9 @@ pub fn down(ctx: &Ctx, lab: &str, purge: bool) -> Result<()> {
             return Ok(());
         }
         let _lock = crate::state::lock(&ctx.paths, &n)?;
-        container::destroy(env, &n, purge)?.iter().for_each(|d| ctx.ui.info(d));
+        let (done, nets) = container::destroy::destroy_keeping_networks(env, &n, purge)?;
+        done.iter().for_each(|d| ctx.ui.info(d));
+        networks.lock().unwrap().extend(nets);
         Ok(())
     };
     let jobs = rec.members.len().clamp(1, 8);
@@ -415,6 +418,14 @@ pub fn down(ctx: &Ctx, lab: &str, purge: bool) -> Result<()> {
         }
     });
     let mut errors = errors.into_inner().unwrap();
+    // The lab's networks go once every member is down (in parallel they would race).
+    let mut nets = networks.into_inner().unwrap();
+    nets.sort();
+    nets.dedup();
+    match container::with_real_env(ctx, &ctx.ui, |env| container::destroy::remove_unused_networks(env, &nets)) {
+        Ok(done) => done.iter().for_each(|d| ctx.ui.info(d)),
+        Err(e) => errors.push(format!("{e:#}")),
+    }
     errors.sort();
     errors.dedup();
     if !errors.is_empty() {

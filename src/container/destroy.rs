@@ -15,6 +15,14 @@ fn network_is_ours(env: &Env, net: &str) -> bool {
 /// when no other domain uses that network, and with `purge` its root filesystem (only if it
 /// is lxcprov's own `POOL/NAME`).
 pub fn destroy(env: &Env, name: &Name, purge: bool) -> Result<Vec<String>> {
+    let (mut done, networks) = destroy_keeping_networks(env, name, purge)?;
+    done.extend(remove_unused_networks(env, &networks)?);
+    Ok(done)
+}
+
+/// [`destroy`] without the network step; returns what was done and the networks the domain
+/// used, for [`remove_unused_networks`] once a batch (`lab down`) is through.
+pub fn destroy_keeping_networks(env: &Env, name: &Name, purge: bool) -> Result<(Vec<String>, Vec<String>)> {
     let mut done = vec![];
     let rootfs = env.paths.rootfs(name);
     let exists = env.hv.domain_exists(name.as_str())?;
@@ -48,7 +56,21 @@ pub fn destroy(env: &Env, name: &Name, purge: bool) -> Result<Vec<String>> {
         env.hv.undefine_domain(name.as_str())?;
         done.push(format!("undefined domain {name}"));
     }
+    if purge {
+        for p in &leftovers {
+            crate::fsutil::remove_tree(p)?;
+            done.push(format!("deleted the leftover {}", p.display()));
+        }
+    }
+    purge_tree(env, name, purge, &rootfs, &mut done)?;
+    Ok((done, networks))
+}
+
+/// Removes the networks lxcprov defined among `networks` that no domain uses any more.
+pub fn remove_unused_networks(env: &Env, networks: &[String]) -> Result<Vec<String>> {
+    let mut done = vec![];
     for net in networks {
+        let net = net.clone();
         if !network_is_ours(env, &net) {
             continue;
         }
@@ -68,19 +90,19 @@ pub fn destroy(env: &Env, name: &Name, purge: bool) -> Result<Vec<String>> {
             }
         }
     }
+    Ok(done)
+}
+
+fn purge_tree(env: &Env, name: &Name, purge: bool, rootfs: &std::path::Path, done: &mut Vec<String>) -> Result<()> {
     if purge {
         if rootfs.exists() {
-            crate::fsutil::remove_tree(&rootfs)?;
+            crate::fsutil::remove_tree(rootfs)?;
             done.push(format!("deleted {}", rootfs.display()));
-        }
-        for p in &leftovers {
-            crate::fsutil::remove_tree(p)?;
-            done.push(format!("deleted the leftover {}", p.display()));
         }
         let rec = env.paths.record(name);
         if rec.exists() {
             std::fs::remove_file(&rec)?;
         }
     }
-    Ok(done)
+    Ok(())
 }
