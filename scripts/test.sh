@@ -9,7 +9,8 @@
 #      image, run the in-guest suite under SELinux enforcing and under AppArmor (~2-3 min,
 #      plus ~3 min to build the image on a fresh machine)
 #   5. the root tier (tests/root.rs): real dnf against a signed local repository, a real
-#      debootstrap of Debian 12, real containers on libvirtd, one test at a time
+#      debootstrap of Debian 12, real containers on libvirtd, one test at a time; then
+#      scripts/chaos.sh --short: kills at phases of create, races, a full disk
 # Usage: scripts/test.sh [--no-root-tier] [--no-lab]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,4 +59,6 @@ fi
 if [[ $root_tier -eq 1 ]]; then
     echo "== root tier: real installers, libvirtd and containers" >&2
     cargo test --locked --test root -- --ignored --test-threads=1
+    echo "== fault experiments (scripts/chaos.sh --short)" >&2
+    scripts/chaos.sh --short
 fi

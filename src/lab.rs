@@ -118,6 +118,7 @@ pub fn up(ctx: &Ctx, a: &UpOptions) -> Result<UpResult> {
         bail!("--prefix {:?} must be letters, digits or '-'", a.prefix);
     }
     let names = member_names(&lab, &a.prefix, a.count)?;
+    let _lab_lock = crate::state::lab_lock(&ctx.paths, &lab)?;
     // Resolve once to check the profile and the host before anything is created.
     let base = spec::resolve(ctx, names[0].as_str(), &a.profile)?;
     for w in &base.warnings {
@@ -383,6 +384,7 @@ pub fn verify_lab(ctx: &Ctx, lab: &str) -> Result<Vec<Report>> {
 /// Destroys the lab's containers (with `purge`, their trees too); the caller has confirmed.
 pub fn down(ctx: &Ctx, lab: &str, purge: bool) -> Result<()> {
     let rec = load(ctx, lab)?;
+    let _lab_lock = crate::state::lab_lock(&ctx.paths, &Name::parse(&rec.name)?)?;
     let errors: Mutex<Vec<String>> = Mutex::new(vec![]);
     let networks: Mutex<Vec<String>> = Mutex::new(vec![]);
     // Members go down in parallel, each thread with its own libvirt connection: destroying

@@ -43,6 +43,10 @@ impl Paths {
     pub fn failed(&self, n: &Name) -> PathBuf {
         self.pool.join(format!(".{n}.failed"))
     }
+    /// A lab's own lock (up and down of one lab never run at once).
+    pub fn lab_lock(&self, lab: &Name) -> PathBuf {
+        self.state.join("locks").join("labs").join(format!("{lab}.lock"))
+    }
     pub fn lock(&self, n: &Name) -> PathBuf {
         self.state.join("locks").join(format!("{n}.lock"))
     }

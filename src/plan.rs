@@ -50,6 +50,11 @@ pub enum Action {
         shared: bool,
         what: String,
     },
+    /// Refuse to copy `src` into `dest` when it cannot fit (a clear "disk full" up front).
+    CheckSpace {
+        src: PathBuf,
+        dest: PathBuf,
+    },
     /// Run a command (argv as data) and stream its output to stderr.
     Run {
         cmd: Cmd,
@@ -145,6 +150,9 @@ impl fmt::Display for Action {
             Action::MkdirPrivate { path, mode } => writeln!(f, "   mkdir  {}  (mode {mode:o})", path.display()),
             Action::WriteFile { path, mode, why, content } => {
                 write!(f, "   write  {}  ({why}, mode {mode:o})\n{}", path.display(), indent(content))
+            }
+            Action::CheckSpace { src, dest } => {
+                writeln!(f, "   check  free space under {} for {}", dest.display(), src.display())
             }
             Action::Run { cmd } => writeln!(f, "   run    {}", cmd.display()),
             Action::CopyTree { from, to } => {

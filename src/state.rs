@@ -47,7 +47,16 @@ pub struct NameLock {
 
 /// Takes the lock for `name`, or fails at once if another run holds it.
 pub fn lock(paths: &Paths, name: &Name) -> Result<NameLock> {
-    let path = paths.lock(name);
+    lock_path(&paths.lock(name), name.as_str())
+}
+
+/// Takes a lab's lock, or fails at once if another `lab up`/`lab down` of it runs.
+pub fn lab_lock(paths: &Paths, lab: &Name) -> Result<NameLock> {
+    lock_path(&paths.lab_lock(lab), &format!("lab {lab}"))
+}
+
+fn lock_path(path: &Path, name: &str) -> Result<NameLock> {
+    let path = path.to_path_buf();
     let dir = path.parent().context("lock path")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let file = std::fs::OpenOptions::new()

@@ -215,6 +215,7 @@ impl Plan {
                 format!("import {} (no package signature checks)", from.display()),
                 vec![
                     Action::MkdirPrivate { path: self.partial.clone(), mode: crate::import::PARTIAL_MODE },
+                    Action::CheckSpace { src: from.clone(), dest: self.partial.clone() },
                     Action::Run { cmd: cmd.clone() },
                     Action::NormaliseImport { root: self.partial.clone() },
                 ],
@@ -383,6 +384,7 @@ impl Executor<'_> {
                 })?;
                 self.locks.borrow_mut().push(lock);
             }
+            Action::CheckSpace { src, dest } => crate::fsutil::check_free_space(src, dest)?,
             Action::CopyTree { from, to } => {
                 if from.starts_with(&self.plan.cache_root) && !from.join(BASE_MARKER).is_file() {
                     bail!(
