@@ -46,6 +46,8 @@ impl Ui {
     }
 
     fn print(&self, msg: &str) {
+        // Messages carry paths, names and tool output: nothing reaches the terminal raw.
+        let msg = crate::text::for_terminal_lines(msg);
         match &*self.current.lock().unwrap() {
             Some((pb, _)) => pb.suspend(|| eprintln!("{msg}")),
             None => eprintln!("{msg}"),

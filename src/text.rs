@@ -165,3 +165,9 @@ mod tests {
         assert_eq!(first_unsafe("fine"), None);
     }
 }
+
+/// [`for_terminal`] line by line: a multi-line message keeps its line breaks, and nothing
+/// else reaches the terminal raw.
+pub fn for_terminal_lines(s: &str) -> String {
+    s.split('\n').map(|l| for_terminal(l).into_owned()).collect::<Vec<_>>().join("\n")
+}

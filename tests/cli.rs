@@ -278,3 +278,25 @@ fn a_closed_stdout_is_a_quiet_end_not_a_panic() {
         assert!(!stderr(&o).contains("panicked"), "{args:?}: {}", stderr(&o));
     }
 }
+
+#[test]
+fn control_characters_never_reach_the_terminal_raw() {
+    let d = tempfile::tempdir().unwrap();
+    let pf = d.path().join("esc.yaml");
+    // An escape sequence in a profile is refused, and the refusal shows it escaped.
+    std::fs::write(&pf, "description: \"fine\\e[2J\"\nsecurity: {model: none, label: none}\n").unwrap();
+    let o = run(d.path(), &["--profile-file", pf.to_str().unwrap(), "profiles"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(!o.stderr.contains(&0x1b) && stderr(&o).contains("esc.yaml:1:"), "{}", stderr(&o));
+    // A description may hold line breaks and tabs: listed escaped, one line per profile.
+    std::fs::write(&pf, "description: \"two\\nlines\\tand a tab\"\nsecurity: {model: none, label: none}\n").unwrap();
+    let o = run(d.path(), &["--profile-file", pf.to_str().unwrap(), "profiles"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line = stdout(&o).lines().find(|l| l.starts_with("esc")).unwrap().to_string();
+    assert!(line.contains("two\\nlines\\tand a tab"), "{line}");
+    // Errors quote what the user gave: escaped too.
+    let o =
+        run(d.path(), &["create", "x1", "--dry-run", "--security", "none", "--rootfs-from", "/nonexistent/\x1b[2J"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!o.stderr.contains(&0x1b), "{}", stderr(&o));
+}

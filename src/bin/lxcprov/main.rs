@@ -26,9 +26,11 @@ fn main() -> ExitCode {
         // A reader that went away (`lxcprov list | head -1`) is a quiet end.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("lxcprov: error: {e}");
+            // Errors quote paths and names a user or a file gave: escaped for the terminal.
+            let shown = |s: String| lxcprov::text::for_terminal_lines(&s);
+            eprintln!("lxcprov: error: {}", shown(e.to_string()));
             for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                eprintln!("  caused by: {}", shown(cause.to_string()));
             }
             if json {
                 // Machines get the same error as one JSON line on stdout.

@@ -5,6 +5,7 @@ use anyhow::Result;
 use lxcprov::context::Context;
 use lxcprov::mac::audit;
 use lxcprov::output::Out;
+use lxcprov::text::for_terminal;
 use lxcprov::verify::{HostRoot, ProcLabels};
 
 pub fn run(ctx: &Context, out: &Out) -> Result<Outcome> {
@@ -31,11 +32,16 @@ pub fn run(ctx: &Context, out: &Out) -> Result<Outcome> {
         for (level, uses) in &a.levels {
             s += &format!("{level}\n");
             for u in uses {
-                s += &format!("    {:20} {}  {}\n", u.owner, u.what, u.label);
+                s += &format!(
+                    "    {:20} {}  {}\n",
+                    for_terminal(&u.owner),
+                    for_terminal(&u.what),
+                    for_terminal(&u.label)
+                );
             }
         }
         for p in &a.problems {
-            s += &format!("PROBLEM {p}\n");
+            s += &format!("PROBLEM {}\n", for_terminal(p));
         }
         s += &format!("{} levels in use, {} problems\n", a.levels.len(), a.problems.len());
         out.text(&s)?;

@@ -18,7 +18,7 @@ pub fn run(ctx: &Context, out: &Out) -> Result<Outcome> {
             Level::Warn => "WARN",
             Level::Fail => "FAIL",
         };
-        let mut s = format!("{tag} {:13} {}\n", i.id, i.detail);
+        let mut s = format!("{tag} {:13} {}\n", i.id, lxcprov::text::for_terminal(&i.detail));
         if let Some(f) = &i.fix {
             s += &format!("     {:13} fix: {f}\n", "");
         }
