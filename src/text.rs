@@ -78,6 +78,12 @@ pub fn first_unsafe(s: &str) -> Option<(usize, char, &'static str)> {
     s.chars().enumerate().find_map(|(i, c)| unsafe_char(c).map(|why| (i, c, why)))
 }
 
+/// [`for_terminal`] line by line: a multi-line message keeps its line breaks, and nothing
+/// else reaches the terminal raw.
+pub fn for_terminal_lines(s: &str) -> String {
+    s.split('\n').map(|l| for_terminal(l).into_owned()).collect::<Vec<_>>().join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,10 +170,4 @@ mod tests {
         assert_eq!(first_unsafe("ab\u{ffff}c").map(|(i, c, _)| (i, c)), Some((2, '\u{ffff}')));
         assert_eq!(first_unsafe("fine"), None);
     }
-}
-
-/// [`for_terminal`] line by line: a multi-line message keeps its line breaks, and nothing
-/// else reaches the terminal raw.
-pub fn for_terminal_lines(s: &str) -> String {
-    s.split('\n').map(|l| for_terminal(l).into_owned()).collect::<Vec<_>>().join("\n")
 }
