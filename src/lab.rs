@@ -377,7 +377,7 @@ pub fn verify_lab(ctx: &Ctx, lab: &str) -> Result<Vec<Report>> {
     let reps = reports(ctx, &rec)?;
     let cross = cross_checks(ctx, &rec, &reps)?;
     let mut out: Vec<Report> = reps.into_iter().filter_map(|(_, r)| r.ok()).collect();
-    out.push(Report { name: format!("lab {}", rec.name), checks: cross });
+    out.push(Report { name: format!("lab {}", rec.name), checks: cross, note: None });
     Ok(out)
 }
 

@@ -602,3 +602,35 @@ fn imported_trees_lose_device_nodes_and_get_a_root_owned_0755_root() {
     let m = std::fs::symlink_metadata(&t).unwrap();
     assert_eq!((m.mode() & 0o7777, m.uid(), m.gid()), (0o755, 0, 0));
 }
+
+#[test]
+#[ignore = "root tier: needs root and libvirtd (scripts/test.sh)"]
+fn a_domain_made_with_virt_install_is_judged_against_the_paper_baseline() {
+    preflight();
+    let d = workdir("vi");
+    let bb = busybox(d.path());
+    let name = "lxcprov-it-vi";
+    clean(&[name], &[]);
+    let _c = Cleanup(vec![name], vec![]);
+    // The paper's own section 5.4 command: no label, no user namespace.
+    let o = Command::new("virt-install")
+        .args(["--connect", URI, "--name", name, "--memory", "64", "--init", "/sbin/init", "--noautoconsole"])
+        .arg("--filesystem")
+        .arg(format!("{},/", bb.display()))
+        .args(["--network", "none"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "virt-install: {}", String::from_utf8_lossy(&o.stderr));
+    let o = lx(d.path(), &["--json", "verify", name]);
+    assert_eq!(o.status.code(), Some(1), "verify must not pass a wide-open container");
+    let out = stdout(&o);
+    assert!(out.contains("judged against the paper's baseline"), "{out}");
+    let c = checks(&o);
+    assert_eq!(status_of(&c, "userns"), "fail");
+    assert_eq!(status_of(&c, "selinux.label"), "fail");
+    assert!(!out.contains("unconfined test container") && !out.contains("profile sets no idmap"), "{out}");
+    // Against a named profile instead.
+    let o = lx(d.path(), &["--json", "verify", name, "--expect", "web"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("judged against profile web"), "{}", stdout(&o));
+}

@@ -4,13 +4,45 @@ use super::Env;
 use crate::facts;
 use crate::libvirt::State;
 use crate::name::Name;
-use crate::profile::SecModel;
+use crate::profile::{CapPolicy, CapState, Profile, SecModel};
 use crate::state::Record;
 use crate::verify::{self, DomainFacts, Expect, Iface, Report, SecLabel};
 use anyhow::Result;
 
-/// Builds the verifier's inputs from the live domain and lxcprov's record, and runs it.
+/// libvirt's default capability drops (`<capabilities policy='default'>`).
+pub const LIBVIRT_DEFAULT_DROPS: &[&str] = &["sys_module", "sys_time", "mknod", "audit_control", "mac_admin"];
+
+/// Builds the verifier's inputs from the live domain and lxcprov's record, and runs it. A
+/// domain lxcprov did not create is judged against the paper's baseline.
 pub fn verify_domain(env: &Env, name: &str) -> Result<Report> {
+    verify_domain_as(env, name, None)
+}
+
+/// What a profile asks of a domain: for `verify --expect PROFILE`.
+pub struct Expected<'a> {
+    pub profile_name: &'a str,
+    pub profile: &'a Profile,
+}
+
+/// The capabilities a profile turns off, with libvirt's default drops under its default
+/// policy (what `caps` must find absent).
+pub fn dropped_caps(p: &Profile) -> Vec<String> {
+    let caps = &p.security.capabilities;
+    let mut v: Vec<String> = caps.set.iter().filter(|(_, s)| **s == CapState::Off).map(|(n, _)| n.clone()).collect();
+    if caps.policy == CapPolicy::Default {
+        for c in LIBVIRT_DEFAULT_DROPS {
+            if caps.set.get(*c) != Some(&CapState::On) {
+                v.push(c.to_string());
+            }
+        }
+    }
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// [`verify_domain`], or judged against `expected` when given.
+pub fn verify_domain_as(env: &Env, name: &str, expected: Option<&Expected>) -> Result<Report> {
     let xml = env.hv.domain_xml(name)?;
     let d = facts::parse_domain(&xml)?;
     let running = env.hv.domain_state(name)? == State::Running;
@@ -28,13 +60,37 @@ pub fn verify_domain(env: &Env, name: &str) -> Result<Report> {
         None if d.seclabel_type.as_deref() == Some("none") => Some("none"),
         None => d.seclabel_model.as_deref(),
     };
-    let security = match asked {
+    let mut security = match asked {
         Some("selinux") => SecModel::Selinux,
         Some("apparmor") => SecModel::Apparmor,
         _ => SecModel::None,
     };
     // The expectations come from the domain itself: the caps it turns off, its idmap.
-    let dropped = dropped_caps_from_xml(&xml);
+    let mut dropped = dropped_caps_from_xml(&xml);
+    let secmodel = env.hv.secmodel().ok();
+    let baseline = d.meta.is_none() && expected.is_none();
+    let mut expected_idmap = expected_idmap;
+    let note = if let Some(e) = expected {
+        security = e.profile.security.model;
+        dropped = dropped_caps(e.profile);
+        expected_idmap = e.profile.security.idmap;
+        Some(format!("judged against profile {}", e.profile_name))
+    } else if baseline {
+        // The paper's baseline: confined by the host's MAC (sVirt; SELinux where the host
+        // has none), libvirt's default capability drops, a user namespace.
+        if security == SecModel::None {
+            security = match secmodel.as_deref() {
+                Some("apparmor") => SecModel::Apparmor,
+                _ => SecModel::Selinux,
+            };
+        }
+        dropped.extend(LIBVIRT_DEFAULT_DROPS.iter().map(|c| c.to_string()));
+        dropped.sort();
+        dropped.dedup();
+        Some("not created by lxcprov: judged against the paper's baseline (a MAC label, a user namespace, libvirt's default capability drops)".to_string())
+    } else {
+        None
+    };
     let mut interfaces = vec![];
     for i in &d.interfaces {
         let expected_bridge = match (&i.bridge, &i.network) {
@@ -67,10 +123,11 @@ pub fn verify_domain(env: &Env, name: &str) -> Result<Report> {
         dropped_caps: dropped,
         idmap: expected_idmap,
         gpgcheck: record.map(|r| r.gpgcheck),
-        secmodel: env.hv.secmodel().ok(),
+        secmodel,
+        baseline,
     };
     let checks = verify::run_all(&env.host, &facts, &expect, env.labels);
-    Ok(Report { name: name.to_string(), checks })
+    Ok(Report { name: name.to_string(), checks, note })
 }
 
 /// Capabilities a domain turns off, from its `<features><capabilities>`, plus libvirt's
@@ -95,7 +152,7 @@ pub fn dropped_caps_from_xml(xml: &str) -> Vec<String> {
         .map(|c| c.tag_name().name().to_string())
         .collect();
     if policy == "default" {
-        for c in ["sys_module", "sys_time", "mknod", "audit_control", "mac_admin"] {
+        for c in LIBVIRT_DEFAULT_DROPS {
             if !on.iter().any(|o| o == c) {
                 off.push(c.to_string());
             }

@@ -95,6 +95,7 @@ impl Fixture {
             idmap: Some(idmap),
             gpgcheck: Some(true),
             secmodel: Some("selinux".into()),
+            baseline: false,
         };
         let labels = FakeLabels { enforcing: Some(true), ..Default::default() };
         Fixture { _dir: dir, host, facts, expect, labels }

@@ -65,6 +65,16 @@ pub(super) fn nspid_problem(value: &str, init: u32) -> Option<String> {
 pub(super) fn userns(cx: &Ctx) -> Check {
     const ID: &str = "userns";
     let Some(want) = cx.expect.idmap else {
+        if cx.expect.baseline {
+            return Check::fail(
+                ID,
+                "no user namespace: root in the container is root on the host (paper, section 3.5)",
+                vec![format!(
+                    "the live XML has {}",
+                    if cx.facts.idmap.is_some() { "an <idmap>" } else { "no <idmap>" }
+                )],
+            );
+        }
         return Check::skip(ID, "profile sets no idmap", vec![]);
     };
     let init = match cx.running(ID) {

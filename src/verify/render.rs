@@ -29,6 +29,9 @@ fn status_text(s: Status, color: bool) -> String {
 pub fn render_human(report: &Report, color: bool, verbose: bool) -> String {
     let width = report.checks.iter().map(|c| c.id.len()).max().unwrap_or(0).max(10) + 2;
     let mut out = String::new();
+    if let Some(n) = &report.note {
+        out.push_str(&format!("{}: {}\n", printable(&report.name), printable(n)));
+    }
     for c in &report.checks {
         out.push_str(&format!("{}  {:<width$}{}\n", status_text(c.status, color), c.id, printable(&c.summary)));
         if verbose {
@@ -46,6 +49,7 @@ pub fn render_human(report: &Report, color: bool, verbose: bool) -> String {
 #[derive(Serialize)]
 #[serde(tag = "type", content = "data", rename_all = "lowercase")]
 enum Line<'a> {
+    Note { container: &'a str, message: &'a str },
     Check { container: &'a str, id: &'a str, status: Status, summary: &'a str, evidence: &'a [String] },
     Summary { container: &'a str, passed: usize, failed: usize, skipped: usize },
 }
@@ -65,10 +69,9 @@ impl<'a> Line<'a> {
 pub fn render_jsonl(report: &Report) -> String {
     let (passed, failed, skipped) = report.counts();
     let name = report.name.as_str();
-    report
-        .checks
-        .iter()
-        .map(|c| Line::check(name, c))
+    let note = report.note.as_deref().map(|message| Line::Note { container: name, message });
+    note.into_iter()
+        .chain(report.checks.iter().map(|c| Line::check(name, c)))
         .chain(std::iter::once(Line::Summary { container: name, passed, failed, skipped }))
         .map(|l| serde_json::to_string(&l).expect("a report always serialises") + "\n")
         .collect()

@@ -517,3 +517,19 @@ fn jsonl_output_parses_back() {
         .any(|e| e.as_str().unwrap().ends_with("/proc/4242/status: NSpid: 4242 1")));
     assert!(text.contains("evil\\u001b[2J"));
 }
+
+#[test]
+fn a_foreign_domain_without_user_namespace_fails_against_the_baseline() {
+    let mut f = Fixture::good();
+    f.expect.idmap = None;
+    f.expect.baseline = true;
+    f.expect.gpgcheck = None;
+    let r = verify(&f.host, &f.facts, &f.expect, &f.labels);
+    let userns = r.checks.iter().find(|c| c.id == "userns").unwrap();
+    assert_eq!(userns.status, Status::Fail, "{userns:?}");
+    assert!(userns.summary.contains("root in the container is root on the host"));
+    let trust = r.checks.iter().find(|c| c.id == "trust").unwrap();
+    assert!(trust.summary.contains("not created by lxcprov"), "{trust:?}");
+    assert!(r.checks.iter().all(|c| !c.summary.contains("unconfined test container")));
+    assert!(r.failed());
+}

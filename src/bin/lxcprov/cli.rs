@@ -185,6 +185,10 @@ pub struct VerifyArgs {
     /// The container to probe against [default: the first other labelled one]
     #[arg(long, value_name = "NAME", requires = "probe")]
     pub peer: Option<String>,
+    /// Judge the domain against this profile instead of its own record (any domain, also
+    /// one lxcprov did not create; without it, such a domain meets the paper's baseline)
+    #[arg(long, value_name = "PROFILE")]
+    pub expect: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
