@@ -634,3 +634,48 @@ fn a_domain_made_with_virt_install_is_judged_against_the_paper_baseline() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stdout(&o).contains("judged against profile web"), "{}", stdout(&o));
 }
+
+#[test]
+#[ignore = "root tier: needs root and libvirtd (scripts/test.sh)"]
+fn file_capabilities_and_acls_survive_the_idmap_shift() {
+    preflight();
+    let d = workdir("caps");
+    let f = d.path().join("ping");
+    std::fs::write(&f, "#!/bin/sh\n").unwrap();
+    let xattr = |name: &str, value: Option<&[u8]>| -> Option<Vec<u8>> {
+        let p = std::ffi::CString::new(f.to_str().unwrap()).unwrap();
+        let n = std::ffi::CString::new(name).unwrap();
+        unsafe {
+            if let Some(v) = value {
+                assert_eq!(libc::lsetxattr(p.as_ptr(), n.as_ptr(), v.as_ptr().cast(), v.len(), 0), 0, "set {name}");
+                return None;
+            }
+            let mut buf = vec![0u8; 64];
+            let r = libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len());
+            (r >= 0).then(|| buf[..r as usize].to_vec())
+        }
+    };
+    // cap_net_raw+ep as `setcap` writes it on the host (v2), and an ACL naming uid 1000.
+    let mut v2 = 0x0200_0001u32.to_le_bytes().to_vec();
+    v2.extend_from_slice(&(1u32 << 13).to_le_bytes());
+    v2.extend_from_slice(&[0; 12]);
+    xattr("security.capability", Some(&v2));
+    let mut acl = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in
+        [(1u16, 6u16, u32::MAX), (2, 4, 1000), (4, 4, u32::MAX), (0x10, 4, u32::MAX), (0x20, 4, u32::MAX)]
+    {
+        acl.extend_from_slice(&tag.to_le_bytes());
+        acl.extend_from_slice(&perm.to_le_bytes());
+        acl.extend_from_slice(&id.to_le_bytes());
+    }
+    xattr("system.posix_acl_access", Some(&acl));
+    lxcprov::fsutil::shift_ownership(d.path(), 100000, 100000, 65536).unwrap();
+    let caps = xattr("security.capability", None).expect("the capability survived the chown");
+    assert_eq!(caps.len(), 24, "v3");
+    assert_eq!(u32::from_le_bytes(caps[20..24].try_into().unwrap()), 100000, "root id is the namespace's root");
+    assert_eq!(u32::from_le_bytes(caps[4..8].try_into().unwrap()), 1 << 13, "cap_net_raw kept");
+    let acl = xattr("system.posix_acl_access", None).unwrap();
+    assert_eq!(u32::from_le_bytes(acl[12 + 4..12 + 8].try_into().unwrap()), 101000, "the ACL's user 1000 is shifted");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&f).unwrap().uid(), 100000);
+}
