@@ -524,7 +524,7 @@ pub fn caps_for_namespace(x: &[u8], root: u32, count: u32) -> Option<Vec<u8>> {
 pub fn shift_acl(x: &[u8], uo: u32, go: u32, count: u32) -> Option<Vec<u8>> {
     const ACL_USER: u16 = 0x02;
     const ACL_GROUP: u16 = 0x08;
-    if x.len() < 4 || (x.len() - 4) % 8 != 0 || u32::from_le_bytes(x[0..4].try_into().ok()?) != 2 {
+    if x.len() < 4 || !(x.len() - 4).is_multiple_of(8) || u32::from_le_bytes(x[0..4].try_into().ok()?) != 2 {
         return None;
     }
     let mut out = x.to_vec();
