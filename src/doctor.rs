@@ -37,7 +37,8 @@ fn lxc_conf_value(text: &str, key: &str) -> Option<String> {
 }
 
 /// The cgroup layout: v1, v2 or hybrid.
-fn cgroup_layout() -> String {
+/// The host's cgroup layout, from /proc/self/mounts: `v2 (unified)`, `v1`, hybrid, unknown.
+pub fn cgroup_layout() -> String {
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
     let v2_root =
         mounts.lines().any(|l| l.split(' ').nth(1) == Some("/sys/fs/cgroup") && l.split(' ').nth(2) == Some("cgroup2"));
@@ -117,7 +118,18 @@ pub fn checks(uri: &str) -> Vec<Item> {
     } else {
         v.push(item("lxc_contexts", Level::Warn, format!("{lxc_contexts} missing (SELinux is off)"), None));
     }
-    v.push(item("cgroups", Level::Ok, format!("cgroup layout: {}", cgroup_layout()), None));
+    let layout = cgroup_layout();
+    v.push(item("cgroups", Level::Ok, format!("cgroup layout: {layout}"), None));
+    v.push(if layout.starts_with("v2") {
+        item(
+            "centos7",
+            Level::Warn,
+            "CentOS 7's systemd 219 needs cgroup v1: on this cgroup v2-only host a centos7 container does not boot",
+            Some("use centos-stream9 or almalinux9 here, or boot the host with systemd.unified_cgroup_hierarchy=0"),
+        )
+    } else {
+        item("centos7", Level::Ok, "cgroup v1 present: CentOS 7 (systemd 219) containers can boot", None)
+    });
     if !crate::host::pid1_is_systemd(std::path::Path::new("/proc"))
         && std::path::Path::new("/sys/fs/cgroup/systemd/cgroup.procs").exists()
     {

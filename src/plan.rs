@@ -166,7 +166,7 @@ impl fmt::Display for Action {
             ),
             Action::StoreBase { from, entry } => write!(
                 f,
-                "   run    cp -a --reflink=auto -- {from} {entry}.partial\n   write  {entry}.partial/{marker}\n   rename {entry}.partial -> {entry}\n",
+                "   lock   {entry}.lock  (exclusive if free, else the cache is left to the other run)\n   run    cp -a --reflink=auto -- {from} {entry}.partial.PID\n   write  {entry}.partial.PID/{marker}\n   rename {entry}.partial.PID -> {entry}\n",
                 from = from.display(),
                 entry = entry.display(),
                 marker = crate::paths::BASE_MARKER

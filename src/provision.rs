@@ -66,6 +66,11 @@ pub fn plan(ctx: &Context, spec: &Spec, req: &Request) -> Result<Plan> {
     };
     let mut plan =
         bootstrap::plan(&ctx.paths, &spec.name, &spec.profile_name, &spec.profile, &spec.distro, tool, &opts)?;
+    if spec.distro.name == "centos7" && crate::doctor::cgroup_layout().starts_with("v2") {
+        plan.warnings.push(
+            "CentOS 7's systemd 219 needs cgroup v1, and this host is cgroup v2 only: the container will not boot; use centos-stream9 or almalinux9 here".into(),
+        );
+    }
     if let Some(m) = &req.mirror {
         let rpm = tool != Tool::Debootstrap;
         match crate::profile::mirror_trust(m, spec.profile.trust.gpgcheck, rpm) {

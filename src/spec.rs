@@ -31,6 +31,8 @@ pub struct Spec {
     /// What validation warns about (a label range or type allowed on purpose, plain-http
     /// repositories), located `file:line:column`; the caller shows them.
     pub warnings: Vec<String>,
+    /// Set when the distro came from the container's name, not the profile.
+    pub distro_note: Option<String>,
 }
 
 /// Resolves name + profile + overrides. Touches nothing.
@@ -38,7 +40,11 @@ pub fn resolve(ctx: &Context, name: &str, o: &ProfileOptions) -> Result<Spec> {
     let name = Name::parse(name)?;
     let loaded = profile::find(&ctx.sources, &o.profile)?;
     let mut p = loaded.profile.clone();
-    if let Some(d) = &o.distro {
+    // `lxcprov create centos7 --profile web`: a container named after a catalog distro gets
+    // that distro, unless --distro says otherwise.
+    let from_name = o.distro.is_none() && distro::lookup(name.as_str()).is_ok();
+    let wanted = if from_name { Some(name.to_string()) } else { o.distro.clone() };
+    if let Some(d) = &wanted {
         if *d != p.distro {
             // The profile's release and base packages were chosen for its own distro.
             p.distro = d.clone();
@@ -52,7 +58,13 @@ pub fn resolve(ctx: &Context, name: &str, o: &ProfileOptions) -> Result<Spec> {
     render::apply_overrides(&mut p, &render::Overrides { security: o.security });
     let warnings = loaded.revalidate(&p).with_context(|| format!("profile {} with the given options", loaded.name))?;
     let distro = distro::lookup(&p.distro)?;
-    Ok(Spec { name, profile_name: loaded.name, profile: p, distro, warnings })
+    let distro_note = (from_name && loaded.profile.distro != distro.name).then(|| {
+        format!(
+            "distro {} taken from the container's name (the profile {} says {}; --distro chooses another)",
+            distro.name, loaded.name, loaded.profile.distro
+        )
+    });
+    Ok(Spec { name, profile_name: loaded.name, profile: p, distro, warnings, distro_note })
 }
 
 impl Spec {

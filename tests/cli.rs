@@ -300,3 +300,23 @@ fn control_characters_never_reach_the_terminal_raw() {
     assert_eq!(o.status.code(), Some(2));
     assert!(!o.stderr.contains(&0x1b), "{}", stderr(&o));
 }
+
+#[test]
+fn a_container_named_after_a_distro_gets_that_distro() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run(d.path(), &["create", "centos7", "--profile", "web", "--dry-run"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = stdout(&o);
+    assert!(s.lines().next().unwrap().contains("centos7 7"), "{s}");
+    assert!(s.contains("taken from the container's name"), "{s}");
+    let install = s.lines().find(|l| l.contains("--installroot=")).expect(&s);
+    assert!(
+        install.contains("vault.centos.org") && install.ends_with(" httpd"),
+        "web-server is httpd on EL: {install}"
+    );
+    // --distro wins; other names keep the profile's distro (nginx on Debian).
+    let o = run(d.path(), &["create", "centos7", "--profile", "web", "--distro", "debian12", "--dry-run"]);
+    assert!(!stdout(&o).contains("taken from the container's name") && stdout(&o).contains("debootstrap"));
+    let o = run(d.path(), &["create", "web1", "--profile", "web", "--dry-run"]);
+    assert!(stdout(&o).contains("nginx") && !stdout(&o).contains("httpd"), "{}", stdout(&o));
+}

@@ -66,7 +66,8 @@ impl Harness {
         let distro = crate::distro::lookup("debian12").unwrap();
         let opts = bootstrap::Options { keep_base: false, ..Default::default() };
         let bp = bootstrap::plan(&self.paths, &name, "p", p, &distro, bootstrap::Tool::Debootstrap, &opts).unwrap();
-        let spec = Spec { name, profile_name: "p".into(), profile: p.clone(), distro, warnings: vec![] };
+        let spec =
+            Spec { name, profile_name: "p".into(), profile: p.clone(), distro, warnings: vec![], distro_note: None };
         CreatePlan::new(&spec, "fake:///", &self.paths, bp, (DOMAIN.into(), NETWORK.into()))
     }
 

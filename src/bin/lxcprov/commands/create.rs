@@ -14,7 +14,7 @@ pub fn run(ctx: &Context, out: &Out, a: &CreateArgs) -> Result<Outcome> {
     let req = super::bootstrap::request(&a.bootstrap);
     let plan = provision::create_plan(ctx, &spec, &req)?;
     if a.dry_run {
-        return dry_run(out, &plan);
+        return dry_run(out, &plan, spec.distro_note.as_deref());
     }
     if let Some(why) = container::security_refusal(&spec.profile) {
         bail!("cannot create {}: {why}. Nothing was created.", spec.name);
@@ -50,7 +50,7 @@ fn notes(plan: &CreatePlan) -> Vec<String> {
     notes
 }
 
-fn dry_run(out: &Out, plan: &CreatePlan) -> Result<Outcome> {
+fn dry_run(out: &Out, plan: &CreatePlan, distro_note: Option<&str>) -> Result<Outcome> {
     let sp = &plan.bootstrap.spec;
     let notes = notes(plan);
     let steps = plan.steps();
@@ -63,7 +63,7 @@ fn dry_run(out: &Out, plan: &CreatePlan) -> Result<Outcome> {
                 "installer": sp.tool.program(), "source": plan.bootstrap.source.kind(),
                 "gpgcheck": sp.gpgcheck, "password": plan.bootstrap.password_note,
                 "network": { "name": plan.profile.network.name, "mode": plan.profile.network.mode },
-                "uri": plan.uri, "notes": notes,
+                "uri": plan.uri, "notes": notes, "distro_from_name": distro_note.is_some(),
             }),
         )?;
         for (i, s) in steps.iter().enumerate() {
@@ -80,6 +80,9 @@ fn dry_run(out: &Out, plan: &CreatePlan) -> Result<Outcome> {
         sp.arch,
         sp.tool.program()
     );
+    if let Some(n) = distro_note {
+        s += &format!("# {n}\n");
+    }
     for n in &notes {
         s += &format!("# NOTE: {}\n", lxcprov::text::for_terminal(n));
     }

@@ -106,6 +106,9 @@ fn resolve(ctx: &Context, name: &str, a: &ProfileArgs) -> Result<lxcprov::spec::
 
 fn resolve_opts(ctx: &Context, name: &str, o: &ProfileOptions) -> Result<lxcprov::spec::Spec> {
     let spec = lxcprov::spec::resolve(ctx, name, o)?;
+    if let Some(n) = &spec.distro_note {
+        ctx.ui.info(n);
+    }
     for w in &spec.warnings {
         ctx.ui.notice(&lxcprov::text::for_terminal(w));
     }
