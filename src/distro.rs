@@ -78,9 +78,19 @@ pub struct Distro {
     pub netconfig: NetConfig,
     #[serde(default)]
     pub package_sets: BTreeMap<String, Vec<String>>,
+    /// The signing keys' fingerprints, per release (`"*"`: every release): the only keys
+    /// the installer is allowed to trust.
+    #[serde(default)]
+    pub fingerprints: BTreeMap<String, Vec<String>>,
 }
 
 impl Distro {
+    /// The pinned fingerprints for `release`, normalised (40 upper-case hex digits).
+    pub fn pins(&self, release: &str) -> Vec<String> {
+        let v = self.fingerprints.get(release).or_else(|| self.fingerprints.get("*"));
+        v.into_iter().flatten().filter_map(|f| crate::bootstrap::keys::normalise(f)).collect()
+    }
+
     /// Is `release` one this distribution accepts ([`ReleaseFormat`])? Never `..`, `/`,
     /// spaces or other text that could leave a URL or a cache path.
     pub fn check_release(&self, release: &str) -> Result<(), String> {

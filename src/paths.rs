@@ -74,6 +74,14 @@ impl Paths {
         s.push(".lock");
         PathBuf::from(s)
     }
+    /// Verified copies of signing keys (and pinned keyrings).
+    pub fn keys(&self) -> PathBuf {
+        self.cache.join("keys")
+    }
+    /// gpg's home for reading keys (never the user's).
+    pub fn gnupg(&self) -> PathBuf {
+        self.cache.join("gnupg")
+    }
     /// A `HOME` for rpm on non-RPM hosts (holds `.rpmmacros`).
     pub fn rpm_home(&self) -> PathBuf {
         self.cache.join("rpm-home")

@@ -50,6 +50,20 @@ pub enum Action {
         shared: bool,
         what: String,
     },
+    /// Fetch or copy a signing key into lxcprov's cache and check its fingerprint against
+    /// the pins; only that copy is given to the installer.
+    PinKey {
+        key: crate::bootstrap::keys::PinnedKey,
+        pins: Vec<String>,
+        homedir: PathBuf,
+    },
+    /// Export exactly the pinned keys from an archive keyring for debootstrap.
+    PinKeyring {
+        source: PathBuf,
+        pins: Vec<String>,
+        dest: PathBuf,
+        homedir: PathBuf,
+    },
     /// Refuse to copy `src` into `dest` when it cannot fit (a clear "disk full" up front).
     CheckSpace {
         src: PathBuf,
@@ -150,6 +164,22 @@ impl fmt::Display for Action {
             Action::MkdirPrivate { path, mode } => writeln!(f, "   mkdir  {}  (mode {mode:o})", path.display()),
             Action::WriteFile { path, mode, why, content } => {
                 write!(f, "   write  {}  ({why}, mode {mode:o})\n{}", path.display(), indent(content))
+            }
+            Action::PinKey { key, pins, .. } => {
+                writeln!(f, "   key    {} -> {}", key.url, key.local.display())?;
+                if pins.is_empty() {
+                    writeln!(f, "          fingerprint: NOT PINNED (trusted as fetched; warned)")
+                } else {
+                    let p: Vec<String> = pins.iter().map(|p| crate::bootstrap::keys::pretty(p)).collect();
+                    writeln!(f, "          fingerprint must be {}", p.join(" or "))
+                }
+            }
+            Action::PinKeyring { source, pins, dest, .. } => {
+                writeln!(f, "   keys   {} -> {} (only the pinned keys)", source.display(), dest.display())?;
+                for p in pins {
+                    writeln!(f, "          fingerprint {}", crate::bootstrap::keys::pretty(p))?;
+                }
+                Ok(())
             }
             Action::CheckSpace { src, dest } => {
                 writeln!(f, "   check  free space under {} for {}", dest.display(), src.display())

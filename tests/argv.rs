@@ -63,7 +63,8 @@ fn paper_argv_is_the_guides_command() {
     assert!(line.contains(" --installroot=/var/lib/libvirt/filesystems/.web1.partial --releasever=7 "), "{line}");
     assert!(line.ends_with(" install systemd passwd yum centos-release vim-minimal procps-ng iproute net-tools dhclient policycoreutils"), "{line}");
     assert!(line.contains("--setopt=lxcprov-base.gpgcheck=True"));
-    assert!(line.contains("--setopt=lxcprov-base.gpgkey=https://vault.centos.org/RPM-GPG-KEY-CentOS-7"));
+    // The installer trusts only lxcprov's verified copy of the pinned key.
+    assert!(line.contains("--setopt=lxcprov-base.gpgkey=file:///var/cache/lxcprov/keys/"), "{line}");
     assert!(line.contains("--setopt=reposdir=/nonexistent/lxcprov"), "host repositories must not be read");
     assert!(!line.contains("--nogpgcheck"));
     let yum = argv_for("paper", None, Tool::Yum);

@@ -679,3 +679,64 @@ fn file_capabilities_and_acls_survive_the_idmap_shift() {
     use std::os::unix::fs::MetadataExt;
     assert_eq!(std::fs::metadata(&f).unwrap().uid(), 100000);
 }
+
+#[test]
+#[ignore = "root tier: needs root and libvirtd (scripts/test.sh)"]
+fn a_signing_key_whose_fingerprint_is_not_pinned_is_refused_before_anything_is_installed() {
+    preflight();
+    let d = workdir("pin");
+    let (key, repo) = make_repo(d.path());
+    let colons = Command::new("gpg")
+        .args(["--batch", "--homedir", d.path().to_str().unwrap(), "--show-keys", "--with-colons"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    let colons = String::from_utf8_lossy(&colons.stdout).to_string();
+    let fpr = colons.lines().find(|l| l.starts_with("fpr:")).unwrap().split(':').nth(9).unwrap().to_string();
+    let profile = |name: &str, fp: &str| {
+        write_profile(
+            d.path(),
+            name,
+            &format!(
+                "description: pinned\ndistro: centos-stream9\nrelease: '9'\nbase_packages: [lxcprov-base]\npackages: [lxcprov-hello]\nrepos:\n  - id: lxcprov-test\n    url: file://{}/signed\n    gpgkeys: ['file://{}']\n    fingerprints: ['{fp}']\nsecurity: {{model: none, label: none}}\n",
+                repo.display(),
+                key.display()
+            ),
+        )
+    };
+    let pw = d.path().join("pw");
+    std::fs::write(&pw, "pinned-password\n").unwrap();
+    let wrong = profile("pin-wrong", &"A".repeat(40));
+    let o = lx(
+        d.path(),
+        &[
+            "--profile-file",
+            wrong.to_str().unwrap(),
+            "bootstrap",
+            "it-pin",
+            "--profile",
+            "pin-wrong",
+            "--root-password-file",
+            pw.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("which is not pinned"), "{}", stderr(&o));
+    assert!(pool_leftovers(d.path()).is_empty(), "{:?}", pool_leftovers(d.path()));
+    let right = profile("pin-right", &fpr);
+    let o = lx(
+        d.path(),
+        &[
+            "--profile-file",
+            right.to_str().unwrap(),
+            "bootstrap",
+            "it-pin",
+            "--profile",
+            "pin-right",
+            "--root-password-file",
+            pw.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(pool_leftovers(d.path()), ["it-pin"]);
+}

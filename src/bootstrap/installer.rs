@@ -1,5 +1,6 @@
 //! The installers: which tool installs a distro, and the exact argv it runs.
 
+use super::keys;
 use crate::distro::{self, Distro, InstallerKind};
 use crate::exec::Cmd;
 use crate::profile::Profile;
@@ -79,6 +80,8 @@ pub struct Repo {
     pub id: String,
     pub url: String,
     pub gpgkeys: Vec<String>,
+    /// The fingerprints its keys must have; empty: trusted as fetched (warned).
+    pub fingerprints: Vec<String>,
 }
 
 /// Everything that decides what gets installed.
@@ -97,7 +100,12 @@ pub struct InstallSpec {
     pub suite: String,
     pub components: Vec<String>,
     pub keyring: Option<String>,
+    /// debootstrap: the archive keys pinned for this release.
+    pub keyring_pins: Vec<String>,
     pub script: Option<String>,
+    /// Where the verified copies of the keys live (not part of the cache key).
+    #[serde(skip)]
+    pub keys_dir: std::path::PathBuf,
 }
 
 impl InstallSpec {
@@ -124,9 +132,15 @@ impl InstallSpec {
             }
         }
         let repos = match &p.repos {
-            Some(rs) => {
-                rs.iter().map(|r| Repo { id: r.id.clone(), url: r.url.clone(), gpgkeys: r.gpgkeys.clone() }).collect()
-            }
+            Some(rs) => rs
+                .iter()
+                .map(|r| Repo {
+                    id: r.id.clone(),
+                    url: r.url.clone(),
+                    gpgkeys: r.gpgkeys.clone(),
+                    fingerprints: r.fingerprints.iter().filter_map(|f| keys::normalise(f)).collect(),
+                })
+                .collect(),
             None if d.installer == InstallerKind::Debootstrap => vec![],
             None => d
                 .repos
@@ -135,12 +149,14 @@ impl InstallSpec {
                     id: r.id.clone(),
                     url: format!("{}/{}", mirror.trim_end_matches('/'), distro::expand(&r.path, &release, &arch)),
                     gpgkeys: d.gpgkeys.iter().map(|k| distro::expand(k, &release, &arch)).collect(),
+                    fingerprints: d.pins(&release),
                 })
                 .collect(),
         };
         if p.trust.gpgcheck && tool != Tool::Debootstrap && repos.iter().any(|r| r.gpgkeys.is_empty()) {
             bail!("gpg checking is on but a repository has no gpg key: add gpgkeys, or set trust.gpgcheck: false explicitly");
         }
+        let keyring_pins = if d.installer == InstallerKind::Debootstrap { d.pins(&release) } else { vec![] };
         Ok(InstallSpec {
             distro: d.name.clone(),
             suite: d.suite(&release),
@@ -153,8 +169,35 @@ impl InstallSpec {
             mirror,
             components: d.components.clone(),
             keyring: d.keyring.clone(),
+            keyring_pins,
+            keys_dir: std::path::PathBuf::new(),
             script: d.script.clone(),
         })
+    }
+
+    /// The keys the installer trusts for `r`: lxcprov's verified local copies.
+    pub fn local_keys(&self, r: &Repo) -> Vec<String> {
+        r.gpgkeys.iter().map(|k| format!("file://{}", keys::local_copy(&self.keys_dir, k).display())).collect()
+    }
+
+    /// Every key to verify before the install, with its pins.
+    pub fn pinned_keys(&self) -> Vec<(keys::PinnedKey, Vec<String>)> {
+        let mut v: Vec<(keys::PinnedKey, Vec<String>)> = vec![];
+        for r in &self.repos {
+            for k in &r.gpgkeys {
+                let pk = keys::PinnedKey { url: k.clone(), local: keys::local_copy(&self.keys_dir, k) };
+                if !v.iter().any(|(x, _)| *x == pk) {
+                    v.push((pk, r.fingerprints.clone()));
+                }
+            }
+        }
+        v
+    }
+
+    /// debootstrap with pinned archive keys: the keyring holding exactly those.
+    pub fn pinned_keyring(&self) -> Option<std::path::PathBuf> {
+        (self.tool == Tool::Debootstrap && self.gpgcheck && !self.keyring_pins.is_empty())
+            .then(|| self.keys_dir.join(format!("{}-{}.gpg", self.distro, self.release)))
     }
 
     /// The base-rootfs cache key: distro, release, arch and a digest of everything else.
@@ -189,7 +232,7 @@ impl InstallSpec {
         for r in &self.repos {
             s += &format!("\n[{id}]\nname={id}\nbaseurl={url}\nenabled=1\ngpgcheck={check}\n", id = r.id, url = r.url);
             if self.gpgcheck {
-                s += &format!("gpgkey={}\n", r.gpgkeys.join(" "));
+                s += &format!("gpgkey={}\n", self.local_keys(r).join(" "));
             }
         }
         s
@@ -244,7 +287,7 @@ impl InstallSpec {
                 c = c.arg(format!("--setopt={}.gpgcheck=True", r.id)).arg(format!(
                     "--setopt={}.gpgkey={}",
                     r.id,
-                    r.gpgkeys.join(",")
+                    self.local_keys(r).join(",")
                 ));
             } else {
                 c = c.arg(format!("--setopt={}.gpgcheck=False", r.id));
@@ -273,7 +316,9 @@ impl InstallSpec {
         }
         if self.gpgcheck {
             // Verify the Release file's signature with the archive keyring; fail otherwise.
-            if let Some(k) = &self.keyring {
+            if let Some(k) = self.pinned_keyring() {
+                c = c.arg(format!("--keyring={}", k.display()));
+            } else if let Some(k) = &self.keyring {
                 c = c.arg(format!("--keyring={k}"));
             }
             c = c.arg("--force-check-gpg");

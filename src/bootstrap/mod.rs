@@ -11,6 +11,7 @@
 
 pub mod guest;
 pub mod installer;
+pub mod keys;
 
 pub use guest::{GuestConfig, GuestFile};
 pub use installer::{choose_tool, InstallSpec, Repo, Tool};
@@ -87,6 +88,8 @@ pub struct Plan {
     #[serde(skip)]
     pub cache_root: PathBuf,
     pub base_lock: PathBuf,
+    #[serde(skip)]
+    pub gnupg: PathBuf,
     pub warnings: Vec<String>,
     #[serde(skip)]
     pub password_note: String,
@@ -104,6 +107,7 @@ pub fn plan(
     o: &Options,
 ) -> Result<Plan> {
     let mut spec = InstallSpec::new(p, d, o.mirror.as_deref(), tool)?;
+    spec.keys_dir = paths.keys();
     let pkg_cache = paths.pkg_cache(tool.cache_name(), &spec.distro, &spec.release, &spec.arch);
     let partial = paths.partial(name);
     let cache_entry = paths.base(&spec.cache_key());
@@ -151,6 +155,7 @@ pub fn plan(
         record: paths.record(name),
         pkg_cache_lock: paths.pkg_cache_lock(&pkg_cache),
         cache_root: paths.cache.clone(),
+        gnupg: paths.gnupg(),
         base_lock: paths.base_lock(&paths.base(&spec.cache_key())),
         spec,
         warnings,
@@ -193,6 +198,19 @@ impl Plan {
                         why: "yum configuration: lxcprov's repositories only".into(),
                         content: text.clone(),
                     });
+                }
+                if sp.gpgcheck {
+                    for (key, pins) in sp.pinned_keys() {
+                        a.push(Action::PinKey { key, pins, homedir: self.gnupg.clone() });
+                    }
+                    if let (Some(dest), Some(source)) = (sp.pinned_keyring(), &sp.keyring) {
+                        a.push(Action::PinKeyring {
+                            source: source.into(),
+                            pins: sp.keyring_pins.clone(),
+                            dest,
+                            homedir: self.gnupg.clone(),
+                        });
+                    }
                 }
                 a.push(Action::Run { cmd: cmd.clone() });
                 steps.push(Step::new(
@@ -383,6 +401,14 @@ impl Executor<'_> {
                     self.progress.line(&format!("waiting for another lxcprov run ({what})"))
                 })?;
                 self.locks.borrow_mut().push(lock);
+            }
+            Action::PinKey { key, pins, homedir } => {
+                if let Some(w) = keys::verify(self.runner, homedir, key, pins)? {
+                    self.progress.line(&format!("warning: {w}"));
+                }
+            }
+            Action::PinKeyring { source, pins, dest, homedir } => {
+                keys::pin_keyring(self.runner, homedir, source, pins, dest)?
             }
             Action::CheckSpace { src, dest } => crate::fsutil::check_free_space(src, dest)?,
             Action::CopyTree { from, to } => {

@@ -123,6 +123,9 @@ pub struct Repo {
     pub url: String,
     #[serde(default)]
     pub gpgkeys: Vec<String>,
+    /// The fingerprints the repository's keys must have (40 hex digits, spaces allowed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fingerprints: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

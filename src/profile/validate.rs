@@ -385,6 +385,14 @@ impl Profile {
                     );
                 }
             }
+            for (j, f) in r.fingerprints.iter().enumerate() {
+                if crate::bootstrap::keys::normalise(f).is_none() {
+                    c.error(
+                        format!("repos[{i}].fingerprints[{j}]"),
+                        format!("repository {:?}: {f:?} is not a key fingerprint (40 hex digits)", r.id),
+                    );
+                }
+            }
         }
     }
 
