@@ -10,8 +10,13 @@
 #   OUTDIR/tampered/   signed copies; one payload byte of lxcprov-hello flipped after
 #                      signing, metadata generated afterwards (so checksums match and
 #                      only the signature/digest check can catch it)
+#   OUTDIR/native/     signed lxcprov-base + lxcprov-hello + lxcprov-rpm: a real rpm
+#                      binary (the host's, with the libraries it links and its macros,
+#                      %_dbpath /var/lib/rpm), so the guest's own `rpm -qa` reads its database
+#   OUTDIR/wrongdb/    the same, but lxcprov-rpm's macros say %_dbpath
+#                      /usr/lib/sysimage/rpm: the guest's rpm cannot see what was installed
 # On success prints, on stdout, one KEY=PATH line each:
-#   key=... signed=... unsigned=... tampered=...
+#   key=... signed=... unsigned=... tampered=... native=... wrongdb=...
 # Idempotent: OUTDIR/.complete holds the hash of this script; when it matches, nothing
 # is rebuilt. Concurrent runs on the same OUTDIR serialise on OUTDIR/.lock.
 # Needs: rpmbuild (rpm), rpmsign, createrepo_c, gpg, gpgconf, sha256sum, flock.
@@ -45,6 +50,8 @@ print_paths() {
     printf 'key=%s\n' "$KEY_FILE"
     printf 'signed=%s\n' "$OUTDIR/signed"
     printf 'unsigned=%s\n' "$OUTDIR/unsigned"
+    printf 'native=%s\n' "$OUTDIR/native"
+    printf 'wrongdb=%s\n' "$OUTDIR/wrongdb"
     printf 'tampered=%s\n' "$OUTDIR/tampered"
 }
 
@@ -72,7 +79,7 @@ log "building test repositories in $OUTDIR"
 
 # Only ever remove what this script creates.
 rm -f -- "$OUTDIR/.complete" "$KEY_FILE"
-for d in gnupg home rpmbuild signed unsigned tampered; do
+for d in gnupg home rpmbuild signed unsigned tampered native wrongdb; do
     rm -rf -- "${OUTDIR:?}/$d"
 done
 
@@ -172,6 +179,39 @@ for name in lxcprov-hello lxcprov-base; do
         || die "rpmbuild of $name failed"
 done
 
+# lxcprov-rpm: the host's rpm as the guest's own package manager (a real binary with the
+# libraries it links), in two flavours: its database where dnf writes it, and elsewhere.
+write_rpm_spec() { # NAME DBPATH
+    local name="$1" dbpath="$2" files lib f
+    files="/usr/bin/rpm
+/usr/lib/rpm/rpmrc
+/usr/lib/rpm/macros
+/etc/rpm/macros.lxcprov-dbpath"
+    for lib in $(ldd /usr/bin/rpm | grep -o '/[^ ]*' | sort -u); do
+        files+=$'\n'"$lib"
+    done
+    {
+        printf '%s\n' '%define __os_install_post %{nil}' '%define debug_package %{nil}' '%define _build_id_links none' ''
+        printf 'Name: %s\nVersion: 1.0\nRelease: 1\nSummary: rpm for lxcprov tests\nLicense: GPL-2.0-or-later\nAutoReqProv: no\n\n' "$name"
+        printf '%%description\nThe host rpm with its libraries, for lxcprov package-database tests.\n\n%%prep\n\n%%build\n\n%%install\n'
+        while read -r f; do
+            [[ "$f" == /etc/rpm/macros.lxcprov-dbpath ]] && continue
+            printf 'mkdir -p "%%{buildroot}%s"\ncp -L "%s" "%%{buildroot}%s"\n' "$(dirname -- "$f")" "$f" "$f"
+        done <<<"$files"
+        printf 'mkdir -p "%%{buildroot}/etc/rpm"\necho "%%%%_dbpath %s" > "%%{buildroot}/etc/rpm/macros.lxcprov-dbpath"\n' "$dbpath"
+        printf '\n%%files\n%s\n' "$files"
+    } >"$TOPDIR/SPECS/$name.spec"
+}
+build_rpm_pkg() { # DBPATH OUTSUBDIR
+    write_rpm_spec lxcprov-rpm "$1"
+    rpmbuild -bb --nodeps --quiet --define "_topdir $TOPDIR" --define '_build_id_links none' \
+        "$TOPDIR/SPECS/lxcprov-rpm.spec" >/dev/null || die "rpmbuild of lxcprov-rpm ($1) failed"
+    mkdir -p -- "$OUTDIR/$2"
+    mv -- "$TOPDIR"/RPMS/*/lxcprov-rpm-1.0-1.*.rpm "$OUTDIR/$2/"
+}
+build_rpm_pkg /var/lib/rpm native
+build_rpm_pkg /usr/lib/sysimage/rpm wrongdb
+
 HELLO_RPM="lxcprov-hello-1.0-1.noarch.rpm"
 BASE_RPM="lxcprov-base-1.0-1.noarch.rpm"
 for f in "$HELLO_RPM" "$BASE_RPM"; do
@@ -194,7 +234,12 @@ GPG_TTY=/dev/null rpmsign --define "__gpg $GPG_BIN" \
 
 for f in "$HELLO_RPM" "$BASE_RPM"; do
     cp -- "$OUTDIR/signed/$f" "$OUTDIR/tampered/$f"
+    cp -- "$OUTDIR/signed/$f" "$OUTDIR/native/$f"
+    cp -- "$OUTDIR/signed/$f" "$OUTDIR/wrongdb/$f"
 done
+GPG_TTY=/dev/null rpmsign --define "__gpg $GPG_BIN" --define "_gpg_name $KEY_EMAIL" --define "_gpg_path $GNUPGHOME" \
+    --addsign "$OUTDIR"/native/lxcprov-rpm-*.rpm "$OUTDIR"/wrongdb/lxcprov-rpm-*.rpm >/dev/null \
+    || die "rpmsign of lxcprov-rpm failed"
 
 # ---- tamper: flip one byte in the middle of lxcprov-hello's payload ------------------
 be32() { # FILE OFFSET -> unsigned big-endian 32-bit integer
@@ -235,7 +280,7 @@ if rpmkeys --checksig --nosignature -- "$target" >/dev/null 2>&1; then
 fi
 
 # ---- index ----------------------------------------------------------------------
-for d in signed unsigned tampered; do
+for d in signed unsigned tampered native wrongdb; do
     createrepo_c --quiet --no-database -- "$OUTDIR/$d" >/dev/null \
         || die "createrepo_c $OUTDIR/$d failed"
 done

@@ -82,6 +82,25 @@ pub struct Distro {
     /// the installer is allowed to trust.
     #[serde(default)]
     pub fingerprints: BTreeMap<String, Vec<String>>,
+    /// rpm distributions: the package database the guest's own rpm reads.
+    #[serde(default)]
+    pub rpmdb: Option<RpmDb>,
+}
+
+/// Where and in which format a guest's rpm keeps its database.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpmDb {
+    pub backend: RpmDbBackend,
+    pub path: String,
+}
+
+/// `bdb`: Berkeley DB (rpm 4.11, EL7: the host's rpm cannot write it); `sqlite` (EL9, Fedora).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RpmDbBackend {
+    Bdb,
+    Sqlite,
 }
 
 impl Distro {

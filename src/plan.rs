@@ -64,6 +64,20 @@ pub enum Action {
         dest: PathBuf,
         homedir: PathBuf,
     },
+    /// Re-register the installed packages with the guest's own rpm (`--justdb`), for a
+    /// database format the host's rpm cannot write (CentOS 7: Berkeley DB).
+    RegisterWithGuestRpm {
+        root: PathBuf,
+        /// Where the verified package files are (dnf's cache, local repositories).
+        search: Vec<PathBuf>,
+        dbpath: String,
+    },
+    /// The guest's own tool must list what was installed, or the tree is not moved into place.
+    CheckPackageDb {
+        root: PathBuf,
+        family: crate::bootstrap::pkgdb::Family,
+        dbpath: String,
+    },
     /// Refuse to copy `src` into `dest` when it cannot fit (a clear "disk full" up front).
     CheckSpace {
         src: PathBuf,
@@ -180,6 +194,25 @@ impl fmt::Display for Action {
                     writeln!(f, "          fingerprint {}", crate::bootstrap::keys::pretty(p))?;
                 }
                 Ok(())
+            }
+            Action::RegisterWithGuestRpm { root, search, dbpath } => write!(
+                f,
+                "   copy   the installed packages' files from {} to {}/var/tmp/lxcprov-rpms\n   move   {}{dbpath} aside (the host rpm's database)\n   run    chroot {} /usr/bin/rpm -i --justdb --nodeps --noscripts ... --dbpath {dbpath} /var/tmp/lxcprov-rpms/*.rpm\n",
+                search.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+                root.display(),
+                root.display(),
+                root.display()
+            ),
+            Action::CheckPackageDb { root, family, dbpath } => {
+                let tool = match family {
+                    crate::bootstrap::pkgdb::Family::Rpm => "/usr/bin/rpm -qa",
+                    crate::bootstrap::pkgdb::Family::Dpkg => "/usr/bin/dpkg-query -W",
+                };
+                writeln!(
+                    f,
+                    "   check  chroot {} {tool}: the guest's own tool lists every installed package ({dbpath}), else stop here",
+                    root.display()
+                )
             }
             Action::CheckSpace { src, dest } => {
                 writeln!(f, "   check  free space under {} for {}", dest.display(), src.display())

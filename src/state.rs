@@ -24,6 +24,9 @@ pub struct Record {
     /// Set before the first chown of a shift and cleared when it is complete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shift_started: Option<crate::profile::Idmap>,
+    /// How many packages the guest's own tool (`rpm -qa`, `dpkg-query -W`) listed at bootstrap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packages: Option<usize>,
 }
 
 impl Record {

@@ -100,6 +100,8 @@ pub struct InstallSpec {
     pub suite: String,
     pub components: Vec<String>,
     pub keyring: Option<String>,
+    /// rpm: the database the guest's own rpm reads (backend and path).
+    pub rpmdb: Option<crate::distro::RpmDb>,
     /// debootstrap: the archive keys pinned for this release.
     pub keyring_pins: Vec<String>,
     pub script: Option<String>,
@@ -170,9 +172,22 @@ impl InstallSpec {
             components: d.components.clone(),
             keyring: d.keyring.clone(),
             keyring_pins,
+            rpmdb: if tool == Tool::Debootstrap {
+                None
+            } else {
+                Some(d.rpmdb.clone().unwrap_or(crate::distro::RpmDb {
+                    backend: crate::distro::RpmDbBackend::Sqlite,
+                    path: "/var/lib/rpm".into(),
+                }))
+            },
             keys_dir: std::path::PathBuf::new(),
             script: d.script.clone(),
         })
+    }
+
+    /// Where the guest's rpm database lives (`/var/lib/rpm` unless the catalog says else).
+    pub fn rpm_dbpath(&self) -> String {
+        self.rpmdb.as_ref().map(|d| d.path.clone()).unwrap_or_else(|| "/var/lib/rpm".into())
     }
 
     /// The keys the installer trusts for `r`: lxcprov's verified local copies.

@@ -12,6 +12,7 @@
 pub mod guest;
 pub mod installer;
 pub mod keys;
+pub mod pkgdb;
 
 pub use guest::{GuestConfig, GuestFile};
 pub use installer::{choose_tool, InstallSpec, Repo, Tool};
@@ -185,7 +186,7 @@ impl Plan {
                         path: self.rpm_home.join(".rpmmacros"),
                         mode: 0o644,
                         why: "rpm's database where the guest expects it".into(),
-                        content: "%_dbpath /var/lib/rpm\n".into(),
+                        content: format!("%_dbpath {}\n", sp.rpm_dbpath()),
                     });
                 }
                 if let Some((path, text)) = &self.yum_conf {
@@ -213,15 +214,14 @@ impl Plan {
                     }
                 }
                 a.push(Action::Run { cmd: cmd.clone() });
-                steps.push(Step::new(
-                    format!(
-                        "install {} packages with {} (GPG checking {})",
-                        sp.packages.len(),
-                        cmd.program,
-                        if sp.gpgcheck { "on" } else { "OFF" }
-                    ),
-                    a,
-                ));
+                let install_title = format!(
+                    "install {} packages with {} (GPG checking {})",
+                    sp.packages.len(),
+                    cmd.program,
+                    if sp.gpgcheck { "on" } else { "OFF" }
+                );
+                steps.push(Step::new(install_title, a));
+                steps.push(self.pkgdb_step());
                 if let Some(entry) = cache_entry {
                     steps.push(Step::new(
                         "keep a copy as the base-rootfs cache entry",
@@ -251,6 +251,9 @@ impl Plan {
                 ],
             )),
         }
+        if matches!(self.source, Source::Cache { .. }) {
+            steps.push(self.pkgdb_step());
+        }
         steps.push(Step::new(
             "configure the guest",
             vec![Action::ConfigureGuest {
@@ -260,6 +263,30 @@ impl Plan {
             }],
         ));
         steps
+    }
+
+    /// The guest's own package manager must read what was installed; CentOS 7's rpm needs
+    /// its packages re-registered first (Berkeley DB).
+    fn pkgdb_step(&self) -> Step {
+        let sp = &self.spec;
+        let (family, dbpath) = match sp.tool {
+            Tool::Debootstrap => (pkgdb::Family::Dpkg, "/var/lib/dpkg".to_string()),
+            _ => (pkgdb::Family::Rpm, sp.rpm_dbpath()),
+        };
+        let mut a = vec![];
+        let bdb = sp.rpmdb.as_ref().is_some_and(|d| d.backend == crate::distro::RpmDbBackend::Bdb);
+        let title = if bdb && matches!(self.source, Source::Install { .. }) {
+            // The verified package files: dnf's cache, and local (file://) repositories,
+            // whose packages dnf reads in place.
+            let mut search = vec![self.pkg_cache.clone()];
+            search.extend(sp.repos.iter().filter_map(|r| r.url.strip_prefix("file://")).map(PathBuf::from));
+            a.push(Action::RegisterWithGuestRpm { root: self.partial.clone(), search, dbpath: dbpath.clone() });
+            "give the guest a package database its own rpm reads (Berkeley DB: re-registered with the guest's rpm)"
+        } else {
+            "check that the guest's own package manager reads its package database"
+        };
+        a.push(Action::CheckPackageDb { root: self.partial.clone(), family, dbpath });
+        Step::new(title, a)
     }
 
     /// The step that moves the finished tree into place and records it.
@@ -328,20 +355,22 @@ pub fn execute(plan: &Plan, runner: &dyn Runner, password: &Secret, progress: &d
         bail!("{} already exists; lxcprov never overwrites a root filesystem without --force", plan.rootfs.display());
     }
     let hash = password.sha512_crypt()?;
-    build(plan, runner, &hash, progress)?;
-    let ex = Executor { plan, runner, hash: &hash, progress, locks: Default::default() };
+    let packages = build(plan, runner, &hash, progress)?;
+    let ex = Executor { plan, runner, hash: &hash, progress, locks: Default::default(), packages: packages.into() };
     ex.step(&plan.place_step())
 }
 
 /// Builds the root filesystem in `plan.partial` (configured, with root's `hash`), leaving it
-/// there. On failure the partial tree is removed and the error says so.
-pub fn build(plan: &Plan, runner: &dyn Runner, hash: &str, progress: &dyn Progress) -> Result<()> {
+/// there. On failure the partial tree is removed and the error says so. Returns how many
+/// packages the guest's own tool lists (when it has one).
+pub fn build(plan: &Plan, runner: &dyn Runner, hash: &str, progress: &dyn Progress) -> Result<Option<usize>> {
     // A partial tree can only be a leftover of an interrupted run (we hold the lock).
     crate::fsutil::remove_tree(&plan.partial)?;
     let pool = plan.partial.parent().context("pool")?;
     crate::fsutil::ensure_private_dir(pool, crate::import::POOL_MODE)?;
-    let ex = Executor { plan, runner, hash, progress, locks: Default::default() };
+    let ex = Executor { plan, runner, hash, progress, locks: Default::default(), packages: Default::default() };
     let result = plan.build_steps().iter().try_for_each(|s| ex.step(s));
+    let packages = ex.packages.get();
     drop(ex);
     if let Err(e) = result {
         progress.phase("removing the partial root filesystem");
@@ -360,7 +389,7 @@ pub fn build(plan: &Plan, runner: &dyn Runner, hash: &str, progress: &dyn Progre
             ))),
         };
     }
-    Ok(())
+    Ok(packages)
 }
 
 /// Runs bootstrap steps, one action at a time, checking for an interrupt after each.
@@ -371,6 +400,8 @@ struct Executor<'a> {
     progress: &'a dyn Progress,
     /// Cache locks taken by the build, released when it ends.
     locks: std::cell::RefCell<Vec<crate::state::FileLock>>,
+    /// The packages the guest's own tool lists (for the record).
+    packages: std::cell::Cell<Option<usize>>,
 }
 
 impl Executor<'_> {
@@ -401,6 +432,17 @@ impl Executor<'_> {
                     self.progress.line(&format!("waiting for another lxcprov run ({what})"))
                 })?;
                 self.locks.borrow_mut().push(lock);
+            }
+            Action::RegisterWithGuestRpm { root, search, dbpath } => {
+                let n = pkgdb::register_with_guest_rpm(self.runner, root, search, dbpath)?;
+                self.packages.set(Some(n));
+            }
+            Action::CheckPackageDb { root, family, dbpath } => {
+                let (n, warning) = pkgdb::check(self.runner, *family, root, dbpath, self.packages.get())?;
+                if let Some(w) = warning {
+                    self.progress.line(&format!("warning: {w}"));
+                }
+                self.packages.set(n);
             }
             Action::PinKey { key, pins, homedir } => {
                 if let Some(w) = keys::verify(self.runner, homedir, key, pins)? {
@@ -435,7 +477,11 @@ impl Executor<'_> {
             }
             Action::ConfigureGuest { root, .. } => self.plan.guest.apply(root, self.hash)?,
             Action::Rename { from, to } => swap_into_place(from, to)?,
-            Action::WriteRecord { path } => record_for(self.plan).save(path)?,
+            Action::WriteRecord { path } => {
+                let mut r = record_for(self.plan);
+                r.packages = self.packages.get().or_else(|| read_record_packages(&self.plan.record));
+                r.save(path)?
+            }
             other => bail!("internal error: {other:?} is not a bootstrap action"),
         }
         Ok(())
@@ -467,7 +513,12 @@ pub fn record_for(plan: &Plan) -> Record {
         cache_key: plan.spec.cache_key(),
         idmap: None,
         shift_started: None,
+        packages: None,
     }
+}
+
+fn read_record_packages(path: &Path) -> Option<usize> {
+    Record::load(path).ok().flatten().and_then(|r| r.packages)
 }
 
 /// root's password hash in a root filesystem's `/etc/shadow`, if set.

@@ -122,7 +122,8 @@ pub fn verify_domain_as(env: &Env, name: &str, expected: Option<&Expected>) -> R
         security,
         dropped_caps: dropped,
         idmap: expected_idmap,
-        gpgcheck: record.map(|r| r.gpgcheck),
+        gpgcheck: record.as_ref().map(|r| r.gpgcheck),
+        packages: record.as_ref().and_then(|r| r.packages),
         secmodel,
         baseline,
     };

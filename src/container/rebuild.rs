@@ -24,7 +24,7 @@ pub fn rebuild(env: &Env, plan: &bootstrap::Plan, p: &Profile) -> Result<Report>
     let rootfs = env.paths.rootfs(name);
     let hash = bootstrap::root_hash(&rootfs)
         .with_context(|| format!("{} has no root password hash to carry over", rootfs.display()))?;
-    bootstrap::build(plan, env.runner, &hash, env.ui)?;
+    let packages = bootstrap::build(plan, env.runner, &hash, env.ui)?;
     let was_running = env.hv.domain_state(name.as_str())? == State::Running;
     if was_running {
         stop(env, name.as_str(), Duration::from_secs(30))?;
@@ -36,7 +36,7 @@ pub fn rebuild(env: &Env, plan: &bootstrap::Plan, p: &Profile) -> Result<Report>
     let record_path = env.paths.record(name);
     let old_record = Record::load(&record_path)?;
     let attempt = (|| -> Result<Report> {
-        bootstrap::record_for(plan).save(&record_path)?;
+        Record { packages, ..bootstrap::record_for(plan) }.save(&record_path)?;
         shift_for_idmap(env, name, p)?;
         start_domain(env, name.as_str())?;
         wait_for_init(env, name.as_str(), Duration::from_secs(15))?;

@@ -96,6 +96,7 @@ impl Fixture {
             gpgcheck: Some(true),
             secmodel: Some("selinux".into()),
             baseline: false,
+            packages: Some(42),
         };
         let labels = FakeLabels { enforcing: Some(true), ..Default::default() };
         Fixture { _dir: dir, host, facts, expect, labels }

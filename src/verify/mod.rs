@@ -142,6 +142,8 @@ pub struct Expect {
     /// Judged against the paper's baseline (a domain lxcprov did not create): no user
     /// namespace is a FAIL, not a SKIP, and nothing is excused as a test container.
     pub baseline: bool,
+    /// From the bootstrap record: how many packages the guest's own tool listed.
+    pub packages: Option<usize>,
 }
 
 /// Reads MAC labels. Production: [`ProcLabels`]; tests: a fake map.
@@ -330,11 +332,18 @@ fn trust(cx: &Ctx) -> Check {
             Check::skip(ID, "not created by lxcprov: where its packages came from is unknown", vec![])
         }
         None => Check::skip(ID, "no record: not bootstrapped by lxcprov", vec![]),
-        Some(true) => Check::pass(
-            ID,
-            "packages were installed with signature checking",
-            vec!["bootstrap record: trust.gpgcheck = true".into()],
-        ),
+        Some(true) => {
+            let mut ev = vec!["bootstrap record: trust.gpgcheck = true".into()];
+            match cx.expect.packages {
+                Some(n) => ev.push(format!("the guest's own package tool listed {n} packages at bootstrap")),
+                None => ev.push("no count of the guest's own package tool was recorded".into()),
+            }
+            let summary = match cx.expect.packages {
+                Some(n) => format!("packages were installed with signature checking; the guest's own tool reads all {n}"),
+                None => "packages were installed with signature checking".into(),
+            };
+            Check::pass(ID, summary, ev)
+        }
         Some(false) => Check::fail(
             ID,
             "packages were installed WITHOUT signature checking (trust.gpgcheck: false): the root filesystem cannot be trusted",
