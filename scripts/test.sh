@@ -3,7 +3,9 @@
 #   1. scripts/setup-host.sh: packages, users, libvirtd, nwfilters (idempotent)
 #   2. cargo fmt --check, cargo clippy -D warnings, then cargo test: unit and integration
 #      tests that need no root (virt-xml-validate is
-#      required: a missing tool fails, it does not skip)
+#      required: a missing tool fails, it does not skip), including a short run of the fuzz
+#      harness (tests/fuzz.rs, FUZZ_CASES=2000: ~20 s; its tar property needs root, which
+#      CI has; scripts/fuzz.sh N runs a long one)
 #   3. `vagrant validate` of scripts/vagrant/Vagrantfile (Vagrant cannot fetch boxes here)
 #   4. the SELinux lab (scripts/selinux-lab.sh): build or reuse the nested SELinux guest
 #      image, run the in-guest suite under SELinux enforcing and under AppArmor (~2-3 min,
@@ -41,7 +43,7 @@ echo "== build" >&2
 cargo build --locked --all-targets
 
 echo "== tests that need no root" >&2
-LXCPROV_REQUIRE_TOOLS=1 cargo test --locked
+LXCPROV_REQUIRE_TOOLS=1 FUZZ_CASES=2000 cargo test --locked
 
 echo "== Vagrantfile" >&2
 if ! command -v vagrant >/dev/null; then

@@ -280,25 +280,132 @@ pub fn remove_tree(dir: &Path) -> Result<()> {
     remove_recursive(dir, meta.dev()).with_context(|| format!("removing {}", dir.display()))
 }
 
+/// Removes `dir` and everything below it, working relative to directory descriptors
+/// (`openat`/`unlinkat`), never by full path: a tree imported from a tarball may be nested
+/// deeper than `PATH_MAX` below `dir` (its members' names are relative to the extraction
+/// directory), and removing it by full path would fail with "File name too long" and leave
+/// the partial tree behind. Iterative, with one descriptor open at a time, so neither the
+/// stack nor the descriptor limit bounds the depth. Symlinks are removed, never followed;
+/// a directory on another file system stops the removal.
 fn remove_recursive(dir: &Path, dev: u64) -> std::io::Result<()> {
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let p = entry.path();
-        let m = fs::symlink_metadata(&p)?;
-        if m.is_dir() {
-            if m.dev() != dev {
-                return Err(std::io::Error::other(format!(
-                    "{} is on another file system (a mount?); not removing it",
-                    p.display()
-                )));
+    use std::ffi::{CStr, CString};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let err = std::io::Error::last_os_error;
+    let open_dir = |at: libc::c_int, name: &CStr| -> std::io::Result<OwnedFd> {
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        // SAFETY: name is NUL-terminated; the returned descriptor is owned by the OwnedFd.
+        let fd = unsafe { libc::openat(at, name.as_ptr(), flags) };
+        if fd < 0 {
+            return Err(err());
+        }
+        // SAFETY: fd is a freshly opened descriptor that nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    };
+    let stat_at = |at: libc::c_int, name: &CStr| -> std::io::Result<libc::stat> {
+        // SAFETY: st is plain data filled by fstatat; name is NUL-terminated.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstatat(at, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH) } != 0 {
+            return Err(err());
+        }
+        Ok(st)
+    };
+    // The names in the directory open at `fd` (not `.` and `..`).
+    let list = |fd: &OwnedFd| -> std::io::Result<Vec<CString>> {
+        // SAFETY: dup of a valid descriptor; fdopendir takes ownership of the duplicate and
+        // closedir releases it; readdir's entries are copied before the next call.
+        unsafe {
+            let d = libc::dup(fd.as_raw_fd());
+            if d < 0 {
+                return Err(err());
             }
-            remove_recursive(&p, dev)?;
-        } else {
-            // Files made immutable by the guest (chattr +i) would fail here, loudly.
-            fs::remove_file(&p)?;
+            let dirp = libc::fdopendir(d);
+            if dirp.is_null() {
+                let e = err();
+                libc::close(d);
+                return Err(e);
+            }
+            let mut names = vec![];
+            loop {
+                *libc::__errno_location() = 0;
+                let ent = libc::readdir64(dirp);
+                if ent.is_null() {
+                    let e = err();
+                    libc::closedir(dirp);
+                    if e.raw_os_error().unwrap_or(0) != 0 {
+                        return Err(e);
+                    }
+                    return Ok(names);
+                }
+                let name = CStr::from_ptr((*ent).d_name.as_ptr());
+                if name.to_bytes() != b"." && name.to_bytes() != b".." {
+                    names.push(name.to_owned());
+                }
+            }
+        }
+    };
+    let shown = |stack: &[(CString, u64, Vec<CString>)], name: &CStr| -> String {
+        let mut p = dir.to_path_buf();
+        for (n, _, _) in stack.iter().skip(1) {
+            p.push(String::from_utf8_lossy(n.to_bytes()).as_ref());
+        }
+        p.push(String::from_utf8_lossy(name.to_bytes()).as_ref());
+        p.display().to_string()
+    };
+    let c = CString::new(dir.as_os_str().as_encoded_bytes())?;
+    let mut cur = open_dir(libc::AT_FDCWD, &c)?;
+    let empty = CString::default();
+    let root_st = stat_at(cur.as_raw_fd(), &empty)?;
+    // Per open level: its name in its parent, its inode, the entries still to remove.
+    let mut stack: Vec<(CString, u64, Vec<CString>)> = vec![(empty.clone(), root_st.st_ino, list(&cur)?)];
+    loop {
+        let next = stack.last_mut().and_then(|l| l.2.pop());
+        if let Some(name) = next {
+            let st = match stat_at(cur.as_raw_fd(), &name) {
+                Ok(st) => st,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                if st.st_dev != dev {
+                    return Err(std::io::Error::other(format!(
+                        "{} is on another file system (a mount?); not removing it",
+                        shown(&stack, &name)
+                    )));
+                }
+                let child = open_dir(cur.as_raw_fd(), &name)?;
+                if stat_at(child.as_raw_fd(), &empty)?.st_ino != st.st_ino {
+                    return Err(std::io::Error::other(format!(
+                        "{} changed while it was removed",
+                        shown(&stack, &name)
+                    )));
+                }
+                let entries = list(&child)?;
+                cur = child;
+                stack.push((name, st.st_ino, entries));
+            } else {
+                // Files made immutable by the guest (chattr +i) would fail here, loudly.
+                // SAFETY: name is NUL-terminated; cur is an open directory.
+                if unsafe { libc::unlinkat(cur.as_raw_fd(), name.as_ptr(), 0) } != 0 {
+                    return Err(err());
+                }
+            }
+            continue;
+        }
+        let (name, _, _) = stack.pop().expect("a level is open");
+        let Some((_, parent_ino, _)) = stack.last() else {
+            drop(cur);
+            return fs::remove_dir(dir);
+        };
+        let parent = open_dir(cur.as_raw_fd(), c"..")?;
+        if stat_at(parent.as_raw_fd(), &empty)?.st_ino != *parent_ino {
+            return Err(std::io::Error::other(format!("{} moved while it was removed", shown(&stack, &name))));
+        }
+        cur = parent;
+        // SAFETY: name is NUL-terminated; cur is the open parent directory.
+        if unsafe { libc::unlinkat(cur.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) } != 0 {
+            return Err(err());
         }
     }
-    fs::remove_dir(dir)
 }
 
 /// Creates an empty file with `mode`, failing if it exists.
@@ -564,6 +671,52 @@ mod tests {
         assert!(write_in(&root, "/lnk/outside", b"x", 0o600).is_err());
         assert!(write_in(&root, "/../outside", b"x", 0o600).is_err());
         assert_eq!(fs::read_to_string(&outside).unwrap(), "host");
+    }
+
+    #[test]
+    fn removes_trees_deeper_than_path_max() {
+        // Found by tests/fuzz.rs: a tarball's members are relative to the extraction
+        // directory, so the tree below it may be deeper than PATH_MAX by full path.
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("partial");
+        fs::create_dir(&root).unwrap();
+        let outside = d.path().join("outside");
+        fs::write(&outside, "host").unwrap();
+        let dirfd = fs::File::open(&root).unwrap();
+        let comp = std::ffi::CString::new("abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz").unwrap();
+        let mut cur = dirfd;
+        use std::os::fd::{AsRawFd, FromRawFd};
+        for _ in 0..100 {
+            // SAFETY: valid descriptor and NUL-terminated name.
+            unsafe {
+                assert_eq!(libc::mkdirat(cur.as_raw_fd(), comp.as_ptr(), 0o755), 0);
+                let fd = libc::openat(cur.as_raw_fd(), comp.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY);
+                assert!(fd >= 0);
+                cur = fs::File::from_raw_fd(fd);
+            }
+        }
+        // A file and a symlink out of the tree at the bottom, 6400 bytes below the root.
+        let f = std::ffi::CString::new("f").unwrap();
+        let l = std::ffi::CString::new("l").unwrap();
+        let target = std::ffi::CString::new(outside.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: valid descriptor and NUL-terminated names.
+        unsafe {
+            let fd = libc::openat(cur.as_raw_fd(), f.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o644);
+            assert!(fd >= 0);
+            libc::close(fd);
+            assert_eq!(libc::symlinkat(target.as_ptr(), cur.as_raw_fd(), l.as_ptr()), 0);
+        }
+        drop(cur);
+        remove_tree(&root).unwrap();
+        assert!(!root.exists());
+        assert_eq!(fs::read_to_string(&outside).unwrap(), "host");
+        // Symlinked directories are removed as links, not followed.
+        fs::create_dir_all(root.join("a")).unwrap();
+        fs::create_dir(d.path().join("keep")).unwrap();
+        fs::write(d.path().join("keep/x"), "x").unwrap();
+        std::os::unix::fs::symlink(d.path().join("keep"), root.join("a/link")).unwrap();
+        remove_tree(&root).unwrap();
+        assert!(!root.exists() && d.path().join("keep/x").exists());
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub fn parse<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, YamlErr
                 message = stripped.to_string();
             }
         }
+        // serde quotes the document's own text (`unknown field `\u{202e}x``) raw: a key
+        // holding escape sequences or bidi controls would reach the terminal.
+        let message = crate::text::for_terminal(&message).into_owned();
         YamlError {
             origin: origin.to_string(),
             line: loc.as_ref().map(|l| l.line()),
@@ -78,7 +81,7 @@ pub fn check_limits(text: &str, origin: &str) -> Result<(), YamlError> {
         origin: origin.to_string(),
         line: Some(mark.0),
         column: Some(mark.1),
-        message,
+        message: crate::text::for_terminal(&message).into_owned(),
     };
     let mut parser = events::Parser::new(text.as_bytes());
     // Open collections: their anchor (if any) and the expanded count when they started.
@@ -270,6 +273,19 @@ mod tests {
         let s = e.to_string();
         assert!(s.starts_with("x.yaml:2:1: "), "{s}");
         assert!(s.contains("unknown field `b`"), "{s}");
+    }
+
+    #[test]
+    fn messages_quoting_the_document_are_terminal_safe() {
+        // Found by tests/fuzz.rs: serde quotes unknown keys raw.
+        for key in ["\u{202e}x", "\u{1b}[31mx", "a\u{9b}b", "\u{2028}"] {
+            let escaped: String = key.chars().map(|c| format!("\\u{:04x}", c as u32)).collect();
+            let text = format!("\"{escaped}\": 1\n");
+            let e = parse::<T>(&text, "x.yaml").unwrap_err();
+            let shown = e.to_string();
+            assert!(!shown.chars().any(crate::text::needs_terminal_escape), "{shown:?}");
+            assert!(shown.contains("unknown field") && shown.contains("\\u{"), "{shown}");
+        }
     }
 
     #[test]
