@@ -15,7 +15,7 @@ fi
 cargo build --locked --release --tests >&2
 start=$(date +%s)
 FUZZ_CASES=$n cargo test --locked --release --test fuzz -- --nocapture --test-threads=3 2>&1 \
-    | grep -v '^$' | grep -v '^running\|^test result\|Finished\|Running' || true
+    | grep --line-buffered -v '^$' | grep --line-buffered -v '^running\|^test result\|Finished\|Running' || true
 rc=${PIPESTATUS[0]}
 echo "fuzz: $n cases requested, $(( $(date +%s) - start )) s wall, load $(cut -d' ' -f1-3 /proc/loadavg), exit $rc" >&2
 exit "$rc"

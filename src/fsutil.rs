@@ -564,6 +564,73 @@ pub fn explain_disk_full(e: anyhow::Error, where_: &Path) -> anyhow::Error {
     e
 }
 
+/// The pool: created `0700`; an existing one loses every bit for others and group write
+/// and read, but keeps the ACL mask's search bit (`--x`), which carries the container roots'
+/// [`grant_traverse`] entries.
+pub fn ensure_pool(path: &Path) -> Result<()> {
+    if fs::symlink_metadata(path).is_err() {
+        return ensure_private_dir(path, crate::import::POOL_MODE);
+    }
+    let m = fs::symlink_metadata(path).with_context(|| format!("inspecting {}", path.display()))?;
+    if m.file_type().is_symlink() || !m.is_dir() {
+        bail!("{} is not a directory", path.display());
+    }
+    let mode = m.mode() & 0o7777;
+    let want = mode & 0o710;
+    if mode != want {
+        fs::set_permissions(path, fs::Permissions::from_mode(want))
+            .with_context(|| format!("narrowing {} to mode {want:o}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Gives `uid` search permission (`--x`) on `dir` through a POSIX ACL entry, leaving the
+/// other entries as they are (the mask becomes `--x`, so group and others still get
+/// nothing beyond what the mode allowed).
+pub fn grant_traverse(dir: &Path, uid: u32) -> Result<()> {
+    const USER_OBJ: u16 = 0x01;
+    const USER: u16 = 0x02;
+    const GROUP_OBJ: u16 = 0x04;
+    const MASK: u16 = 0x10;
+    const OTHER: u16 = 0x20;
+    let m = fs::symlink_metadata(dir).with_context(|| format!("inspecting {}", dir.display()))?;
+    let mode = m.mode();
+    let mut entries: Vec<(u16, u16, u32)> = match get_xattr(dir, ACL_ACCESS)? {
+        Some(x) if x.len() >= 4 && (x.len() - 4).is_multiple_of(8) => x[4..]
+            .chunks_exact(8)
+            .map(|e| {
+                (
+                    u16::from_le_bytes([e[0], e[1]]),
+                    u16::from_le_bytes([e[2], e[3]]),
+                    u32::from_le_bytes([e[4], e[5], e[6], e[7]]),
+                )
+            })
+            .collect(),
+        _ => vec![
+            (USER_OBJ, ((mode >> 6) & 7) as u16, u32::MAX),
+            (GROUP_OBJ, ((mode >> 3) & 7) as u16, u32::MAX),
+            (OTHER, (mode & 7) as u16, u32::MAX),
+        ],
+    };
+    if entries.iter().any(|e| e.0 == USER && e.2 == uid && e.1 & 1 == 1)
+        && entries.iter().any(|e| e.0 == MASK && e.1 & 1 == 1)
+    {
+        return Ok(());
+    }
+    entries.retain(|e| !(e.0 == USER && e.2 == uid) && e.0 != MASK);
+    entries.push((USER, 1, uid));
+    let group_class = entries.iter().filter(|e| matches!(e.0, USER | GROUP_OBJ | 0x08)).fold(0, |a, e| a | e.1);
+    entries.push((MASK, group_class, u32::MAX));
+    entries.sort_by_key(|e| (e.0, e.2));
+    let mut x = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in entries {
+        x.extend_from_slice(&tag.to_le_bytes());
+        x.extend_from_slice(&perm.to_le_bytes());
+        x.extend_from_slice(&id.to_le_bytes());
+    }
+    set_xattr(dir, ACL_ACCESS, &x).with_context(|| format!("letting uid {uid} traverse {}", dir.display()))
+}
+
 const CAP_XATTR: &str = "security.capability";
 const ACL_ACCESS: &str = "system.posix_acl_access";
 const ACL_DEFAULT: &str = "system.posix_acl_default";
@@ -912,5 +979,28 @@ mod tests {
         assert_eq!((id(1), id(2), id(5)), (101000, 200050, 70000));
         assert_eq!(id(0), u32::MAX);
         assert!(shift_acl(&s, 100000, 200000, 65536).is_none(), "shifting twice changes nothing");
+    }
+
+    #[test]
+    fn container_roots_may_traverse_the_pool_and_nobody_else() {
+        let d = tempfile::tempdir().unwrap();
+        let pool = d.path().join("pool");
+        ensure_pool(&pool).unwrap();
+        assert_eq!(fs::metadata(&pool).unwrap().mode() & 0o7777, 0o700);
+        grant_traverse(&pool, 200000).unwrap();
+        grant_traverse(&pool, 300000).unwrap();
+        grant_traverse(&pool, 200000).unwrap(); // idempotent
+        let acl = get_xattr(&pool, ACL_ACCESS).unwrap().expect("an ACL");
+        let users: Vec<(u16, u32)> = acl[4..]
+            .chunks_exact(8)
+            .filter(|e| u16::from_le_bytes([e[0], e[1]]) == 0x02)
+            .map(|e| (u16::from_le_bytes([e[2], e[3]]), u32::from_le_bytes([e[4], e[5], e[6], e[7]])))
+            .collect();
+        assert_eq!(users, [(1, 200000), (1, 300000)]);
+        // The mode shows the mask (--x) in the group bits; others still get nothing, and a
+        // later ensure_pool keeps the mask.
+        assert_eq!(fs::metadata(&pool).unwrap().mode() & 0o777, 0o710);
+        ensure_pool(&pool).unwrap();
+        assert_eq!(fs::metadata(&pool).unwrap().mode() & 0o777, 0o710);
     }
 }

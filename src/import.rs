@@ -17,8 +17,8 @@
 //!   `0777` or belong to some uid).
 //!
 //! Setuid files stay setuid (the guest needs `su` and `passwd`), so host users must not
-//! reach them: the pool is `0711` (see [`POOL_MODE`]) and the tree is assembled in a
-//! `0700` directory.
+//! reach them: the pool is `0700` plus one ACL entry per container root uid (see
+//! [`POOL_MODE`]), and the tree is assembled in a `0700` directory.
 
 use crate::paths::Paths;
 use anyhow::{bail, Context, Result};
@@ -26,15 +26,12 @@ use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// The pool's mode: search (`x`) for everyone, listing and writing for root only.
-///
-/// A user-namespaced container runs as host uid 100000 and up, and its init must traverse
-/// `POOL` to reach `POOL/NAME`, so `0700` would break it; `0711` lets it pass without
-/// letting anyone list the container names. Container names are not secret, though, so
-/// `0711` alone does not stop a host user from reaching a tree's setuid files by a known
-/// name: for containers without a user namespace those are setuid to host root. Running
-/// with an `idmap` (whose files then belong to uid 100000+) is the real protection.
-pub const POOL_MODE: u32 = 0o711;
+/// The pool's mode: root only. A user-namespaced container's init (host uid 100000 and
+/// up) must still traverse `POOL` to reach `POOL/NAME` (libvirt_lxc pivots inside the user
+/// namespace), so before each start that uid alone gets search permission through a
+/// POSIX ACL entry (`user:UID:--x`, [`crate::fsutil::grant_traverse`]). Host users can
+/// neither list the pool nor reach into a tree by a known name.
+pub const POOL_MODE: u32 = 0o700;
 
 /// The mode of the directory a tree is imported into until it is complete.
 pub const PARTIAL_MODE: u32 = 0o700;

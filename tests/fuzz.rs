@@ -27,7 +27,7 @@
 //!   of the temporary root, which holds sentinel files, directories and symlinks next to the
 //!   pool and the tarball, is compared: type, mode, owner, size, mtime, link count, content,
 //!   symlink target); on failure nothing is left in the pool; on success the pool holds
-//!   exactly `NAME`, is `0711` root-owned, the tree's root is `0755` root-owned, the tree
+//!   exactly `NAME`, is `0700` root-owned, the tree's root is `0755` root-owned, the tree
 //!   holds no character or block device and shares no inode with a file outside it; while it
 //!   is assembled, the partial directory is never group- or other-accessible; each case takes
 //!   less than 10 s of wall time.
@@ -1734,6 +1734,7 @@ fn tar_case(a: &Archive, st: &mut Stats) -> Result<(), TestCaseError> {
                         }
                         r?
                     }
+                    Action::CheckSpace { src, dest } => lxcprov::fsutil::check_free_space(src, dest)?,
                     Action::NormaliseImport { root } => {
                         lxcprov::import::normalise_tree(root)?;
                     }
@@ -1799,7 +1800,7 @@ fn tar_case(a: &Archive, st: &mut Stats) -> Result<(), TestCaseError> {
         }
     }
     let pm = std::fs::symlink_metadata(&paths.pool).unwrap();
-    prop_assert_eq!((pm.mode() & 0o7777, pm.uid(), pm.gid()), (0o711, 0, 0), "pool mode and owner");
+    prop_assert_eq!((pm.mode() & 0o7777, pm.uid(), pm.gid()), (0o700, 0, 0), "pool mode and owner");
 
     if ok {
         let root = &plan.rootfs;

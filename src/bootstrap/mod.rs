@@ -330,6 +330,8 @@ fn import_cmd(from: &Path, partial: &Path) -> Result<Cmd> {
                 "--numeric-owner",
                 "--xattrs",
                 "--xattrs-include=*",
+                // A `./` member must not set the mode or owner of the private partial dir.
+                "--no-overwrite-dir",
                 "--file",
             ])
             .arg(from.display().to_string())
@@ -367,7 +369,7 @@ pub fn build(plan: &Plan, runner: &dyn Runner, hash: &str, progress: &dyn Progre
     // A partial tree can only be a leftover of an interrupted run (we hold the lock).
     crate::fsutil::remove_tree(&plan.partial)?;
     let pool = plan.partial.parent().context("pool")?;
-    crate::fsutil::ensure_private_dir(pool, crate::import::POOL_MODE)?;
+    crate::fsutil::ensure_pool(pool)?;
     let ex = Executor { plan, runner, hash, progress, locks: Default::default(), packages: Default::default() };
     let result = plan.build_steps().iter().try_for_each(|s| ex.step(s));
     let packages = ex.packages.get();

@@ -86,6 +86,12 @@ pub fn start_domain(env: &Env, name: &str) -> Result<()> {
     let d = facts::parse_domain(&env.hv.domain_xml(name)?)?;
     relabel_before_start(env, &d)?;
     if let Some(m) = d.idmap {
+        // The pool is root's (0700): only this container's root uid may pass through it.
+        if let Some(pool) = d.rootfs.as_deref().and_then(Path::parent) {
+            if pool == env.paths.pool {
+                crate::fsutil::grant_traverse(pool, m.uid.target)?;
+            }
+        }
         let n = prune_stale_systemd_cgroups(&env.host);
         if n > 0 {
             env.ui.info(&format!("removed {n} stale cgroups left by earlier user-namespaced containers"));
