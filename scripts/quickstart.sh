@@ -21,12 +21,9 @@ cargo build --release --locked
 install -m 0755 target/release/lxcprov /usr/local/bin/lxcprov
 echo "== lxcprov create $name --profile web --security none" >&2
 security=(--security none)
-if lxcprov doctor --json 2>/dev/null | grep -q '"id":"secmodel","level":"ok"'; then
+if [[ "$(lxcprov doctor --json 2>/dev/null | jq -r 'select(.type == "item" and .data.id == "secmodel") | .data.level')" == ok ]]; then
     security=()
 fi
-# A container left shut off by an earlier run is started again, so it can be verified.
-if lxcprov --json list 2>/dev/null | grep -q "\"name\":\"$name\",\"state\":\"shutoff\""; then
-    lxcprov start "$name"
-fi
-# create prints the verify report (also when the container already exists and runs).
+# create prints the verify report; a container left shut off by an earlier run is started
+# again first, so a second run converges to the same verified container.
 exec lxcprov create "$name" --profile web "${security[@]}"

@@ -54,6 +54,8 @@ HOST_PACKAGES=(
     ca-certificates
     curl
     build-essential
+    jq
+    e2fsprogs
 )
 
 host_log() {
