@@ -14,8 +14,10 @@ if ! [[ $n =~ ^[0-9]+$ ]] || [[ $n -lt 10 ]]; then
 fi
 cargo build --locked --release --tests >&2
 start=$(date +%s)
+set +e
 FUZZ_CASES=$n cargo test --locked --release --test fuzz -- --nocapture --test-threads=3 2>&1 \
-    | grep --line-buffered -v '^$' | grep --line-buffered -v '^running\|^test result\|Finished\|Running' || true
+    | grep --line-buffered -v '^$' | grep --line-buffered -v '^running\|^test result\|Finished\|Running'
 rc=${PIPESTATUS[0]}
+set -e
 echo "fuzz: $n cases requested, $(( $(date +%s) - start )) s wall, load $(cut -d' ' -f1-3 /proc/loadavg), exit $rc" >&2
 exit "$rc"
