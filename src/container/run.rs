@@ -12,6 +12,15 @@ use std::time::{Duration, Instant};
 /// that cannot start (a systemd without the capabilities it needs) exits within this time.
 const SETTLE: Duration = Duration::from_millis(1000);
 
+/// How long a forking init must have been seen alive before its children count as evidence.
+const EVIDENCE_MIN: Duration = Duration::from_millis(150);
+
+/// Has the init started a child? (`/proc/PID/task/PID/children`.)
+fn has_children(proc_dir: &Path, pid: u32) -> bool {
+    std::fs::read_to_string(proc_dir.join("task").join(pid.to_string()).join("children"))
+        .is_ok_and(|s| !s.trim().is_empty())
+}
+
 /// On a SELinux host, labels a container's root filesystem: libvirt does not relabel a
 /// mounted LXC rootfs, and left at `var_t` the container cannot start in enforcing mode.
 /// Dynamic labels get lxc_contexts' `file` context (readable by every container); static
@@ -56,9 +65,17 @@ pub fn wait_for_init(env: &Env, name: &str, timeout: Duration) -> Result<u32> {
         if let Some(pid) = facts::init_pid(&env.run_dir, name) {
             let proc_dir = env.host.proc().join(pid.to_string());
             if proc_dir.exists() {
+                // Ready on evidence, not after a fixed second: the init is alive and has started
+                // its first children (an init that cannot start, such as a systemd without the
+                // capabilities it needs, exits before it forks). An init without children
+                // counts once it has stayed up for SETTLE.
                 let seen = Instant::now();
                 while seen.elapsed() < SETTLE && proc_dir.exists() && env.hv.domain_state(name)? == State::Running {
-                    std::thread::sleep(Duration::from_millis(50));
+                    crate::interrupt::check()?;
+                    if seen.elapsed() >= EVIDENCE_MIN && has_children(&proc_dir, pid) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
                 }
                 if proc_dir.exists() && env.hv.domain_state(name)? == State::Running {
                     return Ok(pid);

@@ -322,3 +322,24 @@ fn dropped_caps_include_libvirt_defaults() {
     assert!(v.contains(&"sys_admin".to_string()) && v.contains(&"sys_module".to_string()));
     assert!(!v.contains(&"mknod".to_string()));
 }
+
+#[test]
+fn an_init_with_children_is_ready_without_the_fixed_settle() {
+    let d = tempfile::tempdir().unwrap();
+    let hv = FakeHypervisor::default();
+    hv.define_domain(DOMAIN).unwrap();
+    hv.start_domain("c1").unwrap();
+    let h = Harness::new(&d);
+    h.fake_init();
+    let e = h.env(&hv);
+    // Alive but no child yet: it counts only after the settle time.
+    let t = std::time::Instant::now();
+    assert_eq!(run::wait_for_init(&e, "c1", std::time::Duration::from_secs(5)).unwrap(), 4242);
+    assert!(t.elapsed() >= std::time::Duration::from_millis(900), "{:?}", t.elapsed());
+    // Its first child is the evidence.
+    std::fs::create_dir_all(h.root.join("proc/4242/task/4242")).unwrap();
+    std::fs::write(h.root.join("proc/4242/task/4242/children"), "4243 ").unwrap();
+    let t = std::time::Instant::now();
+    run::wait_for_init(&e, "c1", std::time::Duration::from_secs(5)).unwrap();
+    assert!(t.elapsed() < std::time::Duration::from_millis(600), "{:?}", t.elapsed());
+}
