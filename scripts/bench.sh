@@ -44,7 +44,14 @@ t0=$(now); lx bootstrap warm1 >/dev/null; t1=$(now); warm=$(secs "$t0" "$t1")
 # The raw installer's argv, exactly as lxcprov would run it, retargeted at a scratch dir.
 rm -rf "$work/cache/rootfs"
 mapfile -t argv < <("$bin" --json create raw1 --profile minimal --distro "$distro" --security none --dry-run \
-    | python3 -c 'import json,sys; c=json.load(sys.stdin)["bootstrap"]["source"]["cmd"]; print(c["program"]); [print(a) for a in c["args"]]')
+    | python3 -c '
+import json, sys
+for line in sys.stdin:
+    r = json.loads(line)
+    for a in (r["data"].get("actions", []) if r["type"] == "step" else []):
+        if a["action"] == "run" and a["cmd"]["program"] in ("debootstrap", "dnf", "dnf5", "yum"):
+            print(a["cmd"]["program"]); [print(x) for x in a["cmd"]["args"]]
+')
 partial="$work/pool/.raw1.partial"
 for i in "${!argv[@]}"; do argv[$i]="${argv[$i]//$partial/$work/raw-target}"; done
 mkdir -p "$work/raw-target"
