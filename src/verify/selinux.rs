@@ -58,26 +58,7 @@ pub(super) fn canonical_type(t: &str) -> &str {
 /// A level in SELinux's compact form: runs of three or more categories as `cA.cB`
 /// (`s0:c0.c1023`, not 1024 names), shorter runs listed (`s0:c1,c2`).
 pub(super) fn fmt_level(level: &Level) -> String {
-    let cats: Vec<u16> = level.categories.iter().copied().collect();
-    let mut parts = Vec::new();
-    let mut i = 0;
-    while i < cats.len() {
-        let mut j = i;
-        while j + 1 < cats.len() && cats[j + 1] == cats[j] + 1 {
-            j += 1;
-        }
-        if j - i >= 2 {
-            parts.push(format!("c{}.c{}", cats[i], cats[j]));
-        } else {
-            parts.extend(cats[i..=j].iter().map(|c| format!("c{c}")));
-        }
-        i = j + 1;
-    }
-    if parts.is_empty() {
-        format!("s{}", level.sensitivity)
-    } else {
-        format!("s{}:{}", level.sensitivity, parts.join(","))
-    }
+    level.canonical()
 }
 
 /// A parsed `user:role:type:level` context.
