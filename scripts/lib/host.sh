@@ -54,6 +54,7 @@ HOST_PACKAGES=(
     ca-certificates
     curl
     build-essential
+    man-db
 )
 
 host_log() {

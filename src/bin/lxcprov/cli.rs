@@ -111,6 +111,15 @@ pub enum Command {
     Console { name: String },
     /// Check this host for what lxcprov needs, with a fix for each problem
     Doctor,
+    /// Print a shell completion script (packaging: bash, zsh, fish, elvish, powershell)
+    #[command(hide = true)]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages to DIR: lxcprov.1 and lxcprov-SUBCOMMAND.1 for every subcommand
+    #[command(hide = true)]
+    Manpages { dir: PathBuf },
     /// Teaching labs: N student containers from one profile (up, status, verify, down)
     Lab {
         #[command(subcommand)]

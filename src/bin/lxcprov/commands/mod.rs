@@ -4,6 +4,7 @@
 
 mod audit;
 mod bootstrap;
+mod completions;
 mod console;
 mod create;
 mod destroy;
@@ -11,6 +12,7 @@ mod distros;
 mod doctor;
 mod lab;
 mod list;
+mod manpages;
 mod profiles;
 mod rebuild;
 mod render;
@@ -51,6 +53,8 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Destroy { name, purge, yes } => destroy::run(&ctx, &name, purge, yes),
         Command::Console { name } => console::run(&ctx, &name),
         Command::Doctor => doctor::run(&ctx, &out),
+        Command::Completions { shell } => completions::run(&out, shell),
+        Command::Manpages { dir } => manpages::run(&out, &dir),
         Command::Audit => audit::run(&ctx, &out),
         Command::Rebuild { name, rootfs_from, mirror } => rebuild::run(&ctx, &out, &name, rootfs_from, mirror),
         Command::Lab { action } => lab::run(&ctx, &out, action),
