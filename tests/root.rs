@@ -679,3 +679,101 @@ fn file_capabilities_and_acls_survive_the_idmap_shift() {
     use std::os::unix::fs::MetadataExt;
     assert_eq!(std::fs::metadata(&f).unwrap().uid(), 100000);
 }
+
+/// Purges the lxcprov package when dropped (the package test installs it on this host).
+struct PurgePackage;
+impl Drop for PurgePackage {
+    fn drop(&mut self) {
+        let _ = Command::new("dpkg").args(["--purge", "lxcprov"]).output();
+    }
+}
+
+fn package_installed() -> bool {
+    let o = Command::new("dpkg-query").args(["-W", "-f=${db:Status-Abbrev}", "lxcprov"]).output().unwrap();
+    String::from_utf8_lossy(&o.stdout).starts_with("ii")
+}
+
+#[test]
+#[ignore = "root tier: needs root and apt (scripts/test.sh)"]
+fn the_deb_installs_with_apt_and_brings_man_pages_and_completions_and_the_rpm_lists_them() {
+    assert!(is_root(), "the root tier must run as root");
+    assert!(
+        !package_installed(),
+        "the lxcprov package is installed on this host; this test installs and purges it: remove yours first"
+    );
+    let d = workdir("pkg");
+    let out = d.path().join("out");
+    // The test build is packaged (a release build would take minutes); the layout is the same.
+    let o = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/package.sh"))
+        .args(["--binary", bin().to_str().unwrap(), "--out", out.to_str().unwrap(), "--fast", "all"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "package.sh: {}", stderr(&o));
+    let built: Vec<String> = stdout(&o).lines().map(String::from).collect();
+    let deb = built.iter().find(|p| p.ends_with(".deb")).expect("a .deb");
+    let rpm = built.iter().find(|p| p.ends_with(".rpm")).expect("an .rpm");
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(deb.contains(&format!("lxcprov_{version}-1_")), "{deb}");
+
+    // The rpm: its file list and what it requires.
+    let files = stdout(&Command::new("rpm").args(["-qpl", rpm]).output().unwrap());
+    for f in [
+        "/usr/bin/lxcprov",
+        "/usr/share/man/man1/lxcprov.1.gz",
+        "/usr/share/man/man1/lxcprov-create.1.gz",
+        "/usr/share/man/man1/lxcprov-lab-up.1.gz",
+        "/usr/share/bash-completion/completions/lxcprov",
+        "/usr/share/zsh/site-functions/_lxcprov",
+        "/usr/share/fish/vendor_completions.d/lxcprov.fish",
+        "/usr/share/lxcprov/profiles/web.yaml",
+    ] {
+        assert!(files.lines().any(|l| l == f), "{f} missing from the rpm:\n{files}");
+    }
+    let requires = stdout(&Command::new("rpm").args(["-qpR", rpm]).output().unwrap());
+    assert!(requires.contains("libvirt-daemon-driver-lxc") && requires.contains("libvirt.so.0"), "{requires}");
+
+    // The deb: apt installs it offline (its dependencies are the host's packages).
+    let _purge = PurgePackage;
+    let o = Command::new("apt-get")
+        .args([
+            "install",
+            "-y",
+            "--no-install-recommends",
+            &format!("./{}", Path::new(deb).file_name().unwrap().to_str().unwrap()),
+        ])
+        .current_dir(&out)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "apt-get install: {}{}", stdout(&o), stderr(&o));
+    assert!(package_installed());
+    let o = Command::new("/usr/bin/lxcprov").arg("--help").output().unwrap();
+    assert!(o.status.success() && stdout(&o).contains("EXIT STATUS"), "{}", stderr(&o));
+    let o = Command::new("man").args(["-w", "lxcprov-create"]).output().unwrap();
+    assert_eq!(stdout(&o).trim(), "/usr/share/man/man1/lxcprov-create.1.gz", "{}", stderr(&o));
+    let o = Command::new("man").args(["-P", "cat", "lxcprov-lab-up"]).env("MANWIDTH", "100").output().unwrap();
+    assert!(stdout(&o).contains("--count"), "man lxcprov-lab-up: {}", stderr(&o));
+    // Bash completion: the installed script completes a subcommand.
+    let comp = "/usr/share/bash-completion/completions/lxcprov";
+    assert!(Path::new(comp).is_file());
+    let o = Command::new("bash")
+        .args([
+            "-c",
+            &format!("source {comp}; COMP_WORDS=(lxcprov cre); COMP_CWORD=1; _lxcprov lxcprov cre lxcprov; echo \"${{COMPREPLY[@]}}\""),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o).trim(), "create", "{}", stderr(&o));
+    assert!(Path::new("/usr/share/zsh/vendor-completions/_lxcprov").is_file());
+    assert!(Path::new("/usr/share/fish/vendor_completions.d/lxcprov.fish").is_file());
+    assert!(Path::new("/usr/share/lxcprov/profiles/paper.yaml").is_file());
+
+    // Removing the package removes its files.
+    let o = Command::new("apt-get")
+        .args(["purge", "-y", "lxcprov"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!Path::new("/usr/bin/lxcprov").exists() && !Path::new(comp).exists());
+}
