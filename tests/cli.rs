@@ -384,3 +384,42 @@ fn manpages_writes_one_page_per_subcommand() {
     assert_eq!(lines.len(), files.len());
     assert!(lines.iter().all(|l| l["type"] == "manpage" && l["data"]["path"].is_string()));
 }
+
+#[test]
+fn sbom_of_a_tree_is_cyclonedx_on_stdout_and_one_record_with_json() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("tree");
+    std::fs::create_dir_all(root.join("var/lib/dpkg")).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(root.join("etc/os-release"), "ID=debian\nVERSION_ID=\"12\"\n").unwrap();
+    std::fs::write(
+        root.join("var/lib/dpkg/status"),
+        "Package: tzdata\nStatus: install ok installed\nArchitecture: all\nVersion: 2024a-0+deb12u1\n\n\
+         Package: bash\nStatus: install ok installed\nArchitecture: amd64\nVersion: 5.2.15-2+b7\n",
+    )
+    .unwrap();
+    let o = run(d.path(), &["sbom", "--rootfs", root.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("the CycloneDX document itself");
+    assert_eq!(doc["bomFormat"], "CycloneDX");
+    let purls: Vec<&str> = doc["components"].as_array().unwrap().iter().filter_map(|c| c["purl"].as_str()).collect();
+    assert_eq!(
+        purls,
+        [
+            "pkg:deb/debian/bash@5.2.15-2%2Bb7?arch=amd64&distro=debian-12",
+            "pkg:deb/debian/tzdata@2024a-0%2Bdeb12u1?arch=all&distro=debian-12"
+        ]
+    );
+    assert_eq!(run(d.path(), &["sbom", "--rootfs", root.to_str().unwrap()]).stdout, o.stdout, "stable");
+    let lines = json_lines(&run(d.path(), &["--json", "sbom", "--rootfs", root.to_str().unwrap()]));
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["type"], "sbom");
+    assert_eq!(lines[0]["data"], doc);
+    // NAME or --rootfs, not both, not neither; a container without a rootfs is an error.
+    assert_eq!(run(d.path(), &["sbom"]).status.code(), Some(2));
+    assert_eq!(run(d.path(), &["sbom", "x", "--rootfs", "/"]).status.code(), Some(2));
+    let o = run(d.path(), &["--json", "sbom", "nosuch"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no root filesystem for nosuch"), "{}", stderr(&o));
+    assert_eq!(json_lines(&o).last().unwrap()["type"], "error");
+}

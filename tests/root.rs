@@ -777,3 +777,77 @@ fn the_deb_installs_with_apt_and_brings_man_pages_and_completions_and_the_rpm_li
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!Path::new("/usr/bin/lxcprov").exists() && !Path::new(comp).exists());
 }
+
+fn sbom_components(o: &Output) -> Vec<serde_json::Value> {
+    let line = stdout(o).lines().next().map(String::from).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(v["type"], "sbom");
+    assert_eq!(v["data"]["specVersion"], "1.5");
+    v["data"]["components"].as_array().unwrap().clone()
+}
+
+fn property<'a>(c: &'a serde_json::Value, name: &str) -> Option<&'a str> {
+    c["properties"].as_array()?.iter().find(|p| p["name"] == name)?["value"].as_str()
+}
+
+#[test]
+#[ignore = "root tier: needs root, dnf and rpm (scripts/test.sh)"]
+fn sbom_lists_a_signed_rpm_bootstrap_with_its_signatures_and_the_hosts_dpkg_packages() {
+    preflight();
+    let d = workdir("sbom");
+    let (key, repo) = make_repo(d.path());
+    let pw = d.path().join("pw");
+    std::fs::write(&pw, "pw\n").unwrap();
+    let prof = repo_profile(d.path(), &repo, &key, "signed");
+    let pf = prof.to_str().unwrap();
+    let o = lx(
+        d.path(),
+        &[
+            "bootstrap",
+            "it-sbom",
+            "--profile",
+            "rpm-signed",
+            "--profile-file",
+            pf,
+            "--root-password-file",
+            pw.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success());
+    // The guest's own rpm database, read by the host's rpm: both packages, signed, gpgcheck on.
+    let o = lx(d.path(), &["--json", "sbom", "it-sbom"]);
+    assert!(o.status.success());
+    let comps = sbom_components(&o);
+    let names: Vec<&str> =
+        comps.iter().filter(|c| c["type"] == "library").map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["lxcprov-base", "lxcprov-hello"], "{comps:?}");
+    for c in comps.iter().filter(|c| c["type"] == "library") {
+        assert!(c["purl"].as_str().unwrap().starts_with("pkg:rpm/"), "{c}");
+        assert_eq!(property(c, "lxcprov:package:gpgcheck"), Some("true"), "{c}");
+        assert!(property(c, "lxcprov:package:signature").unwrap().contains("Key ID"), "{c}");
+    }
+    // Two runs diff cleanly; the human form is the document itself.
+    let a = lx(d.path(), &["sbom", "it-sbom"]);
+    let b = lx(d.path(), &["sbom", "it-sbom"]);
+    assert_eq!(a.stdout, b.stdout);
+    let doc: serde_json::Value = serde_json::from_slice(&a.stdout).unwrap();
+    assert_eq!(doc["bomFormat"], "CycloneDX");
+    let t = lx(d.path(), &["sbom", "it-sbom", "--timestamp"]);
+    let doc: serde_json::Value = serde_json::from_slice(&t.stdout).unwrap();
+    assert!(doc["metadata"]["timestamp"].as_str().unwrap().ends_with('Z'));
+
+    // The host is a Debian tree: every installed package of dpkg-query, and nothing else.
+    let o = lx(d.path(), &["--json", "sbom", "--rootfs", "/"]);
+    assert!(o.status.success());
+    let comps = sbom_components(&o);
+    let q = Command::new("dpkg-query").args(["-W", "-f=${db:Status-Abbrev} ${binary:Package}\n"]).output().unwrap();
+    let installed = stdout(&q).lines().filter(|l| l.starts_with("ii") || l.starts_with("hi")).count();
+    let debs = comps.iter().filter(|c| c["purl"].as_str().is_some_and(|p| p.starts_with("pkg:deb/debian/"))).count();
+    assert_eq!(debs, installed);
+    assert!(comps.iter().all(|c| c["type"] != "library" || property(c, "lxcprov:package:gpgcheck") == Some("unknown")));
+    // No database: one clear error.
+    let bb = busybox(d.path());
+    let o = lx(d.path(), &["sbom", "--rootfs", bb.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no package database"));
+}

@@ -127,6 +127,8 @@ pub enum Command {
     },
     /// Host-wide MCS audit: every level in use by process and rootfs, collisions flagged
     Audit,
+    /// The installed packages of a container (or a tree) as a CycloneDX 1.5 SBOM
+    Sbom(SbomArgs),
     /// Fresh root filesystem from the container's profile, swapped in (paper 4.2)
     Rebuild {
         name: String,
@@ -198,6 +200,19 @@ pub struct VerifyArgs {
     /// one lxcprov did not create; without it, such a domain meets the paper's baseline)
     #[arg(long, value_name = "PROFILE")]
     pub expect: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SbomArgs {
+    /// Container name (its root filesystem POOL/NAME and lxcprov's record of it)
+    #[arg(required_unless_present = "rootfs", conflicts_with = "rootfs")]
+    pub name: Option<String>,
+    /// Read this root filesystem instead (signature checking then shows as unknown)
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+    /// Add metadata.timestamp (the one field that differs between two SBOMs of one tree)
+    #[arg(long)]
+    pub timestamp: bool,
 }
 
 #[derive(Debug, Subcommand)]

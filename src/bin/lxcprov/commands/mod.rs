@@ -16,6 +16,7 @@ mod manpages;
 mod profiles;
 mod rebuild;
 mod render;
+mod sbom;
 mod start;
 mod stop;
 mod verify;
@@ -56,6 +57,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Completions { shell } => completions::run(&out, shell),
         Command::Manpages { dir } => manpages::run(&out, &dir),
         Command::Audit => audit::run(&ctx, &out),
+        Command::Sbom(a) => sbom::run(&ctx, &out, &a),
         Command::Rebuild { name, rootfs_from, mirror } => rebuild::run(&ctx, &out, &name, rootfs_from, mirror),
         Command::Lab { action } => lab::run(&ctx, &out, action),
     }
