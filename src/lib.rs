@@ -13,6 +13,7 @@ pub mod container;
 pub mod context;
 pub mod distro;
 pub mod doctor;
+pub mod enter;
 pub mod exec;
 pub mod facts;
 pub mod fsutil;

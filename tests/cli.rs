@@ -423,3 +423,16 @@ fn sbom_of_a_tree_is_cyclonedx_on_stdout_and_one_record_with_json() {
     assert!(stderr(&o).contains("no root filesystem for nosuch"), "{}", stderr(&o));
     assert_eq!(json_lines(&o).last().unwrap()["type"], "error");
 }
+
+#[test]
+fn exec_and_shell_need_a_name_and_a_command() {
+    let d = tempfile::tempdir().unwrap();
+    assert_eq!(run(d.path(), &["exec", "c1"]).status.code(), Some(2), "no command");
+    assert_eq!(run(d.path(), &["shell"]).status.code(), Some(2));
+    assert_eq!(run(d.path(), &["exec", "../x", "--", "true"]).status.code(), Some(2));
+    let help = stdout(&run(d.path(), &["exec", "--help"]));
+    assert!(help.contains("CMD") && help.contains("--env"), "{help}");
+    let o = run(d.path(), &["--json", "shell", "c1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no --json form"), "{}", stderr(&o));
+}

@@ -109,6 +109,11 @@ pub enum Command {
     },
     /// Attach to a container's console (virsh console; Ctrl-] detaches)
     Console { name: String },
+    /// Run a command in a running container: its namespaces, mapped root, cgroups,
+    /// capability bounding set and MAC label; exits with the command's status
+    Exec(ExecArgs),
+    /// A login shell in a running container (root's shell from the guest's /etc/passwd)
+    Shell { name: String },
     /// Check this host for what lxcprov needs, with a fix for each problem
     Doctor,
     /// Print a shell completion script (packaging: bash, zsh, fish, elvish, powershell)
@@ -200,6 +205,18 @@ pub struct VerifyArgs {
     /// one lxcprov did not create; without it, such a domain meets the paper's baseline)
     #[arg(long, value_name = "PROFILE")]
     pub expect: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Container name
+    pub name: String,
+    /// Extra environment variable for the command (repeatable)
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// The command and its arguments (after `--` when they start with `-`)
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+    pub cmd: Vec<String>,
 }
 
 #[derive(Debug, Args)]

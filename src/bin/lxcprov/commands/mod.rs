@@ -10,6 +10,7 @@ mod create;
 mod destroy;
 mod distros;
 mod doctor;
+mod exec;
 mod lab;
 mod list;
 mod manpages;
@@ -17,6 +18,7 @@ mod profiles;
 mod rebuild;
 mod render;
 mod sbom;
+mod shell;
 mod start;
 mod stop;
 mod verify;
@@ -36,6 +38,8 @@ pub enum Outcome {
     Ok,
     /// Checks ran and found failures (exit 1).
     ChecksFailed,
+    /// A command run in a container ended with this status (`exec`, `shell`).
+    Code(u8),
 }
 
 pub fn run(cli: Cli) -> Result<Outcome> {
@@ -53,6 +57,8 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Stop { name, timeout } => stop::run(&ctx, &name, timeout),
         Command::Destroy { name, purge, yes } => destroy::run(&ctx, &name, purge, yes),
         Command::Console { name } => console::run(&ctx, &name),
+        Command::Exec(a) => exec::run(&ctx, &out, &a),
+        Command::Shell { name } => shell::run(&ctx, &out, &name),
         Command::Doctor => doctor::run(&ctx, &out),
         Command::Completions { shell } => completions::run(&out, shell),
         Command::Manpages { dir } => manpages::run(&out, &dir),
