@@ -25,6 +25,7 @@ pub mod libvirt;
 pub mod mac;
 pub mod mcs;
 pub mod name;
+pub mod outdated;
 pub mod output;
 pub mod password;
 pub mod paths;

@@ -436,3 +436,22 @@ fn exec_and_shell_need_a_name_and_a_command() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("no --json form"), "{}", stderr(&o));
 }
+
+#[test]
+fn outdated_needs_a_record_or_a_debian_tree() {
+    let d = tempfile::tempdir().unwrap();
+    assert_eq!(run(d.path(), &["outdated"]).status.code(), Some(2));
+    assert_eq!(
+        run(d.path(), &["outdated", "c1", "--distro", "debian12"]).status.code(),
+        Some(2),
+        "--distro needs --rootfs"
+    );
+    std::fs::create_dir_all(d.path().join("pool/c1")).unwrap();
+    let o = run(d.path(), &["outdated", "c1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no record"), "{}", stderr(&o));
+    let o = run(d.path(), &["--json", "outdated", "--rootfs", d.path().to_str().unwrap(), "--distro", "almalinux9"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("rpm distro"), "{}", stderr(&o));
+    assert_eq!(json_lines(&o).last().unwrap()["type"], "error");
+}

@@ -962,3 +962,86 @@ fn exec_runs_in_the_containers_namespaces_as_its_mapped_root_with_its_caps_and_c
     assert!(stderr(&o).contains("not running"), "{}", stderr(&o));
     assert!(lx(d.path(), &["destroy", "lxcprov-it-exec", "--purge", "--yes"]).status.success());
 }
+
+fn updates(o: &Output) -> Vec<serde_json::Value> {
+    stdout(o)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "update")
+        .map(|v| v["data"].clone())
+        .collect()
+}
+
+#[test]
+#[ignore = "root tier: needs root and Debian's mirror (scripts/test.sh)"]
+fn outdated_finds_a_pending_update_against_the_signed_debian_mirror_and_leaves_the_tree_alone() {
+    assert!(is_root(), "the root tier must run as root");
+    let d = workdir("outdated");
+    // A container's tree and record, as bootstrap leaves them: this host's own dpkg status,
+    // with base-files made older than any bookworm release.
+    let status = std::fs::read_to_string("/var/lib/dpkg/status").unwrap();
+    let mut old = String::new();
+    let mut in_base = false;
+    for line in status.lines() {
+        if line.starts_with("Package: ") {
+            in_base = line == "Package: base-files";
+        }
+        if in_base && line.starts_with("Version: ") {
+            old += "Version: 12.0\n";
+        } else {
+            old += line;
+            old += "\n";
+        }
+    }
+    let root = d.path().join("pool/it-old");
+    std::fs::create_dir_all(root.join("var/lib/dpkg")).unwrap();
+    std::fs::write(root.join("var/lib/dpkg/status"), &old).unwrap();
+    std::fs::create_dir_all(d.path().join("state/containers")).unwrap();
+    std::fs::write(
+        d.path().join("state/containers/it-old.json"),
+        r#"{"name":"it-old","profile":"minimal","distro":"debian12","release":"12","gpgcheck":true,"installer":"debootstrap","cache_key":"x"}"#,
+    )
+    .unwrap();
+    let listing = |p: &Path| {
+        let mut v: Vec<String> = walk(p);
+        v.sort();
+        v
+    };
+    fn walk(p: &Path) -> Vec<String> {
+        let mut out = vec![];
+        for e in std::fs::read_dir(p).unwrap() {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            out.push(format!("{} {} {:?}", e.path().display(), m.len(), m.modified().unwrap()));
+            if m.is_dir() {
+                out.extend(walk(&e.path()));
+            }
+        }
+        out
+    }
+    let before = listing(&root);
+
+    let o = lx(d.path(), &["--json", "outdated", "it-old"]);
+    assert_eq!(o.status.code(), Some(1), "updates pending: exit 1");
+    let u = updates(&o);
+    let base = u.iter().find(|u| u["name"] == "base-files").expect("base-files is outdated");
+    assert_eq!(base["installed"], "12.0");
+    let cand = base["candidate"].as_str().unwrap();
+    let gt = Command::new("dpkg").args(["--compare-versions", cand, "gt", "12.0"]).status().unwrap();
+    assert!(gt.success(), "{cand} is newer");
+    let summary: serde_json::Value = serde_json::from_str(stdout(&o).lines().last().unwrap()).unwrap();
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["data"]["pending"], u.len());
+    assert_eq!(listing(&root), before, "the container's tree is only read");
+
+    // base-files at its candidate version (alone: other packages' exact Depends would not
+    // hold if their versions were rewritten): nothing pending, exit 0.
+    let para = old.split("\n\n").find(|p| p.starts_with("Package: base-files\n")).unwrap();
+    let current = para.replace("Version: 12.0", &format!("Version: {cand}")) + "\n";
+    let fresh = d.path().join("fresh");
+    std::fs::create_dir_all(fresh.join("var/lib/dpkg")).unwrap();
+    std::fs::write(fresh.join("var/lib/dpkg/status"), current).unwrap();
+    let o = lx(d.path(), &["outdated", "--rootfs", fresh.to_str().unwrap(), "--distro", "debian12"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stderr(&o).contains("0 updates pending"));
+}

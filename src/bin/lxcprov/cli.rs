@@ -134,6 +134,8 @@ pub enum Command {
     Audit,
     /// The installed packages of a container (or a tree) as a CycloneDX 1.5 SBOM
     Sbom(SbomArgs),
+    /// Installed packages with newer versions in the profile's repositories (exit 1 if any)
+    Outdated(OutdatedArgs),
     /// Fresh root filesystem from the container's profile, swapped in (paper 4.2)
     Rebuild {
         name: String,
@@ -217,6 +219,29 @@ pub struct ExecArgs {
     /// The command and its arguments (after `--` when they start with `-`)
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
     pub cmd: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct OutdatedArgs {
+    /// Container name (its root filesystem and the profile, distro and release it was
+    /// bootstrapped with, from lxcprov's record)
+    #[arg(required_unless_present = "rootfs", conflicts_with = "rootfs")]
+    pub name: Option<String>,
+    /// Check this Debian root filesystem instead (with --profile, --distro, --release)
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+    /// With --rootfs: the profile whose repositories to compare with
+    #[arg(long, requires = "rootfs", default_value = "minimal")]
+    pub profile: String,
+    /// With --rootfs: the distribution (see `lxcprov distros`)
+    #[arg(long, requires = "rootfs")]
+    pub distro: Option<String>,
+    /// With --rootfs: the release
+    #[arg(long, requires = "rootfs")]
+    pub release: Option<String>,
+    /// Package mirror URL instead of the profile's
+    #[arg(long, value_name = "URL")]
+    pub mirror: Option<String>,
 }
 
 #[derive(Debug, Args)]

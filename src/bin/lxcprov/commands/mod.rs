@@ -14,6 +14,7 @@ mod exec;
 mod lab;
 mod list;
 mod manpages;
+mod outdated;
 mod profiles;
 mod rebuild;
 mod render;
@@ -64,6 +65,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Manpages { dir } => manpages::run(&out, &dir),
         Command::Audit => audit::run(&ctx, &out),
         Command::Sbom(a) => sbom::run(&ctx, &out, &a),
+        Command::Outdated(a) => outdated::run(&ctx, &out, &a),
         Command::Rebuild { name, rootfs_from, mirror } => rebuild::run(&ctx, &out, &name, rootfs_from, mirror),
         Command::Lab { action } => lab::run(&ctx, &out, action),
     }
