@@ -1034,6 +1034,21 @@ fn outdated_finds_a_pending_update_against_the_signed_debian_mirror_and_leaves_t
     assert_eq!(summary["data"]["pending"], u.len());
     assert_eq!(listing(&root), before, "the container's tree is only read");
 
+    // lab outdated: the same check per member, the container named in each record.
+    std::fs::create_dir_all(d.path().join("state/labs")).unwrap();
+    std::fs::write(
+        d.path().join("state/labs/it-lab.json"),
+        r#"{"name":"it-lab","profile":"minimal","security":"none","prefix":"student","isolate_students":false,"password_dir":"/nonexistent","members":["it-old"]}"#,
+    )
+    .unwrap();
+    let o = lx(d.path(), &["--json", "lab", "outdated", "it-lab"]);
+    assert_eq!(o.status.code(), Some(1));
+    let lab_updates = updates(&o);
+    assert_eq!(lab_updates.len(), u.len());
+    assert!(lab_updates.iter().all(|x| x["container"] == "it-old"));
+    let summary: serde_json::Value = serde_json::from_str(stdout(&o).lines().last().unwrap()).unwrap();
+    assert_eq!(summary["data"]["outdated"], 1);
+
     // base-files at its candidate version (alone: other packages' exact Depends would not
     // hold if their versions were rewritten): nothing pending, exit 0.
     let para = old.split("\n\n").find(|p| p.starts_with("Package: base-files\n")).unwrap();

@@ -182,6 +182,13 @@ pub enum LabAction {
     Status { lab: String },
     /// Verify every container, plus the cross-container checks
     Verify { lab: String },
+    /// Pending updates of every student container (exit 1 if any has some)
+    Outdated {
+        lab: String,
+        /// Package mirror URL instead of the profile's
+        #[arg(long, value_name = "URL")]
+        mirror: Option<String>,
+    },
     /// Destroy the lab's containers (and with --purge their root filesystems)
     Down {
         lab: String,
