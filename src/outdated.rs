@@ -11,9 +11,12 @@
 //! [`crate::fsutil::read_in_max`]). Needs network access to the mirror; root only to read the
 //! tree.
 //!
-//! The RPM family is not covered yet: it would be the same with dnf, a copy of the guest's
-//! rpm database in the scratch directory as the install root, the bootstrap's repositories
-//! and keys, and `dnf check-update` (exit 100 when updates are pending).
+//! The RPM family: a *copy* of the guest's rpm database (the directory [`crate::sbom::rpm_dbpath`]
+//! finds) in `SCRATCH/root`, and the bootstrap's own dnf argv (same repositories, keys,
+//! `reposdir` and plugin settings) with `check-update` instead of `install`, run with a
+//! `HOME` whose `.rpmmacros` points rpm at that database. dnf writes its logs and cache into
+//! the scratch root, never into the container. `check-update` exits 100 when updates are
+//! pending. yum (EL7 hosts) is not covered.
 
 use crate::bootstrap::InstallSpec;
 use crate::exec::{Cmd, Runner};
@@ -195,6 +198,90 @@ pub fn dpkg_updates(
     Ok(updates_from_policy(&installed, &native, &out))
 }
 
+/// dnf's `check-update` listing: `NAME.ARCH  VERSION  REPO` lines, until an
+/// "Obsoleting Packages" section.
+pub fn parse_check_update(out: &str) -> Vec<(String, String, String)> {
+    let mut v = vec![];
+    for line in out.lines() {
+        if line.starts_with("Obsoleting") {
+            break;
+        }
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() != 3 || line.starts_with(' ') {
+            continue;
+        }
+        let Some((name, arch)) = f[0].rsplit_once('.') else { continue };
+        // A version has a release: `2.0-1`, `1:2.3-4.el9`.
+        if !f[1].contains('-') || name.is_empty() {
+            continue;
+        }
+        v.push((name.to_string(), arch.to_string(), f[1].to_string()));
+    }
+    v
+}
+
+/// The pending updates of the RPM tree at `root` against `spec`'s repositories.
+pub fn rpm_updates(
+    root: &Path,
+    spec: &InstallSpec,
+    cache: &Path,
+    runner: &dyn Runner,
+    on_line: &mut dyn FnMut(&str),
+) -> Result<Vec<Update>> {
+    use crate::bootstrap::Tool;
+    if !matches!(spec.tool, Tool::Dnf4 | Tool::Dnf5) {
+        bail!("outdated needs dnf for rpm trees (found {}); yum hosts are not covered", spec.tool.program());
+    }
+    let dbpath = crate::sbom::rpm_dbpath(root).with_context(|| format!("no rpm database in {}", root.display()))?;
+    let dir = scratch_dir(cache, spec);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let _lock = crate::state::wait_lock(&dir.with_extension("lock"), false, &|| {})?;
+    let sroot = dir.join("root");
+    if sroot.exists() {
+        crate::fsutil::remove_tree(&sroot)?;
+    }
+    crate::sbom::copy_rpmdb(root, &dbpath, &sroot)?;
+    // The installed versions, from the copy too.
+    let installed = crate::sbom::inventory(&sroot, runner)?.packages;
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home)?;
+    crate::fsutil::write_atomic(&home.join(".rpmmacros"), format!("%_dbpath {dbpath}\n").as_bytes(), 0o644)?;
+    let mut check = InstallSpec { packages: vec![], ..spec.clone() };
+    check.tool = spec.tool;
+    let mut cmd = check.install_cmd(&sroot, &dir.join("cache"), &home, &dir.join("yum.conf"));
+    // The bootstrap's argv ends in `install` (no packages): the same options, another verb.
+    if cmd.args.last().map(String::as_str) != Some("install") {
+        bail!("unexpected dnf argv for the check: {}", cmd.display());
+    }
+    cmd.args.pop();
+    cmd.args.retain(|a| a != "-y");
+    cmd = cmd.arg("-q").arg("check-update");
+    let mut lines = vec![];
+    let r = runner.run(&cmd, &mut |l| {
+        on_line(l);
+        lines.push(l.to_string());
+    });
+    match r {
+        Ok(()) => return Ok(vec![]),
+        Err(crate::exec::CommandError::Failed { code: Some(100), .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let found = parse_check_update(&lines.join("\n"));
+    let mut v: Vec<Update> = found
+        .into_iter()
+        .map(|(name, arch, candidate)| {
+            let installed = installed
+                .iter()
+                .find(|p| p.name == name && (p.arch == arch || p.arch == "noarch" || arch == "noarch"))
+                .map(|p| p.version.clone())
+                .unwrap_or_default();
+            Update { name, arch, installed, candidate }
+        })
+        .collect();
+    v.sort_by(|a, b| (&a.name, &a.arch).cmp(&(&b.name, &b.arch)));
+    Ok(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,6 +326,23 @@ N: Unable to locate package libc6:i386
             }]
         );
         assert_eq!(query_name(&installed[2], "amd64"), "libc6:i386");
+    }
+
+    #[test]
+    fn dnf_check_update_lines() {
+        let out = "\
+lxcprov-hello.noarch                  2.0-1                  lxcprov-test
+bash.x86_64                           5.1.8-9.el9            baseos
+Obsoleting Packages
+foo.x86_64                            2-1                    baseos
+";
+        assert_eq!(
+            parse_check_update(out),
+            [
+                ("lxcprov-hello".into(), "noarch".into(), "2.0-1".into()),
+                ("bash".into(), "x86_64".into(), "5.1.8-9.el9".into())
+            ]
+        );
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! - Debian and Ubuntu: `var/lib/dpkg/status`, parsed here, read with
 //!   [`crate::fsutil::read_in_max`] so a symlink in the tree cannot make lxcprov read a host
 //!   file;
-//! - the RPM family: the host's `rpm --root DIR --dbpath P -qa --qf ...` through the
-//!   [`Runner`], with `P` the first of `/usr/lib/sysimage/rpm` (Fedora, EL10), `/var/lib/rpm`
+//! - the RPM family: the host's `rpm --root COPY --dbpath P -qa --qf ...` through the
+//!   [`Runner`], on a copy of the database directory (sqlite writes its `-shm` file even
+//!   when only reading), with `P` the first of `/usr/lib/sysimage/rpm` (Fedora, EL10), `/var/lib/rpm`
 //!   (EL7-9) and `/root/.rpmdb` (dnf run on a Debian host without lxcprov's `.rpmmacros`)
 //!   that is a real directory in the tree (not a symlink) holding a database.
 //!
@@ -120,7 +121,12 @@ pub fn inventory(root: &Path, runner: &dyn Runner) -> Result<Inventory> {
             root.display()
         );
     };
-    let out = runner.output(&rpm_query(root, &dbpath))?;
+    // rpm queries a *copy*: even a read-only open of an sqlite database in WAL mode writes
+    // its -shm file, and the guest's tree is only read.
+    let scratch =
+        tempfile::Builder::new().prefix("lxcprov-rpmdb-").tempdir().context("creating a scratch directory")?;
+    copy_rpmdb(root, &dbpath, scratch.path())?;
+    let out = runner.output(&rpm_query(scratch.path(), &dbpath))?;
     let (mut packages, keys) = parse_rpm_query(&out);
     sort(&mut packages);
     Ok(Inventory { format: Format::Rpm, database: dbpath, os, packages, keys, apt_sources: vec![] })
@@ -156,6 +162,22 @@ pub fn rpm_dbpath(root: &Path) -> Option<String> {
         let is_dir = std::fs::symlink_metadata(&dir).map(|m| m.is_dir()).unwrap_or(false);
         is_dir && DBS.iter().any(|f| std::fs::symlink_metadata(dir.join(f)).map(|m| m.is_file()).unwrap_or(false))
     })
+}
+
+/// Copies the regular files of the tree's rpm database directory `dbpath` to the same place
+/// under `dest_root` (a symlink in the directory is not followed).
+pub fn copy_rpmdb(root: &Path, dbpath: &str, dest_root: &Path) -> Result<()> {
+    let src = crate::fsutil::resolve_in(root, dbpath)?;
+    let dest = dest_root.join(dbpath.trim_start_matches('/'));
+    std::fs::create_dir_all(&dest).with_context(|| format!("creating {}", dest.display()))?;
+    for e in std::fs::read_dir(&src).with_context(|| format!("reading {}", src.display()))? {
+        let e = e?;
+        if e.file_type()?.is_file() {
+            std::fs::copy(e.path(), dest.join(e.file_name()))
+                .with_context(|| format!("copying {}", e.path().display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// The installed packages of a dpkg status file: paragraphs whose `Status` ends in
@@ -696,7 +718,9 @@ Version: 2.36-9+deb12u14
             let inv = inventory(d.path(), &r).unwrap();
             let call = &r.calls()[0];
             assert_eq!(call.program, "rpm");
-            assert_eq!(call.args[..5], ["--root", d.path().to_str().unwrap(), "--dbpath", want, "-qa"]);
+            assert_eq!(call.args[0], "--root");
+            assert_ne!(call.args[1], d.path().to_str().unwrap(), "rpm reads a copy, not the tree");
+            assert_eq!(call.args[2..5], ["--dbpath", want, "-qa"]);
             assert_eq!(inv.keys, ["8483c65d-5ccc5b19"]);
             let names: Vec<&str> = inv.packages.iter().map(|p| p.name.as_str()).collect();
             assert_eq!(names, ["acl", "bash"], "sorted; gpg-pubkey is a key, not a package");

@@ -438,7 +438,7 @@ fn exec_and_shell_need_a_name_and_a_command() {
 }
 
 #[test]
-fn outdated_needs_a_record_or_a_debian_tree() {
+fn outdated_needs_a_record_or_a_package_database() {
     let d = tempfile::tempdir().unwrap();
     assert_eq!(run(d.path(), &["outdated"]).status.code(), Some(2));
     assert_eq!(
@@ -452,6 +452,6 @@ fn outdated_needs_a_record_or_a_debian_tree() {
     assert!(stderr(&o).contains("no record"), "{}", stderr(&o));
     let o = run(d.path(), &["--json", "outdated", "--rootfs", d.path().to_str().unwrap(), "--distro", "almalinux9"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("rpm distro"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no rpm database"), "{}", stderr(&o));
     assert_eq!(json_lines(&o).last().unwrap()["type"], "error");
 }

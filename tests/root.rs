@@ -1060,3 +1060,85 @@ fn outdated_finds_a_pending_update_against_the_signed_debian_mirror_and_leaves_t
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert!(stderr(&o).contains("0 updates pending"));
 }
+
+#[test]
+#[ignore = "root tier: needs root, dnf, rpmbuild and createrepo_c (scripts/test.sh)"]
+fn outdated_finds_a_newer_rpm_in_the_bootstrap_repository() {
+    preflight();
+    let d = workdir("outdated-rpm");
+    let (key, repo) = make_repo(d.path());
+    let pw = d.path().join("pw");
+    std::fs::write(&pw, "pw\n").unwrap();
+    let prof = repo_profile(d.path(), &repo, &key, "signed");
+    let o = lx(
+        d.path(),
+        &[
+            "bootstrap",
+            "it-rpmold",
+            "--profile",
+            "rpm-signed",
+            "--profile-file",
+            prof.to_str().unwrap(),
+            "--root-password-file",
+            pw.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success());
+    // Against the repository it was installed from: nothing pending.
+    let o = lx(d.path(), &["--json", "outdated", "it-rpmold", "--profile-file", prof.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(updates(&o).is_empty());
+
+    // The same repository with lxcprov-hello 2.0 added: one update, the tree untouched.
+    let v2 = d.path().join("v2");
+    std::fs::create_dir_all(&v2).unwrap();
+    for e in std::fs::read_dir(repo.join("signed")).unwrap() {
+        let e = e.unwrap();
+        if e.path().extension().is_some_and(|x| x == "rpm") {
+            std::fs::copy(e.path(), v2.join(e.file_name())).unwrap();
+        }
+    }
+    let top = d.path().join("rpmbuild");
+    std::fs::create_dir_all(top.join("SPECS")).unwrap();
+    std::fs::write(
+        top.join("SPECS/hello.spec"),
+        "%define __os_install_post %{nil}\n%define debug_package %{nil}\n%define _build_id_links none\nName: lxcprov-hello\nVersion: 2.0\nRelease: 1\nSummary: hello 2\nLicense: MIT\nBuildArch: noarch\nAutoReqProv: no\n%description\nhello 2\n%install\nmkdir -p %{buildroot}/usr/share/lxcprov-hello\necho 2 > %{buildroot}/usr/share/lxcprov-hello/hello.txt\n%files\n/usr/share/lxcprov-hello/hello.txt\n",
+    )
+    .unwrap();
+    let o = Command::new("rpmbuild")
+        .args([
+            "-bb",
+            "--quiet",
+            "--define",
+            &format!("_topdir {}", top.display()),
+            "--define",
+            &format!("_rpmdir {}", v2.display()),
+        ])
+        .arg(top.join("SPECS/hello.spec"))
+        .env("HOME", d.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = Command::new("createrepo_c").arg("-q").arg(&v2).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let newer = d.path().join("newer");
+    std::fs::create_dir_all(&newer).unwrap();
+    let text = std::fs::read_to_string(&prof)
+        .unwrap()
+        .replace(&format!("file://{}/signed", repo.display()), &format!("file://{}", v2.display()));
+    let prof2 = newer.join("rpm-signed.yaml");
+    std::fs::write(&prof2, text).unwrap();
+    let db = d.path().join("pool/it-rpmold/var/lib/rpm");
+    let before: Vec<_> =
+        std::fs::read_dir(&db).unwrap().map(|e| e.unwrap().metadata().unwrap().modified().unwrap()).collect();
+    let o = lx(d.path(), &["--json", "outdated", "it-rpmold", "--profile-file", prof2.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let u = updates(&o);
+    assert_eq!(u.len(), 1, "{u:?}");
+    assert_eq!(u[0]["name"], "lxcprov-hello");
+    assert_eq!(u[0]["installed"], "1.0-1");
+    assert_eq!(u[0]["candidate"], "2.0-1");
+    let after: Vec<_> =
+        std::fs::read_dir(&db).unwrap().map(|e| e.unwrap().metadata().unwrap().modified().unwrap()).collect();
+    assert_eq!(before, after, "the guest's rpm database is copied, not used");
+}

@@ -51,26 +51,32 @@ pub fn check(
     }
     // The spec is resolved for a neutral name: a distro is never guessed from it here.
     let spec = super::resolve_opts(ctx, "outdated-check", opts)?;
-    if spec.distro.installer != InstallerKind::Debootstrap {
-        bail!(
-            "outdated checks Debian and Ubuntu trees for now; {} is an rpm distro (the design: \
-             dnf check-update against a copy of its rpm database, with the bootstrap's repositories)",
-            spec.distro.name
-        );
-    }
-    let install = InstallSpec::new(&spec.profile, &spec.distro, mirror, Tool::Debootstrap)?;
-    ctx.ui.info(&format!(
-        "comparing {label} with {} {} ({})",
-        install.mirror,
-        install.suite,
-        install.components.join(" ")
-    ));
     let runner = ctx.runner();
-    let updates = lxcprov::outdated::dpkg_updates(rootfs, &install, &ctx.paths.cache, &runner, &mut |l| {
+    let mut on_line = |l: &str| {
         if ctx.ui.verbosity == lxcprov::output::Verbosity::Verbose {
             ctx.ui.info(&format!("    {l}"));
         }
-    })?;
+    };
+    let (install, updates) = if spec.distro.installer == InstallerKind::Debootstrap {
+        let install = InstallSpec::new(&spec.profile, &spec.distro, mirror, Tool::Debootstrap)?;
+        ctx.ui.info(&format!(
+            "comparing {label} with {} {} ({})",
+            install.mirror,
+            install.suite,
+            install.components.join(" ")
+        ));
+        let u = lxcprov::outdated::dpkg_updates(rootfs, &install, &ctx.paths.cache, &runner, &mut on_line)?;
+        (install, u)
+    } else {
+        let tool = lxcprov::bootstrap::choose_tool(spec.distro.installer, ctx.rpm_tool, &|p| {
+            lxcprov::exec::which(p).is_some()
+        })?;
+        let install = InstallSpec::new(&spec.profile, &spec.distro, mirror, tool)?;
+        let repos: Vec<&str> = install.repos.iter().map(|r| r.url.as_str()).collect();
+        ctx.ui.info(&format!("comparing {label} with {}", repos.join(", ")));
+        let u = lxcprov::outdated::rpm_updates(rootfs, &install, &ctx.paths.cache, &runner, &mut on_line)?;
+        (install, u)
+    };
     Ok(Checked { label: label.into(), install, updates })
 }
 
