@@ -320,3 +320,138 @@ fn a_container_named_after_a_distro_gets_that_distro() {
     let o = run(d.path(), &["create", "web1", "--profile", "web", "--dry-run"]);
     assert!(stdout(&o).contains("nginx") && !stdout(&o).contains("httpd"), "{}", stdout(&o));
 }
+
+#[test]
+fn completions_for_bash_zsh_and_fish_know_the_subcommands() {
+    let d = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let o = run(d.path(), &["completions", shell]);
+        assert!(o.status.success(), "{shell}: {}", stderr(&o));
+        let s = stdout(&o);
+        for word in ["create", "lab", "profile", "json", "pool-dir"] {
+            assert!(s.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    // The bash script is valid bash.
+    let o = run(d.path(), &["completions", "bash"]);
+    let f = d.path().join("lxcprov.bash");
+    std::fs::write(&f, &o.stdout).unwrap();
+    let st = std::process::Command::new("bash").arg("-n").arg(&f).status().unwrap();
+    assert!(st.success(), "bash -n rejects the completion script");
+    // --json wraps it in the envelope; a shell clap does not know is a usage error.
+    let lines = json_lines(&run(d.path(), &["--json", "completions", "fish"]));
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["type"], "completions");
+    assert_eq!(lines[0]["data"]["shell"], "fish");
+    assert!(lines[0]["data"]["script"].as_str().unwrap().contains("complete -c lxcprov"));
+    assert_eq!(run(d.path(), &["completions", "tcsh"]).status.code(), Some(2));
+    // Packaging commands stay out of the user's --help.
+    let help = stdout(&run(d.path(), &["--help"]));
+    assert!(!help.contains("completions") && !help.contains("manpages"), "{help}");
+}
+
+#[test]
+fn manpages_writes_one_page_per_subcommand() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("man1");
+    let o = run(d.path(), &["manpages", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listed: Vec<String> = stdout(&o).lines().map(String::from).collect();
+    let mut files: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    files.sort();
+    assert_eq!(listed.len(), files.len(), "every page written is listed: {listed:?}");
+    for page in ["lxcprov.1", "lxcprov-create.1", "lxcprov-verify.1", "lxcprov-lab.1", "lxcprov-lab-up.1"] {
+        assert!(files.iter().any(|f| f == page), "{page} missing from {files:?}");
+    }
+    for absent in ["lxcprov-help.1", "lxcprov-completions.1", "lxcprov-manpages.1"] {
+        assert!(!files.iter().any(|f| f == absent), "{absent} should not be written");
+    }
+    let create = std::fs::read_to_string(dir.join("lxcprov-create.1")).unwrap();
+    assert!(create.starts_with(".ie") || create.contains(".TH lxcprov-create 1"), "{create}");
+    assert!(create.contains("dry\\-run"), "options are documented");
+    let top = std::fs::read_to_string(dir.join("lxcprov.1")).unwrap();
+    assert!(top.contains("lxcprov\\-create(1)"), "the top page links its subcommands");
+    // man itself reads the page (man-db is installed by scripts/setup-host.sh).
+    if require_tool("man") {
+        let o = std::process::Command::new("man").arg("-l").arg(dir.join("lxcprov-lab-up.1")).output().unwrap();
+        assert!(o.status.success());
+        assert!(String::from_utf8_lossy(&o.stdout).contains("--count"));
+    }
+    // --json: one `manpage` record per file.
+    let o = run(d.path(), &["--json", "manpages", dir.to_str().unwrap()]);
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), files.len());
+    assert!(lines.iter().all(|l| l["type"] == "manpage" && l["data"]["path"].is_string()));
+}
+
+#[test]
+fn sbom_of_a_tree_is_cyclonedx_on_stdout_and_one_record_with_json() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("tree");
+    std::fs::create_dir_all(root.join("var/lib/dpkg")).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(root.join("etc/os-release"), "ID=debian\nVERSION_ID=\"12\"\n").unwrap();
+    std::fs::write(
+        root.join("var/lib/dpkg/status"),
+        "Package: tzdata\nStatus: install ok installed\nArchitecture: all\nVersion: 2024a-0+deb12u1\n\n\
+         Package: bash\nStatus: install ok installed\nArchitecture: amd64\nVersion: 5.2.15-2+b7\n",
+    )
+    .unwrap();
+    let o = run(d.path(), &["sbom", "--rootfs", root.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("the CycloneDX document itself");
+    assert_eq!(doc["bomFormat"], "CycloneDX");
+    let purls: Vec<&str> = doc["components"].as_array().unwrap().iter().filter_map(|c| c["purl"].as_str()).collect();
+    assert_eq!(
+        purls,
+        [
+            "pkg:deb/debian/bash@5.2.15-2%2Bb7?arch=amd64&distro=debian-12",
+            "pkg:deb/debian/tzdata@2024a-0%2Bdeb12u1?arch=all&distro=debian-12"
+        ]
+    );
+    assert_eq!(run(d.path(), &["sbom", "--rootfs", root.to_str().unwrap()]).stdout, o.stdout, "stable");
+    let lines = json_lines(&run(d.path(), &["--json", "sbom", "--rootfs", root.to_str().unwrap()]));
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["type"], "sbom");
+    assert_eq!(lines[0]["data"], doc);
+    // NAME or --rootfs, not both, not neither; a container without a rootfs is an error.
+    assert_eq!(run(d.path(), &["sbom"]).status.code(), Some(2));
+    assert_eq!(run(d.path(), &["sbom", "x", "--rootfs", "/"]).status.code(), Some(2));
+    let o = run(d.path(), &["--json", "sbom", "nosuch"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no root filesystem for nosuch"), "{}", stderr(&o));
+    assert_eq!(json_lines(&o).last().unwrap()["type"], "error");
+}
+
+#[test]
+fn exec_and_shell_need_a_name_and_a_command() {
+    let d = tempfile::tempdir().unwrap();
+    assert_eq!(run(d.path(), &["exec", "c1"]).status.code(), Some(2), "no command");
+    assert_eq!(run(d.path(), &["shell"]).status.code(), Some(2));
+    assert_eq!(run(d.path(), &["exec", "../x", "--", "true"]).status.code(), Some(2));
+    let help = stdout(&run(d.path(), &["exec", "--help"]));
+    assert!(help.contains("CMD") && help.contains("--env"), "{help}");
+    let o = run(d.path(), &["--json", "shell", "c1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no --json form"), "{}", stderr(&o));
+}
+
+#[test]
+fn outdated_needs_a_record_or_a_package_database() {
+    let d = tempfile::tempdir().unwrap();
+    assert_eq!(run(d.path(), &["outdated"]).status.code(), Some(2));
+    assert_eq!(
+        run(d.path(), &["outdated", "c1", "--distro", "debian12"]).status.code(),
+        Some(2),
+        "--distro needs --rootfs"
+    );
+    std::fs::create_dir_all(d.path().join("pool/c1")).unwrap();
+    let o = run(d.path(), &["outdated", "c1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no record"), "{}", stderr(&o));
+    let o = run(d.path(), &["--json", "outdated", "--rootfs", d.path().to_str().unwrap(), "--distro", "almalinux9"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no rpm database"), "{}", stderr(&o));
+    assert_eq!(json_lines(&o).last().unwrap()["type"], "error");
+}

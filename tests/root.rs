@@ -814,3 +814,466 @@ fn the_guests_own_rpm_reads_exactly_what_was_installed_or_the_tree_is_refused() 
     assert!(stderr(&o).contains("lists 0 packages, but 3 were installed"), "{}", stderr(&o));
     assert!(!d.path().join("pool/it-wrong").exists() && !d.path().join("pool/.it-wrong.partial").exists());
 }
+
+/// Purges the lxcprov package when dropped (the package test installs it on this host).
+struct PurgePackage;
+impl Drop for PurgePackage {
+    fn drop(&mut self) {
+        let _ = Command::new("dpkg").args(["--purge", "lxcprov"]).output();
+    }
+}
+
+fn package_installed() -> bool {
+    let o = Command::new("dpkg-query").args(["-W", "-f=${db:Status-Abbrev}", "lxcprov"]).output().unwrap();
+    String::from_utf8_lossy(&o.stdout).starts_with("ii")
+}
+
+#[test]
+#[ignore = "root tier: needs root and apt (scripts/test.sh)"]
+fn the_deb_installs_with_apt_and_brings_man_pages_and_completions_and_the_rpm_lists_them() {
+    assert!(is_root(), "the root tier must run as root");
+    assert!(
+        !package_installed(),
+        "the lxcprov package is installed on this host; this test installs and purges it: remove yours first"
+    );
+    let d = workdir("pkg");
+    let out = d.path().join("out");
+    // The test build is packaged (a release build would take minutes); the layout is the same.
+    let o = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/package.sh"))
+        .args(["--binary", bin().to_str().unwrap(), "--out", out.to_str().unwrap(), "--fast", "all"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "package.sh: {}", stderr(&o));
+    let built: Vec<String> = stdout(&o).lines().map(String::from).collect();
+    let deb = built.iter().find(|p| p.ends_with(".deb")).expect("a .deb");
+    let rpm = built.iter().find(|p| p.ends_with(".rpm")).expect("an .rpm");
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(deb.contains(&format!("lxcprov_{version}-1_")), "{deb}");
+
+    // The rpm: its file list and what it requires.
+    let files = stdout(&Command::new("rpm").args(["-qpl", rpm]).output().unwrap());
+    for f in [
+        "/usr/bin/lxcprov",
+        "/usr/share/man/man1/lxcprov.1.gz",
+        "/usr/share/man/man1/lxcprov-create.1.gz",
+        "/usr/share/man/man1/lxcprov-lab-up.1.gz",
+        "/usr/share/bash-completion/completions/lxcprov",
+        "/usr/share/zsh/site-functions/_lxcprov",
+        "/usr/share/fish/vendor_completions.d/lxcprov.fish",
+        "/usr/share/lxcprov/profiles/web.yaml",
+    ] {
+        assert!(files.lines().any(|l| l == f), "{f} missing from the rpm:\n{files}");
+    }
+    let requires = stdout(&Command::new("rpm").args(["-qpR", rpm]).output().unwrap());
+    assert!(requires.contains("libvirt-daemon-driver-lxc") && requires.contains("libvirt.so.0"), "{requires}");
+
+    // The deb: apt installs it offline (its dependencies are the host's packages).
+    let _purge = PurgePackage;
+    let o = Command::new("apt-get")
+        .args([
+            "install",
+            "-y",
+            "--no-install-recommends",
+            &format!("./{}", Path::new(deb).file_name().unwrap().to_str().unwrap()),
+        ])
+        .current_dir(&out)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "apt-get install: {}{}", stdout(&o), stderr(&o));
+    assert!(package_installed());
+    let o = Command::new("/usr/bin/lxcprov").arg("--help").output().unwrap();
+    assert!(o.status.success() && stdout(&o).contains("EXIT STATUS"), "{}", stderr(&o));
+    let o = Command::new("man").args(["-w", "lxcprov-create"]).output().unwrap();
+    assert_eq!(stdout(&o).trim(), "/usr/share/man/man1/lxcprov-create.1.gz", "{}", stderr(&o));
+    let o = Command::new("man").args(["-P", "cat", "lxcprov-lab-up"]).env("MANWIDTH", "100").output().unwrap();
+    assert!(stdout(&o).contains("--count"), "man lxcprov-lab-up: {}", stderr(&o));
+    // Bash completion: the installed script completes a subcommand.
+    let comp = "/usr/share/bash-completion/completions/lxcprov";
+    assert!(Path::new(comp).is_file());
+    let o = Command::new("bash")
+        .args([
+            "-c",
+            &format!("source {comp}; COMP_WORDS=(lxcprov cre); COMP_CWORD=1; _lxcprov lxcprov cre lxcprov; echo \"${{COMPREPLY[@]}}\""),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o).trim(), "create", "{}", stderr(&o));
+    assert!(Path::new("/usr/share/zsh/vendor-completions/_lxcprov").is_file());
+    assert!(Path::new("/usr/share/fish/vendor_completions.d/lxcprov.fish").is_file());
+    assert!(Path::new("/usr/share/lxcprov/profiles/paper.yaml").is_file());
+
+    // Removing the package removes its files.
+    let o = Command::new("apt-get")
+        .args(["purge", "-y", "lxcprov"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!Path::new("/usr/bin/lxcprov").exists() && !Path::new(comp).exists());
+}
+
+fn sbom_components(o: &Output) -> Vec<serde_json::Value> {
+    let line = stdout(o).lines().next().map(String::from).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(v["type"], "sbom");
+    assert_eq!(v["data"]["specVersion"], "1.5");
+    v["data"]["components"].as_array().unwrap().clone()
+}
+
+fn property<'a>(c: &'a serde_json::Value, name: &str) -> Option<&'a str> {
+    c["properties"].as_array()?.iter().find(|p| p["name"] == name)?["value"].as_str()
+}
+
+#[test]
+#[ignore = "root tier: needs root, dnf and rpm (scripts/test.sh)"]
+fn sbom_lists_a_signed_rpm_bootstrap_with_its_signatures_and_the_hosts_dpkg_packages() {
+    preflight();
+    let d = workdir("sbom");
+    let (key, repo) = make_repo(d.path());
+    let pw = d.path().join("pw");
+    std::fs::write(&pw, "pw\n").unwrap();
+    let prof = repo_profile(d.path(), &repo, &key, "signed");
+    let pf = prof.to_str().unwrap();
+    let o = lx(
+        d.path(),
+        &[
+            "bootstrap",
+            "it-sbom",
+            "--profile",
+            "rpm-signed",
+            "--profile-file",
+            pf,
+            "--root-password-file",
+            pw.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success());
+    // The guest's own rpm database, read by the host's rpm: both packages, signed, gpgcheck on.
+    let o = lx(d.path(), &["--json", "sbom", "it-sbom"]);
+    assert!(o.status.success());
+    let comps = sbom_components(&o);
+    let names: Vec<&str> =
+        comps.iter().filter(|c| c["type"] == "library").map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["lxcprov-base", "lxcprov-hello"], "{comps:?}");
+    for c in comps.iter().filter(|c| c["type"] == "library") {
+        assert!(c["purl"].as_str().unwrap().starts_with("pkg:rpm/"), "{c}");
+        assert_eq!(property(c, "lxcprov:package:gpgcheck"), Some("true"), "{c}");
+        assert!(property(c, "lxcprov:package:signature").unwrap().contains("Key ID"), "{c}");
+    }
+    // Two runs diff cleanly; the human form is the document itself.
+    let a = lx(d.path(), &["sbom", "it-sbom"]);
+    let b = lx(d.path(), &["sbom", "it-sbom"]);
+    assert_eq!(a.stdout, b.stdout);
+    let doc: serde_json::Value = serde_json::from_slice(&a.stdout).unwrap();
+    assert_eq!(doc["bomFormat"], "CycloneDX");
+    let t = lx(d.path(), &["sbom", "it-sbom", "--timestamp"]);
+    let doc: serde_json::Value = serde_json::from_slice(&t.stdout).unwrap();
+    assert!(doc["metadata"]["timestamp"].as_str().unwrap().ends_with('Z'));
+
+    // The host is a Debian tree: every installed package of dpkg-query, and nothing else.
+    let o = lx(d.path(), &["--json", "sbom", "--rootfs", "/"]);
+    assert!(o.status.success());
+    let comps = sbom_components(&o);
+    let q = Command::new("dpkg-query").args(["-W", "-f=${db:Status-Abbrev} ${binary:Package}\n"]).output().unwrap();
+    let installed = stdout(&q).lines().filter(|l| l.starts_with("ii") || l.starts_with("hi")).count();
+    let debs = comps.iter().filter(|c| c["purl"].as_str().is_some_and(|p| p.starts_with("pkg:deb/debian/"))).count();
+    assert_eq!(debs, installed);
+    assert!(comps.iter().all(|c| c["type"] != "library" || property(c, "lxcprov:package:gpgcheck") == Some("unknown")));
+    // No database: one clear error.
+    let bb = busybox(d.path());
+    let o = lx(d.path(), &["sbom", "--rootfs", bb.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no package database"));
+}
+
+const EXEC_PROFILE: &str = "description: exec test\ndistro: debian12\nmemory_mib: 64\nnetwork: {mode: isolated, name: lxcprov-it-execnet}\nsecurity:\n  model: none\n  label: none\n  capabilities: {policy: default, set: {sys_admin: off, net_raw: off}}\n  idmap:\n    uid: {start: 0, target: 310000, count: 65536}\n    gid: {start: 0, target: 310000, count: 65536}\n";
+
+#[test]
+#[ignore = "root tier: needs root and libvirtd (scripts/test.sh)"]
+fn exec_runs_in_the_containers_namespaces_as_its_mapped_root_with_its_caps_and_cgroups() {
+    preflight();
+    let names = ["lxcprov-it-exec"];
+    clean(&names, &["lxcprov-it-execnet"]);
+    let _c = Cleanup(names.to_vec(), vec!["lxcprov-it-execnet"]);
+    let d = workdir("exec");
+    let bb = busybox(d.path());
+    let prof = write_profile(d.path(), "it-exec", EXEC_PROFILE);
+    let o = lx(
+        d.path(),
+        &[
+            "create",
+            "lxcprov-it-exec",
+            "--profile",
+            "it-exec",
+            "--profile-file",
+            prof.to_str().unwrap(),
+            "--rootfs-from",
+            bb.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "created (trust fails for an import): {}", stdout(&o));
+    let o = lx(d.path(), &["--json", "list"]);
+    let pid = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["data"]["name"] == "lxcprov-it-exec")
+        .and_then(|v| v["data"]["init_pid"].as_u64())
+        .expect("init pid");
+    let init = |f: &str| std::fs::read_to_string(format!("/proc/{pid}/{f}")).unwrap();
+    let ex = |args: &[&str]| {
+        let mut a = vec!["exec", "lxcprov-it-exec", "--"];
+        a.extend_from_slice(args);
+        lx(d.path(), &a)
+    };
+
+    let o = ex(&["/bin/hostname"]);
+    assert!(o.status.success());
+    assert_eq!(stdout(&o).trim(), "lxcprov-it-exec");
+    assert_eq!(ex(&["/bin/sh", "-c", "exit 7"]).status.code(), Some(7), "the command's status is lxcprov's");
+    assert_eq!(ex(&["/no/such/cmd"]).status.code(), Some(127));
+
+    // Every namespace is the init's: pid (and so on) by inode.
+    let o = ex(&["/bin/sh", "-c", "for n in pid mnt net uts ipc user; do readlink /proc/self/ns/$n; done"]);
+    let inside: Vec<String> = stdout(&o).lines().map(String::from).collect();
+    let outside: Vec<String> = ["pid", "mnt", "net", "uts", "ipc", "user"]
+        .iter()
+        .map(|n| std::fs::read_link(format!("/proc/{pid}/ns/{n}")).unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(inside, outside);
+    let host_pidns = std::fs::read_link("/proc/self/ns/pid").unwrap().to_string_lossy().into_owned();
+    assert_ne!(inside[0], host_pidns, "in the container's pid namespace, not the host's");
+    // Its PID 1 is the container's init, and the command sees only the container's processes.
+    let o = ex(&["/bin/sh", "-c", "cat /proc/1/comm; grep NSpid /proc/self/status"]);
+    let s = stdout(&o);
+    assert_eq!(s.lines().next(), Some(init("comm").trim()), "{s}");
+    assert_eq!(s.lines().nth(1).unwrap().split_whitespace().count(), 2, "one NSpid: the container's view: {s}");
+
+    // The mapped root, the init's bounding set and cgroups.
+    let o =
+        ex(&["/bin/sh", "-c", "id -u; cat /proc/self/uid_map; grep CapBnd /proc/self/status; cat /proc/self/cgroup"]);
+    let s = stdout(&o);
+    let mut lines = s.lines();
+    assert_eq!(lines.next(), Some("0"), "root inside: {s}");
+    assert_eq!(lines.next().unwrap().split_whitespace().collect::<Vec<_>>(), ["0", "310000", "65536"]);
+    let capbnd = init("status").lines().find(|l| l.starts_with("CapBnd")).unwrap().to_string();
+    assert_eq!(lines.next(), Some(capbnd.as_str()), "the init's bounding set (sys_admin and net_raw dropped)");
+    assert_eq!(lines.collect::<Vec<_>>().join("\n"), init("cgroup").trim_end(), "the init's cgroups");
+
+    // --json: one exec record with the output captured; the status still propagates.
+    let o =
+        lx(d.path(), &["--json", "exec", "lxcprov-it-exec", "--", "/bin/sh", "-c", "echo out; echo err >&2; exit 3"]);
+    assert_eq!(o.status.code(), Some(3));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["type"], "exec");
+    assert_eq!(v["data"]["stdout"], "out\n");
+    assert_eq!(v["data"]["stderr"], "err\n");
+    assert_eq!(v["data"]["status"], 3);
+
+    // shell: root's login shell from the guest's /etc/passwd, on a pty of its own (script(1)
+    // gives lxcprov a terminal); the shell's exit status is lxcprov's.
+    let mut child = Command::new("script")
+        .args(["-qec", &format!("{} shell lxcprov-it-exec", bin().display()), "/dev/null"])
+        .env("LXCPROV_POOL_DIR", d.path().join("pool"))
+        .env("LXCPROV_STATE_DIR", d.path().join("state"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"echo in-$(hostname)-$(id -u)\nexit 5\n").unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(5), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("in-lxcprov-it-exec-0"), "{}", stdout(&o));
+
+    // A stopped container is a clear error.
+    assert!(lx(d.path(), &["stop", "lxcprov-it-exec", "--timeout", "5"]).status.success());
+    let o = ex(&["/bin/true"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("not running"), "{}", stderr(&o));
+    assert!(lx(d.path(), &["destroy", "lxcprov-it-exec", "--purge", "--yes"]).status.success());
+}
+
+fn updates(o: &Output) -> Vec<serde_json::Value> {
+    stdout(o)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "update")
+        .map(|v| v["data"].clone())
+        .collect()
+}
+
+#[test]
+#[ignore = "root tier: needs root and Debian's mirror (scripts/test.sh)"]
+fn outdated_finds_a_pending_update_against_the_signed_debian_mirror_and_leaves_the_tree_alone() {
+    assert!(is_root(), "the root tier must run as root");
+    let d = workdir("outdated");
+    // A container's tree and record, as bootstrap leaves them: this host's own dpkg status,
+    // with base-files made older than any bookworm release.
+    let status = std::fs::read_to_string("/var/lib/dpkg/status").unwrap();
+    let mut old = String::new();
+    let mut in_base = false;
+    for line in status.lines() {
+        if line.starts_with("Package: ") {
+            in_base = line == "Package: base-files";
+        }
+        if in_base && line.starts_with("Version: ") {
+            old += "Version: 12.0\n";
+        } else {
+            old += line;
+            old += "\n";
+        }
+    }
+    let root = d.path().join("pool/it-old");
+    std::fs::create_dir_all(root.join("var/lib/dpkg")).unwrap();
+    std::fs::write(root.join("var/lib/dpkg/status"), &old).unwrap();
+    std::fs::create_dir_all(d.path().join("state/containers")).unwrap();
+    std::fs::write(
+        d.path().join("state/containers/it-old.json"),
+        r#"{"name":"it-old","profile":"minimal","distro":"debian12","release":"12","gpgcheck":true,"installer":"debootstrap","cache_key":"x"}"#,
+    )
+    .unwrap();
+    let listing = |p: &Path| {
+        let mut v: Vec<String> = walk(p);
+        v.sort();
+        v
+    };
+    fn walk(p: &Path) -> Vec<String> {
+        let mut out = vec![];
+        for e in std::fs::read_dir(p).unwrap() {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            out.push(format!("{} {} {:?}", e.path().display(), m.len(), m.modified().unwrap()));
+            if m.is_dir() {
+                out.extend(walk(&e.path()));
+            }
+        }
+        out
+    }
+    let before = listing(&root);
+
+    let o = lx(d.path(), &["--json", "outdated", "it-old"]);
+    assert_eq!(o.status.code(), Some(1), "updates pending: exit 1");
+    let u = updates(&o);
+    let base = u.iter().find(|u| u["name"] == "base-files").expect("base-files is outdated");
+    assert_eq!(base["installed"], "12.0");
+    let cand = base["candidate"].as_str().unwrap();
+    let gt = Command::new("dpkg").args(["--compare-versions", cand, "gt", "12.0"]).status().unwrap();
+    assert!(gt.success(), "{cand} is newer");
+    let summary: serde_json::Value = serde_json::from_str(stdout(&o).lines().last().unwrap()).unwrap();
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["data"]["pending"], u.len());
+    assert_eq!(listing(&root), before, "the container's tree is only read");
+
+    // lab outdated: the same check per member, the container named in each record.
+    std::fs::create_dir_all(d.path().join("state/labs")).unwrap();
+    std::fs::write(
+        d.path().join("state/labs/it-lab.json"),
+        r#"{"name":"it-lab","profile":"minimal","security":"none","prefix":"student","isolate_students":false,"password_dir":"/nonexistent","members":["it-old"]}"#,
+    )
+    .unwrap();
+    let o = lx(d.path(), &["--json", "lab", "outdated", "it-lab"]);
+    assert_eq!(o.status.code(), Some(1));
+    let lab_updates = updates(&o);
+    assert_eq!(lab_updates.len(), u.len());
+    assert!(lab_updates.iter().all(|x| x["container"] == "it-old"));
+    let summary: serde_json::Value = serde_json::from_str(stdout(&o).lines().last().unwrap()).unwrap();
+    assert_eq!(summary["data"]["outdated"], 1);
+
+    // base-files at its candidate version (alone: other packages' exact Depends would not
+    // hold if their versions were rewritten): nothing pending, exit 0.
+    let para = old.split("\n\n").find(|p| p.starts_with("Package: base-files\n")).unwrap();
+    let current = para.replace("Version: 12.0", &format!("Version: {cand}")) + "\n";
+    let fresh = d.path().join("fresh");
+    std::fs::create_dir_all(fresh.join("var/lib/dpkg")).unwrap();
+    std::fs::write(fresh.join("var/lib/dpkg/status"), current).unwrap();
+    let o = lx(d.path(), &["outdated", "--rootfs", fresh.to_str().unwrap(), "--distro", "debian12"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stderr(&o).contains("0 updates pending"));
+}
+
+#[test]
+#[ignore = "root tier: needs root, dnf, rpmbuild and createrepo_c (scripts/test.sh)"]
+fn outdated_finds_a_newer_rpm_in_the_bootstrap_repository() {
+    preflight();
+    let d = workdir("outdated-rpm");
+    let (key, repo) = make_repo(d.path());
+    let pw = d.path().join("pw");
+    std::fs::write(&pw, "pw\n").unwrap();
+    let prof = repo_profile(d.path(), &repo, &key, "signed");
+    let o = lx(
+        d.path(),
+        &[
+            "bootstrap",
+            "it-rpmold",
+            "--profile",
+            "rpm-signed",
+            "--profile-file",
+            prof.to_str().unwrap(),
+            "--root-password-file",
+            pw.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success());
+    // Against the repository it was installed from: nothing pending.
+    let o = lx(d.path(), &["--json", "outdated", "it-rpmold", "--profile-file", prof.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(updates(&o).is_empty());
+
+    // The same repository with lxcprov-hello 2.0 added: one update, the tree untouched.
+    let v2 = d.path().join("v2");
+    std::fs::create_dir_all(&v2).unwrap();
+    for e in std::fs::read_dir(repo.join("signed")).unwrap() {
+        let e = e.unwrap();
+        if e.path().extension().is_some_and(|x| x == "rpm") {
+            std::fs::copy(e.path(), v2.join(e.file_name())).unwrap();
+        }
+    }
+    let top = d.path().join("rpmbuild");
+    std::fs::create_dir_all(top.join("SPECS")).unwrap();
+    std::fs::write(
+        top.join("SPECS/hello.spec"),
+        "%define __os_install_post %{nil}\n%define debug_package %{nil}\n%define _build_id_links none\nName: lxcprov-hello\nVersion: 2.0\nRelease: 1\nSummary: hello 2\nLicense: MIT\nBuildArch: noarch\nAutoReqProv: no\n%description\nhello 2\n%install\nmkdir -p %{buildroot}/usr/share/lxcprov-hello\necho 2 > %{buildroot}/usr/share/lxcprov-hello/hello.txt\n%files\n/usr/share/lxcprov-hello/hello.txt\n",
+    )
+    .unwrap();
+    let o = Command::new("rpmbuild")
+        .args([
+            "-bb",
+            "--quiet",
+            "--define",
+            &format!("_topdir {}", top.display()),
+            "--define",
+            &format!("_rpmdir {}", v2.display()),
+        ])
+        .arg(top.join("SPECS/hello.spec"))
+        .env("HOME", d.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = Command::new("createrepo_c").arg("-q").arg(&v2).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let newer = d.path().join("newer");
+    std::fs::create_dir_all(&newer).unwrap();
+    let text = std::fs::read_to_string(&prof)
+        .unwrap()
+        .replace(&format!("file://{}/signed", repo.display()), &format!("file://{}", v2.display()));
+    let prof2 = newer.join("rpm-signed.yaml");
+    std::fs::write(&prof2, text).unwrap();
+    let db = d.path().join("pool/it-rpmold/var/lib/rpm");
+    let before: Vec<_> =
+        std::fs::read_dir(&db).unwrap().map(|e| e.unwrap().metadata().unwrap().modified().unwrap()).collect();
+    let o = lx(d.path(), &["--json", "outdated", "it-rpmold", "--profile-file", prof2.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let u = updates(&o);
+    assert_eq!(u.len(), 1, "{u:?}");
+    assert_eq!(u[0]["name"], "lxcprov-hello");
+    assert_eq!(u[0]["installed"], "1.0-1");
+    assert_eq!(u[0]["candidate"], "2.0-1");
+    let after: Vec<_> =
+        std::fs::read_dir(&db).unwrap().map(|e| e.unwrap().metadata().unwrap().modified().unwrap()).collect();
+    assert_eq!(before, after, "the guest's rpm database is copied, not used");
+}

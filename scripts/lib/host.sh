@@ -56,6 +56,7 @@ HOST_PACKAGES=(
     build-essential
     jq
     e2fsprogs
+    man-db
 )
 
 host_log() {

@@ -79,9 +79,14 @@ pub const READ_IN_MAX: u64 = 4 << 20;
 /// `O_NOFOLLOW`, the file itself), anything that is not a regular file, and files larger
 /// than [`READ_IN_MAX`].
 pub fn read_in(root: &Path, rel: &str) -> Result<Option<String>> {
+    read_in_max(root, rel, READ_IN_MAX)
+}
+
+/// [`read_in`] with another limit (a package database is larger than `/etc/shadow`).
+pub fn read_in_max(root: &Path, rel: &str, max: u64) -> Result<Option<String>> {
     let path = resolve_in(root, rel)?;
     let what = format!("{rel} in {}", root.display());
-    match read_bounded(&path, READ_IN_MAX, &what, false) {
+    match read_bounded(&path, max, &what, false) {
         Ok(b) => Ok(Some(String::from_utf8_lossy(&b).into_owned())),
         Err(BoundedReadError::NotFound) => Ok(None),
         Err(BoundedReadError::Other(e)) => Err(e),

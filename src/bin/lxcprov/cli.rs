@@ -109,8 +109,22 @@ pub enum Command {
     },
     /// Attach to a container's console (virsh console; Ctrl-] detaches)
     Console { name: String },
+    /// Run a command in a running container: its namespaces, mapped root, cgroups,
+    /// capability bounding set and MAC label; exits with the command's status
+    Exec(ExecArgs),
+    /// A login shell in a running container (root's shell from the guest's /etc/passwd)
+    Shell { name: String },
     /// Check this host for what lxcprov needs, with a fix for each problem
     Doctor,
+    /// Print a shell completion script (packaging: bash, zsh, fish, elvish, powershell)
+    #[command(hide = true)]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages to DIR: lxcprov.1 and lxcprov-SUBCOMMAND.1 for every subcommand
+    #[command(hide = true)]
+    Manpages { dir: PathBuf },
     /// Teaching labs: N student containers from one profile (up, status, verify, down)
     Lab {
         #[command(subcommand)]
@@ -118,6 +132,10 @@ pub enum Command {
     },
     /// Host-wide MCS audit: every level in use by process and rootfs, collisions flagged
     Audit,
+    /// The installed packages of a container (or a tree) as a CycloneDX 1.5 SBOM
+    Sbom(SbomArgs),
+    /// Installed packages with newer versions in the profile's repositories (exit 1 if any)
+    Outdated(OutdatedArgs),
     /// Fresh root filesystem from the container's profile, swapped in (paper 4.2)
     Rebuild {
         name: String,
@@ -164,6 +182,13 @@ pub enum LabAction {
     Status { lab: String },
     /// Verify every container, plus the cross-container checks
     Verify { lab: String },
+    /// Pending updates of every student container (exit 1 if any has some)
+    Outdated {
+        lab: String,
+        /// Package mirror URL instead of the profile's
+        #[arg(long, value_name = "URL")]
+        mirror: Option<String>,
+    },
     /// Destroy the lab's containers (and with --purge their root filesystems)
     Down {
         lab: String,
@@ -189,6 +214,54 @@ pub struct VerifyArgs {
     /// one lxcprov did not create; without it, such a domain meets the paper's baseline)
     #[arg(long, value_name = "PROFILE")]
     pub expect: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Container name
+    pub name: String,
+    /// Extra environment variable for the command (repeatable)
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// The command and its arguments (after `--` when they start with `-`)
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+    pub cmd: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct OutdatedArgs {
+    /// Container name (its root filesystem and the profile, distro and release it was
+    /// bootstrapped with, from lxcprov's record)
+    #[arg(required_unless_present = "rootfs", conflicts_with = "rootfs")]
+    pub name: Option<String>,
+    /// Check this Debian root filesystem instead (with --profile, --distro, --release)
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+    /// With --rootfs: the profile whose repositories to compare with
+    #[arg(long, requires = "rootfs", default_value = "minimal")]
+    pub profile: String,
+    /// With --rootfs: the distribution (see `lxcprov distros`)
+    #[arg(long, requires = "rootfs")]
+    pub distro: Option<String>,
+    /// With --rootfs: the release
+    #[arg(long, requires = "rootfs")]
+    pub release: Option<String>,
+    /// Package mirror URL instead of the profile's
+    #[arg(long, value_name = "URL")]
+    pub mirror: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SbomArgs {
+    /// Container name (its root filesystem POOL/NAME and lxcprov's record of it)
+    #[arg(required_unless_present = "rootfs", conflicts_with = "rootfs")]
+    pub name: Option<String>,
+    /// Read this root filesystem instead (signature checking then shows as unknown)
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+    /// Add metadata.timestamp (the one field that differs between two SBOMs of one tree)
+    #[arg(long)]
+    pub timestamp: bool,
 }
 
 #[derive(Debug, Subcommand)]

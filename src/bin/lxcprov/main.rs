@@ -23,6 +23,7 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(commands::Outcome::Ok) => ExitCode::SUCCESS,
         Ok(commands::Outcome::ChecksFailed) => ExitCode::from(1),
+        Ok(commands::Outcome::Code(c)) => ExitCode::from(c),
         // A reader that went away (`lxcprov list | head -1`) is a quiet end.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {

@@ -25,6 +25,7 @@ pub fn run(ctx: &Context, out: &Out, action: LabAction) -> Result<Outcome> {
         }
         LabAction::Status { lab } => status(ctx, out, &lab),
         LabAction::Verify { lab } => verify(ctx, out, &lab),
+        LabAction::Outdated { lab, mirror } => outdated(ctx, out, &lab, mirror.as_deref()),
         LabAction::Down { lab, purge, yes } => {
             if purge && !yes {
                 let n = lab::load(ctx, &lab)?.members.len();
@@ -92,4 +93,34 @@ fn verify(ctx: &Context, out: &Out, lab: &str) -> Result<Outcome> {
         }
     }
     Ok(outcome)
+}
+
+/// `lab outdated LAB`: each member's pending updates (one apt update per member: they share
+/// the scratch directory, so every update after the first is a cheap revalidation).
+fn outdated(ctx: &Context, out: &Out, lab: &str, mirror: Option<&str>) -> Result<Outcome> {
+    let rec = lab::load(ctx, lab)?;
+    let mut total = 0;
+    let mut behind = 0;
+    for m in &rec.members {
+        let name = lxcprov::name::Name::parse(m)?;
+        let c = super::outdated::check_container(ctx, &name, mirror)?;
+        total += c.updates.len();
+        behind += usize::from(!c.updates.is_empty());
+        if out.json {
+            for u in &c.updates {
+                out.record("update", &serde_json::json!({"container": m, "name": u.name, "arch": u.arch, "installed": u.installed, "candidate": u.candidate}))?;
+            }
+        } else {
+            out.text(&format!("{m:24} {}\n", super::outdated::pending(c.updates.len())))?;
+        }
+    }
+    if out.json {
+        out.record(
+            "summary",
+            &serde_json::json!({"lab": rec.name, "members": rec.members.len(), "outdated": behind, "pending": total}),
+        )?;
+    } else if behind > 0 {
+        ctx.ui.info(&format!("{behind} of {} students have updates pending; `lxcprov outdated NAME` lists them, `lxcprov rebuild NAME` installs them", rec.members.len()));
+    }
+    Ok(if behind > 0 { Outcome::ChecksFailed } else { Outcome::Ok })
 }

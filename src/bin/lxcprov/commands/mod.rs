@@ -4,16 +4,22 @@
 
 mod audit;
 mod bootstrap;
+mod completions;
 mod console;
 mod create;
 mod destroy;
 mod distros;
 mod doctor;
+mod exec;
 mod lab;
 mod list;
+mod manpages;
+mod outdated;
 mod profiles;
 mod rebuild;
 mod render;
+mod sbom;
+mod shell;
 mod start;
 mod stop;
 mod verify;
@@ -33,6 +39,8 @@ pub enum Outcome {
     Ok,
     /// Checks ran and found failures (exit 1).
     ChecksFailed,
+    /// A command run in a container ended with this status (`exec`, `shell`).
+    Code(u8),
 }
 
 pub fn run(cli: Cli) -> Result<Outcome> {
@@ -50,8 +58,14 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Stop { name, timeout } => stop::run(&ctx, &name, timeout),
         Command::Destroy { name, purge, yes } => destroy::run(&ctx, &name, purge, yes),
         Command::Console { name } => console::run(&ctx, &name),
+        Command::Exec(a) => exec::run(&ctx, &out, &a),
+        Command::Shell { name } => shell::run(&ctx, &out, &name),
         Command::Doctor => doctor::run(&ctx, &out),
+        Command::Completions { shell } => completions::run(&out, shell),
+        Command::Manpages { dir } => manpages::run(&out, &dir),
         Command::Audit => audit::run(&ctx, &out),
+        Command::Sbom(a) => sbom::run(&ctx, &out, &a),
+        Command::Outdated(a) => outdated::run(&ctx, &out, &a),
         Command::Rebuild { name, rootfs_from, mirror } => rebuild::run(&ctx, &out, &name, rootfs_from, mirror),
         Command::Lab { action } => lab::run(&ctx, &out, action),
     }

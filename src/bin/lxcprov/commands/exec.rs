@@ -1,0 +1,66 @@
+//! `lxcprov exec NAME [--] CMD...`: a command in the running container, with what its init
+//! has (namespaces, mapped root, cgroups, bounding set, label; see `lxcprov::enter`). Exits
+//! with the command's status. With `--json`, its output is captured into one `exec` record.
+
+use super::Outcome;
+use crate::cli::ExecArgs;
+use anyhow::{bail, Context as _, Result};
+use lxcprov::container;
+use lxcprov::context::Context;
+use lxcprov::enter::{self, Request, Target};
+use lxcprov::libvirt::State;
+use lxcprov::name::Name;
+use lxcprov::output::Out;
+
+pub fn run(ctx: &Context, out: &Out, a: &ExecArgs) -> Result<Outcome> {
+    let name = Name::parse(&a.name)?;
+    let env = a
+        .env
+        .iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .filter(|(k, _)| !k.is_empty())
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .with_context(|| format!("--env {kv:?}: expected KEY=VALUE"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let target = running_target(ctx, &name, "exec")?;
+    let req = Request { argv: a.cmd.clone(), env, capture: out.json };
+    finish(ctx, out, &target, &req, enter::run(&target, &req)?)
+}
+
+/// The running container's init, read for entering; errors name what is missing.
+pub fn running_target(ctx: &Context, name: &Name, what: &str) -> Result<Target> {
+    container::require_root(what)?;
+    let pid = container::with_real_env(ctx, &ctx.ui, |env| {
+        container::require_domain(env, name.as_str())?;
+        if env.hv.domain_state(name.as_str())? != State::Running {
+            bail!("{name} is not running; start it with `lxcprov start {name}`");
+        }
+        lxcprov::facts::init_pid(&env.run_dir, name.as_str())
+            .with_context(|| format!("libvirt reports no init PID for {name} (in {})", env.run_dir.display()))
+    })?;
+    enter::target(&lxcprov::verify::HostRoot::real().proc(), name.as_str(), pid)
+}
+
+/// Reports the command's end: a record with --json, then its status as lxcprov's.
+pub fn finish(ctx: &Context, out: &Out, t: &Target, req: &Request, o: enter::Outcome) -> Result<Outcome> {
+    if let Some(e) = &o.error {
+        ctx.ui.notice(&format!("lxcprov: {e}"));
+    }
+    if out.json {
+        out.record(
+            "exec",
+            &serde_json::json!({
+                "container": t.name,
+                "argv": req.argv,
+                "status": o.status,
+                "signal": o.signal,
+                "error": o.error,
+                "stdout": String::from_utf8_lossy(&o.stdout),
+                "stderr": String::from_utf8_lossy(&o.stderr),
+            }),
+        )?;
+    }
+    Ok(Outcome::Code(o.status.clamp(0, 255) as u8))
+}
