@@ -31,6 +31,7 @@ pub mod plan;
 pub mod profile;
 pub mod provision;
 pub mod render;
+pub mod seccomp;
 pub mod spec;
 pub mod state;
 pub mod text;
