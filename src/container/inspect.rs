@@ -68,6 +68,7 @@ pub fn verify_domain(env: &Env, name: &str) -> Result<Report> {
         idmap: expected_idmap,
         gpgcheck: record.map(|r| r.gpgcheck),
         secmodel: env.hv.secmodel().ok(),
+        seccomp: crate::seccomp::host::expect(&d),
     };
     let checks = verify::run_all(&env.host, &facts, &expect, env.labels);
     Ok(Report { name: name.to_string(), checks })

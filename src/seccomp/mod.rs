@@ -10,7 +10,9 @@
 //! - [`learn`]: the logging filter of `lxcprov seccomp learn` and the kmsg parser that turns
 //!   its records into an allow-list.
 
+pub mod host;
 pub mod learn;
+pub mod probe;
 mod table;
 
 use anyhow::{bail, Context, Result};

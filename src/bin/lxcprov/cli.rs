@@ -67,6 +67,9 @@ pub struct Global {
     /// Locks and per-container records
     #[arg(long, global = true, value_name = "DIR", default_value = lxcprov::paths::DEFAULT_STATE, env = "LXCPROV_STATE_DIR")]
     pub state_dir: PathBuf,
+    /// The seccomp init shim copied into each container (default: lxcprov-init next to lxcprov)
+    #[arg(long, global = true, value_name = "PATH", env = "LXCPROV_INIT_SHIM")]
+    pub init_shim: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,8 +181,9 @@ pub enum LabAction {
 pub struct VerifyArgs {
     /// Container name
     pub name: String,
-    /// Also run the active MCS probe (SELinux hosts): from a process in this container's
-    /// label, try to read another container's file and to stop its init
+    /// Also run the active probes: the MCS probe (SELinux hosts: from a process in this
+    /// container's label, try to read another container's file and to stop its init) and
+    /// the seccomp probe (denied calls get the policy's errno under the container's filter)
     #[arg(long)]
     pub probe: bool,
     /// The container to probe against [default: the first other labelled one]

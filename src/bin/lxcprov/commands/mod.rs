@@ -85,6 +85,7 @@ fn context(g: &Global) -> Result<Context> {
         templates: g.templates.as_deref().map(|t| absolute(t, "--templates")).transpose()?,
         uri: if g.connect.is_empty() { "lxc:///".into() } else { g.connect.clone() },
         rpm_tool: g.rpm_installer,
+        init_shim: g.init_shim.as_deref().map(|p| absolute(p, "--init-shim")).transpose()?,
     })
 }
 

@@ -16,6 +16,7 @@ pub fn run(ctx: &Context, out: &Out, a: &VerifyArgs) -> Result<Outcome> {
         let mut rep = container::verify_domain(env, name.as_str())?;
         if a.probe {
             rep.checks.push(lxcprov::mac::probe::probe(env, name.as_str(), a.peer.as_deref())?);
+            rep.checks.push(lxcprov::seccomp::probe::probe(env, name.as_str())?);
         }
         Ok(rep)
     })?;
