@@ -42,6 +42,12 @@ pub fn destroy(env: &Env, name: &Name, purge: bool) -> Result<Vec<String>> {
         env.hv.undefine_domain(name.as_str())?;
         done.push(format!("undefined domain {name}"));
     }
+    // The seccomp shim directory belongs to the domain, not to the rootfs.
+    let sd = env.paths.seccomp(name);
+    if sd.exists() {
+        crate::fsutil::remove_tree(&sd)?;
+        done.push(format!("deleted {}", sd.display()));
+    }
     for net in networks {
         if !network_is_ours(env, &net) {
             continue;

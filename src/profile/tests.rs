@@ -519,7 +519,11 @@ fn seccomp_key_is_checked_and_located() {
         .unwrap();
     let e = err(&format!("security:\n  seccomp: {}\n", f.display()));
     assert!(e.contains("t.yaml:2:") && e.contains("not an x86_64 system call"), "{e}");
-    std::fs::write(&f, r#"{"default_action": "errno", "syscalls": [{"names": ["read"], "action": "allow"}]}"#).unwrap();
+    std::fs::write(
+        &f,
+        r#"{"default_action": "errno", "syscalls": [{"names": ["read", "execve"], "action": "allow"}]}"#,
+    )
+    .unwrap();
     let p = parse(&format!("security:\n  seccomp: {}\n", f.display()), "t.yaml").unwrap();
     assert_eq!(p.security.seccomp_choice(), crate::seccomp::Choice::File(f));
     assert_eq!(parse("security:\n  seccomp: none\n", "t.yaml").unwrap().security.seccomp, "none");

@@ -103,11 +103,13 @@ pub fn parse_record(line: &str) -> Option<Record> {
     Some(Record { pid: pid?, syscall: syscall?, comm })
 }
 
-/// The allow-list from what was seen: the baseline, every call seen, and `execve` (the
-/// shim's own exec of init, which happens before any record could be taken).
+/// The allow-list from what was seen: the baseline, every call seen, `execve` (the shim's
+/// own exec of init, made before any record could be taken) and `seccomp`.
 pub fn allow_list(seen: &BTreeSet<u32>, default_action: Verdict, errno: u32) -> Policy {
     let mut names: BTreeSet<String> = BASELINE.iter().map(|s| s.to_string()).collect();
     names.insert("execve".into());
+    // The shim installs its programs one by one; systemd installs its services' filters.
+    names.insert("seccomp".into());
     for nr in seen {
         if let Some(n) = super::syscall_name(*nr) {
             names.insert(n.to_string());
@@ -118,4 +120,166 @@ pub fn allow_list(seen: &BTreeSet<u32>, default_action: Verdict, errno: u32) -> 
         errno,
         syscalls: vec![Rule { names: names.into_iter().collect(), action: Verdict::Allow, errno: None }],
     }
+}
+
+/// The host's `actions_logged` sysctl.
+pub const ACTIONS_LOGGED: &str = "/proc/sys/kernel/seccomp/actions_logged";
+/// The printk rate limit (seconds) that drops audit records printed to kmsg.
+pub const PRINTK_RATELIMIT: &str = "/proc/sys/kernel/printk_ratelimit";
+
+/// What a learn run saw.
+#[derive(Debug, Default)]
+pub struct Learned {
+    /// Records taken (of the container's processes, or of processes gone before they
+    /// could be checked).
+    pub records: usize,
+    /// Records of live processes outside the container, ignored.
+    pub foreign: usize,
+    /// Times the kmsg ring overran between two reads (records were lost).
+    pub overruns: usize,
+    /// The kernel said it dropped audit records (`audit: backlog limit exceeded`, `callbacks suppressed`).
+    pub dropped_notes: usize,
+    pub syscalls: BTreeSet<u32>,
+}
+
+/// Puts a file's old content back when dropped (the enforced filter, the rate limit).
+struct Restore {
+    path: std::path::PathBuf,
+    content: Vec<u8>,
+    mode: u32,
+    sysctl: bool,
+}
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let r = if self.sysctl {
+            std::fs::write(&self.path, &self.content).map_err(anyhow::Error::from)
+        } else {
+            crate::fsutil::write_atomic(&self.path, &self.content, self.mode)
+        };
+        if let Err(e) = r {
+            eprintln!("lxcprov: could not restore {}: {e:#}", self.path.display());
+        }
+    }
+}
+
+fn ns_of(pid: u32) -> Option<std::path::PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()
+}
+
+/// `lxcprov seccomp learn NAME --duration S`: runs the container under the learn filter for
+/// `duration`, then puts the enforced filter back (and the container in its former state),
+/// and returns the allow-list built from what its processes called.
+pub fn learn(
+    env: &crate::container::Env,
+    name: &str,
+    duration: std::time::Duration,
+    default_action: Verdict,
+    errno: u32,
+) -> anyhow::Result<(Policy, Learned)> {
+    use anyhow::{bail, Context};
+    use std::io::{Read, Seek};
+    use std::os::unix::fs::OpenOptionsExt;
+    let d = crate::facts::parse_domain(&env.hv.domain_xml(name)?)?;
+    let dir = match super::host::expect(&d) {
+        crate::verify::SeccompExpect::Filters { file, .. } => file.parent().map(|p| p.to_path_buf()).unwrap_or_default(),
+        crate::verify::SeccompExpect::Off => bail!(
+            "{name} runs without lxcprov's seccomp shim (security.seccomp: none): create it with a filter (default) to learn"
+        ),
+        crate::verify::SeccompExpect::Broken(why) => bail!("{name}: {why}"),
+    };
+    let logged = std::fs::read_to_string(ACTIONS_LOGGED).with_context(|| format!("reading {ACTIONS_LOGGED}"))?;
+    if !logged.split_whitespace().any(|a| a == "log") {
+        bail!(
+            "{ACTIONS_LOGGED} is {:?}: the kernel does not log SECCOMP_RET_LOG. Add it: echo '{} log' > {ACTIONS_LOGGED}",
+            logged.trim(),
+            logged.trim()
+        );
+    }
+    let was_running = env.hv.domain_state(name)? == crate::libvirt::State::Running;
+    if was_running {
+        env.ui.info(&format!("stopping {name} to restart it under the learn filter"));
+        crate::container::stop(env, name, std::time::Duration::from_secs(20))?;
+    }
+    let filter = dir.join(super::FILTER);
+    let old = std::fs::read(&filter).with_context(|| format!("reading {}", filter.display()))?;
+    let restore_filter = Restore { path: filter.clone(), content: old, mode: 0o644, sysctl: false };
+    let learn = learn_policy();
+    crate::fsutil::write_atomic(&filter, &super::encode(&super::compile(&learn)?), 0o644)?;
+    let rate = std::fs::read(PRINTK_RATELIMIT).with_context(|| format!("reading {PRINTK_RATELIMIT}"))?;
+    let restore_rate = Restore { path: PRINTK_RATELIMIT.into(), content: rate, mode: 0, sysctl: true };
+    std::fs::write(PRINTK_RATELIMIT, "0").with_context(|| format!("writing {PRINTK_RATELIMIT}"))?;
+    let mut kmsg = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("/dev/kmsg")
+        .context("opening /dev/kmsg")?;
+    kmsg.seek(std::io::SeekFrom::End(0)).context("seeking /dev/kmsg")?;
+    crate::container::run::start_domain(env, name)?;
+    let result = (|| -> anyhow::Result<Learned> {
+        let pid = crate::container::run::wait_for_init(env, name, std::time::Duration::from_secs(15))?;
+        let ns = ns_of(pid).context("the init's pid namespace")?;
+        env.ui.info(&format!(
+            "{name} runs under the learn filter (init PID {pid}); recording its system calls for {}s: exercise it now",
+            duration.as_secs()
+        ));
+        let mut seen = Learned::default();
+        let start = std::time::Instant::now();
+        let mut buf = vec![0u8; 8192];
+        while start.elapsed() < duration {
+            crate::interrupt::check()?;
+            match kmsg.read(&mut buf) {
+                Ok(0) => std::thread::sleep(std::time::Duration::from_millis(50)),
+                Ok(n) => {
+                    let line = String::from_utf8_lossy(&buf[..n]);
+                    if line.contains("backlog limit exceeded") || line.contains("callbacks suppressed") {
+                        seen.dropped_notes += 1;
+                    }
+                    let Some(r) = parse_record(&line) else { continue };
+                    match ns_of(r.pid) {
+                        Some(n) if n != ns => seen.foreign += 1,
+                        _ => {
+                            seen.records += 1;
+                            seen.syscalls.insert(r.syscall);
+                        }
+                    }
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+                    std::thread::sleep(std::time::Duration::from_millis(50))
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => seen.overruns += 1,
+                Err(e) => return Err(anyhow::Error::new(e).context("reading /dev/kmsg")),
+            }
+        }
+        Ok(seen)
+    })();
+    env.ui.info(&format!("stopping {name} and putting its enforced filter back"));
+    let stopped = crate::container::stop(env, name, std::time::Duration::from_secs(20));
+    drop(restore_filter);
+    drop(restore_rate);
+    let seen = result?;
+    stopped?;
+    if was_running {
+        crate::container::start(env, name)?;
+        env.ui.info(&format!("{name} runs again under its enforced filter"));
+    }
+    Ok((allow_list(&seen.syscalls, default_action, errno), seen))
+}
+
+/// `lxcprov seccomp apply NAME POLICY`: recompiles the container's filter from a policy
+/// (takes effect at its next start). Returns the directory's new contents.
+pub fn apply(env: &crate::container::Env, name: &str, choice: &str) -> anyhow::Result<super::host::SeccompDir> {
+    use anyhow::{bail, Context};
+    let c = super::Choice::parse(choice).map_err(anyhow::Error::msg)?;
+    let Some(policy) = Policy::of(&c)? else {
+        bail!("apply a policy (default, strict or a file); `none` needs a re-create")
+    };
+    let d = crate::facts::parse_domain(&env.hv.domain_xml(name)?)?;
+    let Some(dir) = d.seccomp_dir.clone() else {
+        bail!("{name} has no seccomp shim directory (created with security.seccomp: none): re-create it with a filter")
+    };
+    let s = super::host::dir_for(dir, choice, &policy, std::path::Path::new(""))?;
+    crate::fsutil::write_atomic(&s.dir.join(super::FILTER), &s.filter, 0o644).context("writing the filter")?;
+    crate::fsutil::write_atomic(&s.dir.join(super::POLICY), s.policy_json.as_bytes(), 0o644)?;
+    Ok(s)
 }

@@ -237,6 +237,11 @@ impl Policy {
                 }
             }
         }
+        if !matches!(self.default_action, Verdict::Allow | Verdict::Log)
+            && self.decide(syscall_nr("execve").unwrap()).0 != Verdict::Allow
+        {
+            bail!("an allow-list must allow execve: the shim execs the container's init under the filter");
+        }
         Ok(())
     }
 
@@ -295,19 +300,14 @@ fn x32_guard() -> BpfProgram {
 }
 
 /// Compiles a policy into the programs the shim installs, in order. Stacked filters give
-/// each call the most restrictive verdict of all, so: one program for the default action
-/// (if not allow) that lets every listed call through, then one per non-allow action that
-/// applies it to its calls. Every program checks the architecture first (seccompiler kills
+/// each call the most restrictive verdict of all, so: one program per non-allow action that
+/// applies it to its calls (the default's program goes last: the shim installs the others
+/// while seccomp() is still allowed). Every program checks the architecture first (seccompiler kills
 /// any process making non-x86_64 calls, such as i386's `int 0x80`); the first also refuses
 /// x32 calls. `umount2(MNT_FORCE)` is refused in deny-lists, as LXC does.
 pub fn compile(p: &Policy) -> Result<Vec<BpfProgram>> {
     p.check()?;
     let mut progs = vec![x32_guard()];
-    if p.default_action != Verdict::Allow {
-        let listed: BTreeMap<i64, Vec<SeccompRule>> =
-            p.syscalls.iter().flat_map(|r| &r.names).map(|n| (syscall_nr(n).unwrap() as i64, vec![])).collect();
-        progs.push(one(listed, action(p.default_action, p.errno), SeccompAction::Allow)?);
-    }
     let mut groups: BTreeMap<(Verdict, u32), Vec<i64>> = BTreeMap::new();
     for r in &p.syscalls {
         if r.action == Verdict::Allow {
@@ -330,6 +330,12 @@ pub fn compile(p: &Policy) -> Result<Vec<BpfProgram>> {
     for ((v, e), nrs) in groups {
         let rules = nrs.into_iter().map(|n| (n, vec![])).collect();
         progs.push(one(rules, SeccompAction::Allow, action(v, e))?);
+    }
+    // Last, so that the shim can still call seccomp() for the programs before it.
+    if p.default_action != Verdict::Allow {
+        let listed: BTreeMap<i64, Vec<SeccompRule>> =
+            p.syscalls.iter().flat_map(|r| &r.names).map(|n| (syscall_nr(n).unwrap() as i64, vec![])).collect();
+        progs.push(one(listed, action(p.default_action, p.errno), SeccompAction::Allow)?);
     }
     Ok(progs)
 }

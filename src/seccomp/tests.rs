@@ -39,7 +39,7 @@ fn default_denies_the_escape_calls_and_keeps_what_systemd_needs() {
 #[test]
 fn schema_parses_and_refuses_with_reasons() {
     let p = Policy::parse(
-        r#"{"default_action": "errno", "errno": 13, "syscalls": [{"names": ["read", "write"], "action": "allow"}, {"names": ["ptrace"], "action": "kill"}]}"#,
+        r#"{"default_action": "errno", "errno": 13, "syscalls": [{"names": ["read", "write", "execve"], "action": "allow"}, {"names": ["ptrace"], "action": "kill"}]}"#,
     )
     .unwrap();
     assert_eq!(p.decide(0), (Verdict::Allow, 13));
@@ -60,6 +60,7 @@ fn schema_parses_and_refuses_with_reasons() {
             "only for action errno",
         ),
         (r#"{"default_action": "allow", "syscalls": [{"names": [], "action": "kill"}]}"#, "names is empty"),
+        (r#"{"default_action": "kill", "syscalls": [{"names": ["read"], "action": "allow"}]}"#, "must allow execve"),
         ("{\n  \"default_action\": 3}", "line 2"),
     ] {
         let e = format!("{:#}", Policy::parse(bad).unwrap_err());

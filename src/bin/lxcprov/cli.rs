@@ -121,6 +121,11 @@ pub enum Command {
     },
     /// Host-wide MCS audit: every level in use by process and rootfs, collisions flagged
     Audit,
+    /// Seccomp (paper 3.6): learn an allow-list from a container's workload, apply a policy
+    Seccomp {
+        #[command(subcommand)]
+        action: SeccompAction,
+    },
     /// Fresh root filesystem from the container's profile, swapped in (paper 4.2)
     Rebuild {
         name: String,
@@ -189,6 +194,31 @@ pub struct VerifyArgs {
     /// The container to probe against [default: the first other labelled one]
     #[arg(long, value_name = "NAME", requires = "probe")]
     pub peer: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SeccompAction {
+    /// Restart the container under a logging filter for --duration seconds (exercise it
+    /// meanwhile), write the allow-list of the system calls it made, then put its enforced
+    /// filter back
+    Learn {
+        name: String,
+        /// How long to record, in seconds
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        duration: u64,
+        /// Where to write the allow-list [default: NAME.seccomp.json]
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// What the allow-list does with every other call
+        #[arg(long, default_value = "errno", value_parser = ["errno", "kill"])]
+        action: String,
+        /// The errno of denied calls (with --action errno)
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4095))]
+        errno: u32,
+    },
+    /// Recompile a container's filter from a policy (default, strict or a JSON file);
+    /// it takes effect at the container's next start
+    Apply { name: String, policy: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -14,6 +14,7 @@ mod list;
 mod profiles;
 mod rebuild;
 mod render;
+mod seccomp;
 mod start;
 mod stop;
 mod verify;
@@ -54,6 +55,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Audit => audit::run(&ctx, &out),
         Command::Rebuild { name, rootfs_from, mirror } => rebuild::run(&ctx, &out, &name, rootfs_from, mirror),
         Command::Lab { action } => lab::run(&ctx, &out, action),
+        Command::Seccomp { action } => seccomp::run(&ctx, &out, action),
     }
 }
 
