@@ -697,3 +697,114 @@ fn imported_trees_lose_device_nodes_and_get_a_root_owned_0755_root() {
     let m = std::fs::symlink_metadata(&t).unwrap();
     assert_eq!((m.mode() & 0o7777, m.uid(), m.gid()), (0o755, 0, 0));
 }
+
+/// The `hardened` profile's security (its `strict` filter, capabilities and user namespace)
+/// without SELinux (this host has none), with nginx.
+const NGINX_PROFILE: &str = "description: hardened-like with nginx\ndistro: debian12\npackages: [nginx]\nmemory_mib: 256\nnetwork: {mode: isolated, name: lxcprov-it-net}\nsecurity:\n  model: none\n  label: none\n  seccomp: strict\n  capabilities:\n    policy: default\n    set: {net_raw: off, sys_ptrace: off, sys_rawio: off, sys_nice: off, sys_resource: off, sys_pacct: off, sys_tty_config: off, syslog: off, setfcap: off, linux_immutable: off, ipc_lock: off, lease: off, wake_alarm: off, block_suspend: off}\n  idmap:\n    uid: {start: 0, target: 300000, count: 65536}\n    gid: {start: 0, target: 300000, count: 65536}\n";
+
+#[test]
+#[ignore = "root tier: needs root and libvirtd (scripts/test.sh)"]
+fn systemd_and_nginx_boot_under_strict_then_under_a_learned_allow_list() {
+    preflight();
+    let names = ["lxcprov-it-ngx"];
+    clean(&names, &["lxcprov-it-net"]);
+    let _c = Cleanup(names.to_vec(), vec!["lxcprov-it-net"]);
+    let d = workdir("ngx");
+    let pw = d.path().join("pw");
+    std::fs::write(&pw, "correct horse\n").unwrap();
+    let prof = write_profile(d.path(), "it-ngx", NGINX_PROFILE);
+    let o = lx(
+        d.path(),
+        &[
+            "--json",
+            "create",
+            "lxcprov-it-ngx",
+            "--profile",
+            "it-ngx",
+            "--profile-file",
+            prof.to_str().unwrap(),
+            "--root-password-file",
+            pw.to_str().unwrap(),
+        ],
+    );
+    let c = checks(&o);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert_eq!(status_of(&c, "seccomp"), "pass", "{c:?}");
+    let init = || -> u32 {
+        let x = std::fs::read_to_string("/run/libvirt/lxc/lxcprov-it-ngx.xml").unwrap();
+        x.split("<init pid='").nth(1).unwrap().split('\'').next().unwrap().parse().unwrap()
+    };
+    let ns = |args: &[&str]| {
+        let o = Command::new("nsenter").args(["-t", &init().to_string(), "-a"]).args(args).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    // The host's curl in the container's network namespace only: nothing leaves the machine.
+    let get = || {
+        let o = Command::new("nsenter")
+            .args([
+                "-t",
+                &init().to_string(),
+                "-n",
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "http://127.0.0.1/",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let healthy = |what: &str| {
+        let state = ns(&["systemctl", "is-system-running", "--wait"]);
+        let failed = ns(&["systemctl", "list-units", "--failed", "--no-legend", "--plain"]);
+        assert!(state == "running" && failed.is_empty(), "{what}: systemd {state}; failed units: {failed}");
+        assert_eq!(ns(&["systemctl", "is-active", "nginx"]), "active", "{what}");
+        assert_eq!(get(), "200", "{what}: nginx answers");
+    };
+    healthy("strict");
+    let o = lx(d.path(), &["--json", "verify", "lxcprov-it-ngx", "--probe"]);
+    let c = checks(&o);
+    assert_eq!(status_of(&c, "seccomp.probe"), "pass", "{c:?}");
+    assert!(c
+        .iter()
+        .any(|c| c["id"] == "seccomp.probe" && c["evidence"].to_string().contains("ptrace: unfiltered 3, filtered 1")));
+    // Learn under load: boot, nginx serving requests, then a reload.
+    let learned = d.path().join("ngx.json");
+    let learn = std::thread::spawn({
+        let dir = d.path().to_path_buf();
+        let learned = learned.clone();
+        let shim = shim();
+        move || {
+            lxcprov(&dir)
+                .env("LIBVIRT_DEFAULT_URI", URI)
+                .env("LXCPROV_INIT_SHIM", shim)
+                .args(["seccomp", "learn", "lxcprov-it-ngx", "--duration", "25", "-o", learned.to_str().unwrap()])
+                .output()
+                .unwrap()
+        }
+    });
+    std::thread::sleep(Duration::from_secs(12));
+    for _ in 0..20 {
+        let _ = get();
+    }
+    let _ = ns(&["systemctl", "reload", "nginx"]);
+    for _ in 0..5 {
+        let _ = get();
+    }
+    let o = learn.join().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    eprintln!("{}", stderr(&o));
+    assert!(lx(d.path(), &["seccomp", "apply", "lxcprov-it-ngx", learned.to_str().unwrap()]).status.success());
+    assert!(lx(d.path(), &["stop", "lxcprov-it-ngx", "--timeout", "30"]).status.success());
+    assert!(lx(d.path(), &["start", "lxcprov-it-ngx"]).status.success());
+    healthy("learned allow-list");
+    let o = lx(d.path(), &["--json", "verify", "lxcprov-it-ngx", "--probe"]);
+    let c = checks(&o);
+    for id in ["pidns", "userns", "caps", "cgroup", "seccomp", "seccomp.probe", "trust"] {
+        assert_eq!(status_of(&c, id), "pass", "{id}: {c:?}");
+    }
+    assert!(lx(d.path(), &["destroy", "lxcprov-it-ngx", "--purge", "--yes"]).status.success());
+}

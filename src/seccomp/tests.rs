@@ -154,3 +154,60 @@ fn kmsg_records_parse() {
     assert_eq!(parse_record(&l.replace("c000003e", "40000003")), None);
     assert_eq!(parse_record("6,1,2,-;eth0: link up"), None);
 }
+
+#[test]
+fn probe_lines_are_judged_against_the_policy() {
+    use super::probe::{judge, parse_probe};
+    let out = "probe getppid 110 unfiltered=ok filtered=ok\nprobe keyctl 250 unfiltered=95 filtered=38\nprobe open_by_handle_at 304 unfiltered=14 filtered=1\nnoise\n";
+    let lines: Vec<_> = out.lines().filter_map(parse_probe).collect();
+    assert_eq!(lines.len(), 3);
+    let (problems, ev, proven) = judge(&Policy::default_deny(), &lines);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(proven, 2);
+    assert!(ev[1].contains("keyctl: unfiltered 95, filtered 38 (policy: fails with errno 38)"), "{ev:?}");
+    // A filter that let open_by_handle_at through fails the probe.
+    let bad = parse_probe("probe open_by_handle_at 304 unfiltered=14 filtered=14").unwrap();
+    let (problems, _, proven) = judge(&Policy::default_deny(), &[bad]);
+    assert_eq!(proven, 0);
+    assert!(problems[0].contains("gave 14 under the filter, the policy says 1"), "{problems:?}");
+    // kill: SIGSYS
+    let p = Policy::parse(
+        r#"{"default_action": "kill", "syscalls": [{"names": ["execve", "getppid"], "action": "allow"}]}"#,
+    )
+    .unwrap();
+    let l = parse_probe("probe keyctl 250 unfiltered=95 filtered=signal:31").unwrap();
+    assert_eq!(judge(&p, &[l]).2, 1);
+}
+
+#[test]
+fn domains_say_what_verify_expects() {
+    use crate::verify::SeccompExpect;
+    let d = tempfile::tempdir().unwrap();
+    let dir = super::host::dir_for(d.path().join("c1"), "default", &Policy::default_deny(), std::path::Path::new("/x"))
+        .unwrap();
+    std::fs::create_dir_all(&dir.dir).unwrap();
+    std::fs::write(dir.dir.join(FILTER), &dir.filter).unwrap();
+    std::fs::write(dir.dir.join(POLICY), &dir.policy_json).unwrap();
+    let mut x = crate::facts::DomainXml::default();
+    assert_eq!(super::host::expect(&x), SeccompExpect::Off);
+    x.meta = Some(crate::facts::Meta { seccomp: Some("default".into()), ..Default::default() });
+    x.init = Some("/sbin/init".into());
+    assert!(matches!(super::host::expect(&x), SeccompExpect::Broken(w) if w.contains("not lxcprov's shim")));
+    x.init = Some(GUEST_SHIM.into());
+    assert!(matches!(super::host::expect(&x), SeccompExpect::Broken(w) if w.contains("mounts nothing at /.lxcprov")));
+    x.seccomp_dir = Some(dir.dir.clone());
+    match super::host::expect(&x) {
+        SeccompExpect::Filters { programs, summary, .. } => {
+            assert_eq!(programs, dir.programs);
+            assert!(summary.starts_with("deny-list of"), "{summary}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn only_static_shims_are_accepted() {
+    let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+    assert!(!super::host::is_static_elf(&me).unwrap(), "the test binary is dynamically linked");
+    assert!(super::host::is_static_elf(b"#!/bin/sh\n").is_err());
+}
