@@ -797,6 +797,8 @@ fn systemd_and_nginx_boot_under_strict_then_under_a_learned_allow_list() {
     let o = learn.join().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     eprintln!("{}", stderr(&o));
+    // Kept for a look after a failure.
+    let _ = std::fs::copy(&learned, "/var/tmp/lxcprov-it/last-learned-nginx.json");
     assert!(lx(d.path(), &["seccomp", "apply", "lxcprov-it-ngx", learned.to_str().unwrap()]).status.success());
     assert!(lx(d.path(), &["stop", "lxcprov-it-ngx", "--timeout", "30"]).status.success());
     assert!(lx(d.path(), &["start", "lxcprov-it-ngx"]).status.success());

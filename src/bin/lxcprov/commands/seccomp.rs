@@ -25,10 +25,10 @@ pub fn run(ctx: &Context, out: &Out, a: SeccompAction) -> Result<Outcome> {
             let json = serde_json::to_string_pretty(&policy)? + "\n";
             lxcprov::fsutil::write_atomic(&path, json.as_bytes(), 0o644)
                 .with_context(|| format!("writing {}", path.display()))?;
-            if seen.overruns > 0 || seen.dropped_notes > 0 {
+            if seen.overruns > 0 || seen.dropped_notes > 0 || seen.lost > 0 {
                 ctx.ui.warn(&format!(
-                    "the kernel lost records ({} kmsg overruns, {} drop notices): run learn again under the same load and merge, or the allow-list may miss calls",
-                    seen.overruns, seen.dropped_notes
+                    "the kernel lost records ({} lost by audit, {} kmsg overruns, {} drop notices): run learn again under the same load and merge, or the allow-list may miss calls",
+                    seen.lost, seen.overruns, seen.dropped_notes
                 ));
             }
             let n = policy.syscalls.iter().map(|r| r.names.len()).sum::<usize>();
