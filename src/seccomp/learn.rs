@@ -1,13 +1,14 @@
 //! Learn mode (paper 3.6: profile an application's system calls under regular load, then
 //! allow only those). The container runs under a filter that allows a small baseline
-//! silently and every other call with `SECCOMP_RET_LOG`; the kernel writes each logged call
-//! as an audit record (`type=1326 ... syscall=N ... code=0x7ffc0000`) to `/dev/kmsg` when no
-//! audit daemon listens. The calls seen, plus the baseline, become an allow-list.
+//! silently and every other call with `SECCOMP_RET_LOG`; the kernel makes each logged call
+//! an audit record (`type=1326 ... syscall=N ... code=0x7ffc0000`). lxcprov receives them as
+//! the audit daemon for the window ([`AuditListener`], over `NETLINK_AUDIT`), or, when an
+//! auditd is registered, from `/dev/kmsg` (which can overrun and lose records). The calls
+//! seen, plus the baseline, become an allow-list.
 //!
-//! Two host settings matter, and `lxcprov seccomp learn` checks or sets them:
-//! `/proc/sys/kernel/seccomp/actions_logged` must include `log`, and the kernel's printk
-//! rate limit (`/proc/sys/kernel/printk_ratelimit`, 5 s by default, 10 messages a burst)
-//! drops most records, so it is set to 0 while learning and restored after.
+//! Host settings: `/proc/sys/kernel/seccomp/actions_logged` must include `log`; on the kmsg
+//! path the printk rate limit (`/proc/sys/kernel/printk_ratelimit`, 5 s by default, 10
+//! messages a burst) would drop most records, so it is set to 0 while learning and restored.
 
 use super::{Policy, Rule, Verdict};
 use std::collections::BTreeSet;
