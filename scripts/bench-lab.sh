@@ -18,6 +18,7 @@ count="${1:-30}"
 [[ $(id -u) -eq 0 ]] || { echo "$0: run as root" >&2; exit 2; }
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release --locked -q
+scripts/build-shim.sh --release >/dev/null
 bin="$PWD/target/release/lxcprov"
 mkdir -p /var/tmp/lxcprov-bench target/bench
 work="$(mktemp -d /var/tmp/lxcprov-bench/lab.XXXXXX)"

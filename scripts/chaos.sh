@@ -19,6 +19,7 @@ for t in virsh busybox dnf rpmbuild createrepo_c gpg losetup mkfs.ext4 jq pgrep;
 done
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --locked -q --bin lxcprov || exit 2
+scripts/build-shim.sh >/dev/null || exit 2   # the seccomp init shim, next to lxcprov
 LX="$PWD/target/debug/lxcprov"
 URI=lxc:///
 mkdir -p /var/tmp/lxcprov-chaos

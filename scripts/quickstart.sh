@@ -18,7 +18,9 @@ export PATH="$HOME/.cargo/bin:$PATH"
 scripts/setup-host.sh
 echo "== building lxcprov" >&2
 cargo build --release --locked
+scripts/build-shim.sh --release >/dev/null   # the seccomp init shim, found next to lxcprov
 install -m 0755 target/release/lxcprov /usr/local/bin/lxcprov
+install -m 0755 target/release/lxcprov-init /usr/local/bin/lxcprov-init
 echo "== lxcprov create $name --profile web --security none" >&2
 security=(--security none)
 if [[ "$(lxcprov doctor --json 2>/dev/null | jq -r 'select(.type == "item" and .data.id == "secmodel") | .data.level')" == ok ]]; then

@@ -38,6 +38,7 @@ scripts/setup-host.sh
 echo "== format and lints" >&2
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked -p lxcprov-init --all-targets -- -D warnings
 
 echo "== build" >&2
 cargo build --locked --all-targets
@@ -60,6 +61,7 @@ fi
 
 if [[ $root_tier -eq 1 ]]; then
     echo "== root tier: real installers, libvirtd and containers" >&2
+    scripts/build-shim.sh >/dev/null   # the static seccomp init shim, next to lxcprov
     cargo test --locked --test root -- --ignored --test-threads=1
     echo "== fault experiments (scripts/chaos.sh --short)" >&2
     scripts/chaos.sh --short

@@ -18,11 +18,25 @@ pub struct Context {
     pub uri: String,
     /// Forces the rpm installer (dnf, dnf5 or yum) instead of choosing from the host's.
     pub rpm_tool: Option<crate::bootstrap::Tool>,
+    /// `--init-shim PATH` (`LXCPROV_INIT_SHIM`): the seccomp init shim to copy into each
+    /// container's shim directory; by default `lxcprov-init` next to the running executable.
+    pub init_shim: Option<PathBuf>,
 }
 
 impl Context {
     /// The real command runner (echoes each command at `-v`).
     pub fn runner(&self) -> SystemRunner {
         SystemRunner { echo: self.ui.verbosity == Verbosity::Verbose }
+    }
+
+    /// Where the seccomp init shim comes from: `--init-shim`, else `lxcprov-init` next to
+    /// the running executable.
+    pub fn init_shim(&self) -> PathBuf {
+        self.init_shim.clone().unwrap_or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|e| e.parent().map(|d| d.join(crate::seccomp::SHIM)))
+                .unwrap_or_else(|| PathBuf::from(crate::seccomp::SHIM))
+        })
     }
 }

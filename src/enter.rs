@@ -13,8 +13,9 @@
 //!   `/proc/self/attr/exec`, so it applies at `execve`. A host whose LSM is on and whose
 //!   init label cannot be read refuses, rather than run the command unconfined.
 //!
-//! A seccomp filter cannot be copied from another process: if the init runs under one,
-//! exec refuses.
+//! A seccomp filter cannot be copied from another process, but the init's filter file can:
+//! the command gets the same programs (`/.lxcprov/filter.bpf`, read through the init's
+//! root), installed last before its execve; a filter file that cannot be read is refused.
 //!
 //! Why not `virsh lxc-enter-namespace`: measured here (libvirt 9.0), it joins the
 //! namespaces and cgroups and applies the label, but the command keeps host uid 0 (shown as
@@ -66,6 +67,9 @@ pub struct Target {
     pub label: Option<(PathBuf, String)>,
     /// The guest's root shell from its /etc/passwd (for `shell`).
     pub login_shell: Option<String>,
+    /// The container's seccomp programs (its shim's `/.lxcprov/filter.bpf`, as the init
+    /// runs them), installed last before the command's execve.
+    seccomp: Vec<Vec<libc::sock_filter>>,
 }
 
 /// What to run, and how.
@@ -127,16 +131,45 @@ pub fn target(proc: &Path, name: &str, pid: u32) -> Result<Target> {
         .context("no CapBnd in the init's status")?;
     let drop_caps = (0..=last_cap).filter(|c| bnd & (1u64 << c) == 0).collect();
     let no_new_privs = status_field(&status, "NoNewPrivs").as_deref() == Some("1");
-    if status_field(&status, "Seccomp").is_some_and(|s| s != "0") {
-        bail!(
-            "{name}'s init runs under a seccomp filter, which cannot be copied to another process: \
-             refusing to run the command without it"
-        );
-    }
+    // A filter cannot be copied from another process, but the init's own filter file is
+    // there: the command gets the same programs, installed last before its execve.
+    let seccomp = if status_field(&status, "Seccomp").is_some_and(|s| s != "0") {
+        let file = dir.join("root/.lxcprov/filter.bpf");
+        let bytes = crate::fsutil::read_regular_bounded(&file, 1 << 20, "seccomp filter").with_context(|| {
+            format!("{name}'s init runs under a seccomp filter, but its filter file cannot be read: refusing to run the command without it")
+        })?;
+        crate::seccomp::decode(&bytes)?
+            .into_iter()
+            .map(|p| {
+                p.chunks_exact(8)
+                    .map(|c| libc::sock_filter {
+                        code: u16::from_le_bytes([c[0], c[1]]),
+                        jt: c[2],
+                        jf: c[3],
+                        k: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+                    })
+                    .collect()
+            })
+            .collect()
+    } else {
+        vec![]
+    };
     let label = label_for(&dir, crate::host::selinux_enabled(), crate::host::apparmor_enabled())?;
     let passwd = crate::fsutil::read_in(&dir.join("root"), "/etc/passwd").unwrap_or(None);
     let login_shell = passwd.as_deref().and_then(root_shell);
-    Ok(Target { name: name.into(), pid, ns, pid_ns, userns, cgroup_procs, drop_caps, no_new_privs, label, login_shell })
+    Ok(Target {
+        name: name.into(),
+        pid,
+        ns,
+        pid_ns,
+        userns,
+        cgroup_procs,
+        drop_caps,
+        no_new_privs,
+        label,
+        login_shell,
+        seccomp,
+    })
 }
 
 /// `proc/PID/ns/NAME` opened, unless it is lxcprov's own namespace (joining one's own user
@@ -264,6 +297,8 @@ struct Prepared {
     label: Option<(CString, Vec<u8>)>,
     /// A pty slave to make the controlling terminal.
     ctty: bool,
+    /// Seccomp programs to install last (sock_fprog over each).
+    seccomp: Vec<Vec<libc::sock_filter>>,
 }
 
 fn last_error(what: &'static str) -> std::io::Error {
@@ -327,6 +362,19 @@ fn enter_child(p: &Prepared) -> std::io::Result<()> {
         if libc::chdir(c"/".as_ptr()) != 0 {
             return Err(last_error("chdir /"));
         }
+        // Last: the container's seccomp programs, as its shim installs them for the init
+        // (no_new_privs only if the kernel insists, when the container lacks CAP_SYS_ADMIN).
+        for prog in &p.seccomp {
+            let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut libc::sock_filter };
+            let install = || libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &fprog as *const _);
+            if install() != 0
+                && (*libc::__errno_location() != libc::EACCES
+                    || libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                    || install() != 0)
+            {
+                return Err(last_error("installing the container's seccomp filter"));
+            }
+        }
     }
     Ok(())
 }
@@ -355,6 +403,7 @@ pub fn run(t: &Target, req: &Request) -> Result<Outcome> {
             .map(|(p, v)| Ok::<_, anyhow::Error>((cstr(&p.to_string_lossy(), "label path")?, v.as_bytes().to_vec())))
             .transpose()?,
         ctty: pty.is_some(),
+        seccomp: t.seccomp.clone(),
     };
     let mut cmd = std::process::Command::new(program);
     cmd.args(&req.argv[1..]).env_clear().env("PATH", GUEST_PATH).env("HOME", "/root");

@@ -14,6 +14,9 @@ pub struct Meta {
     pub distro: String,
     pub release: String,
     pub security: String,
+    /// `security.seccomp` as created (`default`, `strict`, a file, `none`); `None` for
+    /// domains created before lxcprov had seccomp.
+    pub seccomp: Option<String>,
 }
 
 /// One `<interface>`.
@@ -40,6 +43,8 @@ pub struct DomainXml {
     pub interfaces: Vec<Interface>,
     pub idmap: Option<Idmap>,
     pub rootfs: Option<PathBuf>,
+    /// The host directory bind-mounted at `/.lxcprov` (lxcprov's seccomp shim directory).
+    pub seccomp_dir: Option<PathBuf>,
     pub memory_limit_kib: Option<u64>,
     pub cpu_shares: Option<u64>,
     pub cpu_period: Option<u64>,
@@ -83,6 +88,7 @@ pub fn parse_domain(xml: &str) -> Result<DomainXml> {
                 distro: a("distro"),
                 release: a("release"),
                 security: a("security"),
+                seccomp: c.attribute("seccomp").map(str::to_string),
             });
         }
     }
@@ -105,6 +111,9 @@ pub fn parse_domain(xml: &str) -> Result<DomainXml> {
         for f in devs.children().filter(|c| c.has_tag_name("filesystem")) {
             if child(f, "target").and_then(|t| t.attribute("dir")) == Some("/") {
                 d.rootfs = child(f, "source").and_then(|s| s.attribute("dir")).map(PathBuf::from);
+            }
+            if child(f, "target").and_then(|t| t.attribute("dir")) == Some(crate::seccomp::GUEST_DIR) {
+                d.seccomp_dir = child(f, "source").and_then(|s| s.attribute("dir")).map(PathBuf::from);
             }
         }
     }

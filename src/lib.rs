@@ -34,6 +34,7 @@ pub mod profile;
 pub mod provision;
 pub mod render;
 pub mod sbom;
+pub mod seccomp;
 pub mod spec;
 pub mod state;
 pub mod text;

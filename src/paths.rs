@@ -54,6 +54,11 @@ impl Paths {
     pub fn record(&self, n: &Name) -> PathBuf {
         self.state.join("containers").join(format!("{n}.json"))
     }
+    /// The container's seccomp directory: the init shim, its compiled filter and policy,
+    /// bind-mounted read-only at `/.lxcprov` in the container.
+    pub fn seccomp(&self, n: &Name) -> PathBuf {
+        self.state.join("seccomp").join(n.as_str())
+    }
     /// Package cache for one installer, distro, release and architecture.
     pub fn pkg_cache(&self, tool: &str, distro: &str, release: &str, arch: &str) -> PathBuf {
         self.cache.join("pkgs").join(tool).join(format!("{distro}-{release}-{arch}"))

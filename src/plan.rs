@@ -131,6 +131,8 @@ pub enum Action {
         name: String,
         xml: String,
     },
+    /// Fill the container's seccomp directory: the init shim, its compiled filter, policy.
+    PrepareSeccomp(crate::seccomp::host::SeccompDir),
     DefineDomain {
         name: String,
         uri: String,
@@ -253,6 +255,7 @@ impl fmt::Display for Action {
                 root.display()
             ),
             Action::EnsureNetwork { xml, .. } => write!(f, "{}", indent(xml)),
+            Action::PrepareSeccomp(s) => write!(f, "{s}"),
             Action::DefineDomain { xml, .. } => write!(f, "{}", indent(xml)),
             Action::Start { .. } => {
                 writeln!(f, "   start  the domain; wait for its init in libvirt's live state")

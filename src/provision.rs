@@ -142,5 +142,7 @@ pub fn bootstrap(ctx: &Context, spec: &Spec, req: &Request) -> Result<Plan> {
 pub fn create_plan(ctx: &Context, spec: &Spec, req: &Request) -> Result<crate::container::CreatePlan> {
     let xml = spec.render(ctx)?;
     let bp = plan(ctx, spec, req)?;
-    Ok(crate::container::CreatePlan::new(spec, &ctx.uri, &ctx.paths, bp, xml))
+    let mut p = crate::container::CreatePlan::new(spec, &ctx.uri, &ctx.paths, bp, xml);
+    p.seccomp = crate::seccomp::host::plan(&ctx.paths, &spec.name, &spec.profile, &ctx.init_shim())?;
+    Ok(p)
 }

@@ -76,6 +76,12 @@ pub struct DomainSpec {
     pub seclabel_type: &'static str,
     pub security_model: &'static str,
     pub static_label: Option<String>,
+    /// The host directory bind-mounted read-only at `/.lxcprov` (the seccomp init shim and
+    /// its filter); with it, `<init>` is the shim and the real init its first argument.
+    pub seccomp_dir: Option<String>,
+    pub shim: &'static str,
+    /// `security.seccomp`, recorded in the domain's metadata.
+    pub seccomp: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -168,7 +174,19 @@ impl DomainSpec {
             seclabel_type,
             security_model: sec.model.as_str(),
             static_label: sec.static_label.clone(),
+            seccomp_dir: None,
+            shim: crate::seccomp::GUEST_SHIM,
+            seccomp: sec.seccomp.clone(),
         }
+    }
+
+    /// Puts the seccomp init shim in front of the init, from `dir`, unless the profile's
+    /// `security.seccomp` is `none`.
+    pub fn with_seccomp(mut self, p: &Profile, dir: &Path) -> DomainSpec {
+        if p.security.seccomp_choice() != crate::seccomp::Choice::None {
+            self.seccomp_dir = Some(dir.display().to_string());
+        }
+        self
     }
 }
 

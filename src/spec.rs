@@ -78,7 +78,8 @@ impl Spec {
             &self.distro,
             &ctx.paths.rootfs(&self.name),
             None,
-        );
+        )
+        .with_seccomp(&self.profile, &ctx.paths.seccomp(&self.name));
         Ok((t.domain(&spec)?, t.network(&NetworkSpec::new(&self.profile.network.name))?))
     }
 }

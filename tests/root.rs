@@ -74,8 +74,25 @@ impl Drop for Cleanup {
     }
 }
 
+/// The statically linked seccomp init shim next to the lxcprov under test, built once by
+/// scripts/build-shim.sh (scripts/test.sh builds it before the root tier).
+fn shim() -> PathBuf {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    let bin = bin();
+    let shim = bin.parent().unwrap().join("lxcprov-init");
+    ONCE.call_once(|| {
+        let target = bin.parent().unwrap().parent().unwrap();
+        let o = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-shim.sh"))
+            .env("CARGO_TARGET_DIR", target)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "scripts/build-shim.sh: {}", String::from_utf8_lossy(&o.stderr));
+    });
+    shim
+}
+
 fn lx(dir: &Path, args: &[&str]) -> Output {
-    let o = lxcprov(dir).env("LIBVIRT_DEFAULT_URI", URI).args(args).output().unwrap();
+    let o = lxcprov(dir).env("LIBVIRT_DEFAULT_URI", URI).env("LXCPROV_INIT_SHIM", shim()).args(args).output().unwrap();
     eprintln!("$ lxcprov {}\n  exit {:?}\n{}", args.join(" "), o.status.code(), stderr(&o));
     o
 }
@@ -372,6 +389,70 @@ fn busybox_container_lifecycle() {
     assert!(bb.join("bin/busybox").exists(), "the import source is never touched");
 }
 
+#[test]
+#[ignore = "root tier: needs root and libvirtd (scripts/test.sh)"]
+fn busybox_runs_under_the_default_seccomp_filter_learns_an_allow_list_and_enforces_it() {
+    preflight();
+    let names = ["lxcprov-it-sc"];
+    clean(&names, &["lxcprov-it-bbnet"]);
+    let _c = Cleanup(names.to_vec(), vec!["lxcprov-it-bbnet"]);
+    let d = workdir("sc");
+    let bb = busybox(d.path());
+    // BB_PROFILE drops sys_admin: the shim must set no_new_privs to install the filter.
+    let prof = write_profile(d.path(), "it-bb", BB_PROFILE);
+    let pf = prof.to_str().unwrap();
+    let o = lx(
+        d.path(),
+        &[
+            "--json",
+            "create",
+            "lxcprov-it-sc",
+            "--profile",
+            "it-bb",
+            "--profile-file",
+            pf,
+            "--rootfs-from",
+            bb.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(status_of(&checks(&o), "seccomp"), "pass", "{}", stdout(&o));
+    let dir = d.path().join("state/seccomp/lxcprov-it-sc");
+    assert!(dir.join("lxcprov-init").exists() && !d.path().join("pool/lxcprov-it-sc/.lxcprov/lxcprov-init").exists());
+    let o = lx(d.path(), &["--json", "verify", "lxcprov-it-sc", "--probe"]);
+    let c = checks(&o);
+    let sc = c.iter().find(|c| c["id"] == "seccomp").unwrap();
+    assert!(sc["evidence"].to_string().contains("NoNewPrivs: 1"), "{sc}");
+    let probe = c.iter().find(|c| c["id"] == "seccomp.probe").unwrap();
+    assert_eq!(probe["status"], "pass", "{probe}");
+    let ev = probe["evidence"].to_string();
+    assert!(ev.contains("identical to") && ev.contains("open_by_handle_at: unfiltered 14, filtered 1"), "{ev}");
+    assert!(ev.contains("keyctl: unfiltered 95, filtered 38"), "{ev}");
+    // Learn an allow-list, enforce it, and the container still runs and verifies.
+    let learned = d.path().join("learned.json");
+    let rate = std::fs::read_to_string("/proc/sys/kernel/printk_ratelimit").unwrap();
+    let o = lx(d.path(), &["seccomp", "learn", "lxcprov-it-sc", "--duration", "3", "-o", learned.to_str().unwrap()]);
+    assert!(o.status.success());
+    let policy: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&learned).unwrap()).unwrap();
+    assert_eq!(policy["default_action"], "errno");
+    let names = policy["syscalls"][0]["names"].to_string();
+    assert!(names.contains("\"wait4\"") && names.contains("\"execve\""), "{names}");
+    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/printk_ratelimit").unwrap(), rate, "rate limit restored");
+    assert!(lx(d.path(), &["seccomp", "apply", "lxcprov-it-sc", learned.to_str().unwrap()]).status.success());
+    assert!(lx(d.path(), &["stop", "lxcprov-it-sc", "--timeout", "5"]).status.success());
+    assert!(lx(d.path(), &["start", "lxcprov-it-sc"]).status.success());
+    let o = lx(d.path(), &["--json", "verify", "lxcprov-it-sc", "--probe"]);
+    let c = checks(&o);
+    assert_eq!(status_of(&c, "seccomp"), "pass");
+    let probe = c.iter().find(|c| c["id"] == "seccomp.probe").unwrap();
+    assert_eq!(probe["status"], "pass", "{probe}");
+    assert!(
+        probe["evidence"].to_string().contains("ptrace: unfiltered 3, filtered 1"),
+        "not in the allow-list: {probe}"
+    );
+    assert!(lx(d.path(), &["destroy", "lxcprov-it-sc", "--purge", "--yes"]).status.success());
+    assert!(!dir.exists(), "destroy removes the seccomp directory");
+}
+
 const SYSTEMD_PROFILE: &str = "description: debian with systemd, web-like security\ndistro: debian12\nmemory_mib: 256\ncpu: {shares: 512}\nnetwork: {mode: isolated, name: lxcprov-it-net, filter: clean-traffic}\nsecurity:\n  model: none\n  label: none\n  capabilities: {policy: default, set: {net_raw: off, sys_ptrace: off, sys_rawio: off}}\n  idmap:\n    uid: {start: 0, target: 200000, count: 65536}\n    gid: {start: 0, target: 200000, count: 65536}\n";
 
 #[test]
@@ -450,10 +531,16 @@ fn debootstrap_debian12_boots_with_systemd_and_verifies() {
         ],
     );
     let c = checks(&o);
-    for id in ["net.vnet", "pidns", "userns", "caps", "cgroup", "trust"] {
+    for id in ["net.vnet", "pidns", "userns", "caps", "cgroup", "seccomp", "trust"] {
         assert_eq!(status_of(&c, id), "pass", "{id}: {c:?}");
     }
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    // systemd boots under the default seccomp filter, and the probe proves the denials.
+    let o = lx(d.path(), &["--json", "verify", "lxcprov-it-deb", "--probe"]);
+    let c = checks(&o);
+    assert_eq!(status_of(&c, "seccomp"), "pass", "{c:?}");
+    assert_eq!(status_of(&c, "seccomp.probe"), "pass", "{c:?}");
+
     let rootfs = d.path().join("pool/lxcprov-it-deb");
     use std::os::unix::fs::MetadataExt;
     assert_eq!(
@@ -473,6 +560,14 @@ fn debootstrap_debian12_boots_with_systemd_and_verifies() {
     let pid = row["init_pid"].as_u64().unwrap();
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
     assert_eq!(comm.trim(), "systemd");
+    // ... and no unit failed under the seccomp filter.
+    let ns = |args: &[&str]| {
+        let o = Command::new("nsenter").args(["-t", &pid.to_string(), "-a"]).args(args).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let state = ns(&["systemctl", "is-system-running", "--wait"]);
+    let failed = ns(&["systemctl", "list-units", "--failed", "--no-legend", "--plain"]);
+    assert!(state == "running" && failed.is_empty(), "systemd {state}; failed units: {failed}");
     // 5. Graceful stop works with systemd inside.
     let o = lx(d.path(), &["stop", "lxcprov-it-deb", "--timeout", "30"]);
     assert!(o.status.success());
@@ -1032,6 +1127,12 @@ fn exec_runs_in_the_containers_namespaces_as_its_mapped_root_with_its_caps_and_c
     assert_eq!(stdout(&o).trim(), "lxcprov-it-exec");
     assert_eq!(ex(&["/bin/sh", "-c", "exit 7"]).status.code(), Some(7), "the command's status is lxcprov's");
     assert_eq!(ex(&["/no/such/cmd"]).status.code(), Some(127));
+    // The command runs under the container's seccomp filter, as many programs as the init's.
+    let field =
+        |status: &str, k: &str| status.lines().find(|l| l.starts_with(k)).map(|l| l[k.len()..].trim().to_string());
+    let o = ex(&["/bin/cat", "/proc/self/status"]);
+    assert_eq!(field(&stdout(&o), "Seccomp:").as_deref(), Some("2"), "{}", stdout(&o));
+    assert_eq!(field(&stdout(&o), "Seccomp_filters:"), field(&init("status"), "Seccomp_filters:"));
 
     // Every namespace is the init's: pid (and so on) by inode.
     let o = ex(&["/bin/sh", "-c", "for n in pid mnt net uts ipc user; do readlink /proc/self/ns/$n; done"]);
@@ -1276,4 +1377,117 @@ fn outdated_finds_a_newer_rpm_in_the_bootstrap_repository() {
     let after: Vec<_> =
         std::fs::read_dir(&db).unwrap().map(|e| e.unwrap().metadata().unwrap().modified().unwrap()).collect();
     assert_eq!(before, after, "the guest's rpm database is copied, not used");
+}
+
+/// The `hardened` profile's security (its `strict` filter, capabilities and user namespace)
+/// without SELinux (this host has none), with nginx.
+const NGINX_PROFILE: &str = "description: hardened-like with nginx\ndistro: debian12\npackages: [nginx]\nmemory_mib: 256\nnetwork: {mode: isolated, name: lxcprov-it-net}\nsecurity:\n  model: none\n  label: none\n  seccomp: strict\n  capabilities:\n    policy: default\n    set: {net_raw: off, sys_ptrace: off, sys_rawio: off, sys_nice: off, sys_resource: off, sys_pacct: off, sys_tty_config: off, syslog: off, setfcap: off, linux_immutable: off, ipc_lock: off, lease: off, wake_alarm: off, block_suspend: off}\n  idmap:\n    uid: {start: 0, target: 300000, count: 65536}\n    gid: {start: 0, target: 300000, count: 65536}\n";
+
+#[test]
+#[ignore = "root tier: needs root and libvirtd (scripts/test.sh)"]
+fn systemd_and_nginx_boot_under_strict_then_under_a_learned_allow_list() {
+    preflight();
+    let names = ["lxcprov-it-ngx"];
+    clean(&names, &["lxcprov-it-net"]);
+    let _c = Cleanup(names.to_vec(), vec!["lxcprov-it-net"]);
+    let d = workdir("ngx");
+    let pw = d.path().join("pw");
+    std::fs::write(&pw, "correct horse\n").unwrap();
+    let prof = write_profile(d.path(), "it-ngx", NGINX_PROFILE);
+    let o = lx(
+        d.path(),
+        &[
+            "--json",
+            "create",
+            "lxcprov-it-ngx",
+            "--profile",
+            "it-ngx",
+            "--profile-file",
+            prof.to_str().unwrap(),
+            "--root-password-file",
+            pw.to_str().unwrap(),
+        ],
+    );
+    let c = checks(&o);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert_eq!(status_of(&c, "seccomp"), "pass", "{c:?}");
+    let init = || -> u32 {
+        let x = std::fs::read_to_string("/run/libvirt/lxc/lxcprov-it-ngx.xml").unwrap();
+        x.split("<init pid='").nth(1).unwrap().split('\'').next().unwrap().parse().unwrap()
+    };
+    let ns = |args: &[&str]| {
+        let o = Command::new("nsenter").args(["-t", &init().to_string(), "-a"]).args(args).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    // The host's curl in the container's network namespace only: nothing leaves the machine.
+    let get = || {
+        let o = Command::new("nsenter")
+            .args([
+                "-t",
+                &init().to_string(),
+                "-n",
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "http://127.0.0.1/",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let healthy = |what: &str| {
+        let state = ns(&["systemctl", "is-system-running", "--wait"]);
+        let failed = ns(&["systemctl", "list-units", "--failed", "--no-legend", "--plain"]);
+        assert!(state == "running" && failed.is_empty(), "{what}: systemd {state}; failed units: {failed}");
+        assert_eq!(ns(&["systemctl", "is-active", "nginx"]), "active", "{what}");
+        assert_eq!(get(), "200", "{what}: nginx answers");
+    };
+    healthy("strict");
+    let o = lx(d.path(), &["--json", "verify", "lxcprov-it-ngx", "--probe"]);
+    let c = checks(&o);
+    assert_eq!(status_of(&c, "seccomp.probe"), "pass", "{c:?}");
+    assert!(c
+        .iter()
+        .any(|c| c["id"] == "seccomp.probe" && c["evidence"].to_string().contains("ptrace: unfiltered 3, filtered 1")));
+    // Learn under load: boot, nginx serving requests, then a reload.
+    let learned = d.path().join("ngx.json");
+    let learn = std::thread::spawn({
+        let dir = d.path().to_path_buf();
+        let learned = learned.clone();
+        let shim = shim();
+        move || {
+            lxcprov(&dir)
+                .env("LIBVIRT_DEFAULT_URI", URI)
+                .env("LXCPROV_INIT_SHIM", shim)
+                .args(["seccomp", "learn", "lxcprov-it-ngx", "--duration", "25", "-o", learned.to_str().unwrap()])
+                .output()
+                .unwrap()
+        }
+    });
+    std::thread::sleep(Duration::from_secs(12));
+    for _ in 0..20 {
+        let _ = get();
+    }
+    let _ = ns(&["systemctl", "reload", "nginx"]);
+    for _ in 0..5 {
+        let _ = get();
+    }
+    let o = learn.join().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    eprintln!("{}", stderr(&o));
+    // Kept for a look after a failure.
+    let _ = std::fs::copy(&learned, "/var/tmp/lxcprov-it/last-learned-nginx.json");
+    assert!(lx(d.path(), &["seccomp", "apply", "lxcprov-it-ngx", learned.to_str().unwrap()]).status.success());
+    assert!(lx(d.path(), &["stop", "lxcprov-it-ngx", "--timeout", "30"]).status.success());
+    assert!(lx(d.path(), &["start", "lxcprov-it-ngx"]).status.success());
+    healthy("learned allow-list");
+    let o = lx(d.path(), &["--json", "verify", "lxcprov-it-ngx", "--probe"]);
+    let c = checks(&o);
+    for id in ["pidns", "userns", "caps", "cgroup", "seccomp", "seccomp.probe", "trust"] {
+        assert_eq!(status_of(&c, id), "pass", "{id}: {c:?}");
+    }
+    assert!(lx(d.path(), &["destroy", "lxcprov-it-ngx", "--purge", "--yes"]).status.success());
 }

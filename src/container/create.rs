@@ -160,6 +160,8 @@ pub struct CreatePlan {
     pub domain_xml: String,
     pub network_xml: String,
     pub lock: PathBuf,
+    /// The seccomp directory to prepare before the define (`security.seccomp` not `none`).
+    pub seccomp: Option<crate::seccomp::host::SeccompDir>,
 }
 
 impl CreatePlan {
@@ -173,6 +175,7 @@ impl CreatePlan {
             domain_xml: xml.0,
             network_xml: xml.1,
             lock: paths.lock(&spec.name),
+            seccomp: None,
         }
     }
 
@@ -202,6 +205,12 @@ impl CreatePlan {
             NetMode::Bridge => (format!("check that the host bridge {net} exists"), String::new()),
         };
         v.push(Step::new(title, vec![Action::EnsureNetwork { name: net.clone(), xml }]));
+        if let Some(s) = &self.seccomp {
+            v.push(Step::new(
+                "prepare the seccomp init shim and filter (read-only at /.lxcprov in the container)",
+                vec![Action::PrepareSeccomp(s.clone())],
+            ));
+        }
         v.push(Step::new(
             format!("define the domain {name} on {}", self.uri),
             vec![Action::DefineDomain { name: name.clone(), uri: self.uri.clone(), xml: self.domain_xml.clone() }],
@@ -210,7 +219,10 @@ impl CreatePlan {
             "start it, wait for its init, then verify",
             vec![
                 Action::Start { name: name.clone() },
-                Action::Verify { name, checks: "selinux, net.vnet, pidns, userns, caps, cgroup, trust".into() },
+                Action::Verify {
+                    name,
+                    checks: "selinux, net.vnet, pidns, userns, caps, cgroup, seccomp, trust".into(),
+                },
             ],
         ));
         v
@@ -345,6 +357,7 @@ fn create_steps(env: &Env, plan: &CreatePlan, password: &Secret, made: &mut Vec<
                         made.push(Made::Network(plan.profile.network.name.clone()));
                     }
                 }
+                Action::PrepareSeccomp(s) => crate::seccomp::host::prepare(s)?,
                 Action::DefineDomain { xml, .. } => {
                     env.ui.info(&format!("defining domain {name} on {}", env.hv.uri()));
                     env.hv.define_domain(xml)?;

@@ -56,6 +56,12 @@ pub fn destroy_keeping_networks(env: &Env, name: &Name, purge: bool) -> Result<(
         env.hv.undefine_domain(name.as_str())?;
         done.push(format!("undefined domain {name}"));
     }
+    // The seccomp shim directory belongs to the domain, not to the rootfs.
+    let sd = env.paths.seccomp(name);
+    if sd.exists() {
+        crate::fsutil::remove_tree(&sd)?;
+        done.push(format!("deleted {}", sd.display()));
+    }
     if purge {
         for p in &leftovers {
             crate::fsutil::remove_tree(p)?;

@@ -48,6 +48,11 @@ pub(super) fn relabel_before_start(env: &Env, d: &facts::DomainXml) -> Result<()
     if d.seclabel_model.as_deref() != Some("selinux") {
         return Ok(());
     }
+    // The seccomp shim directory: the shared container file context, so the confined init
+    // can execute the shim and read its filter (read-only to every container anyway).
+    if let Some(dir) = &d.seccomp_dir {
+        label_tree(env, dir, None)?;
+    }
     let Some(rootfs) = &d.rootfs else { return Ok(()) };
     match d.seclabel_type.as_deref() {
         Some("dynamic") => label_tree(env, rootfs, None),

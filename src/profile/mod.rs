@@ -279,7 +279,7 @@ pub struct Idmap {
     pub gid: IdRange,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Security {
     pub model: SecModel,
@@ -299,6 +299,31 @@ pub struct Security {
     /// A user namespace: container ids [start, start+count) map to host ids from target.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idmap: Option<Idmap>,
+    /// The container's seccomp filter (paper 3.6), installed by lxcprov's init shim:
+    /// `default` (a deny-list), `strict`, `none`, or the path of a JSON policy file.
+    pub seccomp: String,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Security {
+            model: SecModel::default(),
+            label: LabelType::default(),
+            static_label: None,
+            allow_range: false,
+            allow_type: false,
+            capabilities: Capabilities::default(),
+            idmap: None,
+            seccomp: "default".into(),
+        }
+    }
+}
+
+impl Security {
+    /// `security.seccomp` parsed (validation has refused anything else).
+    pub fn seccomp_choice(&self) -> crate::seccomp::Choice {
+        crate::seccomp::Choice::parse(&self.seccomp).unwrap_or(crate::seccomp::Choice::Default)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -497,3 +497,34 @@ fn many_problems_are_listed_up_to_a_bound() {
     assert_eq!(lines.len(), validate::MAX_LISTED + 1, "{e}");
     assert_eq!(*lines.last().unwrap(), format!("t.yaml: ... and {} more", 500 - validate::MAX_LISTED));
 }
+
+#[test]
+fn every_builtin_profile_has_a_seccomp_filter_and_hardened_the_strictest() {
+    for l in load_all(&Sources::default()).unwrap() {
+        let want = if l.name == "hardened" { "strict" } else { "default" };
+        assert_eq!(l.profile.security.seccomp, want, "{}", l.name);
+    }
+    assert_eq!(Profile::default().security.seccomp, "default");
+}
+
+#[test]
+fn seccomp_key_is_checked_and_located() {
+    let e = err("security:\n  seccomp: deny\n");
+    assert!(e.contains("t.yaml:2:") && e.contains("must be none, default, strict"), "{e}");
+    let e = err("security:\n  seccomp: /nonexistent/policy.json\n");
+    assert!(e.contains("t.yaml:2:") && e.contains("no such file"), "{e}");
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("p.json");
+    std::fs::write(&f, r#"{"default_action": "kill", "syscalls": [{"names": ["nosuch"], "action": "allow"}]}"#)
+        .unwrap();
+    let e = err(&format!("security:\n  seccomp: {}\n", f.display()));
+    assert!(e.contains("t.yaml:2:") && e.contains("not an x86_64 system call"), "{e}");
+    std::fs::write(
+        &f,
+        r#"{"default_action": "errno", "syscalls": [{"names": ["read", "execve"], "action": "allow"}]}"#,
+    )
+    .unwrap();
+    let p = parse(&format!("security:\n  seccomp: {}\n", f.display()), "t.yaml").unwrap();
+    assert_eq!(p.security.seccomp_choice(), crate::seccomp::Choice::File(f));
+    assert_eq!(parse("security:\n  seccomp: none\n", "t.yaml").unwrap().security.seccomp, "none");
+}

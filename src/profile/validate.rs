@@ -444,6 +444,15 @@ impl Profile {
 
     fn check_security(&self, c: &mut Collector) {
         let sec = &self.security;
+        match crate::seccomp::Choice::parse(&sec.seccomp) {
+            Err(e) => c.error("security.seccomp", e),
+            Ok(crate::seccomp::Choice::File(path)) => {
+                if let Err(e) = crate::seccomp::Policy::load(&path) {
+                    c.error("security.seccomp", format!("security.seccomp: {e:#}"));
+                }
+            }
+            Ok(_) => {}
+        }
         match (sec.label, &sec.static_label) {
             (LabelType::Static, None) => {
                 c.error("security.label", "security.label is static but security.static_label is missing")

@@ -97,6 +97,11 @@ impl Fixture {
             secmodel: Some("selinux".into()),
             baseline: false,
             packages: Some(42),
+            seccomp: SeccompExpect::Filters {
+                file: "/var/lib/lxcprov/seccomp/web1/filter.bpf".into(),
+                programs: 4,
+                summary: "deny-list".into(),
+            },
         };
         let labels = FakeLabels { enforcing: Some(true), ..Default::default() };
         Fixture { _dir: dir, host, facts, expect, labels }
@@ -158,7 +163,7 @@ impl Fixture {
 
     /// Writes `/proc/PID/status` with the given NSpid and CapBnd values.
     pub fn status(&self, pid: u32, nspid: &str, capbnd: &str) {
-        let text = format!("Name:\tx\nUmask:\t0022\nState:\tS (sleeping)\nPid:\t{pid}\nNSpid:\t{nspid}\nCapInh:\t0000000000000000\nCapBnd:\t{capbnd}\n");
+        let text = format!("Name:\tx\nUmask:\t0022\nState:\tS (sleeping)\nPid:\t{pid}\nNSpid:\t{nspid}\nCapInh:\t0000000000000000\nCapBnd:\t{capbnd}\nNoNewPrivs:\t0\nSeccomp:\t2\nSeccomp_filters:\t4\n");
         self.write(&format!("proc/{pid}/status"), &text);
     }
 

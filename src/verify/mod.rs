@@ -19,7 +19,7 @@
 //!
 //! Checks, by stable id: `selinux.host`, `selinux.label`, `selinux.mcs_unique`,
 //! `selinux.imagelabel`, `apparmor.label`, `net.vnet`, `pidns`, `userns`, `caps`, `cgroup`,
-//! `trust`. Each is PASS, FAIL or SKIP with a one-line summary and evidence (the paths and
+//! `seccomp`, `trust`. Each is PASS, FAIL or SKIP with a one-line summary and evidence (the paths and
 //! values read).
 
 mod apparmor;
@@ -30,6 +30,7 @@ mod net;
 mod ns;
 mod procfs;
 mod render;
+mod seccomp;
 mod selinux;
 
 #[cfg(test)]
@@ -144,6 +145,20 @@ pub struct Expect {
     pub baseline: bool,
     /// From the bootstrap record: how many packages the guest's own tool listed.
     pub packages: Option<usize>,
+    /// The seccomp filter the container's processes must run under.
+    pub seccomp: SeccompExpect,
+}
+
+/// What `seccomp` expects.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum SeccompExpect {
+    /// No filter was asked for (`security.seccomp: none`, or a domain lxcprov did not make).
+    #[default]
+    Off,
+    /// A filter was asked for but cannot be in force: the reason.
+    Broken(String),
+    /// The shim installs `programs` filters from `file` (`summary` describes the policy).
+    Filters { file: PathBuf, programs: usize, summary: String },
 }
 
 /// Reads MAC labels. Production: [`ProcLabels`]; tests: a fake map.
@@ -207,6 +222,11 @@ impl Check {
         Check { id, status: Status::Skip, summary: summary.into(), evidence }
     }
 
+    /// [`Check::verdict`] for checks made outside this module (the seccomp probe).
+    pub fn verdict_pub(id: &'static str, problems: Vec<String>, ok: String, evidence: Vec<String>) -> Check {
+        Check::verdict(id, problems, ok, evidence)
+    }
+
     /// PASS with `ok` when `problems` is empty, else FAIL listing them (the first few in
     /// the summary, the rest appended to the evidence).
     fn verdict(id: &'static str, problems: Vec<String>, ok: String, mut evidence: Vec<String>) -> Check {
@@ -260,6 +280,7 @@ pub fn run_all(host: &HostRoot, facts: &DomainFacts, expect: &Expect, labels: &d
         ns::userns(&cx),
         caps::caps(&cx),
         cgroup::cgroup(&cx),
+        seccomp::seccomp(&cx),
         trust(&cx),
     ]
 }

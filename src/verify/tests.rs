@@ -3,7 +3,7 @@
 use super::fixture::*;
 use super::*;
 
-const IDS: [&str; 11] = [
+const IDS: [&str; 12] = [
     "selinux.host",
     "selinux.label",
     "selinux.mcs_unique",
@@ -14,6 +14,7 @@ const IDS: [&str; 11] = [
     "userns",
     "caps",
     "cgroup",
+    "seccomp",
     "trust",
 ];
 
@@ -455,7 +456,7 @@ fn sample_report() -> Report {
 fn human_output_shape() {
     let r = sample_report();
     assert!(r.failed());
-    assert_eq!(r.counts(), (9, 1, 1));
+    assert_eq!(r.counts(), (10, 1, 1));
     let plain = render_human(&r, false, false);
     let lines: Vec<&str> = plain.lines().collect();
     assert_eq!(lines.len(), IDS.len() + 1);
@@ -465,12 +466,12 @@ fn human_output_shape() {
         "{}",
         lines[6]
     );
-    assert!(lines[10].starts_with("FAIL  trust "), "{}", lines[10]);
+    assert!(lines[11].starts_with("FAIL  trust "), "{}", lines[11]);
     assert!(lines[4].starts_with("SKIP  apparmor.label "), "{}", lines[4]);
     // Summaries start in one column.
     let cols: Vec<usize> = lines.iter().zip(&r.checks).map(|(l, c)| l.len() - c.summary.len()).collect();
     assert!(cols.iter().all(|c| *c == "PASS  selinux.mcs_unique  ".len()), "{plain}");
-    assert_eq!(lines[IDS.len()], "web1: 9 passed, 1 failed, 1 skipped");
+    assert_eq!(lines[IDS.len()], "web1: 10 passed, 1 failed, 1 skipped");
     assert!(!plain.contains('\x1b'));
 
     let verbose = render_human(&r, false, true);
@@ -503,11 +504,11 @@ fn jsonl_output_parses_back() {
         assert!(d["summary"].is_string() && d["evidence"].is_array());
         assert_eq!(d.as_object().unwrap().len(), 5);
     }
-    assert_eq!(recs[10]["data"]["status"], "fail");
+    assert_eq!(recs[11]["data"]["status"], "fail");
     assert_eq!(recs[4]["data"]["status"], "skip");
     let sum = &recs[IDS.len()];
     assert_eq!(sum["type"], "summary");
-    assert_eq!(sum["data"], serde_json::json!({"container": "web1", "passed": 9, "failed": 1, "skipped": 1}));
+    assert_eq!(sum["data"], serde_json::json!({"container": "web1", "passed": 10, "failed": 1, "skipped": 1}));
     // Evidence survives the round trip, control characters included.
     let pidns = &recs[6]["data"]["evidence"];
     assert!(pidns
@@ -532,4 +533,32 @@ fn a_foreign_domain_without_user_namespace_fails_against_the_baseline() {
     assert!(trust.summary.contains("not created by lxcprov"), "{trust:?}");
     assert!(r.checks.iter().all(|c| !c.summary.contains("unconfined test container")));
     assert!(r.failed());
+}
+
+#[test]
+fn seccomp_needs_every_process_filtered() {
+    let mut f = Fixture::good();
+    expect(&f.check("seccomp"), Status::Pass, "run under the container's seccomp filter (4 programs)");
+    assert!(has_evidence(&f.check("seccomp"), "Seccomp: 2, Seccomp_filters: 4, NoNewPrivs: 0"));
+    // systemd's services stack their own filters: more is fine, fewer is not
+    let child = format!("Name:\tnginx\nNSpid:\t{CHILD}\t7\nSeccomp:\t2\nSeccomp_filters:\t6\n");
+    f.write(&format!("proc/{CHILD}/status"), &child);
+    expect(&f.check("seccomp"), Status::Pass, "all 2 processes");
+    f.write(
+        &format!("proc/{CHILD}/status"),
+        &child.replace("Seccomp:\t2\nSeccomp_filters:\t6", "Seccomp:\t0\nSeccomp_filters:\t0"),
+    );
+    expect(&f.check("seccomp"), Status::Fail, "(nginx) has Seccomp: 0, not 2");
+    f.write(&format!("proc/{CHILD}/status"), &child.replace("filters:\t6", "filters:\t2"));
+    expect(&f.check("seccomp"), Status::Fail, "has 2 filters, fewer than 4");
+    f.write(&format!("proc/{CHILD}/status"), &child);
+    f.write(
+        &format!("proc/{INIT}/status"),
+        &format!("Name:\tsystemd\nNSpid:\t{INIT}\t1\nSeccomp:\t2\nSeccomp_filters:\t5\n"),
+    );
+    expect(&f.check("seccomp"), Status::Fail, "init PID 4242 has 5 filters, the shim installs 4");
+    f.expect.seccomp = SeccompExpect::Off;
+    expect(&f.check("seccomp"), Status::Skip, "security.seccomp: none");
+    f.expect.seccomp = SeccompExpect::Broken("asked for default but the init is /sbin/init".into());
+    expect(&f.check("seccomp"), Status::Fail, "asked for default");
 }

@@ -67,6 +67,9 @@ pub struct Global {
     /// Locks and per-container records
     #[arg(long, global = true, value_name = "DIR", default_value = lxcprov::paths::DEFAULT_STATE, env = "LXCPROV_STATE_DIR")]
     pub state_dir: PathBuf,
+    /// The seccomp init shim copied into each container (default: lxcprov-init next to lxcprov)
+    #[arg(long, global = true, value_name = "PATH", env = "LXCPROV_INIT_SHIM")]
+    pub init_shim: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,6 +139,11 @@ pub enum Command {
     Sbom(SbomArgs),
     /// Installed packages with newer versions in the profile's repositories (exit 1 if any)
     Outdated(OutdatedArgs),
+    /// Seccomp (paper 3.6): learn an allow-list from a container's workload, apply a policy
+    Seccomp {
+        #[command(subcommand)]
+        action: SeccompAction,
+    },
     /// Fresh root filesystem from the container's profile, swapped in (paper 4.2)
     Rebuild {
         name: String,
@@ -203,8 +211,9 @@ pub enum LabAction {
 pub struct VerifyArgs {
     /// Container name
     pub name: String,
-    /// Also run the active MCS probe (SELinux hosts): from a process in this container's
-    /// label, try to read another container's file and to stop its init
+    /// Also run the active probes: the MCS probe (SELinux hosts: from a process in this
+    /// container's label, try to read another container's file and to stop its init) and
+    /// the seccomp probe (denied calls get the policy's errno under the container's filter)
     #[arg(long)]
     pub probe: bool,
     /// The container to probe against [default: the first other labelled one]
@@ -262,6 +271,31 @@ pub struct SbomArgs {
     /// Add metadata.timestamp (the one field that differs between two SBOMs of one tree)
     #[arg(long)]
     pub timestamp: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SeccompAction {
+    /// Restart the container under a logging filter for --duration seconds (exercise it
+    /// meanwhile), write the allow-list of the system calls it made, then put its enforced
+    /// filter back
+    Learn {
+        name: String,
+        /// How long to record, in seconds
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        duration: u64,
+        /// Where to write the allow-list [default: NAME.seccomp.json]
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// What the allow-list does with every other call
+        #[arg(long, default_value = "errno", value_parser = ["errno", "kill"])]
+        action: String,
+        /// The errno of denied calls (with --action errno)
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4095))]
+        errno: u32,
+    },
+    /// Recompile a container's filter from a policy (default, strict or a JSON file);
+    /// it takes effect at the container's next start
+    Apply { name: String, policy: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -19,6 +19,7 @@ mod profiles;
 mod rebuild;
 mod render;
 mod sbom;
+mod seccomp;
 mod shell;
 mod start;
 mod stop;
@@ -68,6 +69,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Outdated(a) => outdated::run(&ctx, &out, &a),
         Command::Rebuild { name, rootfs_from, mirror } => rebuild::run(&ctx, &out, &name, rootfs_from, mirror),
         Command::Lab { action } => lab::run(&ctx, &out, action),
+        Command::Seccomp { action } => seccomp::run(&ctx, &out, action),
     }
 }
 
@@ -99,6 +101,7 @@ fn context(g: &Global) -> Result<Context> {
         templates: g.templates.as_deref().map(|t| absolute(t, "--templates")).transpose()?,
         uri: if g.connect.is_empty() { "lxc:///".into() } else { g.connect.clone() },
         rpm_tool: g.rpm_installer,
+        init_shim: g.init_shim.as_deref().map(|p| absolute(p, "--init-shim")).transpose()?,
     })
 }
 

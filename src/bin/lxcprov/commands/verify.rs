@@ -19,6 +19,7 @@ pub fn run(ctx: &Context, out: &Out, a: &VerifyArgs) -> Result<Outcome> {
         let mut rep = container::inspect::verify_domain_as(env, name.as_str(), expected.as_ref())?;
         if a.probe {
             rep.checks.push(lxcprov::mac::probe::probe(env, name.as_str(), a.peer.as_deref())?);
+            rep.checks.push(lxcprov::seccomp::probe::probe(env, name.as_str())?);
         }
         Ok(rep)
     })?;

@@ -1,0 +1,153 @@
+//! The host side of the shim: the per-container directory (`STATE/seccomp/NAME`) with the
+//! shim, the compiled filter and its policy, prepared at create time as a plan action.
+
+use super::{compile, describe, encode, Policy, FILTER, POLICY, SHIM};
+use crate::name::Name;
+use crate::paths::Paths;
+use crate::profile::Profile;
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Everything needed to fill a container's seccomp directory (a plan action's payload).
+#[derive(Clone, Debug, Serialize)]
+pub struct SeccompDir {
+    pub dir: PathBuf,
+    /// The shim to copy (`--init-shim`, or `lxcprov-init` next to lxcprov).
+    pub shim: PathBuf,
+    /// `security.seccomp` as written.
+    pub choice: String,
+    pub summary: String,
+    pub programs: usize,
+    pub instructions: usize,
+    /// The policy, as JSON (`policy.json`, for people and for `verify --probe`).
+    pub policy_json: String,
+    /// The compiled `filter.bpf`.
+    #[serde(skip)]
+    pub filter: Vec<u8>,
+}
+
+/// The directory's contents for a profile; `None` for `security.seccomp: none`.
+pub fn plan(paths: &Paths, name: &Name, p: &Profile, shim: &Path) -> Result<Option<SeccompDir>> {
+    let choice = p.security.seccomp_choice();
+    let Some(policy) = Policy::of(&choice).context("security.seccomp")? else { return Ok(None) };
+    Ok(Some(dir_for(paths.seccomp(name), &p.security.seccomp, &policy, shim)?))
+}
+
+/// The contents for one policy.
+pub fn dir_for(dir: PathBuf, choice: &str, policy: &Policy, shim: &Path) -> Result<SeccompDir> {
+    let progs = compile(policy)?;
+    Ok(SeccompDir {
+        dir,
+        shim: shim.to_path_buf(),
+        choice: choice.to_string(),
+        summary: describe(policy),
+        programs: progs.len(),
+        instructions: progs.iter().map(|p| p.len()).sum(),
+        policy_json: serde_json::to_string_pretty(policy)? + "\n",
+        filter: encode(&progs),
+    })
+}
+
+impl std::fmt::Display for SeccompDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = self.dir.display();
+        writeln!(f, "   mkdir  {d}  (mode 755, owned by root; bind-mounted read-only at /.lxcprov)")?;
+        writeln!(
+            f,
+            "   copy   {} -> {d}/{SHIM}  (the init shim, mode 755: must be statically linked)",
+            self.shim.display()
+        )?;
+        writeln!(
+            f,
+            "   write  {d}/{FILTER}  (seccomp {}: {}; {} programs, {} instructions)",
+            self.choice, self.summary, self.programs, self.instructions
+        )?;
+        writeln!(f, "   write  {d}/{POLICY}  (the policy it was compiled from)")
+    }
+}
+
+/// Whether an ELF file needs no program interpreter (is statically linked).
+pub fn is_static_elf(bytes: &[u8]) -> Result<bool> {
+    if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" || bytes[4] != 2 || bytes[5] != 1 {
+        bail!("not a 64-bit little-endian ELF file");
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]) as usize;
+    let phoff = u64::from_le_bytes(bytes[32..40].try_into().unwrap()) as usize;
+    let (phentsize, phnum) = (u16_at(54), u16_at(56));
+    for i in 0..phnum {
+        let o = phoff.checked_add(i * phentsize).context("bad program header offset")?;
+        if o + 4 > bytes.len() {
+            bail!("truncated program headers");
+        }
+        if u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap()) == 3 {
+            return Ok(false); // PT_INTERP
+        }
+    }
+    Ok(true)
+}
+
+/// Largest shim lxcprov copies.
+const SHIM_MAX: u64 = 64 << 20;
+
+/// Fills the directory: the shim (checked static), `filter.bpf`, `policy.json`. Files are
+/// written atomically, root-owned, not writable by anyone else; the container sees them
+/// read-only and, in a user namespace, as files of an unmapped owner.
+pub fn prepare(s: &SeccompDir) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let shim = crate::fsutil::read_regular_bounded(&s.shim, SHIM_MAX, "init shim").with_context(|| {
+        format!(
+            "the seccomp init shim is needed for security.seccomp {}: build it with scripts/build-shim.sh (it lands next to lxcprov), or point --init-shim / LXCPROV_INIT_SHIM at it, or set security.seccomp: none",
+            s.choice
+        )
+    })?;
+    if !is_static_elf(&shim).with_context(|| format!("init shim {}", s.shim.display()))? {
+        bail!(
+            "the init shim {} is dynamically linked: it runs inside the container before its init, where the host's libc may be missing. Build it statically with scripts/build-shim.sh",
+            s.shim.display()
+        );
+    }
+    for d in [s.dir.parent().context("seccomp dir has no parent")?, &s.dir] {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))?;
+    }
+    crate::fsutil::write_atomic(&s.dir.join(SHIM), &shim, 0o755)?;
+    crate::fsutil::write_atomic(&s.dir.join(FILTER), &s.filter, 0o644)?;
+    crate::fsutil::write_atomic(&s.dir.join(POLICY), s.policy_json.as_bytes(), 0o644)?;
+    Ok(())
+}
+
+/// What `verify`'s `seccomp` check expects of a domain: from its metadata (what was asked),
+/// its `<init>` (the shim?) and its `/.lxcprov` mount (the filter file).
+pub fn expect(d: &crate::facts::DomainXml) -> crate::verify::SeccompExpect {
+    use crate::verify::SeccompExpect;
+    let asked = d.meta.as_ref().and_then(|m| m.seccomp.clone());
+    let shim = d.init.as_deref() == Some(super::GUEST_SHIM);
+    match (asked.as_deref(), shim, &d.seccomp_dir) {
+        (Some("none"), false, _) | (None, false, _) => SeccompExpect::Off,
+        (Some(a), false, _) => SeccompExpect::Broken(format!(
+            "security.seccomp is {a}, but the domain's init is {}, not lxcprov's shim {}: nothing installs the filter",
+            d.init.as_deref().unwrap_or("unset"),
+            super::GUEST_SHIM
+        )),
+        (_, true, None) => SeccompExpect::Broken(format!(
+            "the init is {} but the domain mounts nothing at {}",
+            super::GUEST_SHIM,
+            super::GUEST_DIR
+        )),
+        (_, true, Some(dir)) => {
+            let file = dir.join(FILTER);
+            let programs = crate::fsutil::read_regular_bounded(&file, 1 << 20, "seccomp filter")
+                .and_then(|b| super::decode(&b).map(|p| p.len()));
+            match programs {
+                Err(e) => SeccompExpect::Broken(format!("{e:#}")),
+                Ok(programs) => {
+                    let summary = Policy::load(&dir.join(POLICY))
+                        .map(|p| describe(&p))
+                        .unwrap_or_else(|e| format!("{POLICY} unreadable: {e:#}"));
+                    SeccompExpect::Filters { file, programs, summary }
+                }
+            }
+        }
+    }
+}
