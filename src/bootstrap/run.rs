@@ -1,0 +1,242 @@
+//! Running a bootstrap plan: the executor that performs exactly the plan's actions (the
+//! ones `--dry-run` prints), the partial tree's cleanup on failure, the swap into place,
+//! the record, and the base-rootfs cache.
+
+use super::{keys, pkgdb, Plan, Progress, BASE_MARKER};
+use crate::exec::{Cmd, Runner};
+use crate::password::Secret;
+use crate::plan::{Action, Step};
+use crate::state::Record;
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+
+/// Runs a plan: builds the tree, then moves it into place. The caller holds the name lock.
+pub fn execute(plan: &Plan, runner: &dyn Runner, password: &Secret, progress: &dyn Progress) -> Result<()> {
+    if plan.rootfs.exists() && !plan.force {
+        bail!("{} already exists; lxcprov never overwrites a root filesystem without --force", plan.rootfs.display());
+    }
+    let hash = password.sha512_crypt()?;
+    let packages = build(plan, runner, &hash, progress)?;
+    let ex = Executor { plan, runner, hash: &hash, progress, locks: Default::default(), packages: packages.into() };
+    ex.step(&plan.place_step())
+}
+
+/// Builds the root filesystem in `plan.partial` (configured, with root's `hash`), leaving it
+/// there. On failure the partial tree is removed and the error says so. Returns how many
+/// packages the guest's own tool lists (when it has one).
+pub fn build(plan: &Plan, runner: &dyn Runner, hash: &str, progress: &dyn Progress) -> Result<Option<usize>> {
+    // A partial tree can only be a leftover of an interrupted run (we hold the lock).
+    crate::fsutil::remove_tree(&plan.partial)?;
+    let pool = plan.partial.parent().context("pool")?;
+    crate::fsutil::ensure_pool(pool)?;
+    let ex = Executor { plan, runner, hash, progress, locks: Default::default(), packages: Default::default() };
+    let result = plan.build_steps().iter().try_for_each(|s| ex.step(s));
+    let packages = ex.packages.get();
+    drop(ex);
+    if let Err(e) = result {
+        progress.phase("removing the partial root filesystem");
+        let cleanup = crate::fsutil::remove_tree(&plan.partial);
+        progress.done("");
+        return match cleanup {
+            Ok(()) => Err(e.context(format!(
+                "bootstrap of {} failed; the partial tree {} was removed and nothing else changed",
+                plan.name,
+                plan.partial.display()
+            ))),
+            Err(c) => Err(e.context(format!(
+                "bootstrap of {} failed, and removing {} failed too ({c:#}); remove it by hand",
+                plan.name,
+                plan.partial.display()
+            ))),
+        };
+    }
+    Ok(packages)
+}
+
+/// Runs bootstrap steps, one action at a time, checking for an interrupt after each.
+struct Executor<'a> {
+    plan: &'a Plan,
+    runner: &'a dyn Runner,
+    hash: &'a str,
+    progress: &'a dyn Progress,
+    /// Cache locks taken by the build, released when it ends.
+    locks: std::cell::RefCell<Vec<crate::state::FileLock>>,
+    /// The packages the guest's own tool lists (for the record).
+    packages: std::cell::Cell<Option<usize>>,
+}
+
+impl Executor<'_> {
+    fn step(&self, s: &Step) -> Result<()> {
+        self.progress.phase(&s.title);
+        for a in &s.actions {
+            self.action(a)?;
+            crate::interrupt::check()?;
+        }
+        self.progress.done(&s.title);
+        Ok(())
+    }
+
+    fn action(&self, a: &Action) -> Result<()> {
+        match a {
+            Action::Mkdir { path } => {
+                std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?
+            }
+            Action::WriteFile { path, mode, content, .. } => {
+                crate::fsutil::write_atomic(path, content.as_bytes(), *mode)?
+            }
+            Action::Run { cmd } => self
+                .runner
+                .run(cmd, &mut |l| self.progress.line(l))
+                .map_err(|e| crate::fsutil::explain_disk_full(anyhow::Error::new(e), &self.plan.partial))?,
+            Action::LockCache { path, shared, what } => {
+                let lock = crate::state::wait_lock(path, *shared, &|| {
+                    self.progress.line(&format!("waiting for another lxcprov run ({what})"))
+                })?;
+                self.locks.borrow_mut().push(lock);
+            }
+            Action::RegisterWithGuestRpm { root, search, dbpath } => {
+                let n = pkgdb::register_with_guest_rpm(self.runner, root, search, dbpath)?;
+                self.packages.set(Some(n));
+            }
+            Action::CheckPackageDb { root, family, dbpath } => {
+                let (n, warning) = pkgdb::check(self.runner, *family, root, dbpath, self.packages.get())?;
+                if let Some(w) = warning {
+                    self.progress.line(&format!("warning: {w}"));
+                }
+                self.packages.set(n);
+            }
+            Action::PinKey { key, pins, homedir } => {
+                if let Some(w) = keys::verify(self.runner, homedir, key, pins)? {
+                    self.progress.line(&format!("warning: {w}"));
+                }
+            }
+            Action::PinKeyring { source, pins, dest, homedir } => {
+                keys::pin_keyring(self.runner, homedir, source, pins, dest)?
+            }
+            Action::CheckSpace { src, dest } => crate::fsutil::check_free_space(src, dest)?,
+            Action::CopyTree { from, to } => {
+                if from.starts_with(&self.plan.cache_root) && !from.join(BASE_MARKER).is_file() {
+                    bail!(
+                        "the cached base {} went away while this run waited for it; run again (it installs afresh)",
+                        from.display()
+                    );
+                }
+                copy_tree(self.runner, from, to)?
+            }
+            Action::Remove { path } => crate::fsutil::remove_tree(path)?,
+            Action::MkdirPrivate { path, mode } => crate::fsutil::ensure_private_dir(path, *mode)?,
+            Action::NormaliseImport { root } => {
+                crate::import::normalise_tree(root)?.warnings().iter().for_each(|w| self.progress.line(w))
+            }
+            Action::StoreBase { from, entry } => {
+                // The cache is an optimisation: a full cache disk must not fail the run.
+                if let Err(e) = store_base(self.plan, self.runner, from, entry) {
+                    self.progress.line(&format!(
+                        "warning: the base-rootfs cache was not filled ({e:#}); the next container installs again"
+                    ));
+                }
+            }
+            Action::ConfigureGuest { root, .. } => self.plan.guest.apply(root, self.hash)?,
+            Action::Rename { from, to } => swap_into_place(from, to)?,
+            Action::WriteRecord { path } => {
+                let mut r = record_for(self.plan);
+                r.packages = self.packages.get().or_else(|| read_record_packages(&self.plan.record));
+                r.save(path)?
+            }
+            other => bail!("internal error: {other:?} is not a bootstrap action"),
+        }
+        Ok(())
+    }
+}
+
+/// Renames the built tree to `to`. With `--force` the old tree is moved aside first and
+/// removed last.
+fn swap_into_place(from: &Path, to: &Path) -> Result<()> {
+    let name = to.file_name().context("rootfs name")?.to_string_lossy().to_string();
+    let old = from.with_file_name(format!(".{name}.old"));
+    if to.exists() {
+        crate::fsutil::remove_tree(&old)?;
+        std::fs::rename(to, &old).with_context(|| format!("moving {} aside", to.display()))?;
+    }
+    std::fs::rename(from, to).with_context(|| format!("renaming {} to {}", from.display(), to.display()))?;
+    crate::fsutil::remove_tree(&old)
+}
+
+/// The record execution writes for a plan.
+pub fn record_for(plan: &Plan) -> Record {
+    Record {
+        name: plan.name.to_string(),
+        profile: plan.profile.clone(),
+        distro: plan.spec.distro.clone(),
+        release: plan.spec.release.clone(),
+        gpgcheck: plan.spec.gpgcheck,
+        installer: plan.spec.tool.program().into(),
+        cache_key: plan.spec.cache_key(),
+        idmap: None,
+        shift_started: None,
+        packages: None,
+    }
+}
+
+fn read_record_packages(path: &Path) -> Option<usize> {
+    Record::load(path).ok().flatten().and_then(|r| r.packages)
+}
+
+/// root's password hash in a root filesystem's `/etc/shadow`, if set.
+pub fn root_hash(rootfs: &Path) -> Option<String> {
+    let shadow = crate::fsutil::read_in(rootfs, "/etc/shadow").ok()??;
+    shadow
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split(':');
+            (f.next() == Some("root")).then(|| f.next().map(str::to_string)).flatten()
+        })
+        .filter(|h| h.starts_with('$'))
+}
+
+/// `cp -a --reflink=auto SRC DST`: a reflink (O(1) per file) where the file system supports
+/// it, a plain copy otherwise.
+pub fn copy_tree(runner: &dyn Runner, src: &Path, dst: &Path) -> Result<()> {
+    let target_dir = dst.parent().unwrap_or(dst);
+    crate::fsutil::check_free_space(src, target_dir)?;
+    let cmd = Cmd::new("cp")
+        .arg("-a")
+        .arg("--reflink=auto")
+        .arg("--")
+        .arg(src.display().to_string())
+        .arg(dst.display().to_string());
+    runner.run(&cmd, &mut |_| {}).map_err(|e| crate::fsutil::explain_disk_full(anyhow::Error::new(e), target_dir))
+}
+
+/// Replaces the cache entry with a copy of `from`, under the entry's exclusive lock; skips
+/// (with a warning) when another run holds it. Each writer has its own temporary name.
+fn store_base(plan: &Plan, runner: &dyn Runner, from: &Path, entry: &Path) -> Result<()> {
+    let Some(_lock) = crate::state::try_lock(&plan.base_lock)? else {
+        bail!("another lxcprov run is filling or copying {}; left to it", entry.display());
+    };
+    let parent = entry.parent().context("cache entry")?;
+    std::fs::create_dir_all(parent)?;
+    // Under the lock nobody else writes: any temporary copy here is a killed run's leftover.
+    let stem = entry.file_name().context("cache entry")?.to_string_lossy().to_string();
+    for e in std::fs::read_dir(parent)?.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&format!("{stem}.partial")) {
+            crate::fsutil::remove_tree(&e.path())?;
+        }
+    }
+    let tmp = parent.join(format!("{stem}.partial.{}", std::process::id()));
+    let r = (|| -> Result<()> {
+        copy_tree(runner, from, &tmp)?;
+        crate::fsutil::write_atomic(
+            &tmp.join(BASE_MARKER),
+            serde_json::to_string_pretty(&plan.spec)?.as_bytes(),
+            0o644,
+        )?;
+        crate::fsutil::remove_tree(entry)?;
+        std::fs::rename(&tmp, entry)?;
+        Ok(())
+    })();
+    if r.is_err() {
+        let _ = crate::fsutil::remove_tree(&tmp);
+    }
+    r.with_context(|| format!("storing the base root filesystem in {}", entry.display()))
+}
