@@ -172,6 +172,7 @@ cp -a %{stage}/. %{buildroot}/
 
 %files
 %attr(0755,root,root) /usr/bin/lxcprov
+%attr(0755,root,root) /usr/bin/lxcprov-init
 /usr/share/lxcprov
 /usr/share/bash-completion/completions/lxcprov
 /usr/share/zsh/site-functions/_lxcprov
