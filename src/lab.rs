@@ -387,19 +387,40 @@ pub fn down(ctx: &Ctx, lab: &str, purge: bool) -> Result<()> {
     let _lab_lock = crate::state::lab_lock(&ctx.paths, &Name::parse(&rec.name)?)?;
     let errors: Mutex<Vec<String>> = Mutex::new(vec![]);
     let networks: Mutex<Vec<String>> = Mutex::new(vec![]);
-    // Members go down in parallel, each thread with its own libvirt connection: destroying
-    // a domain and deleting its tree are waits, not work.
+    // First every domain is stopped and undefined, one at a time: libvirt on systemd hosts
+    // races with machined when several LXC domains are destroyed at once ("Unable to read
+    // .../machine-lxc-...scope/cgroup.controllers"). That part is quick.
+    container::with_real_env(ctx, &ctx.ui, |env| {
+        for m in &rec.members {
+            let n = Name::parse(m)?;
+            if !env.hv.domain_exists(m)? {
+                continue;
+            }
+            let _lock = crate::state::lock(&ctx.paths, &n)?;
+            match container::destroy::destroy_keeping_networks(env, &n, false) {
+                Ok((done, nets)) => {
+                    done.iter().for_each(|d| ctx.ui.info(d));
+                    networks.lock().unwrap().extend(nets);
+                }
+                Err(e) => errors.lock().unwrap().push(format!("{m}: {e:#}")),
+            }
+        }
+        Ok(())
+    })?;
+    // Then the trees go in parallel: deleting them is waiting on the disk, not work.
     let queue = Mutex::new(rec.members.iter());
     let down_one = |env: &container::Env, m: &str| -> Result<()> {
         let n = Name::parse(m)?;
-        let exists = env.hv.domain_exists(m)? || (purge && ctx.paths.rootfs(&n).exists());
-        if !exists {
+        if !purge || env.hv.domain_exists(m)? {
             return Ok(());
         }
         let _lock = crate::state::lock(&ctx.paths, &n)?;
-        let (done, nets) = container::destroy::destroy_keeping_networks(env, &n, purge)?;
-        done.iter().for_each(|d| ctx.ui.info(d));
-        networks.lock().unwrap().extend(nets);
+        match container::destroy::destroy_keeping_networks(env, &n, true) {
+            Ok((done, _)) => done.iter().for_each(|d| ctx.ui.info(d)),
+            // Nothing of it left (no tree, no leftovers): fine.
+            Err(e) if e.to_string().starts_with("no container named") => {}
+            Err(e) => return Err(e),
+        }
         Ok(())
     };
     let jobs = rec.members.len().clamp(1, 8);
