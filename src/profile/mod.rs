@@ -10,6 +10,7 @@ mod locate;
 #[cfg(test)]
 mod tests;
 mod validate;
+mod values;
 
 pub use locate::locate;
 pub use validate::{

@@ -10,6 +10,7 @@
 //! - [`learn`]: the logging filter of `lxcprov seccomp learn` and the kmsg parser that turns
 //!   its records into an allow-list.
 
+pub mod audit;
 pub mod host;
 pub mod learn;
 pub mod probe;
