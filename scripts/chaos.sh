@@ -77,8 +77,8 @@ security:
   model: none
   label: none
   idmap:
-    uid: {start: 0, target: 300000, count: 65536}
-    gid: {start: 0, target: 300000, count: 65536}
+    uid: {start: 0, target: 200000, count: 65536}
+    gid: {start: 0, target: 200000, count: 65536}
 EOF
 PF=(--profile-file "$WORK/profiles/chaos.yaml" --profile-file "$WORK/profiles/chaosns.yaml")
 echo chaos-password >"$WORK/pw"
@@ -130,7 +130,7 @@ kill_at() { # PHASE MARKER PROFILE DELAY
     if [[ "$prof" == chaosns ]]; then
         local owner
         owner="$(stat -c %u "$LXCPROV_POOL_DIR/$n/bin/busybox")"
-        [[ "$owner" == 300000 ]] || { ok=1; detail+="; /bin/busybox owned by $owner, not 300000 (shifted twice?)"; }
+        [[ "$owner" == 200000 ]] || { ok=1; detail+="; /bin/busybox owned by $owner, not 200000 (shifted twice?)"; }
     fi
     "$LX" -q destroy "$n" --purge --yes >/dev/null 2>&1 || { ok=1; detail+="; destroy --purge failed"; }
     gone "$n" || { ok=1; detail+="; left: $(ls -A "$LXCPROV_POOL_DIR" | tr '\n' ' ')"; }
