@@ -69,15 +69,11 @@ impl Paths {
     }
     /// The lock of a package cache: one installer at a time writes into it.
     pub fn pkg_cache_lock(&self, pkg_cache: &std::path::Path) -> PathBuf {
-        let mut s = pkg_cache.as_os_str().to_owned();
-        s.push(".lock");
-        PathBuf::from(s)
+        lock_beside(pkg_cache)
     }
     /// The lock of a base cache entry: shared while copied from, exclusive while replaced.
     pub fn base_lock(&self, entry: &std::path::Path) -> PathBuf {
-        let mut s = entry.as_os_str().to_owned();
-        s.push(".lock");
-        PathBuf::from(s)
+        lock_beside(entry)
     }
     /// Verified copies of signing keys (and pinned keyrings).
     pub fn keys(&self) -> PathBuf {
@@ -91,4 +87,11 @@ impl Paths {
     pub fn rpm_home(&self) -> PathBuf {
         self.cache.join("rpm-home")
     }
+}
+
+/// `PATH.lock` beside `path` (never `with_extension`: releases such as `9.4` hold dots).
+fn lock_beside(path: &std::path::Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".lock");
+    PathBuf::from(s)
 }

@@ -59,15 +59,7 @@ pub fn lab_lock(paths: &Paths, lab: &Name) -> Result<NameLock> {
 }
 
 fn lock_path(path: &Path, name: &str) -> Result<NameLock> {
-    let path = path.to_path_buf();
-    let dir = path.parent().context("lock path")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("opening lock {}", path.display()))?;
+    let file = open_lock(path)?;
     match file.try_lock() {
         Ok(()) => Ok(NameLock { _file: file }),
         Err(std::fs::TryLockError::WouldBlock) => {
