@@ -66,6 +66,8 @@ pub struct Options {
     pub keep_base: bool,
     /// Where the root password comes from, for the plan (never the password itself).
     pub password_note: String,
+    /// Root's one authorized SSH key (`lab up --ssh-keys`).
+    pub authorized_key: Option<String>,
 }
 
 /// The whole bootstrap of one container, decided before anything is touched.
@@ -131,6 +133,14 @@ pub fn plan(
         hostname: p.hostname.clone().unwrap_or_else(|| name.to_string()),
         securetty: (d.securetty && p.console.enabled).then(|| p.console.tty.clone()),
         netconfig: d.netconfig,
+        address: p.network.lease.as_ref().zip(p.network.dhcp.as_ref()).map(|(l, d)| {
+            let prefix = d.netmask.parse::<std::net::Ipv4Addr>().map(|m| u32::from(m).count_ones()).unwrap_or(24);
+            format!("{}/{prefix}", l.ip)
+        }),
+        ssh: o.authorized_key.clone().map(|authorized_key| guest::GuestSsh {
+            authorized_key,
+            keygen_unit: (d.installer == crate::distro::InstallerKind::Debootstrap).then_some("ssh.service"),
+        }),
     };
     let mut warnings = vec![];
     if o.import.is_some() {

@@ -20,6 +20,7 @@ pub fn request(a: &BootstrapArgs) -> Request {
         force: a.force,
         rootfs_from: a.rootfs_from.clone(),
         no_base_cache: a.no_base_cache,
+        authorized_key: None,
     }
 }
 
