@@ -787,6 +787,19 @@ fn lab_students_reach_their_own_container_over_ssh_and_nothing_else() {
     // A re-run converges: nothing new, the same addresses.
     let o = up(&[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // A rebuilt student keeps its address, sshd and key; only its host keys are new.
+    let o = lx(d.path(), &["--profile-file", prof.to_str().unwrap(), "rebuild", names[0]]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let t = Instant::now();
+    let o = loop {
+        let o = ssh_as(d.path(), &generated, &k1, "s01", "cat /etc/ssh/ssh_host_ed25519_key.pub");
+        if o.status.success() || t.elapsed() > Duration::from_secs(60) {
+            break o;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(o.status.success(), "ssh s01 after rebuild: {}", stderr(&o));
+    assert!(stdout(&o).starts_with("ssh-ed25519 ") && stdout(&o) != h1, "new host keys after a rebuild");
     let o = lx(d.path(), &["lab", "down", lab, "--purge", "--yes"]);
     assert!(o.status.success());
     assert!(!network_exists(net));

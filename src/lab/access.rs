@@ -341,17 +341,18 @@ impl LabAccess {
     pub fn jump_keys(&self, lab: &str) -> String {
         let mut s = format!("# lxcprov lab {lab}: authorized_keys of the jump account (no shell is needed)\n");
         for st in &self.students {
-            s.push_str(&format!(
-                "restrict,port-forwarding,permitopen=\"{}:22\" {}\n",
-                st.address,
-                st.key.line(&format!("lxcprov-{}", st.container))
-            ));
+            s.push_str(&format!("restrict,port-forwarding,permitopen=\"{}:22\" {}\n", st.address, st.key_line()));
         }
         s
     }
 }
 
 impl StudentAccess {
+    /// Root's `authorized_keys` line in this student's container.
+    pub fn key_line(&self) -> String {
+        self.key.line(&format!("lxcprov-{}", self.container))
+    }
+
     pub fn lease(&self) -> crate::profile::DhcpHost {
         crate::profile::DhcpHost { mac: self.mac.clone(), ip: self.address.clone(), name: self.student.clone() }
     }

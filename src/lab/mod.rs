@@ -182,13 +182,7 @@ pub fn up(ctx: &Ctx, a: &UpOptions) -> Result<UpResult> {
                 if a.isolate_students { format!("lxcprov-{n}") } else { format!("lxcprov-lab-{lab}") };
         }
         if let Some(acc) = &lab_access {
-            let st = acc.student(n.as_str()).context("internal error: a student without an address")?;
-            r.profile.network.name = acc.network.clone();
-            r.profile.network.lease = Some(st.lease());
-            r.profile.network.dhcp = Some(acc.dhcp());
-            if !r.profile.package_sets.iter().any(|p| p == "ssh-server") {
-                r.profile.package_sets.push("ssh-server".into());
-            }
+            apply_access(&mut r, acc).context("internal error: a student without an address")?;
         }
         if let Some(level) = &levels[i] {
             r.profile.security.label = LabelType::Static;
@@ -215,10 +209,7 @@ pub fn up(ctx: &Ctx, a: &UpOptions) -> Result<UpResult> {
         let req = provision::Request {
             mirror: a.mirror.clone(),
             rootfs_from: a.rootfs_from.clone(),
-            authorized_key: lab_access
-                .as_ref()
-                .and_then(|acc| acc.student(r.name.as_str()))
-                .map(|st| st.key.line(&format!("lxcprov-{}", st.container))),
+            authorized_key: lab_access.as_ref().and_then(|acc| acc.student(r.name.as_str())).map(|st| st.key_line()),
             ..Default::default()
         };
         let bar = if tty {
@@ -347,6 +338,31 @@ fn plan_access(ctx: &Ctx, lab: &Name, a: &UpOptions, base: &Spec, names: &[Name]
         }
     }
     Ok(Some(acc))
+}
+
+/// Puts a student's SSH access into its spec: the lab network with its leases, the
+/// student's own lease, and the `ssh-server` packages. Returns the `authorized_keys` line;
+/// None when the spec is not a student of that lab.
+pub fn apply_access(r: &mut Spec, acc: &access::LabAccess) -> Option<String> {
+    let st = acc.student(r.name.as_str())?;
+    r.profile.network.name = acc.network.clone();
+    r.profile.network.lease = Some(st.lease());
+    r.profile.network.dhcp = Some(acc.dhcp());
+    if !r.profile.package_sets.iter().any(|p| p == "ssh-server") {
+        r.profile.package_sets.push("ssh-server".into());
+    }
+    Some(st.key_line())
+}
+
+/// The SSH access of the lab `name` is a student of, if any (for `rebuild`, so a rebuilt
+/// student keeps its address, sshd and key).
+pub fn access_of_member(ctx: &Ctx, name: &Name) -> Option<access::LabAccess> {
+    let dir = std::fs::read_dir(ctx.paths.state.join("labs")).ok()?;
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".json")).map(str::to_string))
+        .filter_map(|n| load(ctx, &n).ok())
+        .filter_map(|r| r.access)
+        .find(|a| a.student(name.as_str()).is_some())
 }
 
 /// Every other lab's record.

@@ -33,8 +33,11 @@ pub fn run(
             release: Some(meta.release.clone()),
             security: Some(meta.security.parse().map_err(|e: String| anyhow::anyhow!(e))?),
         };
-        let s = super::resolve_opts(ctx, name.as_str(), &opts)?;
-        let req = Request { mirror, force: true, rootfs_from, ..Default::default() };
+        let mut s = super::resolve_opts(ctx, name.as_str(), &opts)?;
+        // A lab's student keeps its address, sshd and key.
+        let authorized_key =
+            lxcprov::lab::access_of_member(ctx, &name).and_then(|acc| lxcprov::lab::apply_access(&mut s, &acc));
+        let req = Request { mirror, force: true, rootfs_from, authorized_key, ..Default::default() };
         let plan = provision::plan(ctx, &s, &req)?;
         for w in &plan.warnings {
             ctx.ui.warn(w);
