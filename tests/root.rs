@@ -1083,6 +1083,49 @@ fn the_guests_own_rpm_reads_exactly_what_was_installed_or_the_tree_is_refused() 
     let rec: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.path().join("state/containers/it-el7.json")).unwrap()).unwrap();
     assert_eq!(rec["packages"], 3);
+    // An RPM guest that boots: the same signed repository plus a busybox userland, made by
+    // dnf into a tree that runs as a user-namespaced container, where its own rpm lists
+    // exactly what was installed.
+    let boot_name = "lxcprov-it-rpmboot";
+    clean(&[boot_name], &["lxcprov-it-bbnet"]);
+    let _c = Cleanup(vec![boot_name], vec!["lxcprov-it-bbnet"]);
+    let pb = write_profile(
+        d.path(),
+        "rpmdb-boot",
+        &format!(
+            "description: rpm guest that boots\ndistro: centos-stream9\nrelease: '9'\nbase_packages: [lxcprov-base, lxcprov-rpm, lxcprov-busybox]\npackages: [lxcprov-hello]\nrepos:\n  - id: t\n    url: file://{}/native\n    gpgkeys: ['file://{}']\nmemory_mib: 64\nnetwork: {{mode: isolated, name: lxcprov-it-bbnet}}\nsecurity:\n  model: none\n  label: none\n  capabilities: {{policy: default, set: {{sys_admin: off, net_raw: off}}}}\n  idmap:\n    uid: {{start: 0, target: 200000, count: 65536}}\n    gid: {{start: 0, target: 200000, count: 65536}}\n",
+            repo.display(),
+            key.display()
+        ),
+    );
+    let pba = pb.to_str().unwrap();
+    let o = lx(
+        d.path(),
+        &[
+            "--json",
+            "--profile-file",
+            pba,
+            "create",
+            boot_name,
+            "--profile",
+            "rpmdb-boot",
+            "--root-password-file",
+            pw.to_str().unwrap(),
+        ],
+    );
+    let c = checks(&o);
+    for id in ["pidns", "userns", "trust", "seccomp"] {
+        assert_eq!(status_of(&c, id), "pass", "{id}: {c:?}");
+    }
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let o = lx(d.path(), &["exec", boot_name, "--", "/usr/bin/rpm", "-qa", "--qf", "%{NAME}\\n"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut inside: Vec<String> = stdout(&o).lines().filter(|l| *l != "gpg-pubkey").map(str::to_string).collect();
+    inside.sort();
+    assert_eq!(inside, ["lxcprov-base", "lxcprov-busybox", "lxcprov-hello", "lxcprov-rpm"]);
+    let o = lx(d.path(), &["exec", boot_name, "--", "/bin/cat", "/proc/1/uid_map"]);
+    assert!(stdout(&o).split_whitespace().collect::<Vec<_>>() == ["0", "200000", "65536"], "{}", stdout(&o));
+    assert!(lx(d.path(), &["destroy", boot_name, "--purge", "--yes"]).status.success());
     // A guest whose rpm looks elsewhere (the EL-vs-Fedora path mix-up) is refused before the rename.
     let pw_ = profile("rpmdb-wrong", "centos-stream9", "9", "wrongdb");
     let o = boot("it-wrong", &pw_, "rpmdb-wrong");
