@@ -56,6 +56,8 @@ QEMU="$QEMU_DIR/root/usr/bin/qemu-system-x86_64"
 #  - policycoreutils-python-utils: audit2allow (test --permissive)
 #  - apparmor, apparmor-utils: the --apparmor boot
 #  - jq: the in-guest suite reads lxcprov's JSON Lines with a JSON parser
+#  - ebtables, iptables: libvirt's nwfilter driver instantiates clean-traffic with them
+#    (the web container)
 img_PACKAGES=(
     systemd-sysv libpam-systemd udev kmod procps iproute2 linux-image-amd64 initramfs-tools
     dbus e2fsprogs zstd make
@@ -63,6 +65,7 @@ img_PACKAGES=(
     policycoreutils policycoreutils-python-utils auditd
     libvirt-daemon-system libvirt-daemon-driver-lxc libvirt-clients
     apparmor apparmor-utils busybox-static jq
+    ebtables iptables
 )
 img_SUITE=bookworm
 img_SIZE=3G
@@ -338,12 +341,37 @@ lxcprov_bin() {
     printf '%s\n' "$REPO/target/release/lxcprov"
 }
 
-# The second disk: lxcprov, a busybox rootfs tarball, the suite, the profiles, the mode.
+# The `web` profile's Debian 12 base, bootstrapped on this host by lxcprov itself
+# (debootstrap from the mirror, signatures checked, pinned keys; cached in $CACHE/web after
+# the first time), as a base-cache directory the guest's lxcprov uses with --cache-dir:
+# the guest has no network, so the tree is carried in, as it would be to an offline host.
+web_base() { # LXCPROV DEST
+    local bin="$1" dest="$2" w="$CACHE/web" t
+    t="$(now)"
+    mkdir -p -- "$w"
+    printf 'lab-web-password\n' >"$w/password"
+    chmod 0600 -- "$w/password"
+    LXCPROV_CACHE_DIR="$w/cache" LXCPROV_POOL_DIR="$w/pool" LXCPROV_STATE_DIR="$w/state" \
+        "$bin" bootstrap lab-web --profile web --force --root-password-file "$w/password" >"$w/bootstrap.log" 2>&1 \
+        || { tail -n 20 "$w/bootstrap.log" >&2; die "bootstrapping the web base failed (log: $w/bootstrap.log)"; }
+    rm -rf -- "$w/pool/lab-web"
+    mkdir -p -- "$dest"
+    cp -a -- "$w/cache/rootfs" "$dest/"
+    rm -f -- "$dest"/rootfs/*.lock
+    say "web base ($(du -sh "$dest/rootfs" | cut -f1)) ready in $(elapsed "$t")s"
+}
+
+# The second disk: lxcprov, a busybox rootfs tarball, the web base (SELinux modes), the
+# suite, the profiles, the mode.
 make_lab_disk() { # RUN MODE
-    local run="$1" mode="$2" d="$1/lab" bin
+    local run="$1" mode="$2" d="$1/lab" bin size=512M
     bin="$(lxcprov_bin)"
     rm -rf -- "$d"
     mkdir -p -- "$d/out" "$d/bb"
+    if [[ "$mode" != apparmor ]]; then
+        web_base "$bin" "$d/cache"
+        size=1536M
+    fi
     cp -- "$bin" "$d/lxcprov"
     [[ -x "$(dirname -- "$bin")/lxcprov-init" ]] || die "no lxcprov-init next to $bin: run scripts/build-shim.sh"
     cp -- "$(dirname -- "$bin")/lxcprov-init" "$d/lxcprov-init"
@@ -356,7 +384,7 @@ make_lab_disk() { # RUN MODE
     (cd "$REPO" && git rev-parse --short HEAD 2>/dev/null && git status --porcelain -- src Cargo.toml 2>/dev/null | head -5) \
         >"$d/lxcprov.rev" || true
     sha256sum "$d/lxcprov" | cut -c1-16 >>"$d/lxcprov.rev"
-    mkfs.ext4 -q -F -L lxcprov-lab-io -d "$d" "$run/lab.img" 512M
+    mkfs.ext4 -q -F -L lxcprov-lab-io -d "$d" "$run/lab.img" "$size"
     rm -rf -- "$d"
 }
 

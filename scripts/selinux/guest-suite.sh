@@ -11,7 +11,9 @@
 # The guest's lxcprov-lab.service runs it as unconfined_t (runcon). It starts libvirtd,
 # creates two busybox containers c1 and c2 with lxcprov from the lab profile, verifies
 # them, checks their labels, restarts c1, destroys both with --purge and checks nothing is
-# left. Every lxcprov JSON Lines report is kept in out/ (create-*.jsonl, verify-*.jsonl, ...).
+# left; then (SELinux modes) a Debian 12 systemd container with the `web` profile from the
+# host-bootstrapped base on the lab disk, which must pass every check. Every lxcprov JSON
+# Lines report is kept in out/ (create-*.jsonl, verify-*.jsonl, ...).
 # out/report.txt has one line per result: PASS|FAIL ID: detail, INFO lines, then END.
 set -u
 
@@ -21,7 +23,8 @@ checks_for() { # MODE
             echo guest.lsm guest.context libvirtd.start libvirt.secmodel \
                 create.c1 create.c2 verify.c1 verify.c2 label.c1 label.c2 label.distinct \
                 probe.c1 restart.c1 label.changed verify.c1.restart restart.c1.files destroy.c1 destroy.c2 \
-                lab.up lab.static lab.verify lab.audit lab.down cleanup audit.denials
+                lab.up lab.static lab.verify lab.audit lab.down \
+                web.create web.systemd web.verify web.label destroy.web1 cleanup audit.denials
             ;;
         apparmor)
             echo guest.lsm guest.context libvirtd.start libvirt.secmodel \
@@ -315,6 +318,61 @@ step_lab() {
     check lab.down $? "lxcprov lab down exit $RC in ${DUR}s; left: ${left:-nothing}"
 }
 
+# The realistic host for real: a Debian 12 systemd container with the built-in `web`
+# profile (user namespace 0->200000, dynamic sVirt label, clean-traffic, the default
+# seccomp filter, cgroup v2 limits), from the base the host bootstrapped with lxcprov
+# (LABDIR/cache, signatures checked there). Every verify check must PASS, save the other
+# MAC's (apparmor.label=skip) and, in permissive mode, selinux.host.
+web_expected() {
+    echo apparmor.label=skip
+    [[ "$MODE" != permissive ]] || echo selinux.host=fail
+}
+web_only_expected() { # "id=status ..."
+    local x exp
+    exp=" $(web_expected | xargs) "
+    for x in $1; do
+        [[ "$exp" == *" $x "* ]] || return 1
+    done
+    return 0
+}
+step_web() {
+    local bad pid st failed t uid
+    if [[ ! -d "$LAB/cache/rootfs" ]]; then
+        fail web.create "no web base on the lab disk ($LAB/cache/rootfs)"
+        return 1
+    fi
+    lx create-web create web1 --profile web --cache-dir "$LAB/cache"
+    bad="$(verify_nonpass create-web)"
+    [[ $RC -le 1 && "$(virsh_ domstate web1 2>/dev/null)" == running ]] && web_only_expected "$bad"
+    check web.create $? "exit $RC in ${DUR}s: $(verify_summary create-web)${bad:+; not passed: $bad}$([[ $RC -gt 1 ]] && printf ': %s' "$(lx_error create-web)")"
+    cp /var/log/libvirt/lxc/web1.log "$OUT/libvirt-lxc-web1.log" 2>/dev/null
+    pid="$(init_pid web1)"
+    if [[ -z "$pid" ]]; then
+        fail web.systemd "web1 has no init pid"
+    else
+        # Asked from inside, with `lxcprov exec` (the container's namespaces, label, cgroup
+        # and seccomp filter): systemd refuses a connection from a process at another MCS
+        # level (an unconfined nsenter would be at s0-s0:c0.c1023), as it should.
+        t=$(date +%s.%N)
+        st="$(timeout 120 "$LXCPROV" exec web1 -- systemctl is-system-running --wait 2>"$OUT/web1-exec.err")"
+        failed="$(timeout 30 "$LXCPROV" exec web1 -- systemctl list-units --failed --no-legend --plain 2>>"$OUT/web1-exec.err" | awk '{print $1}' | xargs)"
+        timeout 30 "$LXCPROV" exec web1 -- systemctl status --no-pager >"$OUT/web1-systemctl-status.txt" 2>&1
+        local me
+        me="$(timeout 30 "$LXCPROV" exec web1 -- cat /proc/self/attr/current 2>/dev/null | tr -d '\0')"
+        uid="$(tr -s ' ' <"/proc/$pid/uid_map" 2>/dev/null | xargs)"
+        [[ "$st" == running && -z "$failed" ]]
+        check web.systemd $? "systemd in web1 (host pid $pid, $(tr -d '\0' <"/proc/$pid/attr/current" 2>/dev/null), uid_map $uid): $st after $(since "$t")s (asked by lxcprov exec as ${me:-?}); failed units: ${failed:-none}; cgroup $(cut -d: -f3 "/proc/$pid/cgroup" 2>/dev/null | head -n 1)"
+    fi
+    lx verify-web verify web1
+    bad="$(verify_nonpass verify-web)"
+    [[ $RC -le 1 ]] && [[ -n "$(verify_summary verify-web)" ]] && web_only_expected "$bad"
+    check web.verify $? "lxcprov verify exit $RC: $(verify_summary verify-web)${bad:+; not passed: $bad}; userns: $(check_field verify-web userns summary); cgroup: $(check_field verify-web cgroup summary); seccomp: $(check_field verify-web seccomp summary); net: $(check_field verify-web net.vnet summary)"
+    label_probe web1 web1
+    check web.label "$PROBE_OK" "$PROBE_DETAIL"
+    virsh_ dumpxml web1 >"$OUT/live-web1.xml" 2>&1
+    step_destroy web1
+}
+
 declare -A LABEL=()
 # Reads NAME's labels from /proc, the live XML and `lxcprov list`; sets LABEL[NAME],
 # PROBE_OK (0 when they agree and have the expected form) and PROBE_DETAIL.
@@ -505,6 +563,7 @@ if step_libvirtd; then
     step_destroy c1
     step_destroy c2
     [[ "$MODE" == apparmor ]] || step_lab
+    [[ "$MODE" == apparmor ]] || step_web
     step_cleanup
 fi
 journalctl -b --no-pager >"$OUT/journal.txt" 2>&1

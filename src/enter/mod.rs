@@ -414,8 +414,16 @@ pub fn run(t: &Target, req: &Request) -> Result<Outcome> {
         cmd.env("TERM", term);
     }
     cmd.envs(req.env.iter().map(|(k, v)| (k, v)));
+    // Under SELinux the command, in the container's type and categories, may not use the
+    // caller's pipes and files: its stdio are socket pairs made with its own label, relayed.
+    let selinux_label = t.label.as_ref().map(|(_, v)| v.as_str()).filter(|v| !v.starts_with("exec "));
+    let mut relay = None;
     if let Some(pty) = &pty {
         cmd.stdin(pty.slave()?).stdout(pty.slave()?).stderr(pty.slave()?);
+    } else if let Some(label) = selinux_label {
+        let r = Relay::new(label)?;
+        cmd.stdin(r.child[0].try_clone()?).stdout(r.child[1].try_clone()?).stderr(r.child[2].try_clone()?);
+        relay = Some(r);
     } else if req.capture {
         cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     }
@@ -443,11 +451,18 @@ pub fn run(t: &Target, req: &Request) -> Result<Outcome> {
         }
         Err(e) => return Err(e).with_context(|| format!("running {program} in {}", t.name)),
     };
+    // The command keeps its copies of the stdio descriptors: ours must go, or a relayed
+    // output never ends.
+    drop(cmd);
     let (status, stdout, stderr) = match pty {
         Some(pty) => {
             let mut child = child;
             let status = pty.relay(&mut child)?;
             (status, vec![], vec![])
+        }
+        None if relay.is_some() => {
+            let mut child = child;
+            relay.take().unwrap().run(&mut child, req.capture)?
         }
         None => {
             let o = child.wait_with_output().context("waiting for the command")?;
@@ -462,6 +477,95 @@ pub fn run(t: &Target, req: &Request) -> Result<Outcome> {
         stdout,
         stderr,
     })
+}
+
+/// The command's stdin, stdout and stderr as socket pairs created with the container's
+/// SELinux label (`/proc/thread-self/attr/sockcreate`), so the command may use them; lxcprov
+/// copies between them and its own stdio (or captures the output).
+struct Relay {
+    /// The command's ends: stdin, stdout, stderr.
+    child: [OwnedFd; 3],
+    /// lxcprov's ends.
+    ours: [OwnedFd; 3],
+}
+
+impl Relay {
+    fn new(label: &str) -> Result<Relay> {
+        let attr = "/proc/thread-self/attr/sockcreate";
+        std::fs::write(attr, label).with_context(|| format!("labelling the command's stdio sockets {label}"))?;
+        let r = Relay::sockets();
+        // Back to the default for every later socket of this thread, whatever happened.
+        let reset = std::fs::write(attr, b"");
+        let r = r?;
+        reset.context("resetting the socket label")?;
+        Ok(r)
+    }
+
+    fn sockets() -> Result<Relay> {
+        let pairs: std::io::Result<Vec<(OwnedFd, OwnedFd)>> = (0..3).map(|_| socketpair()).collect();
+        let mut it = pairs.context("creating the command's stdio sockets")?.into_iter();
+        let (a, b) = (it.next().unwrap(), it.next().unwrap());
+        let c = it.next().unwrap();
+        Ok(Relay { child: [a.0, b.0, c.0], ours: [a.1, b.1, c.1] })
+    }
+
+    /// Relays until the command ends and its output is drained.
+    fn run(
+        self,
+        child: &mut std::process::Child,
+        capture: bool,
+    ) -> Result<(std::process::ExitStatus, Vec<u8>, Vec<u8>)> {
+        use std::io::{Read, Write};
+        let Relay { child: theirs, ours: [stdin, stdout, stderr] } = self;
+        // Ours only: with the command's ends open here, the outputs would never end.
+        drop(theirs);
+        // The caller's stdin goes in until it ends, as an inherited stdin would (a detached
+        // thread: an open terminal or a stdin nobody closes must not keep lxcprov waiting
+        // once the command is done).
+        std::thread::spawn(move || {
+            let mut sock = std::fs::File::from(stdin);
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut sock);
+            // SAFETY: shutdown on an open socket.
+            unsafe { libc::shutdown(sock.as_raw_fd(), libc::SHUT_WR) };
+        });
+        let pump = |fd: OwnedFd, to_stderr: bool| {
+            std::thread::spawn(move || -> Vec<u8> {
+                let mut src = std::fs::File::from(fd);
+                let mut kept = vec![];
+                let mut buf = [0u8; 16 << 10];
+                loop {
+                    let n = match src.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if capture {
+                        kept.extend_from_slice(&buf[..n]);
+                    } else if to_stderr {
+                        let _ = std::io::stderr().write_all(&buf[..n]);
+                    } else if std::io::stdout().write_all(&buf[..n]).and_then(|_| std::io::stdout().flush()).is_err() {
+                        break;
+                    }
+                }
+                kept
+            })
+        };
+        let (out, err) = (pump(stdout, false), pump(stderr, true));
+        let status = child.wait().context("waiting for the command")?;
+        let out = out.join().unwrap_or_default();
+        let err = err.join().unwrap_or_default();
+        Ok((status, out, err))
+    }
+}
+
+fn socketpair() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: socketpair fills two descriptors we then own.
+    if unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 #[cfg(test)]
@@ -499,6 +603,20 @@ mod tests {
         let v2 = "30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n";
         let got = cgroup_procs("0::/machine.slice/machine-lxc\\x2d1\\x2dc1.scope\n", v2);
         assert_eq!(got, [PathBuf::from("/sys/fs/cgroup/machine.slice/machine-lxc\\x2d1\\x2dc1.scope/cgroup.procs")]);
+    }
+
+    #[test]
+    fn the_socket_relay_carries_output_and_status() {
+        let r = Relay::sockets().unwrap();
+        let mut cmd = std::process::Command::new("/bin/sh");
+        cmd.args(["-c", "echo out; echo err >&2; exit 3"]);
+        cmd.stdin(r.child[0].try_clone().unwrap()).stdout(r.child[1].try_clone().unwrap());
+        cmd.stderr(r.child[2].try_clone().unwrap());
+        let mut child = cmd.spawn().unwrap();
+        drop(cmd);
+        let (status, out, err) = r.run(&mut child, true).unwrap();
+        assert_eq!(status.code(), Some(3));
+        assert_eq!((out.as_slice(), err.as_slice()), (&b"out\n"[..], &b"err\n"[..]));
     }
 
     #[test]
