@@ -52,6 +52,8 @@ pub struct Request {
     pub force: bool,
     pub rootfs_from: Option<PathBuf>,
     pub no_base_cache: bool,
+    /// How the tree is stored, when not the context's (`bootstrap`, a tree without a domain, always copies).
+    pub storage: Option<crate::storage::Choice>,
 }
 
 /// The bootstrap plan for a spec with the installer this host has.
@@ -63,6 +65,7 @@ pub fn plan(ctx: &Context, spec: &Spec, req: &Request) -> Result<Plan> {
         import: req.rootfs_from.clone(),
         keep_base: !req.no_base_cache,
         password_note: req.password.describe(),
+        storage: req.storage.unwrap_or(ctx.storage),
     };
     let mut plan =
         bootstrap::plan(&ctx.paths, &spec.name, &spec.profile_name, &spec.profile, &spec.distro, tool, &opts)?;

@@ -125,7 +125,24 @@ pub fn start_domain(env: &Env, name: &str) -> Result<()> {
             );
         }
     }
+    ensure_overlay(env, name, &d)?;
     Ok(env.hv.start_domain(name)?)
+}
+
+/// An overlay container's root is mounted before libvirt starts it. The libvirt hook does
+/// the same at `prepare` (for `virsh start` and autostart); doing it here too keeps
+/// `lxcprov start` working on a host where the hook is missing.
+pub fn ensure_overlay(env: &Env, name: &str, d: &facts::DomainXml) -> Result<()> {
+    let Ok(n) = crate::name::Name::parse(name) else { return Ok(()) };
+    if d.rootfs.as_deref() != Some(env.paths.rootfs(&n).as_path()) {
+        return Ok(());
+    }
+    if let Some(o) = crate::storage::existing(&env.paths.pool, name)? {
+        if crate::storage::ensure_mounted(env.runner, &o)? {
+            env.ui.info(&format!("mounted {}'s overlay at {}", name, o.target.display()));
+        }
+    }
+    Ok(())
 }
 
 pub fn start(env: &Env, name: &str) -> Result<u32> {
