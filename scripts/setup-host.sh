@@ -40,6 +40,7 @@ case "$mode" in
         host_ensure_packages
         host_ensure_rust >/dev/null
         host_ensure_users
+        host_ensure_lxc_hook
         host_ensure_libvirtd
         host_ensure_nwfilters
         ;;
@@ -49,6 +50,7 @@ case "$mode" in
         ;;
     no-packages)
         host_ensure_users
+        host_ensure_lxc_hook
         host_ensure_libvirtd
         host_ensure_nwfilters
         ;;

@@ -291,7 +291,7 @@ impl fmt::Display for Action {
             ),
             Action::MountOverlay(o) => writeln!(
                 f,
-                "   run    {}  (in the host's mount namespace; the libvirt hook does the same at every start)",
+                "   run    {}  (the libvirt hook mounts it so at every start, and unmounts it at the end)",
                 crate::storage::mount_cmd(o).display()
             ),
             Action::ShiftLayer(o) => {

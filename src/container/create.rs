@@ -305,6 +305,7 @@ fn undo(env: &Env, name: &Name, made: Vec<Made>, e: anyhow::Error) -> anyhow::Er
                 let r = crate::storage::remove(env.runner, o).map(|_| format!("layer {}", o.layer.display()));
                 let _ = std::fs::remove_file(env.paths.record(name));
                 let _ = crate::storage::remove_unused_base(&env.paths.pool, &o.base_id);
+                crate::storage::tidy(&env.paths.pool);
                 r
             }
             Made::Rootfs(p) if domain_may_exist => {

@@ -113,6 +113,7 @@ fn purge_tree(env: &Env, name: &Name, purge: bool, rootfs: &std::path::Path, don
             // when no other container uses it.
             done.extend(crate::storage::remove(env.runner, &o)?);
             done.extend(crate::storage::remove_unused_base(&env.paths.pool, &o.base_id)?);
+            crate::storage::tidy(&env.paths.pool);
         } else if rootfs.exists() {
             crate::fsutil::remove_tree(rootfs)?;
             done.push(format!("deleted {}", rootfs.display()));

@@ -93,8 +93,21 @@ pub fn install(path: &Path, bin: &Path) -> Result<bool> {
     }
     let dir = path.parent().context("hook path")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    crate::fsutil::write_atomic(path, script(bin).as_bytes(), 0o755)?;
-    Ok(before == Status::Missing)
+    if before == Status::Missing {
+        crate::fsutil::write_atomic(path, script(bin).as_bytes(), 0o755)?;
+        return Ok(true);
+    }
+    // Rewritten in place: the same file (and creation time) libvirtd found when it started.
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    f.write_all(script(bin).as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(false)
 }
 
 /// What the hook does for one call.

@@ -9,11 +9,14 @@
 //! - `POOL/.lxcprov/layers/NAME/{upper,work}`: the container's own writes, and `base`, the
 //!   id of the base it sits on (so the hook needs nothing but the domain XML).
 //! - `POOL/NAME`: the mount point of `overlay lowerdir=BASE,upperdir=upper,workdir=work`.
+//!
+//! No tree is shared writable: the base is only ever a lower layer, and a container's
+//! files are its layer's. Unmount before deleting anything under `POOL/NAME`.
 
 pub mod hook;
 mod mount;
 
-pub use mount::{ensure_mounted, is_mounted, mount_cmd, unmount};
+pub use mount::{ensure_mounted, is_mounted, mount_cmd, peers_with, unmount};
 
 use crate::profile::Idmap;
 use anyhow::{bail, Context, Result};
@@ -149,6 +152,13 @@ pub fn overlay_impossible(pool: &Path) -> Option<String> {
         if !p.pop() {
             break;
         }
+    }
+    let pid = std::fs::read_to_string("/run/libvirtd.pid").ok().and_then(|s| s.trim().parse::<u32>().ok());
+    if let Some(false) = pid.and_then(|pid| peers_with(pid, &p)) {
+        return Some(format!(
+            "libvirtd runs in a mount namespace that does not share mounts under {} with this one, so an overlay mounted at a start would not be the one lxcprov sees (scripts/setup-host.sh starts it so that it does)",
+            p.display()
+        ));
     }
     match fs_type(&p) {
         Some(t) if UPPER_OK.iter().any(|(m, _)| *m == t) => None,
@@ -342,6 +352,14 @@ pub fn remove_unused_base(pool: &Path, id: &str) -> Result<Option<String>> {
     crate::fsutil::remove_tree(&base)?;
     let _ = std::fs::remove_file(base_lock(&base));
     Ok(Some(format!("deleted the shared base {} (no container uses it)", base.display())))
+}
+
+/// Removes `POOL/.lxcprov` and its two directories when they are empty (the last
+/// container of the pool is gone).
+pub fn tidy(pool: &Path) {
+    for d in [bases_dir(pool), layers_dir(pool), private_dir(pool)] {
+        let _ = std::fs::remove_dir(d); // only succeeds when empty
+    }
 }
 
 /// Shifts what guest configuration wrote into the layer (host root's files, ids below the

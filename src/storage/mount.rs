@@ -1,38 +1,50 @@
-//! Mounting and unmounting a container's overlay in the host's mount namespace (PID 1's),
-//! so that it propagates into every namespace that is its slave, libvirtd's included.
-//! lxcprov's own commands run there already; libvirt runs the hook in libvirtd's
-//! namespace, which may be a private one (this project's CI starts libvirtd in its own
-//! slave namespace): then the command runs through `nsenter --mount=/proc/1/ns/mnt`.
+//! Mounting and unmounting a container's overlay, in the mount namespace the caller is in.
+//! lxcprov's commands run in the host's; libvirt runs the hook in libvirtd's. The two must
+//! see each other's mounts under the pool: on systemd hosts libvirtd shares the host's
+//! namespace; where it has its own (this project's CI: scripts/lib/host.sh), that namespace
+//! keeps the host's peer groups, so mounts and unmounts travel both ways. [`peers_with`]
+//! checks it, and overlay storage is not chosen where it does not hold.
 
 use super::Overlay;
 use crate::exec::{Cmd, Runner};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 
-const HOST_NS: &str = "/proc/1/ns/mnt";
-
-/// Is this process in another mount namespace than PID 1?
-fn in_other_namespace() -> bool {
-    match (std::fs::read_link(HOST_NS), std::fs::read_link("/proc/self/ns/mnt")) {
-        (Ok(a), Ok(b)) => a != b,
-        _ => false,
-    }
+fn cmd(argv: Vec<String>) -> Cmd {
+    let mut it = argv.into_iter();
+    Cmd::new(it.next().unwrap_or_default()).args(it)
 }
 
-/// `argv` run in the host's mount namespace.
-fn in_host_ns(argv: Vec<String>) -> Cmd {
-    if in_other_namespace() {
-        Cmd::new("nsenter").arg(format!("--mount={HOST_NS}")).arg("--").args(argv)
-    } else {
-        let mut it = argv.into_iter();
-        Cmd::new(it.next().unwrap_or_default()).args(it)
+/// Does the process `pid` (libvirtd) see the mounts made at `dir` here, and we its? True
+/// when it shares our mount namespace, or when the mount holding `dir` is in the same
+/// shared peer group in both. `None` when it cannot be told.
+pub fn peers_with(pid: u32, dir: &Path) -> Option<bool> {
+    let ours = std::fs::read_link("/proc/self/ns/mnt").ok()?;
+    if std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok().as_ref() == Some(&ours) {
+        return Some(true);
     }
+    let mine = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let theirs = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).ok()?;
+    let a = peer_group(&mine, dir);
+    Some(a.is_some() && a == peer_group(&theirs, dir))
+}
+
+/// The `shared:N` group of the mount that holds `dir` (the longest mount point above it).
+fn peer_group(info: &str, dir: &Path) -> Option<String> {
+    info.lines()
+        .filter_map(|l| {
+            let point = unescape(l.split(' ').nth(4)?);
+            let opt = l.split(" - ").next()?.split(' ').skip(6).find(|f| f.starts_with("shared:")).map(str::to_string);
+            dir.starts_with(&point).then_some((point.len(), opt))
+        })
+        .max_by_key(|(n, _)| *n)
+        .and_then(|(_, o)| o)
 }
 
 /// The mount command for `o` (argv as data; the paths were checked for `,` `:` `\`).
 pub fn mount_cmd(o: &Overlay) -> Cmd {
     let opts = format!("lowerdir={},upperdir={},workdir={}", o.base.display(), o.upper().display(), o.work().display());
-    in_host_ns(vec![
+    cmd(vec![
         "mount".into(),
         "-t".into(),
         "overlay".into(),
@@ -43,12 +55,9 @@ pub fn mount_cmd(o: &Overlay) -> Cmd {
     ])
 }
 
-/// Is an overlay mounted at `target` in the host's mount namespace?
+/// Is an overlay mounted at `target` (in this mount namespace)?
 pub fn is_mounted(target: &Path) -> bool {
-    let info = std::fs::read_to_string("/proc/1/mountinfo")
-        .or_else(|_| std::fs::read_to_string("/proc/self/mountinfo"))
-        .unwrap_or_default();
-    mounted_in(&info, target)
+    mounted_in(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(), target)
 }
 
 fn mounted_in(info: &str, target: &Path) -> bool {
@@ -105,12 +114,12 @@ pub fn ensure_mounted(runner: &dyn Runner, o: &Overlay) -> Result<bool> {
     Ok(true)
 }
 
-/// Unmounts the overlay at `target` in the host's namespace (lazily if it is busy).
+/// Unmounts the overlay at `target` (lazily if it is busy).
 pub fn unmount(runner: &dyn Runner, target: &Path) -> Result<()> {
     let t = target.display().to_string();
-    if runner.run(&in_host_ns(vec!["umount".into(), t.clone()]), &mut |_| {}).is_err() && is_mounted(target) {
+    if runner.run(&cmd(vec!["umount".into(), t.clone()]), &mut |_| {}).is_err() && is_mounted(target) {
         runner
-            .run(&in_host_ns(vec!["umount".into(), "--lazy".into(), t]), &mut |_| {})
+            .run(&cmd(vec!["umount".into(), "--lazy".into(), t]), &mut |_| {})
             .map_err(anyhow::Error::new)
             .with_context(|| format!("unmounting {}", target.display()))?;
     }
@@ -129,6 +138,9 @@ mod tests {
         assert!(mounted_in(info, Path::new("/var/lib/pool/web 1")));
         assert!(!mounted_in(info, Path::new("/var/lib/pool/b")), "not an overlay");
         assert!(!mounted_in(info, Path::new("/var/lib/pool")));
+        assert_eq!(peer_group(info, Path::new("/var/lib/pool/x")).as_deref(), Some("shared:1"));
+        assert_eq!(peer_group(info, Path::new("/var/lib/pool/web 1/etc")).as_deref(), Some("shared:5"));
+        assert_eq!(peer_group(info, Path::new("/var/lib/pool/b/etc")), None, "a private mount");
     }
 
     #[test]
