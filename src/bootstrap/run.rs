@@ -151,7 +151,12 @@ impl Executor<'_> {
                     ));
                 }
             }
-            Action::ConfigureGuest { root, .. } => self.plan.guest.apply(root, self.hash)?,
+            Action::ConfigureGuest { root, .. } => {
+                self.plan.guest.apply(root, self.hash)?;
+                if let Some(o) = &self.plan.overlay {
+                    crate::storage::save_root_hash(o, self.hash)?;
+                }
+            }
             Action::Rename { from, to } => swap_into_place(from, to)?,
             Action::PrepareBase(o) => crate::storage::prepare_base(self.runner, o, &|| {
                 self.progress.line("waiting for another lxcprov run preparing the same shared base")

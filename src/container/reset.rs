@@ -25,10 +25,11 @@ pub fn reset(env: &Env, name: &Name, guest: &GuestConfig) -> Result<Option<Repor
         );
     };
     o.idmap = rec.idmap;
-    // The password as it is now (the container's root may have changed it): read through
-    // the mounted overlay before the layer goes.
+    // The password lxcprov set (a lab's), else the one it has now, read through the
+    // mounted overlay before the layer goes.
     crate::storage::ensure_mounted(env.runner, &o)?;
-    let hash = crate::bootstrap::root_hash(&o.target)
+    let hash = crate::storage::saved_root_hash(&o)
+        .or_else(|| crate::bootstrap::root_hash(&o.target))
         .with_context(|| format!("{} has no root password hash to carry over", o.target.display()))?;
     let was_running = env.hv.domain_state(name.as_str())? == State::Running;
     if was_running {
@@ -41,6 +42,7 @@ pub fn reset(env: &Env, name: &Name, guest: &GuestConfig) -> Result<Option<Repor
     crate::storage::make_layer(&o)?;
     crate::storage::ensure_mounted(env.runner, &o)?;
     guest.apply(&o.target, &hash)?;
+    crate::storage::save_root_hash(&o, &hash)?;
     if let Some(m) = o.idmap {
         crate::storage::shift_layer(&o, m)?;
     }

@@ -270,6 +270,21 @@ pub fn make_layer(o: &Overlay) -> Result<()> {
     Ok(())
 }
 
+/// Keeps root's password hash as lxcprov set it (`POOL/.lxcprov/layers/NAME/root-hash`,
+/// 0600, inside the root-only `.lxcprov`), so `reset` restores that password (a lab's), not
+/// whatever the container's root set since. It lives beside the layer, not in the base.
+pub fn save_root_hash(o: &Overlay, hash: &str) -> Result<()> {
+    crate::fsutil::write_atomic(&o.layer.join("root-hash"), format!("{hash}\n").as_bytes(), 0o600)
+}
+
+/// The hash [`save_root_hash`] kept, if any.
+pub fn saved_root_hash(o: &Overlay) -> Option<String> {
+    let s =
+        crate::fsutil::read_regular_bounded_to_string(&o.layer.join("root-hash"), 4096, "the saved root hash").ok()?;
+    let h = s.trim();
+    h.starts_with('$').then(|| h.to_string())
+}
+
 /// Points an existing layer at another base (`rebuild`): its own files stay.
 pub fn set_layer_base(o: &Overlay) -> Result<()> {
     crate::fsutil::write_atomic(&o.layer.join("base"), format!("{}\n", o.base_id).as_bytes(), 0o600)
