@@ -216,6 +216,16 @@ pub enum LabAction {
         #[arg(long, value_name = "URL")]
         mirror: Option<String>,
     },
+    /// Back to the golden base: every student's (or student N's) writable layer replaced,
+    /// passwords, labels and maps kept (overlay storage)
+    Reset {
+        lab: String,
+        /// Only this student (1 is the first)
+        #[arg(long, value_name = "N")]
+        student: Option<u32>,
+        #[arg(short, long)]
+        yes: bool,
+    },
     /// Destroy the lab's containers (and with --purge their root filesystems)
     Down {
         lab: String,

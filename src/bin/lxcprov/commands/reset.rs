@@ -7,7 +7,6 @@ use lxcprov::container;
 use lxcprov::context::Context;
 use lxcprov::name::Name;
 use lxcprov::output::Out;
-use lxcprov::spec::ProfileOptions;
 
 pub fn run(ctx: &Context, out: &Out, name: &str, yes: bool) -> Result<Outcome> {
     let name = Name::parse(name)?;
@@ -18,7 +17,7 @@ pub fn run(ctx: &Context, out: &Out, name: &str, yes: bool) -> Result<Outcome> {
     let _lock = lxcprov::state::lock(&ctx.paths, &name)?;
     let report = container::with_real_env(ctx, &ctx.ui, |env| {
         container::require_domain(env, name.as_str())?;
-        let guest = guest_of(ctx, env, &name)?;
+        let guest = container::reset::guest_of(ctx, env, &name)?;
         container::reset(env, &name, &guest)
     })?;
     match report {
@@ -28,20 +27,4 @@ pub fn run(ctx: &Context, out: &Out, name: &str, yes: bool) -> Result<Outcome> {
             Ok(Outcome::Ok)
         }
     }
-}
-
-/// The guest configuration of an lxcprov container, from its domain's metadata.
-pub fn guest_of(ctx: &Context, env: &container::Env, name: &Name) -> Result<lxcprov::bootstrap::GuestConfig> {
-    let d = lxcprov::facts::parse_domain(&env.hv.domain_xml(name.as_str())?)?;
-    let Some(meta) = d.meta else {
-        bail!("{name} was not created by lxcprov (no lxcprov metadata): there is nothing to reset it to");
-    };
-    let opts = ProfileOptions {
-        profile: meta.profile.clone(),
-        distro: Some(meta.distro.clone()),
-        release: Some(meta.release.clone()),
-        security: Some(meta.security.parse().map_err(|e: String| anyhow::anyhow!(e))?),
-    };
-    let s = super::resolve_opts(ctx, name.as_str(), &opts)?;
-    Ok(lxcprov::bootstrap::guest_config(name, &s.profile, &s.distro))
 }
