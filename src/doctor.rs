@@ -187,17 +187,6 @@ pub fn checks(uri: &str) -> Vec<Item> {
     v
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    #[test]
-    fn reads_lxc_conf_values() {
-        let t = "#security_default_confined = 0\nsecurity_require_confined = 1\n";
-        assert_eq!(lxc_conf_value(t, "security_default_confined"), None);
-        assert_eq!(lxc_conf_value(t, "security_require_confined").as_deref(), Some("1"));
-    }
-}
-
 /// Storage: the libvirt hook that materialises overlay containers at every start, and the
 /// mode new containers get in `pool`, with why.
 pub fn storage_checks(pool: &std::path::Path, choice: crate::storage::Choice) -> Vec<Item> {
@@ -267,4 +256,15 @@ fn libvirtd_predates(hook: &std::path::Path) -> Option<bool> {
     let started = btime + ticks / hz;
     let born = std::fs::metadata(hook).ok()?.created().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
     Some(born > started)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn reads_lxc_conf_values() {
+        let t = "#security_default_confined = 0\nsecurity_require_confined = 1\n";
+        assert_eq!(lxc_conf_value(t, "security_default_confined"), None);
+        assert_eq!(lxc_conf_value(t, "security_require_confined").as_deref(), Some("1"));
+    }
 }

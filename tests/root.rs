@@ -8,6 +8,8 @@
 
 mod common;
 use common::*;
+#[path = "root/overlay.rs"]
+mod overlay;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -17,6 +17,9 @@ pub fn lxcprov(dir: &Path) -> Command {
         .env("LXCPROV_POOL_DIR", dir.join("pool"))
         .env("LXCPROV_CACHE_DIR", dir.join("cache"))
         .env("LXCPROV_STATE_DIR", dir.join("state"))
+        // The default (auto) follows the host (is the libvirt hook installed?): tests say
+        // which storage they test; the overlay tests pass --storage overlay.
+        .env("LXCPROV_STORAGE", "copy")
         .stdin(Stdio::null());
     c
 }
