@@ -958,6 +958,7 @@ fn the_deb_installs_with_apt_and_brings_man_pages_and_completions_and_the_rpm_li
         "/usr/share/zsh/site-functions/_lxcprov",
         "/usr/share/fish/vendor_completions.d/lxcprov.fish",
         "/usr/share/lxcprov/profiles/web.yaml",
+        "/usr/share/lxcprov/libvirt-hook-lxc",
     ] {
         assert!(files.lines().any(|l| l == f), "{f} missing from the rpm:\n{files}");
     }
@@ -999,6 +1000,12 @@ fn the_deb_installs_with_apt_and_brings_man_pages_and_completions_and_the_rpm_li
     assert!(Path::new("/usr/share/zsh/vendor-completions/_lxcprov").is_file());
     assert!(Path::new("/usr/share/fish/vendor_completions.d/lxcprov.fish").is_file());
     assert!(Path::new("/usr/share/lxcprov/profiles/paper.yaml").is_file());
+    // The libvirt hook runs the packaged lxcprov (unless the host has a hook of its own).
+    let hook = || std::fs::read_to_string("/etc/libvirt/hooks/lxc").unwrap_or_default();
+    let ours = hook().contains("# lxcprov libvirt LXC hook");
+    if ours {
+        assert!(hook().contains("exec /usr/bin/lxcprov hook lxc \"$@\""), "{}", hook());
+    }
 
     // Removing the package removes its files.
     let o = Command::new("apt-get")
@@ -1008,6 +1015,10 @@ fn the_deb_installs_with_apt_and_brings_man_pages_and_completions_and_the_rpm_li
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!Path::new("/usr/bin/lxcprov").exists() && !Path::new(comp).exists());
+    // ... except the hook, made dormant in place: libvirtd runs it at every start.
+    if ours {
+        assert!(hook().contains("exit 0") && !hook().contains("exec /usr/bin/lxcprov"), "{}", hook());
+    }
 }
 
 fn sbom_components(o: &Output) -> Vec<serde_json::Value> {

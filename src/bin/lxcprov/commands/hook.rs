@@ -19,7 +19,8 @@ pub fn run(ctx: &Context, action: HookAction) -> Result<Outcome> {
                 Some(b) => b,
                 None => std::env::current_exe().context("finding the running lxcprov")?,
             };
-            let bin = std::fs::canonicalize(&bin).with_context(|| format!("resolving {}", bin.display()))?;
+            // Resolved when it exists; a packager names the installed path before it exists.
+            let bin = std::fs::canonicalize(&bin).unwrap_or(bin);
             let new = hook::install(&path, &bin)?;
             ctx.ui.info(&format!("{} runs {} hook lxc", path.display(), bin.display()));
             if new {
