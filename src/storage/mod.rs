@@ -416,3 +416,59 @@ fn collect(dir: &Path, rel: &Path, count: u32, out: &mut Vec<PathBuf>) -> std::i
 pub fn layer_bytes(o: &Overlay) -> u64 {
     crate::fsutil::tree_bytes(&o.upper())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::IdRange;
+
+    #[test]
+    fn base_ids_name_the_cache_key_and_the_map_and_are_one_harmless_component() {
+        let m = Idmap {
+            uid: IdRange { start: 0, target: 200000, count: 65536 },
+            gid: IdRange { start: 0, target: 300000, count: 65536 },
+        };
+        let id = base_id("debian12-12-x86_64-aa74", Some(m));
+        assert_eq!(id, "debian12-12-x86_64-aa74@u200000-g300000-n65536");
+        assert_eq!(base_id("k", None), "k@host");
+        assert!(valid_base_id(&id));
+        for bad in ["", "..", "../x", "a/b", ".hidden", "a b", "a\nb", &"x".repeat(200)] {
+            assert!(!valid_base_id(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn copy_is_chosen_with_the_reason_and_an_impossible_overlay_is_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        let (m, why) = decide(Choice::Copy, d.path(), Ok(())).unwrap();
+        assert_eq!((m, why.contains("--storage copy")), (Mode::Copy, true));
+        let (m, why) = decide(Choice::Auto, d.path(), Err("imported trees are copied")).unwrap();
+        assert_eq!(m, Mode::Copy);
+        assert!(why.contains("imported"), "{why}");
+        assert!(decide(Choice::Overlay, d.path(), Err("imported trees are copied")).is_err());
+        let odd = d.path().join("a,b");
+        assert!(overlay_impossible(&odd).is_some());
+    }
+
+    #[test]
+    fn a_layer_is_only_read_back_from_root_owned_private_directories() {
+        let d = tempfile::tempdir().unwrap();
+        let pool = d.path().join("pool");
+        assert!(existing(&pool, "c1").unwrap().is_none(), "no layer: a copy-mode container");
+        std::fs::create_dir_all(layers_dir(&pool).join("c1")).unwrap();
+        std::fs::create_dir_all(bases_dir(&pool)).unwrap();
+        std::fs::write(layers_dir(&pool).join("c1/base"), "../../etc\n").unwrap();
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            for p in [private_dir(&pool), bases_dir(&pool), layers_dir(&pool)] {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700)).unwrap();
+            }
+            let e = existing(&pool, "c1").unwrap_err();
+            assert!(format!("{e:#}").contains("no valid base"), "{e:#}");
+            std::fs::write(layers_dir(&pool).join("c1/base"), "k@host\n").unwrap();
+            assert_eq!(existing(&pool, "c1").unwrap().unwrap().base, bases_dir(&pool).join("k@host"));
+        } else {
+            assert!(existing(&pool, "c1").is_err(), "not root's: refused");
+        }
+    }
+}
