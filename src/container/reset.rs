@@ -47,7 +47,7 @@ pub fn reset_onto(
     let was_running = env.hv.domain_state(name.as_str())? == State::Running;
     if was_running {
         // Its state is being thrown away: no graceful shutdown to wait for.
-        env.hv.destroy_domain(name.as_str())?;
+        super::run::force_off(env, name.as_str())?;
     }
     if crate::storage::is_mounted(&o.target) {
         crate::storage::unmount(env.runner, &o.target)?;

@@ -145,6 +145,41 @@ pub fn ensure_overlay(env: &Env, name: &str, d: &facts::DomainXml) -> Result<()>
     Ok(())
 }
 
+/// Forces a running container off, fast: SIGKILL to its init ends its PID namespace at once,
+/// and libvirt sees the container stop; libvirt's own destroy first sends SIGTERM and waits
+/// about 2 s for an init that ignores it (systemd does). libvirt's destroy still runs if the
+/// domain is up after that. Only on the real host (never a fixture's `/proc`), and only a
+/// PID that is a namespace's init.
+pub fn force_off(env: &Env, name: &str) -> Result<()> {
+    kill_init(env, name)?;
+    if env.hv.domain_state(name)? == State::Running {
+        env.hv.destroy_domain(name)?;
+    }
+    Ok(())
+}
+
+/// The first half of [`force_off`]: SIGKILL to the container's init, then a wait (at most
+/// 3 s) for libvirt to see it stop. The caller destroys it if it still runs.
+pub fn kill_init(env: &Env, name: &str) -> Result<()> {
+    let real = env.host.proc() == Path::new("/proc");
+    if let (true, Some(pid)) = (real, facts::init_pid(&env.run_dir, name)) {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let ns_init = status
+            .lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))
+            .is_some_and(|f| f.split_whitespace().count() > 1 && f.split_whitespace().last() == Some("1"));
+        if ns_init {
+            // SAFETY: kill has no memory preconditions; pid is this container's init.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(3) && env.hv.domain_state(name)? == State::Running {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn start(env: &Env, name: &str) -> Result<u32> {
     if !env.hv.domain_exists(name)? {
         bail!("no container named {name} on {}", env.hv.uri());
