@@ -161,6 +161,18 @@ pub fn force_off(env: &Env, name: &str) -> Result<()> {
 /// The first half of [`force_off`]: SIGKILL to the container's init, then a wait (at most
 /// 3 s) for libvirt to see it stop. The caller destroys it if it still runs.
 pub fn kill_init(env: &Env, name: &str) -> Result<()> {
+    if signal_init(env, name) {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(3) && env.hv.domain_state(name)? == State::Running {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Ok(())
+}
+
+/// SIGKILL to the container's init without waiting (`lab down` signals every student's
+/// first); true when it was sent.
+pub fn signal_init(env: &Env, name: &str) -> bool {
     let real = env.host.proc() == Path::new("/proc");
     if let (true, Some(pid)) = (real, facts::init_pid(&env.run_dir, name)) {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -170,14 +182,10 @@ pub fn kill_init(env: &Env, name: &str) -> Result<()> {
             .is_some_and(|f| f.split_whitespace().count() > 1 && f.split_whitespace().last() == Some("1"));
         if ns_init {
             // SAFETY: kill has no memory preconditions; pid is this container's init.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-            let t = Instant::now();
-            while t.elapsed() < Duration::from_secs(3) && env.hv.domain_state(name)? == State::Running {
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            return unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) } == 0;
         }
     }
-    Ok(())
+    false
 }
 
 pub fn start(env: &Env, name: &str) -> Result<u32> {

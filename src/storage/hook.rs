@@ -23,7 +23,7 @@ pub const MAX_XML: u64 = 1 << 20;
 pub fn script(bin: &Path) -> String {
     let b = crate::exec::quote(&bin.display().to_string());
     format!(
-        "#!/bin/sh\n{MARKER}\n# libvirt runs this for every LXC domain; lxcprov acts only on its own overlay containers\n# (mounts their root at prepare, unmounts it at release). Installed by `lxcprov hook install`.\n[ -x {b} ] || exit 0\nexec {b} hook lxc \"$@\"\n"
+        "#!/bin/sh\n{MARKER}\n# libvirt runs this for every LXC domain; lxcprov acts only on its own overlay containers\n# (mounts their root at prepare, unmounts it at release). Installed by `lxcprov hook install`.\n# Other operations: the XML is read and nothing is done, without starting lxcprov.\ncase \"$2\" in prepare|release) ;; *) while read -r _; do :; done; exit 0 ;; esac\n[ -x {b} ] || exit 0\nexec {b} hook lxc \"$@\"\n"
     )
 }
 
