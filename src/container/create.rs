@@ -344,6 +344,14 @@ fn create_steps(env: &Env, plan: &CreatePlan, password: &Secret, made: &mut Vec<
     let name = &plan.name;
     let rootfs = env.paths.rootfs(name);
     let record = Record::load(&env.paths.record(name))?;
+    if record.is_none() {
+        // A layer without a record is a killed overlay build (the record is written last),
+        // and no domain uses it (precheck): remove it and build again.
+        if let Some(o) = crate::storage::existing(&env.paths.pool, name.as_str())? {
+            env.ui.info(&format!("removing the unfinished layer {} of an interrupted run", o.layer.display()));
+            crate::storage::remove(env.runner, &o)?;
+        }
+    }
     let force = plan.bootstrap.force;
     let reuse = rootfs.exists()
         && !force

@@ -183,6 +183,11 @@ fn overlay_containers_come_back_after_virsh_destroy_and_start_keep_their_files_a
     assert_eq!(std::fs::read_to_string(a.join("etc/shadow")).unwrap(), hash, "the password changed");
     assert_eq!(std::fs::read_to_string(a.join("etc/hostname")).unwrap(), "lxcprov-ov-a\n");
     assert!(b.join("root/b.txt").exists());
+    // rebuild of an overlay container: a fresh layer on the profile's base, verified.
+    let o = lo(d.path(), &["--json", "--profile-file", pf, "rebuild", "lxcprov-ov-b"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(!b.join("root/b.txt").exists(), "rebuild kept the old layer");
+    assert!(mounted(&b));
     // 4. Copy mode beside it, from the same cache: a real tree, no mount.
     let o = lxcprov(d.path())
         .env("LIBVIRT_DEFAULT_URI", URI)
