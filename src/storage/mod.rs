@@ -336,6 +336,10 @@ pub fn remove(runner: &dyn crate::exec::Runner, o: &Overlay) -> Result<Vec<Strin
     match std::fs::remove_dir(&o.target) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => bail!(
+            "the mount point {} holds files although no overlay is mounted there (written while it was unmounted?); lxcprov does not delete them: move them away and run again",
+            o.target.display()
+        ),
         Err(e) => return Err(e).with_context(|| format!("removing the mount point {}", o.target.display())),
     }
     if o.layer.exists() {
