@@ -12,7 +12,8 @@
 #                      only the signature/digest check can catch it)
 #   OUTDIR/native/     signed lxcprov-base + lxcprov-hello + lxcprov-rpm: a real rpm
 #                      binary (the host's, with the libraries it links and its macros,
-#                      %_dbpath /var/lib/rpm), so the guest's own `rpm -qa` reads its database
+#                      %_dbpath /var/lib/rpm), so the guest's own `rpm -qa` reads its database;
+#                      + lxcprov-busybox (static busybox, an idle init): a tree that boots
 #   OUTDIR/wrongdb/    the same, but lxcprov-rpm's macros say %_dbpath
 #                      /usr/lib/sysimage/rpm: the guest's rpm cannot see what was installed
 # On success prints, on stdout, one KEY=PATH line each:
@@ -212,6 +213,28 @@ build_rpm_pkg() { # DBPATH OUTSUBDIR
 build_rpm_pkg /var/lib/rpm native
 build_rpm_pkg /usr/lib/sysimage/rpm wrongdb
 
+# lxcprov-busybox: a bootable userland (static busybox, its applets, an init that idles
+# until stopped, /etc/passwd and friends: scripts/lib/busybox-rootfs.sh's tree), so the
+# native repository installs a tree that boots as a container. busybox's own `rpm` applet
+# is left out: `rpm` in the guest is lxcprov-rpm's.
+BB_STAGE="$OUTDIR/rpmbuild/bbstage"
+"$(dirname -- "$SCRIPT_PATH")/lib/busybox-rootfs.sh" --hostname lxcprov-rpm-guest "$BB_STAGE" >/dev/null \
+    || die "busybox-rootfs.sh failed (busybox-static installed?)"
+rm -f -- "$BB_STAGE/bin/rpm" "$BB_STAGE/bin/rpm2cpio"
+{
+    printf '%s\n' '%define __os_install_post %{nil}' '%define debug_package %{nil}' '%define _build_id_links none' ''
+    printf 'Name: lxcprov-busybox\nVersion: 1.0\nRelease: 1\nSummary: busybox userland for lxcprov tests\nLicense: GPL-2.0-only\nAutoReqProv: no\n\n'
+    printf '%%description\nA static busybox with an idle init, for lxcprov container tests.\n\n%%prep\n\n%%build\n\n%%install\n'
+    printf 'mkdir -p "%%{buildroot}"\ncp -a "%s/." "%%{buildroot}/"\n' "$BB_STAGE"
+    printf '\n%%files\n'
+    (cd "$BB_STAGE" && find . -mindepth 1 -type d -printf '%%%%dir /%P\n' && find . -mindepth 1 ! -type d -printf '/%P\n')
+} >"$TOPDIR/SPECS/lxcprov-busybox.spec"
+rpmbuild -bb --nodeps --quiet --define "_topdir $TOPDIR" --define '_build_id_links none' \
+    "$TOPDIR/SPECS/lxcprov-busybox.spec" >/dev/null || die "rpmbuild of lxcprov-busybox failed"
+for d in native wrongdb; do
+    cp -- "$TOPDIR"/RPMS/*/lxcprov-busybox-1.0-1.*.rpm "$OUTDIR/$d/"
+done
+
 HELLO_RPM="lxcprov-hello-1.0-1.noarch.rpm"
 BASE_RPM="lxcprov-base-1.0-1.noarch.rpm"
 for f in "$HELLO_RPM" "$BASE_RPM"; do
@@ -238,7 +261,8 @@ for f in "$HELLO_RPM" "$BASE_RPM"; do
     cp -- "$OUTDIR/signed/$f" "$OUTDIR/wrongdb/$f"
 done
 GPG_TTY=/dev/null rpmsign --define "__gpg $GPG_BIN" --define "_gpg_name $KEY_EMAIL" --define "_gpg_path $GNUPGHOME" \
-    --addsign "$OUTDIR"/native/lxcprov-rpm-*.rpm "$OUTDIR"/wrongdb/lxcprov-rpm-*.rpm >/dev/null \
+    --addsign "$OUTDIR"/native/lxcprov-rpm-*.rpm "$OUTDIR"/wrongdb/lxcprov-rpm-*.rpm \
+    "$OUTDIR"/native/lxcprov-busybox-*.rpm "$OUTDIR"/wrongdb/lxcprov-busybox-*.rpm >/dev/null \
     || die "rpmsign of lxcprov-rpm failed"
 
 # ---- tamper: flip one byte in the middle of lxcprov-hello's payload ------------------

@@ -17,6 +17,8 @@ pub struct GuestFile {
     pub content: Option<String>,
     /// Append the line unless present, instead of replacing the file.
     pub append_line: bool,
+    /// Remove what matches `path` (`DIR/prefix*`) instead of writing.
+    pub remove: bool,
 }
 
 /// One thing a run does, with everything needed to do it (secrets excepted: the root
@@ -247,6 +249,10 @@ impl fmt::Display for Action {
             ),
             Action::ConfigureGuest { root, files, password } => {
                 for g in files {
+                    if g.remove {
+                        writeln!(f, "   remove {}{}  ({})", root.display(), g.path, g.why)?;
+                        continue;
+                    }
                     let verb = if g.append_line { "append" } else { "write " };
                     writeln!(f, "   {verb} {}{}  ({}, mode {:o})", root.display(), g.path, g.why, g.mode)?;
                 }

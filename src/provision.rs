@@ -54,6 +54,8 @@ pub struct Request {
     pub no_base_cache: bool,
     /// How the tree is stored, when not the context's (`bootstrap`, a tree without a domain, always copies).
     pub storage: Option<crate::storage::Choice>,
+    /// Root's one authorized SSH key (`lab up --ssh-keys`).
+    pub authorized_key: Option<String>,
 }
 
 /// The bootstrap plan for a spec with the installer this host has.
@@ -66,6 +68,7 @@ pub fn plan(ctx: &Context, spec: &Spec, req: &Request) -> Result<Plan> {
         keep_base: !req.no_base_cache,
         password_note: req.password.describe(),
         storage: req.storage.unwrap_or(ctx.storage),
+        authorized_key: req.authorized_key.clone(),
     };
     let mut plan =
         bootstrap::plan(&ctx.paths, &spec.name, &spec.profile_name, &spec.profile, &spec.distro, tool, &opts)?;

@@ -72,6 +72,9 @@ pub struct DomainSpec {
     /// The host-side device name, set only with a filter: libvirt 9.0's LXC driver fails
     /// with "filter binding has no port dev name" when it has to pick one itself.
     pub net_target: Option<String>,
+    /// A fixed MAC and the address the filter pins (labs with SSH access).
+    pub net_mac: Option<String>,
+    pub net_ip: Option<String>,
     pub console: bool,
     pub seclabel_type: &'static str,
     pub security_model: &'static str,
@@ -170,6 +173,8 @@ impl DomainSpec {
             net_name: p.network.name.clone(),
             net_filter: p.network.filter.clone(),
             net_target: p.network.filter.as_ref().map(|_| host_dev_name(name)),
+            net_mac: p.network.lease.as_ref().map(|l| l.mac.clone()),
+            net_ip: p.network.lease.as_ref().map(|l| l.ip.clone()),
             console: p.console.enabled,
             seclabel_type,
             security_model: sec.model.as_str(),
@@ -204,11 +209,17 @@ pub struct NetworkSpec {
     pub ns: &'static str,
     pub name: String,
     pub version: &'static str,
+    /// With it: an address on the host, fixed leases only, no DNS, isolated ports.
+    pub dhcp: Option<crate::profile::Dhcp>,
 }
 
 impl NetworkSpec {
     pub fn new(name: &str) -> NetworkSpec {
-        NetworkSpec { ns: NAMESPACE, name: name.to_string(), version: env!("CARGO_PKG_VERSION") }
+        NetworkSpec { ns: NAMESPACE, name: name.to_string(), version: env!("CARGO_PKG_VERSION"), dhcp: None }
+    }
+
+    pub fn for_profile(n: &crate::profile::Network) -> NetworkSpec {
+        NetworkSpec { dhcp: n.dhcp.clone(), ..NetworkSpec::new(&n.name) }
     }
 }
 
@@ -576,6 +587,69 @@ mod tests {
         let l = all.into_iter().next().unwrap();
         let d = crate::distro::lookup(&l.profile.distro).unwrap();
         DomainSpec::new(&name, &l.name, &l.profile, &d, Path::new("/x"), None)
+    }
+
+    /// libvirt's own schema check, where the tool is installed (the CI host has it).
+    fn schema_ok(xml: &str, kind: &str) {
+        if crate::exec::which("virt-xml-validate").is_none() {
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("doc.xml");
+        std::fs::write(&f, xml).unwrap();
+        let o = std::process::Command::new("virt-xml-validate").arg(&f).arg(kind).output().unwrap();
+        assert!(
+            o.status.success(),
+            "{}{}\n{xml}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    #[test]
+    fn a_lab_network_with_ssh_access_has_fixed_leases_isolated_ports_and_no_dns() {
+        use crate::profile::{Dhcp, DhcpHost};
+        let t = Templates::load(None).unwrap();
+        let host = |i: u8| DhcpHost {
+            mac: format!("52:54:00:d5:07:{i:02x}"),
+            ip: format!("10.213.7.{i}"),
+            name: format!("s{i}"),
+        };
+        let mut n = crate::profile::Network { name: "lxcprov-lab-l".into(), ..Default::default() };
+        n.dhcp = Some(Dhcp {
+            address: "10.213.7.1".into(),
+            netmask: "255.255.255.0".into(),
+            hosts: vec![host(11), host(12)],
+        });
+        let xml = t.network(&NetworkSpec::for_profile(&n)).unwrap();
+        schema_ok(&xml, "network");
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let hosts: Vec<(&str, &str)> = doc
+            .descendants()
+            .filter(|e| e.has_tag_name("host"))
+            .map(|e| (e.attribute("mac").unwrap(), e.attribute("ip").unwrap()))
+            .collect();
+        assert_eq!(hosts, [("52:54:00:d5:07:0b", "10.213.7.11"), ("52:54:00:d5:07:0c", "10.213.7.12")]);
+        assert!(doc.descendants().all(|e| !e.has_tag_name("range")), "no dynamic range: {xml}");
+        assert!(xml.contains("<port isolated='yes'/>") && xml.contains("<dns enable='no'/>"), "{xml}");
+        assert!(doc.descendants().all(|e| !e.has_tag_name("forward")), "never forwarded: {xml}");
+        // Without it, the network stays as it was: no address at all.
+        let plain = t.network(&NetworkSpec::new("lxcprov-isolated")).unwrap();
+        assert!(!plain.contains("<ip") && !plain.contains("isolated='yes'"), "{plain}");
+
+        // The student's domain: its fixed MAC, and the filter pinned to its address.
+        let name = Name::parse("l-s11").unwrap();
+        let all = crate::profile::load_all(&crate::profile::Sources::default()).unwrap();
+        let mut p = all.into_iter().find(|l| l.name == "web").unwrap().profile;
+        p.network.lease = Some(host(11));
+        let d = crate::distro::lookup(&p.distro).unwrap();
+        let xml = t.domain(&DomainSpec::new(&name, "web", &p, &d, Path::new("/x"), None)).unwrap();
+        schema_ok(&xml, "domain");
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let mac = doc.descendants().find(|e| e.has_tag_name("mac")).unwrap();
+        assert_eq!(mac.attribute("address"), Some("52:54:00:d5:07:0b"));
+        let par = doc.descendants().find(|e| e.has_tag_name("parameter")).unwrap();
+        assert_eq!((par.attribute("name"), par.attribute("value")), (Some("IP"), Some("10.213.7.11")));
     }
 
     #[test]

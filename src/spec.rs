@@ -80,6 +80,6 @@ impl Spec {
             None,
         )
         .with_seccomp(&self.profile, &ctx.paths.seccomp(&self.name));
-        Ok((t.domain(&spec)?, t.network(&NetworkSpec::new(&self.profile.network.name))?))
+        Ok((t.domain(&spec)?, t.network(&NetworkSpec::for_profile(&self.profile.network))?))
     }
 }

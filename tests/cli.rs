@@ -468,3 +468,29 @@ fn outdated_needs_a_record_or_a_package_database() {
     assert!(stderr(&o).contains("no rpm database"), "{}", stderr(&o));
     assert_eq!(json_lines(&o).last().unwrap()["type"], "error");
 }
+
+#[test]
+fn lab_access_needs_a_lab_with_ssh_access_and_a_well_formed_jump_host() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run(d.path(), &["lab", "access", "nolab"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no lab named nolab"), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty());
+    // A lab brought up without --ssh-keys has no access to show.
+    let labs = d.path().join("state/labs");
+    std::fs::create_dir_all(&labs).unwrap();
+    std::fs::write(
+        labs.join("plain.json"),
+        r#"{"name":"plain","profile":"web","security":"none","prefix":"s","isolate_students":false,"password_dir":"/x","members":["plain-s01"]}"#,
+    )
+    .unwrap();
+    let o = run(d.path(), &["lab", "access", "plain"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--ssh-keys"), "{}", stderr(&o));
+    for bad in ["nouser", "u@h\nProxyCommand=sh", "u@h:99999"] {
+        let o = run(d.path(), &["lab", "access", "plain", "--ssh-config", "--jump", bad]);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}");
+        assert!(stderr(&o).contains("--jump"), "{bad:?}: {}", stderr(&o));
+        assert!(stdout(&o).is_empty());
+    }
+}

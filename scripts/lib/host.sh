@@ -56,6 +56,10 @@ HOST_PACKAGES=(
     build-essential
     jq
     e2fsprogs
+    # The root tier's lab SSH test: the client, and sshd as a throwaway jump host on a
+    # high port (its package's own service is never started, see host_ensure_packages).
+    openssh-client
+    openssh-server
     man-db
 )
 
@@ -138,8 +142,20 @@ host_ensure_packages() {
     fi
 
     host_log "installing: ${missing[*]}"
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        -- "${missing[@]}"; then
+    # No package's service is started by the install (openssh-server would start sshd on
+    # port 22): policy-rc.d 101 tells invoke-rc.d "not now". libvirtd is started below.
+    local policy=/usr/sbin/policy-rc.d own_policy=0
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\n# lxcprov setup: no service starts during the package install\nexit 101\n' >"$policy"
+        chmod 0755 "$policy"
+        own_policy=1
+    fi
+    local rc=0
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends -- "${missing[@]}" || rc=$?
+    if [[ $own_policy -eq 1 ]]; then
+        rm -f -- "$policy"
+    fi
+    if [[ $rc -ne 0 ]]; then
         host_err "apt-get install failed"
         return 1
     fi

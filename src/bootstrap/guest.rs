@@ -10,7 +10,25 @@ pub struct GuestConfig {
     pub hostname: String,
     pub securetty: Option<String>,
     pub netconfig: NetConfig,
+    /// Root's one authorized SSH key (a lab student's), and the ssh unit that must make the
+    /// container's own host keys at first boot (the base's are removed: never shared).
+    pub ssh: Option<GuestSsh>,
+    /// A fixed address (`IP/PREFIX`) on eth0 instead of DHCP (a lab's student: a DHCP
+    /// client needs `net_raw`, which the profiles drop).
+    pub address: Option<String>,
 }
+
+#[derive(Debug, Clone)]
+pub struct GuestSsh {
+    /// The `authorized_keys` line.
+    pub authorized_key: String,
+    /// `ssh.service` on Debian and Ubuntu; None where the distro makes missing keys itself
+    /// (EL and Fedora: sshd-keygen).
+    pub keygen_unit: Option<&'static str>,
+}
+
+/// Where the installed host keys are; removed when the guest gets SSH access.
+const SSH_HOST_KEYS: &str = "/etc/ssh/ssh_host_*";
 
 pub use crate::plan::GuestFile;
 
@@ -24,6 +42,7 @@ impl GuestConfig {
             why,
             content: Some(content),
             append_line: false,
+            remove: false,
         };
         let mut v = vec![
             f("/etc/hostname", 0o644, "hostname", format!("{h}\n")),
@@ -36,8 +55,31 @@ impl GuestConfig {
             // Empty: systemd generates a fresh id at first boot, so copies never share one.
             f("/etc/machine-id", 0o444, "empty machine-id (a fresh one at each first boot)", String::new()),
         ];
-        match self.netconfig {
-            NetConfig::Ifcfg => {
+        let fixed = self.address.as_deref().and_then(|a| a.split_once('/'));
+        match (self.netconfig, fixed) {
+            (NetConfig::Ifcfg, Some((ip, prefix))) => {
+                v.push(f("/etc/sysconfig/network", 0o644, "networking on", "NETWORKING=yes\n".into()));
+                v.push(f(
+                    "/etc/sysconfig/network-scripts/ifcfg-eth0",
+                    0o644,
+                    "fixed address on eth0",
+                    format!("DEVICE=eth0\nBOOTPROTO=none\nIPADDR={ip}\nPREFIX={prefix}\nONBOOT=yes\nTYPE=Ethernet\n"),
+                ));
+            }
+            (NetConfig::Networkmanager, Some((ip, prefix))) => v.push(f(
+                "/etc/NetworkManager/system-connections/eth0.nmconnection",
+                0o600,
+                "fixed address on eth0",
+                format!("[connection]\nid=eth0\ntype=ethernet\ninterface-name=eth0\n\n[ipv4]\nmethod=manual\naddress1={ip}/{prefix}\n\n[ipv6]\nmethod=link-local\n"),
+            )),
+            (NetConfig::Networkd, Some((ip, prefix))) => v.push(f(
+                "/etc/systemd/network/80-lxcprov-eth0.network",
+                0o644,
+                "fixed address on eth0",
+                // LLDP needs a raw socket too; without net_raw networkd fails the link.
+                format!("[Match]\nName=eth0\n\n[Network]\nAddress={ip}/{prefix}\nLLDP=no\nEmitLLDP=no\n"),
+            )),
+            (NetConfig::Ifcfg, None) => {
                 v.push(f("/etc/sysconfig/network", 0o644, "networking on", "NETWORKING=yes\n".into()));
                 v.push(f(
                     "/etc/sysconfig/network-scripts/ifcfg-eth0",
@@ -46,13 +88,13 @@ impl GuestConfig {
                     "DEVICE=eth0\nBOOTPROTO=dhcp\nONBOOT=yes\nTYPE=Ethernet\n".into(),
                 ));
             }
-            NetConfig::Networkmanager => v.push(f(
+            (NetConfig::Networkmanager, None) => v.push(f(
                 "/etc/NetworkManager/system-connections/eth0.nmconnection",
                 0o600,
                 "DHCP on eth0",
                 "[connection]\nid=eth0\ntype=ethernet\ninterface-name=eth0\n\n[ipv4]\nmethod=auto\n\n[ipv6]\nmethod=auto\n".into(),
             )),
-            NetConfig::Networkd => v.push(f(
+            (NetConfig::Networkd, None) => v.push(f(
                 "/etc/systemd/network/80-lxcprov-eth0.network",
                 0o644,
                 "DHCP on eth0",
@@ -66,7 +108,33 @@ impl GuestConfig {
                 why: "allow root on the container console (pam_securetty)",
                 content: Some(format!("{tty}\n")),
                 append_line: true,
+                remove: false,
             });
+        }
+        if let Some(ssh) = &self.ssh {
+            v.push(f(
+                "/root/.ssh/authorized_keys",
+                0o600,
+                "the student's public key",
+                format!("{}\n", ssh.authorized_key),
+            ));
+            v.push(GuestFile {
+                path: SSH_HOST_KEYS.into(),
+                mode: 0,
+                why: "the base's SSH host keys: each container makes its own",
+                content: None,
+                append_line: false,
+                remove: true,
+            });
+            if let Some(unit) = ssh.keygen_unit {
+                v.push(f(
+                    &format!("/etc/systemd/system/{unit}.d/lxcprov-host-keys.conf"),
+                    0o644,
+                    "make missing SSH host keys before sshd starts",
+                    "[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n"
+                        .into(),
+                ));
+            }
         }
         v
     }
@@ -75,6 +143,10 @@ impl GuestConfig {
     pub fn apply(&self, root: &Path, password_hash: &str) -> Result<()> {
         use crate::fsutil::{read_in, write_in};
         for file in self.files() {
+            if file.remove {
+                remove_matching(root, &file.path)?;
+                continue;
+            }
             let content = file.content.unwrap_or_default();
             if file.append_line {
                 let existing = read_in(root, &file.path)?.unwrap_or_default();
@@ -92,6 +164,11 @@ impl GuestConfig {
             } else {
                 write_in(root, &file.path, content.as_bytes(), file.mode)?;
             }
+        }
+        if self.ssh.is_some() {
+            // sshd's StrictModes: root's ~/.ssh must not be open to others.
+            let dir = crate::fsutil::resolve_in(root, "/root/.ssh")?;
+            std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
         }
         if self.netconfig == NetConfig::Networkd {
             enable_unit(root, "systemd-networkd.service", "multi-user.target.wants")?;
@@ -118,4 +195,67 @@ fn enable_unit(root: &Path, unit: &str, wants: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Removes the files under `root` that match `pattern` (a directory and a `prefix*` name).
+fn remove_matching(root: &Path, pattern: &str) -> Result<()> {
+    let (dir, name) = pattern.rsplit_once('/').unwrap_or(("/", pattern));
+    let prefix = name.trim_end_matches('*');
+    let dir = crate::fsutil::resolve_in(root, dir)?;
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(()) };
+    for e in entries.flatten() {
+        let ok = e.file_name().to_str().is_some_and(|n| n.starts_with(prefix));
+        // Only files and symlinks (never a directory someone named ssh_host_x).
+        if ok && e.file_type().is_ok_and(|t| !t.is_dir()) {
+            std::fs::remove_file(e.path()).map_err(|err| anyhow::anyhow!("removing {}: {err}", e.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(netconfig: NetConfig, ssh: bool) -> GuestConfig {
+        GuestConfig {
+            hostname: "l-s01".into(),
+            securetty: None,
+            netconfig,
+            ssh: ssh
+                .then(|| GuestSsh { authorized_key: "ssh-ed25519 AAAA c".into(), keygen_unit: Some("ssh.service") }),
+            address: ssh.then(|| "10.213.7.11/24".into()),
+        }
+    }
+
+    #[test]
+    fn a_student_gets_its_key_a_fixed_address_and_no_copied_host_keys() {
+        let root = tempfile::tempdir().unwrap();
+        for f in ["ssh_host_ed25519_key", "ssh_host_ed25519_key.pub", "sshd_config"] {
+            crate::fsutil::write_in(root.path(), &format!("/etc/ssh/{f}"), b"x", 0o600).unwrap();
+        }
+        crate::fsutil::write_in(root.path(), "/etc/shadow", b"root:*:1::::::\n", 0o640).unwrap();
+        cfg(NetConfig::Networkd, true).apply(root.path(), "$6$h").unwrap();
+        let r = |p: &str| std::fs::read_to_string(root.path().join(p)).unwrap();
+        assert_eq!(r("root/.ssh/authorized_keys"), "ssh-ed25519 AAAA c\n");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &str| std::fs::metadata(root.path().join(p)).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode("root/.ssh"), mode("root/.ssh/authorized_keys")), (0o700, 0o600));
+        assert!(!root.path().join("etc/ssh/ssh_host_ed25519_key").exists());
+        assert!(!root.path().join("etc/ssh/ssh_host_ed25519_key.pub").exists());
+        assert!(root.path().join("etc/ssh/sshd_config").exists(), "only host keys go");
+        assert!(r("etc/systemd/system/ssh.service.d/lxcprov-host-keys.conf").contains("ssh-keygen -A"));
+        let net = r("etc/systemd/network/80-lxcprov-eth0.network");
+        assert!(net.contains("Address=10.213.7.11/24") && !net.contains("DHCP"), "{net}");
+    }
+
+    #[test]
+    fn every_network_configuration_can_carry_a_fixed_address() {
+        for nc in [NetConfig::Ifcfg, NetConfig::Networkmanager, NetConfig::Networkd] {
+            let fixed: String = cfg(nc, true).files().iter().filter_map(|f| f.content.clone()).collect();
+            assert!(fixed.contains("10.213.7.11") && !fixed.contains("dhcp") && !fixed.contains("DHCP"), "{nc:?}");
+            let dhcp: String = cfg(nc, false).files().iter().filter_map(|f| f.content.clone()).collect();
+            assert!(dhcp.to_lowercase().contains("dhcp") || dhcp.contains("method=auto"), "{nc:?}");
+        }
+    }
 }

@@ -68,6 +68,8 @@ pub struct Options {
     pub password_note: String,
     /// How the tree is stored (`--storage`).
     pub storage: crate::storage::Choice,
+    /// Root's one authorized SSH key (`lab up --ssh-keys`).
+    pub authorized_key: Option<String>,
 }
 
 /// The whole bootstrap of one container, decided before anything is touched.
@@ -142,7 +144,7 @@ pub fn plan(
     let overlay = (mode == crate::storage::Mode::Overlay).then(|| {
         crate::storage::Overlay::new(&paths.pool, name.as_str(), &cache_entry, &spec.cache_key(), p.security.idmap)
     });
-    let guest = guest_config(name, p, d);
+    let guest = guest_config(name, p, d, o.authorized_key.clone());
     let mut warnings = vec![];
     if o.import.is_some() {
         warnings.push(format!(
@@ -178,12 +180,21 @@ pub fn plan(
     })
 }
 
-/// The per-container guest configuration of `name` (also re-applied by `reset`).
-pub fn guest_config(name: &Name, p: &Profile, d: &Distro) -> GuestConfig {
+/// The per-container guest configuration of `name` (also re-applied by `reset`), with root's
+/// one authorized SSH key (`lab up --ssh-keys`).
+pub fn guest_config(name: &Name, p: &Profile, d: &Distro, authorized_key: Option<String>) -> GuestConfig {
     GuestConfig {
         hostname: p.hostname.clone().unwrap_or_else(|| name.to_string()),
         securetty: (d.securetty && p.console.enabled).then(|| p.console.tty.clone()),
         netconfig: d.netconfig,
+        address: p.network.lease.as_ref().zip(p.network.dhcp.as_ref()).map(|(l, d)| {
+            let prefix = d.netmask.parse::<std::net::Ipv4Addr>().map(|m| u32::from(m).count_ones()).unwrap_or(24);
+            format!("{}/{prefix}", l.ip)
+        }),
+        ssh: authorized_key.map(|authorized_key| guest::GuestSsh {
+            authorized_key,
+            keygen_unit: (d.installer == crate::distro::InstallerKind::Debootstrap).then_some("ssh.service"),
+        }),
     }
 }
 

@@ -96,8 +96,10 @@ pub fn guest_of(ctx: &crate::context::Context, env: &Env, name: &Name) -> Result
         release: Some(meta.release.clone()),
         security: Some(meta.security.parse().map_err(|e: String| anyhow::anyhow!(e))?),
     };
-    let s = crate::spec::resolve(ctx, name.as_str(), &opts)?;
-    Ok(crate::bootstrap::guest_config(name, &s.profile, &s.distro))
+    let mut s = crate::spec::resolve(ctx, name.as_str(), &opts)?;
+    // A lab's student keeps its address, sshd and key (as `rebuild` does).
+    let key = crate::lab::access_of_member(ctx, name).and_then(|acc| crate::lab::apply_access(&mut s, &acc));
+    Ok(crate::bootstrap::guest_config(name, &s.profile, &s.distro, key))
 }
 
 /// `lab reset LAB [--student N]`: resets every student (or the Nth, counting from 1), in

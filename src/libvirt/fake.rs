@@ -156,6 +156,14 @@ impl Hypervisor for FakeHypervisor {
         self.networks.lock().unwrap().remove(name);
         Ok(())
     }
+    fn add_dhcp_host(&self, network: &str, host_xml: &str) -> Result<()> {
+        self.alive()?;
+        self.note(format!("add dhcp host to {network}: {host_xml}"));
+        let mut nets = self.networks.lock().unwrap();
+        let n = nets.get_mut(network).ok_or_else(|| no_net(network))?;
+        n.0 = n.0.replace("</dhcp>", &format!("{host_xml}</dhcp>"));
+        Ok(())
+    }
     fn nwfilter_exists(&self, name: &str) -> Result<bool> {
         self.alive()?;
         Ok(self.filters.iter().any(|f| f == name))

@@ -80,5 +80,8 @@ pub trait Hypervisor {
     fn define_network(&self, xml: &str) -> Result<()>;
     fn start_network(&self, name: &str) -> Result<()>;
     fn remove_network(&self, name: &str) -> Result<()>;
+    /// Adds a fixed DHCP lease (`<host mac= ip= name=/>`) to a network, live when it runs
+    /// and in its persistent definition.
+    fn add_dhcp_host(&self, network: &str, host_xml: &str) -> Result<()>;
     fn nwfilter_exists(&self, name: &str) -> Result<bool>;
 }

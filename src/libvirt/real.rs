@@ -159,6 +159,16 @@ impl Hypervisor for VirtHypervisor {
         Ok(())
     }
 
+    fn add_dhcp_host(&self, network: &str, host_xml: &str) -> Result<()> {
+        use virt::sys;
+        let n = self.net(network)?;
+        let live = n.is_active().map_err(|e| self.classify(e, "reading the network state", network))?;
+        let flags = sys::VIR_NETWORK_UPDATE_AFFECT_CONFIG | if live { sys::VIR_NETWORK_UPDATE_AFFECT_LIVE } else { 0 };
+        n.update(sys::VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, sys::VIR_NETWORK_SECTION_IP_DHCP_HOST, -1, host_xml, flags)
+            .map_err(|e| self.classify(e, &format!("adding a DHCP lease to network {network}"), network))?;
+        Ok(())
+    }
+
     fn nwfilter_exists(&self, name: &str) -> Result<bool> {
         match self.conn.lookup_nwfilter_by_name(name) {
             Ok(_) => Ok(true),

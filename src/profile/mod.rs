@@ -179,6 +179,29 @@ pub struct Network {
     /// An nwfilter such as `clean-traffic`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filter: Option<String>,
+    /// The container's fixed MAC and address on a lab network with SSH access (set by
+    /// `lab up --ssh-keys`, never read from a profile).
+    #[serde(skip)]
+    pub lease: Option<DhcpHost>,
+    /// The lab network's host address and fixed leases (set by `lab up --ssh-keys`).
+    #[serde(skip)]
+    pub dhcp: Option<Dhcp>,
+}
+
+/// A network's host address and its fixed DHCP leases (no dynamic range).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Dhcp {
+    pub address: String,
+    pub netmask: String,
+    pub hosts: Vec<DhcpHost>,
+}
+
+/// One fixed lease.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DhcpHost {
+    pub mac: String,
+    pub ip: String,
+    pub name: String,
 }
 
 /// The libvirt network lxcprov defines for isolated profiles unless a name is given.
@@ -186,7 +209,7 @@ pub const DEFAULT_NETWORK: &str = "lxcprov-isolated";
 
 impl Default for Network {
     fn default() -> Self {
-        Network { mode: NetMode::Isolated, name: DEFAULT_NETWORK.into(), filter: None }
+        Network { mode: NetMode::Isolated, name: DEFAULT_NETWORK.into(), filter: None, lease: None, dhcp: None }
     }
 }
 

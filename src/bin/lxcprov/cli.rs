@@ -204,6 +204,24 @@ pub enum LabAction {
         /// Package mirror URL
         #[arg(long, value_name = "URL")]
         mirror: Option<String>,
+        /// One public key per student (STUDENT.pub, e.g. student07.pub): SSH access to
+        /// their own container, fixed addresses the host routes to, students kept apart
+        #[arg(long, value_name = "DIR")]
+        ssh_keys: Option<PathBuf>,
+    },
+    /// How students reach their containers: a table, an ssh_config, the jump account's keys
+    Access {
+        lab: String,
+        /// Print an ssh_config (`ssh -F FILE student07`) instead of the table
+        #[arg(long, conflicts_with = "jump_keys")]
+        ssh_config: bool,
+        /// Reach the students through this host (USER@HOST[:PORT]) as ProxyJump
+        #[arg(long, value_name = "USER@HOST[:PORT]", requires = "ssh_config")]
+        jump: Option<String>,
+        /// Print the jump account's authorized_keys: each key may only tunnel to its own
+        /// student's port 22
+        #[arg(long)]
+        jump_keys: bool,
     },
     /// One line per student container, with its checks summarised
     Status { lab: String },

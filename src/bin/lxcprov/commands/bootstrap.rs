@@ -21,6 +21,7 @@ pub fn request(a: &BootstrapArgs) -> Request {
         rootfs_from: a.rootfs_from.clone(),
         no_base_cache: a.no_base_cache,
         storage: None,
+        authorized_key: None,
     }
 }
 

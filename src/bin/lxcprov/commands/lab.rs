@@ -9,7 +9,18 @@ use lxcprov::output::Out;
 
 pub fn run(ctx: &Context, out: &Out, action: LabAction) -> Result<Outcome> {
     match action {
-        LabAction::Up { lab, count, profile, prefix, password_dir, isolate_students, jobs, rootfs_from, mirror } => {
+        LabAction::Up {
+            lab,
+            count,
+            profile,
+            prefix,
+            password_dir,
+            isolate_students,
+            jobs,
+            rootfs_from,
+            mirror,
+            ssh_keys,
+        } => {
             let opts = UpOptions {
                 lab,
                 count,
@@ -20,9 +31,11 @@ pub fn run(ctx: &Context, out: &Out, action: LabAction) -> Result<Outcome> {
                 jobs,
                 rootfs_from,
                 mirror,
+                ssh_keys: ssh_keys.map(|p| std::path::absolute(&p).unwrap_or(p)),
             };
             up(ctx, out, &opts)
         }
+        LabAction::Access { lab, ssh_config, jump, jump_keys } => access(ctx, out, &lab, ssh_config, jump, jump_keys),
         LabAction::Status { lab } => status(ctx, out, &lab),
         LabAction::Verify { lab } => verify(ctx, out, &lab),
         LabAction::Outdated { lab, mirror } => outdated(ctx, out, &lab, mirror.as_deref()),
@@ -137,4 +150,46 @@ fn outdated(ctx: &Context, out: &Out, lab: &str, mirror: Option<&str>) -> Result
         ctx.ui.info(&format!("{behind} of {} students have updates pending; `lxcprov outdated NAME` lists them, `lxcprov rebuild NAME` installs them", rec.members.len()));
     }
     Ok(if behind > 0 { Outcome::ChecksFailed } else { Outcome::Ok })
+}
+
+/// `lab access LAB`: the table (or `--ssh-config`, `--jump-keys`).
+fn access(
+    ctx: &Context,
+    out: &Out,
+    lab: &str,
+    ssh_config: bool,
+    jump: Option<String>,
+    jump_keys: bool,
+) -> Result<Outcome> {
+    let jump = jump.as_deref().map(lab::access::Jump::parse).transpose()?;
+    let (rec, acc) = lab::access(ctx, lab)?;
+    if ssh_config {
+        out.text(&acc.ssh_config(&rec.name, jump.as_ref()))?;
+        return Ok(Outcome::Ok);
+    }
+    if jump_keys {
+        out.text(&acc.jump_keys(&rec.name))?;
+        return Ok(Outcome::Ok);
+    }
+    if out.json {
+        for st in &acc.students {
+            out.record(
+                "student",
+                &serde_json::json!({"lab": rec.name, "student": st.student, "container": st.container, "address": st.address, "mac": st.mac, "key_type": st.key.key_type, "fingerprint": st.key.fingerprint}),
+            )?;
+        }
+    } else {
+        out.text(&format!("{:12} {:24} {:15} KEY\n", "STUDENT", "CONTAINER", "ADDRESS"))?;
+        for st in &acc.students {
+            out.text(&format!(
+                "{:12} {:24} {:15} {} {}\n",
+                st.student, st.container, st.address, st.key.key_type, st.key.fingerprint
+            ))?;
+        }
+        ctx.ui.info(&format!(
+            "lab network {} ({}, host {}); `lxcprov lab access {} --ssh-config [--jump USER@HOST]` writes the students' ssh_config",
+            acc.network, acc.subnet, acc.gateway, rec.name
+        ));
+    }
+    Ok(Outcome::Ok)
 }

@@ -4,6 +4,9 @@
 //! share categories and each rootfs carries its owner's categories.
 //! A lab is recorded in `STATE/labs/LAB.json`; passwords go to `STATE/labs/LAB/passwords/`
 //! (mode 0600) unless `--password-dir` says otherwise. Needs root and libvirtd.
+//! With `--ssh-keys`, students reach their own container over SSH (see [`access`]).
+
+pub mod access;
 
 use crate::container::{self, create::Created};
 use crate::context::Context as Ctx;
@@ -31,6 +34,9 @@ pub struct LabRecord {
     pub isolate_students: bool,
     pub password_dir: PathBuf,
     pub members: Vec<String>,
+    /// Addresses and keys, for labs brought up with `--ssh-keys`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<access::LabAccess>,
 }
 
 fn record_path(ctx: &Ctx, lab: &Name) -> PathBuf {
@@ -61,6 +67,8 @@ pub struct UpOptions {
     pub jobs: Option<usize>,
     pub rootfs_from: Option<PathBuf>,
     pub mirror: Option<String>,
+    /// One public key per student (`student07.pub`): SSH access (see [`access`]).
+    pub ssh_keys: Option<PathBuf>,
 }
 
 /// What `lab up` did.
@@ -128,6 +136,13 @@ pub fn up(ctx: &Ctx, a: &UpOptions) -> Result<UpResult> {
         bail!("cannot bring up lab {lab}: {why}. Nothing was created.");
     }
     container::require_root("lab up")?;
+    let lab_access = plan_access(ctx, &lab, a, &base, &names)?;
+    if let Some(acc) = &lab_access {
+        if std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|v| v.trim() == "1") {
+            ctx.ui.notice("this host forwards IPv4 (net.ipv4.ip_forward=1): the lab network's isolated ports stop direct traffic between students, but the host could route it; set net.ipv4.ip_forward=0 for a lab");
+        }
+        container::with_real_env(ctx, &ctx.ui, |env| add_missing_leases(env, acc))?;
+    }
     let password_dir =
         a.password_dir.clone().unwrap_or_else(|| ctx.paths.state.join("labs").join(lab.as_str()).join("passwords"));
     std::fs::create_dir_all(&password_dir).with_context(|| format!("creating {}", password_dir.display()))?;
@@ -152,6 +167,7 @@ pub fn up(ctx: &Ctx, a: &UpOptions) -> Result<UpResult> {
         isolate_students: a.isolate_students,
         password_dir: password_dir.clone(),
         members: names.iter().map(|n| n.to_string()).collect(),
+        access: lab_access.clone(),
     };
     let rp = record_path(ctx, &lab);
     std::fs::create_dir_all(rp.parent().unwrap())?;
@@ -164,6 +180,9 @@ pub fn up(ctx: &Ctx, a: &UpOptions) -> Result<UpResult> {
         if r.profile.network.mode == NetMode::Isolated {
             r.profile.network.name =
                 if a.isolate_students { format!("lxcprov-{n}") } else { format!("lxcprov-lab-{lab}") };
+        }
+        if let Some(acc) = &lab_access {
+            apply_access(&mut r, acc).context("internal error: a student without an address")?;
         }
         if let Some(level) = &levels[i] {
             r.profile.security.label = LabelType::Static;
@@ -186,8 +205,13 @@ pub fn up(ctx: &Ctx, a: &UpOptions) -> Result<UpResult> {
     }
     let quiet = Ui::new(Verbosity::Quiet);
     let results: Mutex<Vec<StudentResult>> = Mutex::new(vec![]);
-    let req = provision::Request { mirror: a.mirror.clone(), rootfs_from: a.rootfs_from.clone(), ..Default::default() };
     let run_one = |(r, pw): &(Spec, Secret)| {
+        let req = provision::Request {
+            mirror: a.mirror.clone(),
+            rootfs_from: a.rootfs_from.clone(),
+            authorized_key: lab_access.as_ref().and_then(|acc| acc.student(r.name.as_str())).map(|st| st.key_line()),
+            ..Default::default()
+        };
         let bar = if tty {
             let b = multi.insert_before(&total, ProgressBar::new_spinner());
             b.set_style(ProgressStyle::with_template("  {spinner} {prefix:20} {msg}").unwrap());
@@ -247,6 +271,136 @@ pub fn up(ctx: &Ctx, a: &UpOptions) -> Result<UpResult> {
     let mut results = results.into_inner().unwrap();
     results.sort_by(|x, y| x.name.cmp(&y.name));
     Ok(UpResult { lab: lab.to_string(), password_dir, students: results })
+}
+
+/// The lab's addresses and keys when it has SSH access: from `--ssh-keys` (read and checked
+/// before anything is created), else from an earlier `lab up --ssh-keys` of the same lab.
+fn plan_access(ctx: &Ctx, lab: &Name, a: &UpOptions, base: &Spec, names: &[Name]) -> Result<Option<access::LabAccess>> {
+    let earlier = load(ctx, lab.as_str()).ok();
+    let earlier_access = earlier.as_ref().and_then(|r| r.access.clone());
+    let Some(dir) = &a.ssh_keys else {
+        if let Some(acc) = &earlier_access {
+            if names.iter().any(|n| acc.student(n.as_str()).is_none()) {
+                bail!("lab {lab} has SSH access: give --ssh-keys DIR again so the new students get keys too. Nothing was created.");
+            }
+        }
+        return Ok(earlier_access);
+    };
+    if earlier.is_some() && earlier_access.is_none() {
+        bail!("lab {lab} was brought up without --ssh-keys; bring it down first (`lxcprov lab down {lab}`) to give it SSH access. Nothing was created.");
+    }
+    if a.isolate_students {
+        bail!("--ssh-keys already keeps students apart (isolated bridge ports on one lab network); drop --isolate-students. Nothing was created.");
+    }
+    if base.profile.network.mode != NetMode::Isolated {
+        bail!("--ssh-keys needs a profile with an isolated network (lxcprov gives it addresses); profile {} uses {:?}. Nothing was created.", base.profile_name, base.profile.network.mode);
+    }
+    if a.count > access::MAX_STUDENTS {
+        bail!(
+            "--ssh-keys: a lab with SSH access has at most {} students (one /24), not {}",
+            access::MAX_STUDENTS,
+            a.count
+        );
+    }
+    let pairs: Vec<(String, String)> =
+        names.iter().map(|n| (n.to_string(), n.as_str().trim_start_matches(&format!("{lab}-")).to_string())).collect();
+    let (keys, warnings) = access::read_keys(dir, lab.as_str(), &pairs)?;
+    for w in warnings {
+        ctx.ui.notice(&w);
+    }
+    let x = match &earlier_access {
+        // The same subnet as before: running students keep their addresses.
+        Some(acc) => acc
+            .gateway
+            .split('.')
+            .nth(2)
+            .and_then(|x| x.parse().ok())
+            .context("the lab record's gateway is not an address")?,
+        None => {
+            let routes = access::host_routes(&std::fs::read_to_string("/proc/net/route").unwrap_or_default());
+            let taken: Vec<String> =
+                other_labs(ctx, lab).into_iter().filter_map(|r| r.access.map(|a| a.subnet)).collect();
+            access::choose_subnet(lab.as_str(), &routes, &taken)?
+        }
+    };
+    let acc = access::assign(&format!("lxcprov-lab-{lab}"), x, &pairs, &keys)?;
+    // Keys are written when a container is made; a different key for an existing student
+    // would leave the record saying one thing and the container holding another.
+    if let Some(old) = &earlier_access {
+        for st in &acc.students {
+            let exists = Name::parse(&st.container)
+                .is_ok_and(|n| ctx.paths.record(&n).exists() || ctx.paths.rootfs(&n).exists());
+            if let Some(o) = old.student(&st.container).filter(|_| exists) {
+                if o.key != st.key {
+                    bail!("the key for {} ({}) is not the one its container was given ({}); lxcprov does not swap keys in existing containers: `lxcprov destroy {} --purge --yes`, then `lab up` again. Nothing was changed.", st.student, st.key.fingerprint, o.key.fingerprint, st.container);
+                }
+            }
+        }
+    }
+    Ok(Some(acc))
+}
+
+/// Puts a student's SSH access into its spec: the lab network with its leases, the
+/// student's own lease, and the `ssh-server` packages. Returns the `authorized_keys` line;
+/// None when the spec is not a student of that lab.
+pub fn apply_access(r: &mut Spec, acc: &access::LabAccess) -> Option<String> {
+    let st = acc.student(r.name.as_str())?;
+    r.profile.network.name = acc.network.clone();
+    r.profile.network.lease = Some(st.lease());
+    r.profile.network.dhcp = Some(acc.dhcp());
+    if !r.profile.package_sets.iter().any(|p| p == "ssh-server") {
+        r.profile.package_sets.push("ssh-server".into());
+    }
+    Some(st.key_line())
+}
+
+/// The SSH access of the lab `name` is a student of, if any (for `rebuild`, so a rebuilt
+/// student keeps its address, sshd and key).
+pub fn access_of_member(ctx: &Ctx, name: &Name) -> Option<access::LabAccess> {
+    let dir = std::fs::read_dir(ctx.paths.state.join("labs")).ok()?;
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".json")).map(str::to_string))
+        .filter_map(|n| load(ctx, &n).ok())
+        .filter_map(|r| r.access)
+        .find(|a| a.student(name.as_str()).is_some())
+}
+
+/// Every other lab's record.
+fn other_labs(ctx: &Ctx, lab: &Name) -> Vec<LabRecord> {
+    let Ok(dir) = std::fs::read_dir(ctx.paths.state.join("labs")) else { return vec![] };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".json")).map(str::to_string))
+        .filter(|n| n != lab.as_str())
+        .filter_map(|n| load(ctx, &n).ok())
+        .collect()
+}
+
+/// A lab network that already exists (a re-run with more students) gets the new leases;
+/// one without addresses (made by a lab without SSH access) is refused.
+fn add_missing_leases(env: &container::Env, acc: &access::LabAccess) -> Result<()> {
+    if !env.hv.network_exists(&acc.network)? {
+        return Ok(());
+    }
+    let xml = env.hv.network_xml(&acc.network)?;
+    if !xml.contains("<dhcp") {
+        bail!("the libvirt network {} exists without addresses; bring the lab down (or `virsh net-destroy` and `net-undefine` it) first. Nothing was created.", acc.network);
+    }
+    for st in &acc.students {
+        if !xml.contains(&format!("mac='{}'", st.mac)) {
+            let h = st.lease();
+            env.hv.add_dhcp_host(&acc.network, &format!("<host mac='{}' name='{}' ip='{}'/>", h.mac, h.name, h.ip))?;
+        }
+    }
+    Ok(())
+}
+
+/// A lab's SSH access, with each student's state.
+pub fn access(ctx: &Ctx, lab: &str) -> Result<(LabRecord, access::LabAccess)> {
+    let rec = load(ctx, lab)?;
+    let acc = rec.access.clone().with_context(|| {
+        format!("lab {} has no SSH access; bring it up with `lxcprov lab up {} --ssh-keys DIR ...`", rec.name, rec.name)
+    })?;
+    Ok((rec, acc))
 }
 
 /// Verifies every member that exists. Missing members are reported as errors.
