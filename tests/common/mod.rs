@@ -19,7 +19,8 @@ pub fn lxcprov(dir: &Path) -> Command {
         .env("LXCPROV_STATE_DIR", dir.join("state"))
         // The default (auto) follows the host (is the libvirt hook installed?): tests say
         // which storage they test; the overlay tests pass --storage overlay.
-        .env("LXCPROV_STORAGE", "copy")
+        // LXCPROV_TEST_STORAGE=overlay runs the others in overlay storage too.
+        .env("LXCPROV_STORAGE", std::env::var("LXCPROV_TEST_STORAGE").unwrap_or_else(|_| "copy".into()))
         .stdin(Stdio::null());
     c
 }
