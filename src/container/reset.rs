@@ -44,6 +44,7 @@ pub fn reset_onto(
     let hash = crate::storage::saved_root_hash(&o)
         .or_else(|| crate::bootstrap::root_hash(&o.target))
         .with_context(|| format!("{} has no root password hash to carry over", o.target.display()))?;
+    let host_keys = ssh_host_keys(&o.target);
     let was_running = env.hv.domain_state(name.as_str())? == State::Running;
     if was_running {
         // Its state is being thrown away: no graceful shutdown to wait for.
@@ -70,6 +71,10 @@ pub fn reset_onto(
     crate::storage::ensure_mounted(env.runner, &o)?;
     guest.apply(&o.target, &hash)?;
     crate::storage::save_root_hash(&o, &hash)?;
+    // Its SSH host keys stay too: its users' known_hosts must not start to complain.
+    for (rel, bytes, mode) in &host_keys {
+        crate::fsutil::write_in(&o.target, rel, bytes, *mode)?;
+    }
     if let Some(m) = o.idmap {
         crate::storage::shift_layer(&o, m)?;
     }
@@ -151,4 +156,27 @@ pub fn reset_lab(ctx: &crate::context::Context, lab: &str, student: Option<u32>)
     let mut reports = reports.into_inner().unwrap();
     reports.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(reports)
+}
+
+/// The guest's SSH host keys (`/etc/ssh/ssh_host_*`: regular files only, 64 KiB each at most),
+/// to be written into the new layer.
+fn ssh_host_keys(root: &std::path::Path) -> Vec<(String, Vec<u8>, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(dir) = crate::fsutil::resolve_in(root, "/etc/ssh") else { return vec![] };
+    let Ok(rd) = std::fs::read_dir(&dir) else { return vec![] };
+    let mut v = vec![];
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("ssh_host_") {
+            continue;
+        }
+        let Ok(m) = std::fs::symlink_metadata(e.path()) else { continue };
+        if !m.is_file() {
+            continue;
+        }
+        if let Ok(b) = crate::fsutil::read_regular_bounded(&e.path(), 64 * 1024, "an SSH host key") {
+            v.push((format!("/etc/ssh/{name}"), b, m.permissions().mode() & 0o7777));
+        }
+    }
+    v
 }

@@ -174,14 +174,22 @@ fn overlay_containers_come_back_after_virsh_destroy_and_start_keep_their_files_a
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(o.status.code(), Some(0), "verify after virsh start: {}", stdout(&o));
-    // 3. reset: back to the base, same password, the others untouched.
+    // 3. reset: back to the base, same password and SSH host keys, the others untouched.
     std::fs::write(b.join("root/b.txt"), "b").unwrap();
+    in_container(
+        "lxcprov-ov-a",
+        "mkdir -p /etc/ssh && echo hostkey > /etc/ssh/ssh_host_ed25519_key && chmod 600 /etc/ssh/ssh_host_ed25519_key",
+    );
     let o = lo(d.path(), &["--json", "reset", "lxcprov-ov-a", "--yes", "--profile-file", pf]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert!(!a.join("root/own.txt").exists(), "reset keeps the container's files");
     assert!(a.join("bin/vi").exists());
     assert_eq!(std::fs::read_to_string(a.join("etc/shadow")).unwrap(), hash, "the password changed");
     assert_eq!(std::fs::read_to_string(a.join("etc/hostname")).unwrap(), "lxcprov-ov-a\n");
+    let key = a.join("etc/ssh/ssh_host_ed25519_key");
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), "hostkey\n", "the host key changed");
+    assert_eq!(std::fs::metadata(&key).unwrap().uid(), 200000);
+    assert_eq!(std::fs::metadata(&key).unwrap().mode() & 0o777, 0o600);
     assert!(b.join("root/b.txt").exists());
     // rebuild of an overlay container: a fresh layer on the profile's base, verified.
     let o = lo(d.path(), &["--json", "--profile-file", pf, "rebuild", "lxcprov-ov-b"]);
