@@ -44,7 +44,9 @@ pub fn reset_onto(
     let hash = crate::storage::saved_root_hash(&o)
         .or_else(|| crate::bootstrap::root_hash(&o.target))
         .with_context(|| format!("{} has no root password hash to carry over", o.target.display()))?;
-    let host_keys = ssh_host_keys(&o.target);
+    // A reset keeps the SSH host keys (its users' known_hosts stay valid); a rebuild onto a
+    // new base gets new ones, as a copy-mode rebuild does.
+    let host_keys = if onto.is_none() { ssh_host_keys(&o.target) } else { vec![] };
     let was_running = env.hv.domain_state(name.as_str())? == State::Running;
     if was_running {
         // Its state is being thrown away: no graceful shutdown to wait for.
