@@ -42,6 +42,7 @@ case "$mode" in
         host_ensure_users
         host_ensure_lxc_hook
         host_ensure_libvirtd
+        host_ensure_libvirtd_peers
         host_ensure_nwfilters
         ;;
     packages)
@@ -52,6 +53,7 @@ case "$mode" in
         host_ensure_users
         host_ensure_lxc_hook
         host_ensure_libvirtd
+        host_ensure_libvirtd_peers
         host_ensure_nwfilters
         ;;
     daemon)

@@ -381,12 +381,32 @@ host_ensure_lxc_hook() {
         host_log "installed a dormant libvirt hook $HOST_LXC_HOOK (\`lxcprov hook install\` activates it)"
     fi
     if host_libvirt_ready; then
-        if [[ -f "$HOST_LIBVIRTD_MARKER" ]] && [[ "$(cut -d' ' -f1 "$HOST_LIBVIRTD_MARKER")" == "$(host_libvirtd_pid 2>/dev/null)" ]]; then
+        if host_libvirtd_is_ours; then
             host_log "restarting the libvirtd this script started, so it sees the new hook"
             host_stop_libvirtd && host_ensure_libvirtd
         else
             host_log "WARNING: libvirtd was running before the hook existed; restart it yourself so it calls the hook (running containers survive)"
         fi
+    fi
+}
+
+# Is the running libvirtd one this script started (its marker names the live pid)?
+host_libvirtd_is_ours() {
+    local pid
+    pid="$(host_libvirtd_pid 2>/dev/null)" || return 1
+    [[ -f "$HOST_LIBVIRTD_MARKER" ]] && [[ "$(cut -d' ' -f1 "$HOST_LIBVIRTD_MARKER")" == "$pid" ]]
+}
+
+# A libvirtd this script started earlier in a *slave* namespace (before overlay storage)
+# never passes its mounts back to the host: restart it in the current way. Its root mount
+# must be in a shared peer group. A libvirtd someone else started is left alone.
+host_ensure_libvirtd_peers() {
+    local pid
+    host_libvirtd_is_ours || return 0
+    pid="$(host_libvirtd_pid)" || return 0
+    if ! awk '$5 == "/" && / shared:/ { found = 1 } END { exit !found }' "/proc/$pid/mountinfo" 2>/dev/null; then
+        host_log "restarting the libvirtd this script started in a slave mount namespace, so mounts travel both ways"
+        host_stop_libvirtd && host_ensure_libvirtd
     fi
 }
 
