@@ -20,7 +20,7 @@ done
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --locked -q --bin lxcprov || exit 2
 scripts/build-shim.sh >/dev/null || exit 2   # the seccomp init shim, next to lxcprov
-LX="$PWD/target/debug/lxcprov"
+LX="${CARGO_TARGET_DIR:-$PWD/target}/debug/lxcprov"
 URI=lxc:///
 mkdir -p /var/tmp/lxcprov-chaos
 WORK="$(mktemp -d /var/tmp/lxcprov-chaos/run.XXXXXX)"
