@@ -373,6 +373,16 @@ pub fn remove_unused_base(pool: &Path, id: &str) -> Result<Option<String>> {
     Ok(Some(format!("deleted the shared base {} (no container uses it)", base.display())))
 }
 
+/// For commands that read a container's tree whether it runs or not (`sbom`, `outdated`):
+/// an overlay container that is shut off is mounted first (it stays mounted until its next
+/// start and stop). Copy-mode containers and unknown names are left as they are.
+pub fn mount_for_reading(pool: &Path, name: &str) -> Result<()> {
+    if let Some(o) = existing(pool, name)? {
+        ensure_mounted(&crate::exec::SystemRunner::default(), &o)?;
+    }
+    Ok(())
+}
+
 /// Removes `POOL/.lxcprov` and its two directories when they are empty (the last
 /// container of the pool is gone).
 pub fn tidy(pool: &Path) {
