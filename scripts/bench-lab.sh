@@ -99,7 +99,10 @@ t0=$(now); for _ in 1 2 3 4 5 6 7 8 9 10; do "$bin" verify bench-c1 >/dev/null |
 verify_ms=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) * 100 }')
 nproc_host=$(ls -d /proc/[0-9]* | wc -l)
 t0=$(now); "$bin" audit >/dev/null || true; t1=$(now); audit=$(secs "$t0" "$t1")
-t0=$(now); "$bin" -q --profile-file "$work/profiles/bench.yaml" reset bench-c1 --yes >/dev/null || true; t1=$(now); reset=$(secs "$t0" "$t1")
+reset="n/a (copy storage has no layer) "
+if [[ $storage == overlay ]]; then
+    t0=$(now); "$bin" -q --profile-file "$work/profiles/bench.yaml" reset bench-c1 --yes >/dev/null || true; t1=$(now); reset=$(secs "$t0" "$t1")
+fi
 "$bin" -q destroy bench-c1 --purge --yes >/dev/null
 "$bin" -q destroy bench-c0 --purge --yes >/dev/null
 
@@ -119,7 +122,10 @@ else
     layers_kib=$(kib "$work"/pool/"$lab"-*/)
 fi
 per_mb=$(awk -v l="$layers_kib" -v n="$count" 'BEGIN { printf "%.1f", l / 1024 / n }')
-t0=$(now); "$bin" -q lab reset "$lab" --student 1 --yes >/dev/null || true; t1=$(now); labreset=$(secs "$t0" "$t1")
+labreset="n/a (copy storage has no layer) "
+if [[ $storage == overlay ]]; then
+    t0=$(now); "$bin" -q lab reset "$lab" --student 1 --yes >/dev/null || true; t1=$(now); labreset=$(secs "$t0" "$t1")
+fi
 t0=$(now); "$bin" -q lab down "$lab" --purge --yes >/dev/null; t1=$(now); labdown=$(secs "$t0" "$t1")
 
 {
