@@ -1189,7 +1189,9 @@ fn the_deb_installs_with_apt_and_brings_man_pages_and_completions_and_the_rpm_li
     let requires = stdout(&Command::new("rpm").args(["-qpR", rpm]).output().unwrap());
     assert!(requires.contains("libvirt-daemon-driver-lxc") && requires.contains("libvirt.so.0"), "{requires}");
 
-    // The deb: apt installs it offline (its dependencies are the host's packages).
+    // The deb: apt installs it offline (its dependencies are the host's packages). Its
+    // scripts rewrite the libvirt hook; the text it had is put back at the end (in place).
+    let hook_before = std::fs::read_to_string("/etc/libvirt/hooks/lxc").ok();
     let _purge = PurgePackage;
     let o = Command::new("apt-get")
         .args([
@@ -1242,6 +1244,10 @@ fn the_deb_installs_with_apt_and_brings_man_pages_and_completions_and_the_rpm_li
     // ... except the hook, made dormant in place: libvirtd runs it at every start.
     if ours {
         assert!(hook().contains("exit 0") && !hook().contains("exec /usr/bin/lxcprov"), "{}", hook());
+    }
+    if let Some(t) = hook_before {
+        let f = std::fs::OpenOptions::new().write(true).truncate(true).open("/etc/libvirt/hooks/lxc");
+        let _ = f.and_then(|mut f| std::io::Write::write_all(&mut f, t.as_bytes()));
     }
 }
 
