@@ -20,13 +20,15 @@ done
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --locked -q --bin lxcprov || exit 2
 scripts/build-shim.sh >/dev/null || exit 2   # the seccomp init shim, next to lxcprov
-LX="$PWD/target/debug/lxcprov"
+LX="${CARGO_TARGET_DIR:-$PWD/target}/debug/lxcprov"
 URI=lxc:///
 mkdir -p /var/tmp/lxcprov-chaos
 WORK="$(mktemp -d /var/tmp/lxcprov-chaos/run.XXXXXX)"
 chmod 755 /var/tmp/lxcprov-chaos "$WORK"
 export LXCPROV_POOL_DIR="$WORK/pool" LXCPROV_CACHE_DIR="$WORK/cache" LXCPROV_STATE_DIR="$WORK/state"
 export LXCPROV_PROFILE_DIR="$WORK/no-profiles" LIBVIRT_DEFAULT_URI="$URI"
+# The experiments kill copy-mode phases (rename, id shift): copy storage, whatever the host has.
+export LXCPROV_STORAGE=copy
 LOOP=""
 passed=0
 failed=0

@@ -77,11 +77,20 @@ stage() {
     "$bin" manpages "$root/usr/share/man/man1" >/dev/null
     # -n: no name or timestamp in the gzip header, so two builds are byte-identical.
     gzip -9n -- "$root"/usr/share/man/man1/*.1
+    # The libvirt LXC hook, as the package's postinst installs it (never over someone else's).
+    "$bin" -q hook install --binary /usr/bin/lxcprov --path "$root/usr/share/lxcprov/libvirt-hook-lxc"
     install -m 0644 README.md "$root/usr/share/doc/lxcprov/README.md"
     printf 'lxcprov %s\nLicense: MIT OR Apache-2.0\n' "$version" > "$root/usr/share/doc/lxcprov/copyright"
     chmod 0644 "$root"/usr/share/bash-completion/completions/lxcprov "$root$zsh_dir/_lxcprov" \
         "$root"/usr/share/fish/vendor_completions.d/lxcprov.fish "$root"/usr/share/doc/lxcprov/*
 }
+
+# Maintainer scripts. Installed: /etc/libvirt/hooks/lxc runs /usr/bin/lxcprov (`lxcprov hook
+# install` refuses to replace a hook that is not lxcprov's). Removed: the hook is made
+# dormant (exit 0) in place, never deleted: a libvirtd that found it at its start runs it at
+# every container start. libvirtd sees a newly created hook only after a restart.
+HOOK_POST='/usr/bin/lxcprov hook install --binary /usr/bin/lxcprov || echo "lxcprov: /etc/libvirt/hooks/lxc was not installed; see lxcprov doctor" >&2'
+HOOK_DORMANT='h=/etc/libvirt/hooks/lxc; if [ -f "$h" ] && grep -q "^exec /usr/bin/lxcprov hook lxc" "$h"; then { echo "#!/bin/sh"; echo "# lxcprov libvirt LXC hook v1"; echo "# dormant: lxcprov was removed; lxcprov hook install points it at one"; echo "exit 0"; } > "$h"; fi'
 
 # What the binary links, as Debian packages: dpkg-shlibdeps reads the ELF NEEDED entries
 # and the shlibs/symbols files of the installed libraries (libvirt0, libselinux1, libc6,
@@ -124,6 +133,9 @@ Description: provision secure libvirt-LXC containers
  distribution's own signed packages, an sVirt label, a user namespace, a
  minimal capability set and an isolated network, then verifies each claim.
 EOF
+    printf '#!/bin/sh\nset -e\nif [ "$1" = configure ]; then\n    %s\nfi\n' "$HOOK_POST" > "$root/DEBIAN/postinst"
+    printf '#!/bin/sh\nset -e\nif [ "$1" = remove ]; then\n    %s\nfi\n' "$HOOK_DORMANT" > "$root/DEBIAN/prerm"
+    chmod 0755 "$root/DEBIAN/postinst" "$root/DEBIAN/prerm"
     deb="$out/lxcprov_${version}-1_${arch}.deb"
     # --root-owner-group: every file root:root, whoever builds.
     local z=(-Zxz)
@@ -169,6 +181,14 @@ minimal capability set and an isolated network, then verifies each claim.
 
 %install
 cp -a %{stage}/. %{buildroot}/
+
+%post
+$HOOK_POST
+
+%preun
+if [ \$1 -eq 0 ]; then
+    $HOOK_DORMANT
+fi
 
 %files
 %attr(0755,root,root) /usr/bin/lxcprov

@@ -21,6 +21,9 @@ cargo build --release --locked
 scripts/build-shim.sh --release >/dev/null   # the seccomp init shim, found next to lxcprov
 install -m 0755 target/release/lxcprov /usr/local/bin/lxcprov
 install -m 0755 target/release/lxcprov-init /usr/local/bin/lxcprov-init
+# The libvirt hook runs this lxcprov (setup-host made it exist before libvirtd started), so
+# new containers get overlay storage; it never replaces a hook that is not lxcprov's.
+lxcprov hook install --binary /usr/local/bin/lxcprov || echo "quickstart: the libvirt hook was not installed; containers are copies (see lxcprov doctor)" >&2
 echo "== lxcprov create $name --profile web --security none" >&2
 security=(--security none)
 if [[ "$(lxcprov doctor --json 2>/dev/null | jq -r 'select(.type == "item" and .data.id == "secmodel") | .data.level')" == ok ]]; then

@@ -40,7 +40,9 @@ case "$mode" in
         host_ensure_packages
         host_ensure_rust >/dev/null
         host_ensure_users
+        host_ensure_lxc_hook
         host_ensure_libvirtd
+        host_ensure_libvirtd_peers
         host_ensure_nwfilters
         ;;
     packages)
@@ -49,7 +51,9 @@ case "$mode" in
         ;;
     no-packages)
         host_ensure_users
+        host_ensure_lxc_hook
         host_ensure_libvirtd
+        host_ensure_libvirtd_peers
         host_ensure_nwfilters
         ;;
     daemon)

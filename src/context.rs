@@ -21,6 +21,8 @@ pub struct Context {
     /// `--init-shim PATH` (`LXCPROV_INIT_SHIM`): the seccomp init shim to copy into each
     /// container's shim directory; by default `lxcprov-init` next to the running executable.
     pub init_shim: Option<PathBuf>,
+    /// `--storage` (`LXCPROV_STORAGE`): how new containers' trees are stored.
+    pub storage: crate::storage::Choice,
 }
 
 impl Context {

@@ -187,6 +187,77 @@ pub fn checks(uri: &str) -> Vec<Item> {
     v
 }
 
+/// Storage: the libvirt hook that materialises overlay containers at every start, and the
+/// mode new containers get in `pool`, with why.
+pub fn storage_checks(pool: &std::path::Path, choice: crate::storage::Choice) -> Vec<Item> {
+    use crate::storage::hook::{self, Status};
+    let mut v = vec![];
+    let path = std::path::Path::new(hook::HOOK_PATH);
+    let fix_install = "scripts/setup-host.sh writes the hook before it starts libvirtd, and starts libvirtd so that it shares mounts with the host; elsewhere run `lxcprov hook install`, then restart libvirtd";
+    let st = hook::status(path);
+    v.push(match &st {
+        Status::Current(bin) => match libvirtd_predates(path) {
+            Some(true) => item(
+                "lxc_hook",
+                Level::Warn,
+                format!("{} runs {}, but libvirtd started before it existed and never calls it", path.display(), bin.display()),
+                Some("restart libvirtd (running containers survive it)"),
+            ),
+            _ => item("lxc_hook", Level::Ok, format!("{} runs {} hook lxc", path.display(), bin.display()), None),
+        },
+        Status::Foreign => item(
+            "lxc_hook",
+            Level::Warn,
+            format!("{} is someone else's hook; lxcprov never replaces it, so overlay containers are mounted only by `lxcprov start`", path.display()),
+            Some("add `lxcprov hook lxc \"$@\" || exit $?` to it"),
+        ),
+        s => item("lxc_hook", Level::Warn, format!("the libvirt hook {} is {}", path.display(), s.describe()), Some(fix_install)),
+    });
+    let cached = Ok(());
+    v.push(match crate::storage::decide(choice, pool, cached) {
+        Ok((crate::storage::Mode::Overlay, why)) => {
+            item("storage", Level::Ok, format!("new containers in {}: {why}", pool.display()), None)
+        }
+        Ok((_, why)) => item(
+            "storage",
+            Level::Warn,
+            format!("new containers in {}: {why} (every container a full copy)", pool.display()),
+            Some(fix_install),
+        ),
+        Err(e) => item("storage", Level::Fail, format!("{e:#}"), Some("use --storage copy")),
+    });
+    let layout = cgroup_layout();
+    if layout.starts_with("v1") && !crate::host::pid1_is_systemd(std::path::Path::new("/proc")) {
+        v.push(item(
+            "idmap",
+            Level::Ok,
+            "one id map per profile (shared): on this host (cgroup v1, PID 1 not systemd) systemd containers with different maps cannot run side by side, so per-container isolated maps do not apply here",
+            None,
+        ));
+    }
+    v
+}
+
+/// Did the running libvirtd start before the hook file was created? `None` when unknown.
+fn libvirtd_predates(hook: &std::path::Path) -> Option<bool> {
+    let pid: u32 = std::fs::read_to_string("/run/libvirtd.pid").ok()?.trim().parse().ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let ticks: u64 = after.split_whitespace().nth(19)?.parse().ok()?;
+    let btime: u64 = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let started = btime + ticks / hz;
+    let born = std::fs::metadata(hook).ok()?.created().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    Some(born > started)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

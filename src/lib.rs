@@ -37,6 +37,7 @@ pub mod sbom;
 pub mod seccomp;
 pub mod spec;
 pub mod state;
+pub mod storage;
 pub mod text;
 pub mod verify;
 pub mod yaml;

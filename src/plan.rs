@@ -122,6 +122,15 @@ pub enum Action {
     WriteRecord {
         path: PathBuf,
     },
+    /// Overlay storage: make the shared base once (copy of the cache entry, shifted into the
+    /// id map), under its lock.
+    PrepareBase(crate::storage::Overlay),
+    /// Overlay storage: a fresh, empty writable layer for the container.
+    MakeLayer(crate::storage::Overlay),
+    /// Overlay storage: mount base + layer at `POOL/NAME` in the host's mount namespace.
+    MountOverlay(crate::storage::Overlay),
+    /// Overlay storage: shift what guest configuration wrote into the layer (not the base).
+    ShiftLayer(crate::storage::Overlay),
     /// Shift the tree's ownership into the user namespace (recorded, never twice).
     ShiftIdmap {
         root: PathBuf,
@@ -260,6 +269,47 @@ impl fmt::Display for Action {
                 "   chown  every file under {}: uid +{uid}, gid +{gid} (recorded, never twice)",
                 root.display()
             ),
+            Action::PrepareBase(o) => {
+                writeln!(f, "   lock   {}  (exclusive, waits for other runs)", o.lock().display())?;
+                writeln!(
+                    f,
+                    "   unless {} is complete: cp -a --reflink=auto -- {} {}.partial",
+                    o.base.display(),
+                    o.cache_entry.display(),
+                    o.base.display()
+                )?;
+                if let Some(m) = o.idmap {
+                    writeln!(
+                        f,
+                        "          chown every file of it: uid +{}, gid +{} (file capabilities, setuid bits and ACLs kept)",
+                        m.uid.target, m.gid.target
+                    )?;
+                }
+                writeln!(f, "          rename it to {} (read-only lower layer of every container on it)", o.base.display())
+            }
+            Action::MakeLayer(o) => writeln!(
+                f,
+                "   mkdir  {}/upper  (owner and mode of the base's root)\n   mkdir  {}/work\n   write  {}/base  ({})",
+                o.layer.display(),
+                o.layer.display(),
+                o.layer.display(),
+                o.base_id
+            ),
+            Action::MountOverlay(o) => writeln!(
+                f,
+                "   run    {}  (the libvirt hook mounts it so at every start, and unmounts it at the end)",
+                crate::storage::mount_cmd(o).display()
+            ),
+            Action::ShiftLayer(o) => {
+                let m = o.idmap.map(|m| (m.uid.target, m.gid.target)).unwrap_or_default();
+                writeln!(
+                    f,
+                    "   chown  the files configuration wrote into {}: uid +{}, gid +{} (the base is shifted already)",
+                    o.upper().display(),
+                    m.0,
+                    m.1
+                )
+            }
             Action::EnsureNetwork { xml, .. } => write!(f, "{}", indent(xml)),
             Action::PrepareSeccomp(s) => write!(f, "{s}"),
             Action::DefineDomain { xml, .. } => write!(f, "{}", indent(xml)),

@@ -52,6 +52,8 @@ pub struct Request {
     pub force: bool,
     pub rootfs_from: Option<PathBuf>,
     pub no_base_cache: bool,
+    /// How the tree is stored, when not the context's (`bootstrap`, a tree without a domain, always copies).
+    pub storage: Option<crate::storage::Choice>,
     /// Root's one authorized SSH key (`lab up --ssh-keys`).
     pub authorized_key: Option<String>,
 }
@@ -65,6 +67,7 @@ pub fn plan(ctx: &Context, spec: &Spec, req: &Request) -> Result<Plan> {
         import: req.rootfs_from.clone(),
         keep_base: !req.no_base_cache,
         password_note: req.password.describe(),
+        storage: req.storage.unwrap_or(ctx.storage),
         authorized_key: req.authorized_key.clone(),
     };
     let mut plan =

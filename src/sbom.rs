@@ -513,6 +513,7 @@ pub fn rfc3339(secs: u64) -> String {
 /// The subject of `sbom NAME`: its rootfs in the pool and lxcprov's record, if any.
 pub fn subject_for(paths: &crate::paths::Paths, name: &crate::name::Name) -> Result<Subject> {
     let rootfs = paths.rootfs(name);
+    crate::storage::mount_for_reading(&paths.pool, name.as_str())?;
     if !rootfs.is_dir() {
         bail!("no root filesystem for {name} at {} (sbom reads the tree, running or not)", rootfs.display());
     }

@@ -27,6 +27,14 @@ pub struct Record {
     /// How many packages the guest's own tool (`rpm -qa`, `dpkg-query -W`) listed at bootstrap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub packages: Option<usize>,
+    /// How the tree is stored (`copy` or `overlay`); absent in records older than storage modes (copy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<crate::storage::Mode>,
+    /// Overlay only: the shared base's id (`KEY@MAP`) and the container's writable layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<std::path::PathBuf>,
 }
 
 impl Record {

@@ -8,6 +8,8 @@
 
 mod common;
 use common::*;
+#[path = "root/overlay.rs"]
+mod overlay;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -1180,13 +1182,16 @@ fn the_deb_installs_with_apt_and_brings_man_pages_and_completions_and_the_rpm_li
         "/usr/share/zsh/site-functions/_lxcprov",
         "/usr/share/fish/vendor_completions.d/lxcprov.fish",
         "/usr/share/lxcprov/profiles/web.yaml",
+        "/usr/share/lxcprov/libvirt-hook-lxc",
     ] {
         assert!(files.lines().any(|l| l == f), "{f} missing from the rpm:\n{files}");
     }
     let requires = stdout(&Command::new("rpm").args(["-qpR", rpm]).output().unwrap());
     assert!(requires.contains("libvirt-daemon-driver-lxc") && requires.contains("libvirt.so.0"), "{requires}");
 
-    // The deb: apt installs it offline (its dependencies are the host's packages).
+    // The deb: apt installs it offline (its dependencies are the host's packages). Its
+    // scripts rewrite the libvirt hook; the text it had is put back at the end (in place).
+    let hook_before = std::fs::read_to_string("/etc/libvirt/hooks/lxc").ok();
     let _purge = PurgePackage;
     let o = Command::new("apt-get")
         .args([
@@ -1221,6 +1226,12 @@ fn the_deb_installs_with_apt_and_brings_man_pages_and_completions_and_the_rpm_li
     assert!(Path::new("/usr/share/zsh/vendor-completions/_lxcprov").is_file());
     assert!(Path::new("/usr/share/fish/vendor_completions.d/lxcprov.fish").is_file());
     assert!(Path::new("/usr/share/lxcprov/profiles/paper.yaml").is_file());
+    // The libvirt hook runs the packaged lxcprov (unless the host has a hook of its own).
+    let hook = || std::fs::read_to_string("/etc/libvirt/hooks/lxc").unwrap_or_default();
+    let ours = hook().contains("# lxcprov libvirt LXC hook");
+    if ours {
+        assert!(hook().contains("exec /usr/bin/lxcprov hook lxc \"$@\""), "{}", hook());
+    }
 
     // Removing the package removes its files.
     let o = Command::new("apt-get")
@@ -1230,6 +1241,14 @@ fn the_deb_installs_with_apt_and_brings_man_pages_and_completions_and_the_rpm_li
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!Path::new("/usr/bin/lxcprov").exists() && !Path::new(comp).exists());
+    // ... except the hook, made dormant in place: libvirtd runs it at every start.
+    if ours {
+        assert!(hook().contains("exit 0") && !hook().contains("exec /usr/bin/lxcprov"), "{}", hook());
+    }
+    if let Some(t) = hook_before {
+        let f = std::fs::OpenOptions::new().write(true).truncate(true).open("/etc/libvirt/hooks/lxc");
+        let _ = f.and_then(|mut f| std::io::Write::write_all(&mut f, t.as_bytes()));
+    }
 }
 
 fn sbom_components(o: &Output) -> Vec<serde_json::Value> {

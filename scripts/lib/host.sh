@@ -319,20 +319,24 @@ host_ensure_libvirtd() {
         if [[ -e "$HOST_LIBVIRTD_LOG" ]]; then
             mv -f -- "$HOST_LIBVIRTD_LOG" "$HOST_LIBVIRTD_LOG.old"
         fi
-        # libvirtd gets its own mount namespace, a *slave* of the host's: mounts made on the
-        # host later (a pool on a new file system, lxcprov's overlays) still reach it. That
-        # needs a shared host root, as systemd hosts have; hosts without systemd often keep
-        # it private, so make it shared first.
+        # libvirtd gets its own mount namespace whose mounts stay in the host's peer groups
+        # (propagation unchanged): mounts and unmounts under the pool travel both ways, so an
+        # overlay that lxcprov's libvirt hook mounts there at a container's start is the same
+        # mount lxcprov sees on the host, and the other way round. Only /sys is made a slave
+        # first (it still receives the host's mounts), so unmounting the empty cgroup2 mount
+        # there does not unmount the host's (verified on the CI machine). That needs a
+        # shared host root, as systemd hosts have; hosts without systemd often keep it private,
+        # so make it shared first.
         if [[ "$(findmnt -no PROPAGATION / 2>/dev/null)" == private ]]; then
-            host_log "making / a shared mount, so libvirtd's namespace receives later host mounts"
+            host_log "making / a shared mount, so mounts travel between the host and libvirtd's namespace"
             mount --make-rshared /
         fi
-        host_log "starting libvirtd in a private mount namespace without the empty cgroup2 mount (log: $HOST_LIBVIRTD_LOG)"
+        host_log "starting libvirtd in its own mount namespace without the empty cgroup2 mount (log: $HOST_LIBVIRTD_LOG)"
         # Constant script string; nothing untrusted is interpolated.
         # shellcheck disable=SC2016
         LIBVIRT_LOG_OUTPUTS="3:file:$HOST_LIBVIRTD_LOG" \
-            unshare --mount --propagation slave sh -c \
-            'if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified; fi; exec libvirtd -d' \
+            unshare --mount --propagation unchanged sh -c \
+            'if mountpoint -q /sys/fs/cgroup/unified; then mount --make-rslave /sys && umount /sys/fs/cgroup/unified; fi; exec libvirtd -d' \
             || { host_err "libvirtd failed to start"; host_print_libvirtd_logs; return 1; }
         started=1
     fi
@@ -347,6 +351,63 @@ host_ensure_libvirtd() {
         host_log "libvirtd started (pid $pid)"
     fi
     host_log "libvirtd answers on $HOST_LIBVIRT_URI"
+}
+
+# lxcprov's libvirt LXC hook (/etc/libvirt/hooks/lxc). libvirtd looks for hook scripts
+# only when it starts, so the file must exist before libvirtd does. When it is missing:
+# write it, running LXCPROV_HOOK_BIN if that lxcprov has the `hook` subcommand, else a
+# dormant script (exit 0) that `lxcprov hook install` later points at an lxcprov (no
+# restart needed then). A libvirtd this script started itself is restarted so it sees
+# the new hook (running containers survive); a libvirtd it did not start is left alone
+# and told about. An existing hook (lxcprov's or someone else's) is never touched here.
+HOST_LXC_HOOK="${HOST_LXC_HOOK:-/etc/libvirt/hooks/lxc}"
+host_ensure_lxc_hook() {
+    local bin="${LXCPROV_HOOK_BIN:-/usr/local/bin/lxcprov}"
+    if [[ -e "$HOST_LXC_HOOK" ]]; then
+        host_log "libvirt hook $HOST_LXC_HOOK present; leaving it as it is (lxcprov doctor checks it)"
+        return 0
+    fi
+    [[ "$(id -u)" -eq 0 ]] || { host_err "installing $HOST_LXC_HOOK needs root"; return 1; }
+    if [[ -x "$bin" ]] && "$bin" hook install --binary "$bin" --path "$HOST_LXC_HOOK" >/dev/null 2>&1; then
+        host_log "installed the libvirt hook $HOST_LXC_HOOK (runs $bin)"
+    else
+        mkdir -p -- "$(dirname -- "$HOST_LXC_HOOK")"
+        # Constant text; the same first lines as lxcprov's own (storage/hook.rs).
+        printf '%s\n' '#!/bin/sh' '# lxcprov libvirt LXC hook v1' \
+            '# dormant: no lxcprov with the hook yet; `lxcprov hook install` points it at one' \
+            'exit 0' >"$HOST_LXC_HOOK.tmp"
+        chmod 0755 "$HOST_LXC_HOOK.tmp"
+        mv -f -- "$HOST_LXC_HOOK.tmp" "$HOST_LXC_HOOK"
+        host_log "installed a dormant libvirt hook $HOST_LXC_HOOK (\`lxcprov hook install\` activates it)"
+    fi
+    if host_libvirt_ready; then
+        if host_libvirtd_is_ours; then
+            host_log "restarting the libvirtd this script started, so it sees the new hook"
+            host_stop_libvirtd && host_ensure_libvirtd
+        else
+            host_log "WARNING: libvirtd was running before the hook existed; restart it yourself so it calls the hook (running containers survive)"
+        fi
+    fi
+}
+
+# Is the running libvirtd one this script started (its marker names the live pid)?
+host_libvirtd_is_ours() {
+    local pid
+    pid="$(host_libvirtd_pid 2>/dev/null)" || return 1
+    [[ -f "$HOST_LIBVIRTD_MARKER" ]] && [[ "$(cut -d' ' -f1 "$HOST_LIBVIRTD_MARKER")" == "$pid" ]]
+}
+
+# A libvirtd this script started earlier in a *slave* namespace (before overlay storage)
+# never passes its mounts back to the host: restart it in the current way. Its root mount
+# must be in a shared peer group. A libvirtd someone else started is left alone.
+host_ensure_libvirtd_peers() {
+    local pid
+    host_libvirtd_is_ours || return 0
+    pid="$(host_libvirtd_pid)" || return 0
+    if ! awk '$5 == "/" && / shared:/ { found = 1 } END { exit !found }' "/proc/$pid/mountinfo" 2>/dev/null; then
+        host_log "restarting the libvirtd this script started in a slave mount namespace, so mounts travel both ways"
+        host_stop_libvirtd && host_ensure_libvirtd
+    fi
 }
 
 # Stop a libvirtd that is not managed by systemd: SIGTERM the pid in the pid

@@ -66,6 +66,8 @@ pub struct Options {
     pub keep_base: bool,
     /// Where the root password comes from, for the plan (never the password itself).
     pub password_note: String,
+    /// How the tree is stored (`--storage`).
+    pub storage: crate::storage::Choice,
     /// Root's one authorized SSH key (`lab up --ssh-keys`).
     pub authorized_key: Option<String>,
 }
@@ -97,6 +99,10 @@ pub struct Plan {
     pub warnings: Vec<String>,
     #[serde(skip)]
     pub password_note: String,
+    /// Overlay storage: the shared base and this container's layer; `None` for a copy.
+    pub overlay: Option<crate::storage::Overlay>,
+    /// Which storage mode, and why (the plan and `doctor` say it).
+    pub storage: String,
 }
 
 /// Builds the plan. Reads the cache directory (to decide between install and copy) and
@@ -122,26 +128,23 @@ pub fn plan(
         let from = crate::import::check_source(from, paths)?;
         Source::Import { cmd: import_cmd(&from, &partial)?, from }
     } else if cache_entry.join(BASE_MARKER).is_file() {
-        Source::Cache { cache_entry }
+        Source::Cache { cache_entry: cache_entry.clone() }
     } else {
         Source::Install {
             cmd: spec.install_cmd(&partial, &pkg_cache, &paths.rpm_home(), &conf_path),
-            cache_entry: o.keep_base.then_some(cache_entry),
+            cache_entry: o.keep_base.then(|| cache_entry.clone()),
         }
     };
-    let guest = GuestConfig {
-        hostname: p.hostname.clone().unwrap_or_else(|| name.to_string()),
-        securetty: (d.securetty && p.console.enabled).then(|| p.console.tty.clone()),
-        netconfig: d.netconfig,
-        address: p.network.lease.as_ref().zip(p.network.dhcp.as_ref()).map(|(l, d)| {
-            let prefix = d.netmask.parse::<std::net::Ipv4Addr>().map(|m| u32::from(m).count_ones()).unwrap_or(24);
-            format!("{}/{prefix}", l.ip)
-        }),
-        ssh: o.authorized_key.clone().map(|authorized_key| guest::GuestSsh {
-            authorized_key,
-            keygen_unit: (d.installer == crate::distro::InstallerKind::Debootstrap).then_some("ssh.service"),
-        }),
+    let cached = match &source {
+        Source::Import { .. } => Err("imported trees (--rootfs-from) are copied: overlay needs a cached base"),
+        Source::Install { cache_entry: None, .. } => Err("--no-base-cache: overlay needs the base-rootfs cache"),
+        _ => Ok(()),
     };
+    let (mode, storage) = crate::storage::decide(o.storage, &paths.pool, cached)?;
+    let overlay = (mode == crate::storage::Mode::Overlay).then(|| {
+        crate::storage::Overlay::new(&paths.pool, name.as_str(), &cache_entry, &spec.cache_key(), p.security.idmap)
+    });
+    let guest = guest_config(name, p, d, o.authorized_key.clone());
     let mut warnings = vec![];
     if o.import.is_some() {
         warnings.push(format!(
@@ -172,7 +175,27 @@ pub fn plan(
         spec,
         warnings,
         password_note: o.password_note.clone(),
+        overlay,
+        storage,
     })
+}
+
+/// The per-container guest configuration of `name` (also re-applied by `reset`), with root's
+/// one authorized SSH key (`lab up --ssh-keys`).
+pub fn guest_config(name: &Name, p: &Profile, d: &Distro, authorized_key: Option<String>) -> GuestConfig {
+    GuestConfig {
+        hostname: p.hostname.clone().unwrap_or_else(|| name.to_string()),
+        securetty: (d.securetty && p.console.enabled).then(|| p.console.tty.clone()),
+        netconfig: d.netconfig,
+        address: p.network.lease.as_ref().zip(p.network.dhcp.as_ref()).map(|(l, d)| {
+            let prefix = d.netmask.parse::<std::net::Ipv4Addr>().map(|m| u32::from(m).count_ones()).unwrap_or(24);
+            format!("{}/{prefix}", l.ip)
+        }),
+        ssh: authorized_key.map(|authorized_key| guest::GuestSsh {
+            authorized_key,
+            keygen_unit: (d.installer == crate::distro::InstallerKind::Debootstrap).then_some("ssh.service"),
+        }),
+    }
 }
 
 impl Plan {
@@ -249,6 +272,7 @@ impl Plan {
                     Action::NormaliseImport { root: self.partial.clone() },
                 ],
             )),
+            Source::Cache { .. } if self.overlay.is_some() => {}
             Source::Cache { cache_entry } => steps.push(Step::new(
                 "copy the cached base root filesystem (cache hit: no install)",
                 vec![
@@ -261,6 +285,10 @@ impl Plan {
                     Action::Remove { path: self.partial.join(BASE_MARKER) },
                 ],
             )),
+        }
+        if let Some(o) = &self.overlay {
+            steps.extend(self.overlay_steps(o));
+            return steps;
         }
         if matches!(self.source, Source::Cache { .. }) {
             steps.push(self.pkgdb_step());
@@ -276,9 +304,46 @@ impl Plan {
         steps
     }
 
+    /// Overlay storage: the shared base (once per base and id map), the container's own
+    /// layer mounted at `POOL/NAME`, and the guest configuration written into that layer.
+    fn overlay_steps(&self, o: &crate::storage::Overlay) -> Vec<Step> {
+        let mut steps = vec![];
+        if matches!(self.source, Source::Install { .. }) {
+            steps.push(Step::new(
+                "remove the installed tree (the base-rootfs cache holds it now)",
+                vec![Action::Remove { path: self.partial.clone() }],
+            ));
+        }
+        steps.push(Step::new(
+            "prepare the shared base: copied from the cache and shifted once per base and id map, then shared",
+            vec![Action::PrepareBase(o.clone())],
+        ));
+        steps.push(Step::new(
+            format!("make {}'s own writable layer and mount the overlay at {}", self.name, o.target.display()),
+            vec![Action::MakeLayer(o.clone()), Action::MountOverlay(o.clone())],
+        ));
+        if matches!(self.source, Source::Cache { .. }) {
+            steps.push(self.pkgdb_step_on(&o.target));
+        }
+        let mut a = vec![Action::ConfigureGuest {
+            root: o.target.clone(),
+            files: self.guest_files.clone(),
+            password: self.password_note.clone(),
+        }];
+        if o.idmap.is_some() {
+            a.push(Action::ShiftLayer(o.clone()));
+        }
+        steps.push(Step::new("configure the guest (its files go into its own layer, never the base)", a));
+        steps
+    }
+
     /// The guest's own package manager must read what was installed; CentOS 7's rpm needs
     /// its packages re-registered first (Berkeley DB).
     fn pkgdb_step(&self) -> Step {
+        self.pkgdb_step_on(&self.partial)
+    }
+
+    fn pkgdb_step_on(&self, root: &Path) -> Step {
         let sp = &self.spec;
         let (family, dbpath) = match sp.tool {
             Tool::Debootstrap => (pkgdb::Family::Dpkg, "/var/lib/dpkg".to_string()),
@@ -291,17 +356,23 @@ impl Plan {
             // whose packages dnf reads in place.
             let mut search = vec![self.pkg_cache.clone()];
             search.extend(sp.repos.iter().filter_map(|r| r.url.strip_prefix("file://")).map(PathBuf::from));
-            a.push(Action::RegisterWithGuestRpm { root: self.partial.clone(), search, dbpath: dbpath.clone() });
+            a.push(Action::RegisterWithGuestRpm { root: root.to_path_buf(), search, dbpath: dbpath.clone() });
             "give the guest a package database its own rpm reads (Berkeley DB: re-registered with the guest's rpm)"
         } else {
             "check that the guest's own package manager reads its package database"
         };
-        a.push(Action::CheckPackageDb { root: self.partial.clone(), family, dbpath });
+        a.push(Action::CheckPackageDb { root: root.to_path_buf(), family, dbpath });
         Step::new(title, a)
     }
 
     /// The step that moves the finished tree into place and records it.
     pub fn place_step(&self) -> Step {
+        if self.overlay.is_some() {
+            return Step::new(
+                "record the container (overlay: the mounted tree is already in place)",
+                vec![Action::WriteRecord { path: self.record.clone() }],
+            );
+        }
         Step::new(
             "move the finished tree into place",
             // The record first: killed between the two, the next run finds no tree and builds

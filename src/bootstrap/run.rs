@@ -12,8 +12,16 @@ use std::path::Path;
 
 /// Runs a plan: builds the tree, then moves it into place. The caller holds the name lock.
 pub fn execute(plan: &Plan, runner: &dyn Runner, password: &Secret, progress: &dyn Progress) -> Result<()> {
-    if plan.rootfs.exists() && !plan.force {
-        bail!("{} already exists; lxcprov never overwrites a root filesystem without --force", plan.rootfs.display());
+    if plan.rootfs.exists() && (!plan.force || plan.overlay.is_some()) {
+        bail!(
+            "{} already exists; lxcprov never overwrites a root filesystem without --force{}",
+            plan.rootfs.display(),
+            if plan.overlay.is_some() {
+                " (overlay storage: remove it with `lxcprov destroy --purge` first)"
+            } else {
+                ""
+            }
+        );
     }
     let hash = password.sha512_crypt()?;
     let packages = build(plan, runner, &hash, progress)?;
@@ -35,7 +43,10 @@ pub fn build(plan: &Plan, runner: &dyn Runner, hash: &str, progress: &dyn Progre
     drop(ex);
     if let Err(e) = result {
         progress.phase("removing the partial root filesystem");
-        let cleanup = crate::fsutil::remove_tree(&plan.partial);
+        let mut cleanup = crate::fsutil::remove_tree(&plan.partial);
+        if let (Some(o), true) = (&plan.overlay, cleanup.is_ok()) {
+            cleanup = crate::storage::remove(runner, o).map(|_| ());
+        }
         progress.done("");
         return match cleanup {
             Ok(()) => Err(e.context(format!(
@@ -129,15 +140,41 @@ impl Executor<'_> {
                 crate::import::normalise_tree(root)?.warnings().iter().for_each(|w| self.progress.line(w))
             }
             Action::StoreBase { from, entry } => {
-                // The cache is an optimisation: a full cache disk must not fail the run.
+                // The cache is an optimisation (a full cache disk must not fail the run),
+                // except under overlay storage, where it is the container's base.
                 if let Err(e) = store_base(self.plan, self.runner, from, entry) {
+                    if self.plan.overlay.is_some() {
+                        return Err(e.context("overlay storage needs the base-rootfs cache entry; use --storage copy"));
+                    }
                     self.progress.line(&format!(
                         "warning: the base-rootfs cache was not filled ({e:#}); the next container installs again"
                     ));
                 }
             }
-            Action::ConfigureGuest { root, .. } => self.plan.guest.apply(root, self.hash)?,
+            Action::ConfigureGuest { root, .. } => {
+                self.plan.guest.apply(root, self.hash)?;
+                if let Some(o) = &self.plan.overlay {
+                    crate::storage::save_root_hash(o, self.hash)?;
+                }
+            }
             Action::Rename { from, to } => swap_into_place(from, to)?,
+            Action::PrepareBase(o) => crate::storage::prepare_base(self.runner, o, &|| {
+                self.progress.line("waiting for another lxcprov run preparing the same shared base")
+            })?,
+            Action::MakeLayer(o) => {
+                if crate::storage::is_mounted(&o.target) {
+                    crate::storage::unmount(self.runner, &o.target)?; // a killed run's mount
+                }
+                crate::storage::make_layer(o)?
+            }
+            Action::MountOverlay(o) => {
+                crate::storage::ensure_mounted(self.runner, o)?;
+            }
+            Action::ShiftLayer(o) => {
+                if let Some(m) = o.idmap {
+                    crate::storage::shift_layer(o, m)?;
+                }
+            }
             Action::WriteRecord { path } => {
                 let mut r = record_for(self.plan);
                 r.packages = self.packages.get().or_else(|| read_record_packages(&self.plan.record));
@@ -172,9 +209,12 @@ pub fn record_for(plan: &Plan) -> Record {
         gpgcheck: plan.spec.gpgcheck,
         installer: plan.spec.tool.program().into(),
         cache_key: plan.spec.cache_key(),
-        idmap: None,
+        idmap: plan.overlay.as_ref().and_then(|o| o.idmap),
         shift_started: None,
         packages: None,
+        storage: Some(if plan.overlay.is_some() { crate::storage::Mode::Overlay } else { crate::storage::Mode::Copy }),
+        base: plan.overlay.as_ref().map(|o| o.base_id.clone()),
+        layer: plan.overlay.as_ref().map(|o| o.layer.clone()),
     }
 }
 

@@ -26,6 +26,8 @@ enum Made {
     Network(String),
     Domain(String),
     Rootfs(PathBuf),
+    /// An overlay container's layer and mount point (the shared base stays).
+    Overlay(crate::storage::Overlay),
 }
 
 /// Makes sure the profile's network exists and is active. Returns true when this call
@@ -188,7 +190,7 @@ impl CreatePlan {
         let p = &self.profile;
         let name = self.name.to_string();
         let mut v = vec![];
-        if let Some(m) = &p.security.idmap {
+        if let (Some(m), None) = (&p.security.idmap, &self.bootstrap.overlay) {
             v.push(Step::new(
                 "shift the root filesystem's ownership into the user namespace",
                 vec![Action::ShiftIdmap { root: self.bootstrap.rootfs.clone(), uid: m.uid.target, gid: m.gid.target }],
@@ -263,7 +265,10 @@ pub fn create(env: &Env, plan: &CreatePlan, password: &Secret) -> Result<Created
     }
     let mut made: Vec<Made> = vec![];
     match create_steps(env, plan, password, &mut made) {
-        Ok(r) => Ok(Created::New { report: r, bootstrapped: made.iter().any(|m| matches!(m, Made::Rootfs(_))) }),
+        Ok(r) => Ok(Created::New {
+            report: r,
+            bootstrapped: made.iter().any(|m| matches!(m, Made::Rootfs(_) | Made::Overlay(_))),
+        }),
         Err(e) => Err(undo(env, name, made, e)),
     }
 }
@@ -289,6 +294,20 @@ fn undo(env: &Env, name: &Name, made: Vec<Made>, e: anyhow::Error) -> anyhow::Er
                 r.map_err(anyhow::Error::new)
             }
             Made::Network(n) => env.hv.remove_network(n).map(|_| format!("network {n}")).map_err(anyhow::Error::new),
+            Made::Overlay(o) if domain_may_exist => {
+                kept.push(format!(
+                    "kept the layer {} because the domain {name} may still exist and use it; once libvirtd answers, run `lxcprov destroy --purge {name}` or `lxcprov create` again",
+                    o.layer.display()
+                ));
+                continue;
+            }
+            Made::Overlay(o) => {
+                let r = crate::storage::remove(env.runner, o).map(|_| format!("layer {}", o.layer.display()));
+                let _ = std::fs::remove_file(env.paths.record(name));
+                let _ = crate::storage::remove_unused_base(&env.paths.pool, &o.base_id);
+                crate::storage::tidy(&env.paths.pool);
+                r
+            }
             Made::Rootfs(p) if domain_may_exist => {
                 kept.push(format!(
                     "kept {} because the domain {name} may still exist and use it; once libvirtd answers, run `lxcprov destroy --purge {name}` or `lxcprov create` again",
@@ -325,6 +344,14 @@ fn create_steps(env: &Env, plan: &CreatePlan, password: &Secret, made: &mut Vec<
     let name = &plan.name;
     let rootfs = env.paths.rootfs(name);
     let record = Record::load(&env.paths.record(name))?;
+    if record.is_none() {
+        // A layer without a record is a killed overlay build (the record is written last),
+        // and no domain uses it (precheck): remove it and build again.
+        if let Some(o) = crate::storage::existing(&env.paths.pool, name.as_str())? {
+            env.ui.info(&format!("removing the unfinished layer {} of an interrupted run", o.layer.display()));
+            crate::storage::remove(env.runner, &o)?;
+        }
+    }
     let force = plan.bootstrap.force;
     let reuse = rootfs.exists()
         && !force
@@ -343,8 +370,14 @@ fn create_steps(env: &Env, plan: &CreatePlan, password: &Secret, made: &mut Vec<
         for w in &plan.bootstrap.warnings {
             env.ui.warn(w);
         }
+        env.ui.info(&format!("storage: {}", plan.bootstrap.storage));
+        // Only after success: a failed build cleans up after itself, and a refusal (the tree
+        // exists) must not remove what was there.
         bootstrap::execute(&plan.bootstrap, env.runner, password, env.ui)?;
-        made.push(Made::Rootfs(rootfs.clone()));
+        match &plan.bootstrap.overlay {
+            Some(o) => made.push(Made::Overlay(o.clone())),
+            None => made.push(Made::Rootfs(rootfs.clone())),
+        }
     }
     crate::interrupt::check()?;
     let mut report = None;

@@ -32,7 +32,8 @@ pub fn destroy_keeping_networks(env: &Env, name: &Name, purge: bool) -> Result<(
         .into_iter()
         .filter(|p| std::fs::symlink_metadata(p).is_ok())
         .collect();
-    if !exists && (!purge || (!rootfs.exists() && leftovers.is_empty())) {
+    let layer = crate::storage::layers_dir(&env.paths.pool).join(name.as_str());
+    if !exists && (!purge || (!rootfs.exists() && !layer.exists() && leftovers.is_empty())) {
         bail!("no container named {name} on {}", env.hv.uri());
     }
     let mut networks = vec![];
@@ -50,7 +51,9 @@ pub fn destroy_keeping_networks(env: &Env, name: &Name, purge: bool) -> Result<(
         }
         networks = d.interfaces.iter().filter_map(|i| i.network.clone()).collect();
         if env.hv.domain_state(name.as_str())? == State::Running {
-            if let Err(e) = env.hv.destroy_domain(name.as_str()) {
+            super::run::kill_init(env, name.as_str())?;
+            let still = env.hv.domain_state(name.as_str())? == State::Running;
+            if let Err(e) = if still { env.hv.destroy_domain(name.as_str()) } else { Ok(()) } {
                 // libvirt can report a cleanup error (a systemd scope already gone) for a
                 // domain it did stop: what counts is whether it still runs.
                 if e.is_connection() || env.hv.domain_state(name.as_str())? == State::Running {
@@ -107,7 +110,13 @@ pub fn remove_unused_networks(env: &Env, networks: &[String]) -> Result<Vec<Stri
 
 fn purge_tree(env: &Env, name: &Name, purge: bool, rootfs: &std::path::Path, done: &mut Vec<String>) -> Result<()> {
     if purge {
-        if rootfs.exists() {
+        if let Some(o) = crate::storage::existing(&env.paths.pool, name.as_str())? {
+            // Overlay: unmount, then only the container's own layer; the shared base goes
+            // when no other container uses it.
+            done.extend(crate::storage::remove(env.runner, &o)?);
+            done.extend(crate::storage::remove_unused_base(&env.paths.pool, &o.base_id)?);
+            crate::storage::tidy(&env.paths.pool);
+        } else if rootfs.exists() {
             crate::fsutil::remove_tree(rootfs)?;
             done.push(format!("deleted {}", rootfs.display()));
         }

@@ -8,6 +8,7 @@ pub mod destroy;
 pub mod inspect;
 pub mod list;
 pub mod rebuild;
+pub mod reset;
 pub mod run;
 #[cfg(test)]
 mod tests;
@@ -17,6 +18,7 @@ pub use destroy::destroy;
 pub use inspect::verify_domain;
 pub use list::{list, Row};
 pub use rebuild::rebuild;
+pub use reset::reset;
 pub use run::{start, stop};
 
 use crate::context::Context;

@@ -21,6 +21,19 @@ pub fn rebuild(env: &Env, plan: &bootstrap::Plan, p: &Profile) -> Result<Report>
     if !env.hv.domain_exists(name.as_str())? {
         bail!("no container named {name} on {}", env.hv.uri());
     }
+    if crate::storage::existing(&env.paths.pool, name.as_str())?.is_some() {
+        // Overlay: a fresh layer on the base the plan names (prepared now), the container's
+        // own configuration and password re-applied; the domain stays.
+        let Some(new) = &plan.overlay else {
+            bail!("{name} is an overlay container: rebuild it from the base-rootfs cache (without --rootfs-from or --no-base-cache), or re-create it");
+        };
+        crate::storage::prepare_base(env.runner, new, &|| env.ui.info("waiting for another run preparing the base"))?;
+        let r = super::reset::reset_onto(env, name, &plan.guest, Some(new), true)?;
+        return r.context("internal error: the rebuilt container did not start");
+    }
+    if plan.overlay.is_some() {
+        bail!("internal error: a copy-mode container's rebuild was planned with overlay storage");
+    }
     let rootfs = env.paths.rootfs(name);
     let hash = bootstrap::root_hash(&rootfs)
         .with_context(|| format!("{} has no root password hash to carry over", rootfs.display()))?;

@@ -125,7 +125,67 @@ pub fn start_domain(env: &Env, name: &str) -> Result<()> {
             );
         }
     }
+    ensure_overlay(env, name, &d)?;
     Ok(env.hv.start_domain(name)?)
+}
+
+/// An overlay container's root is mounted before libvirt starts it. The libvirt hook does
+/// the same at `prepare` (for `virsh start` and autostart); doing it here too keeps
+/// `lxcprov start` working on a host where the hook is missing.
+pub fn ensure_overlay(env: &Env, name: &str, d: &facts::DomainXml) -> Result<()> {
+    let Ok(n) = crate::name::Name::parse(name) else { return Ok(()) };
+    if d.rootfs.as_deref() != Some(env.paths.rootfs(&n).as_path()) {
+        return Ok(());
+    }
+    if let Some(o) = crate::storage::existing(&env.paths.pool, name)? {
+        if crate::storage::ensure_mounted(env.runner, &o)? {
+            env.ui.info(&format!("mounted {}'s overlay at {}", name, o.target.display()));
+        }
+    }
+    Ok(())
+}
+
+/// Forces a running container off, fast: SIGKILL to its init ends its PID namespace at once,
+/// and libvirt sees the container stop; libvirt's own destroy first sends SIGTERM and waits
+/// about 2 s for an init that ignores it (systemd does). libvirt's destroy still runs if the
+/// domain is up after that. Only on the real host (never a fixture's `/proc`), and only a
+/// PID that is a namespace's init.
+pub fn force_off(env: &Env, name: &str) -> Result<()> {
+    kill_init(env, name)?;
+    if env.hv.domain_state(name)? == State::Running {
+        env.hv.destroy_domain(name)?;
+    }
+    Ok(())
+}
+
+/// The first half of [`force_off`]: SIGKILL to the container's init, then a wait (at most
+/// 3 s) for libvirt to see it stop. The caller destroys it if it still runs.
+pub fn kill_init(env: &Env, name: &str) -> Result<()> {
+    if signal_init(env, name) {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(3) && env.hv.domain_state(name)? == State::Running {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Ok(())
+}
+
+/// SIGKILL to the container's init without waiting (`lab down` signals every student's
+/// first); true when it was sent.
+pub fn signal_init(env: &Env, name: &str) -> bool {
+    let real = env.host.proc() == Path::new("/proc");
+    if let (true, Some(pid)) = (real, facts::init_pid(&env.run_dir, name)) {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let ns_init = status
+            .lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))
+            .is_some_and(|f| f.split_whitespace().count() > 1 && f.split_whitespace().last() == Some("1"));
+        if ns_init {
+            // SAFETY: kill has no memory preconditions; pid is this container's init.
+            return unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) } == 0;
+        }
+    }
+    false
 }
 
 pub fn start(env: &Env, name: &str) -> Result<u32> {

@@ -22,10 +22,29 @@ fn shift_rec(p: &Path, dev: u64, uo: u32, go: u32, count: u32, n: &mut u64) -> s
     if m.dev() != dev {
         return Ok(());
     }
+    if shift_entry(p, &m, uo, go, count)? {
+        *n += 1;
+    }
+    if m.is_dir() {
+        for e in fs::read_dir(p)? {
+            shift_rec(&e?.path(), dev, uo, go, count, n)?;
+        }
+    }
+    Ok(())
+}
+
+/// Shifts one file (not its children) as [`shift_ownership`] does; true when its owner changed.
+pub fn shift_one(p: &Path, uid_off: u32, gid_off: u32, count: u32) -> std::io::Result<bool> {
+    let m = fs::symlink_metadata(p)?;
+    shift_entry(p, &m, uid_off, gid_off, count)
+}
+
+fn shift_entry(p: &Path, m: &fs::Metadata, uo: u32, go: u32, count: u32) -> std::io::Result<bool> {
     let (uid, gid) = (m.uid(), m.gid());
     let nu = if uid < count { uid + uo } else { uid };
     let ng = if gid < count { gid + go } else { gid };
-    if (nu, ng) != (uid, gid) {
+    let changed = (nu, ng) != (uid, gid);
+    if changed {
         // chown drops file capabilities; they are written back for the namespace's root.
         let caps = if m.is_file() { get_xattr(p, CAP_XATTR)? } else { None };
         // lchown resets setuid/setgid bits on regular files; restore the mode afterwards.
@@ -38,7 +57,6 @@ fn shift_rec(p: &Path, dev: u64, uo: u32, go: u32, count: u32, n: &mut u64) -> s
                 set_xattr(p, CAP_XATTR, &v3)?;
             }
         }
-        *n += 1;
     }
     // ACL entries name uids and gids too: shift those in [0, count).
     if !m.file_type().is_symlink() {
@@ -53,12 +71,7 @@ fn shift_rec(p: &Path, dev: u64, uo: u32, go: u32, count: u32, n: &mut u64) -> s
             }
         }
     }
-    if m.is_dir() {
-        for e in fs::read_dir(p)? {
-            shift_rec(&e?.path(), dev, uo, go, count, n)?;
-        }
-    }
-    Ok(())
+    Ok(changed)
 }
 
 /// The pool: created `0700`; an existing one loses every bit for others and group write

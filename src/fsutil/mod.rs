@@ -14,7 +14,7 @@ use std::path::{Component, Path, PathBuf};
 mod ids;
 mod space;
 
-pub use ids::{caps_for_namespace, ensure_pool, grant_traverse, shift_acl, shift_ownership};
+pub use ids::{caps_for_namespace, ensure_pool, grant_traverse, shift_acl, shift_one, shift_ownership};
 pub use space::{check_free_space, explain_disk_full, free_bytes, tree_bytes};
 
 /// Resolves `rel` (such as `/etc/shadow`) under `root`, refusing `..` and any existing

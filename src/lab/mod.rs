@@ -545,6 +545,12 @@ pub fn down(ctx: &Ctx, lab: &str, purge: bool) -> Result<()> {
     // races with machined when several LXC domains are destroyed at once ("Unable to read
     // .../machine-lxc-...scope/cgroup.controllers"). That part is quick.
     container::with_real_env(ctx, &ctx.ui, |env| {
+        // Every init gets SIGKILL first, so the students stop together, not one by one.
+        for m in &rec.members {
+            if env.hv.domain_exists(m)? && env.hv.domain_state(m)? == crate::libvirt::State::Running {
+                container::run::signal_init(env, m);
+            }
+        }
         for m in &rec.members {
             let n = Name::parse(m)?;
             if !env.hv.domain_exists(m)? {

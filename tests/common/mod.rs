@@ -17,6 +17,11 @@ pub fn lxcprov(dir: &Path) -> Command {
         .env("LXCPROV_POOL_DIR", dir.join("pool"))
         .env("LXCPROV_CACHE_DIR", dir.join("cache"))
         .env("LXCPROV_STATE_DIR", dir.join("state"))
+        // The default (auto) follows the host (is the libvirt hook installed?): tests say
+        // which storage they test; the overlay tests pass --storage overlay.
+        // LXCPROV_TEST_STORAGE=auto (with the hook installed) runs the others in overlay
+        // storage wherever it applies (imports stay copies).
+        .env("LXCPROV_STORAGE", std::env::var("LXCPROV_TEST_STORAGE").unwrap_or_else(|_| "copy".into()))
         .stdin(Stdio::null());
     c
 }

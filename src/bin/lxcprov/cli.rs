@@ -70,6 +70,11 @@ pub struct Global {
     /// The seccomp init shim copied into each container (default: lxcprov-init next to lxcprov)
     #[arg(long, global = true, value_name = "PATH", env = "LXCPROV_INIT_SHIM")]
     pub init_shim: Option<PathBuf>,
+    /// How new containers' trees are stored: overlay (a shared base and a layer of their
+    /// own, mounted at each start by the libvirt hook), copy (a full copy each), or auto
+    /// (overlay where the pool, kernel and hook allow it)
+    #[arg(long, global = true, value_name = "MODE", env = "LXCPROV_STORAGE", default_value = "auto")]
+    pub storage: lxcprov::storage::Choice,
 }
 
 #[derive(Debug, Subcommand)]
@@ -119,6 +124,20 @@ pub enum Command {
     Shell { name: String },
     /// Check this host for what lxcprov needs, with a fix for each problem
     Doctor,
+    /// Back to the golden base: drop the container's writable layer, re-apply its own
+    /// configuration (hostname, root password), restart (overlay storage)
+    Reset {
+        name: String,
+        /// Do not ask for confirmation (the container's own files are deleted)
+        #[arg(short, long)]
+        yes: bool,
+    },
+    /// The libvirt hook (`lxc`: libvirt calls it; `install`: install it for this binary)
+    #[command(hide = true)]
+    Hook {
+        #[command(subcommand)]
+        action: HookAction,
+    },
     /// Print a shell completion script (packaging: bash, zsh, fish, elvish, powershell)
     #[command(hide = true)]
     Completions {
@@ -215,6 +234,16 @@ pub enum LabAction {
         #[arg(long, value_name = "URL")]
         mirror: Option<String>,
     },
+    /// Back to the golden base: every student's (or student N's) writable layer replaced,
+    /// passwords, labels and maps kept (overlay storage)
+    Reset {
+        lab: String,
+        /// Only this student (1 is the first)
+        #[arg(long, value_name = "N")]
+        student: Option<u32>,
+        #[arg(short, long)]
+        yes: bool,
+    },
     /// Destroy the lab's containers (and with --purge their root filesystems)
     Down {
         lab: String,
@@ -222,6 +251,23 @@ pub enum LabAction {
         purge: bool,
         #[arg(short, long)]
         yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HookAction {
+    /// Called by libvirt as /etc/libvirt/hooks/lxc DOMAIN OP SUBOP EXTRA, the XML on stdin
+    Lxc {
+        #[arg(num_args = 0.., trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Write /etc/libvirt/hooks/lxc running this lxcprov (or --binary); never replaces
+    /// someone else's hook. libvirtd sees a new hook only after a restart.
+    Install {
+        #[arg(long, value_name = "PATH")]
+        binary: Option<PathBuf>,
+        #[arg(long, value_name = "PATH", default_value = lxcprov::storage::hook::HOOK_PATH)]
+        path: PathBuf,
     },
 }
 

@@ -20,13 +20,16 @@ pub fn request(a: &BootstrapArgs) -> Request {
         force: a.force,
         rootfs_from: a.rootfs_from.clone(),
         no_base_cache: a.no_base_cache,
+        storage: None,
         authorized_key: None,
     }
 }
 
 pub fn run(ctx: &Context, out: &Out, a: &BootstrapArgs) -> Result<Outcome> {
     let spec = super::resolve(ctx, &a.name, &a.profile)?;
-    let plan = provision::bootstrap(ctx, &spec, &request(a))?;
+    // A tree without a domain: always a plain copy (nothing would mount an overlay).
+    let req = Request { storage: Some(lxcprov::storage::Choice::Copy), ..request(a) };
+    let plan = provision::bootstrap(ctx, &spec, &req)?;
     if out.json {
         out.record(
             "bootstrap",

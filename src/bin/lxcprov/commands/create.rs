@@ -64,6 +64,7 @@ fn dry_run(out: &Out, plan: &CreatePlan, distro_note: Option<&str>) -> Result<Ou
                 "gpgcheck": sp.gpgcheck, "password": plan.bootstrap.password_note,
                 "network": { "name": plan.profile.network.name, "mode": plan.profile.network.mode },
                 "uri": plan.uri, "notes": notes, "distro_from_name": distro_note.is_some(),
+                "storage": plan.bootstrap.storage,
             }),
         )?;
         for (i, s) in steps.iter().enumerate() {
@@ -83,6 +84,7 @@ fn dry_run(out: &Out, plan: &CreatePlan, distro_note: Option<&str>) -> Result<Ou
     if let Some(n) = distro_note {
         s += &format!("# {n}\n");
     }
+    s += &format!("# storage: {}\n", lxcprov::text::for_terminal(&plan.bootstrap.storage));
     for n in &notes {
         s += &format!("# NOTE: {}\n", lxcprov::text::for_terminal(n));
     }

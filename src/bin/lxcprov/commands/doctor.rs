@@ -7,7 +7,8 @@ use lxcprov::doctor::{self, Level};
 use lxcprov::output::Out;
 
 pub fn run(ctx: &Context, out: &Out) -> Result<Outcome> {
-    let items = doctor::checks(&ctx.uri);
+    let mut items = doctor::checks(&ctx.uri);
+    items.extend(doctor::storage_checks(&ctx.paths.pool, ctx.storage));
     for i in &items {
         if out.json {
             out.record("item", i)?;

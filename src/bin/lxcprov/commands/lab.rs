@@ -39,6 +39,20 @@ pub fn run(ctx: &Context, out: &Out, action: LabAction) -> Result<Outcome> {
         LabAction::Status { lab } => status(ctx, out, &lab),
         LabAction::Verify { lab } => verify(ctx, out, &lab),
         LabAction::Outdated { lab, mirror } => outdated(ctx, out, &lab, mirror.as_deref()),
+        LabAction::Reset { lab, student, yes } => {
+            if !yes {
+                bail!("reset deletes every file the students wrote since their containers were created: confirm with --yes");
+            }
+            lxcprov::container::require_root("lab reset")?;
+            let reports = lxcprov::container::reset::reset_lab(ctx, &lab, student)?;
+            let mut outcome = Outcome::Ok;
+            for r in &reports {
+                if print_report(ctx, out, r)? != Outcome::Ok {
+                    outcome = Outcome::ChecksFailed;
+                }
+            }
+            Ok(outcome)
+        }
         LabAction::Down { lab, purge, yes } => {
             if purge && !yes {
                 let n = lab::load(ctx, &lab)?.members.len();

@@ -11,6 +11,7 @@ mod destroy;
 mod distros;
 mod doctor;
 mod exec;
+mod hook;
 mod lab;
 mod list;
 mod manpages;
@@ -18,6 +19,7 @@ mod outdated;
 mod profiles;
 mod rebuild;
 mod render;
+mod reset;
 mod sbom;
 mod seccomp;
 mod shell;
@@ -62,6 +64,8 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Exec(a) => exec::run(&ctx, &out, &a),
         Command::Shell { name } => shell::run(&ctx, &out, &name),
         Command::Doctor => doctor::run(&ctx, &out),
+        Command::Hook { action } => hook::run(&ctx, action),
+        Command::Reset { name, yes } => reset::run(&ctx, &out, &name, yes),
         Command::Completions { shell } => completions::run(&out, shell),
         Command::Manpages { dir } => manpages::run(&out, &dir),
         Command::Audit => audit::run(&ctx, &out),
@@ -102,6 +106,7 @@ fn context(g: &Global) -> Result<Context> {
         uri: if g.connect.is_empty() { "lxc:///".into() } else { g.connect.clone() },
         rpm_tool: g.rpm_installer,
         init_shim: g.init_shim.as_deref().map(|p| absolute(p, "--init-shim")).transpose()?,
+        storage: g.storage,
     })
 }
 

@@ -83,6 +83,7 @@ pub fn check(
 /// A recorded container's check.
 pub fn check_container(ctx: &Context, name: &Name, mirror: Option<&str>) -> Result<Checked> {
     let opts = recorded(ctx, name)?;
+    lxcprov::storage::mount_for_reading(&ctx.paths.pool, name.as_str())?;
     check(ctx, name.as_str(), &ctx.paths.rootfs(name), &opts, mirror)
 }
 

@@ -37,7 +37,10 @@ pub fn run(
         // A lab's student keeps its address, sshd and key.
         let authorized_key =
             lxcprov::lab::access_of_member(ctx, &name).and_then(|acc| lxcprov::lab::apply_access(&mut s, &acc));
-        let req = Request { mirror, force: true, rootfs_from, authorized_key, ..Default::default() };
+        // The container keeps its storage mode: overlay containers get a new base, copies a new copy.
+        let overlay = lxcprov::storage::existing(&ctx.paths.pool, name.as_str())?.is_some();
+        let storage = Some(if overlay { lxcprov::storage::Choice::Overlay } else { lxcprov::storage::Choice::Copy });
+        let req = Request { mirror, force: true, rootfs_from, authorized_key, storage, ..Default::default() };
         let plan = provision::plan(ctx, &s, &req)?;
         for w in &plan.warnings {
             ctx.ui.warn(w);

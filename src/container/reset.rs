@@ -1,0 +1,184 @@
+//! `reset`: an overlay container back to its golden base in O(1): its writable layer is
+//! replaced by an empty one, its own configuration (hostname, hosts, machine-id, network,
+//! root's password hash as it is now) is written into the new layer, and it is restarted.
+//! Its domain, label, id map and network stay as they are.
+
+use super::inspect::verify_domain;
+use super::run::{start_domain, wait_for_init};
+use super::Env;
+use crate::bootstrap::GuestConfig;
+use crate::libvirt::State;
+use crate::name::Name;
+use crate::state::Record;
+use crate::verify::Report;
+use anyhow::{bail, Context, Result};
+use std::time::Duration;
+
+/// Resets `name`; returns its verify report when it was running (it runs again).
+pub fn reset(env: &Env, name: &Name, guest: &GuestConfig) -> Result<Option<Report>> {
+    reset_onto(env, name, guest, None, false)
+}
+
+/// [`reset`], optionally onto another shared base (`rebuild`: prepared by the caller) and
+/// starting it even if it was shut off.
+pub fn reset_onto(
+    env: &Env,
+    name: &Name,
+    guest: &GuestConfig,
+    onto: Option<&crate::storage::Overlay>,
+    start: bool,
+) -> Result<Option<Report>> {
+    super::require_domain(env, name.as_str())?;
+    let rec = Record::load(&env.paths.record(name))?
+        .with_context(|| format!("{name} has no lxcprov record; only containers lxcprov created can be reset"))?;
+    let Some(mut o) = crate::storage::existing(&env.paths.pool, name.as_str())? else {
+        bail!(
+            "{name} uses copy storage (a full tree of its own), so there is no layer to drop; `lxcprov rebuild {name}` gives it a fresh tree instead"
+        );
+    };
+    o.idmap = rec.idmap;
+    let old_base = o.base_id.clone();
+    // The password lxcprov set (a lab's), else the one it has now, read through the
+    // mounted overlay before the layer goes.
+    crate::storage::ensure_mounted(env.runner, &o)?;
+    let hash = crate::storage::saved_root_hash(&o)
+        .or_else(|| crate::bootstrap::root_hash(&o.target))
+        .with_context(|| format!("{} has no root password hash to carry over", o.target.display()))?;
+    // A reset keeps the SSH host keys (its users' known_hosts stay valid); a rebuild onto a
+    // new base gets new ones, as a copy-mode rebuild does.
+    let host_keys = if onto.is_none() { ssh_host_keys(&o.target) } else { vec![] };
+    let was_running = env.hv.domain_state(name.as_str())? == State::Running;
+    if was_running {
+        // Its state is being thrown away: no graceful shutdown to wait for.
+        super::run::force_off(env, name.as_str())?;
+    }
+    if crate::storage::is_mounted(&o.target) {
+        crate::storage::unmount(env.runner, &o.target)?;
+    }
+    if let Some(n) = onto {
+        if n.idmap != rec.idmap {
+            bail!("the new base of {name} is for another id map than the container's; re-create it to change the map");
+        }
+        o.base = n.base.clone();
+        o.base_id = n.base_id.clone();
+    }
+    crate::storage::make_layer(&o)?;
+    if o.base_id != old_base {
+        let path = env.paths.record(name);
+        Record { base: Some(o.base_id.clone()), ..rec.clone() }.save(&path)?;
+        if let Ok(Some(d)) = crate::storage::remove_unused_base(&env.paths.pool, &old_base) {
+            env.ui.info(&d);
+        }
+    }
+    crate::storage::ensure_mounted(env.runner, &o)?;
+    guest.apply(&o.target, &hash)?;
+    crate::storage::save_root_hash(&o, &hash)?;
+    // Its SSH host keys stay too: its users' known_hosts must not start to complain.
+    for (rel, bytes, mode) in &host_keys {
+        crate::fsutil::write_in(&o.target, rel, bytes, *mode)?;
+    }
+    if let Some(m) = o.idmap {
+        crate::storage::shift_layer(&o, m)?;
+    }
+    env.ui.info(&format!("{name}: a fresh layer on {}", o.base_id));
+    if !was_running && !start {
+        return Ok(None);
+    }
+    start_domain(env, name.as_str())?;
+    let pid = wait_for_init(env, name.as_str(), Duration::from_secs(15))?;
+    env.ui.info(&format!("{name} is running again; its init is PID {pid} on the host"));
+    Ok(Some(verify_domain(env, name.as_str())?))
+}
+
+/// The guest configuration of an lxcprov container, from its domain's metadata (profile,
+/// distro, release, security as created).
+pub fn guest_of(ctx: &crate::context::Context, env: &Env, name: &Name) -> Result<GuestConfig> {
+    let d = crate::facts::parse_domain(&env.hv.domain_xml(name.as_str())?)?;
+    let Some(meta) = d.meta else {
+        bail!("{name} was not created by lxcprov (no lxcprov metadata): there is nothing to reset it to");
+    };
+    let opts = crate::spec::ProfileOptions {
+        profile: meta.profile.clone(),
+        distro: Some(meta.distro.clone()),
+        release: Some(meta.release.clone()),
+        security: Some(meta.security.parse().map_err(|e: String| anyhow::anyhow!(e))?),
+    };
+    let mut s = crate::spec::resolve(ctx, name.as_str(), &opts)?;
+    // A lab's student keeps its address, sshd and key (as `rebuild` does).
+    let key = crate::lab::access_of_member(ctx, name).and_then(|acc| crate::lab::apply_access(&mut s, &acc));
+    Ok(crate::bootstrap::guest_config(name, &s.profile, &s.distro, key))
+}
+
+/// `lab reset LAB [--student N]`: resets every student (or the Nth, counting from 1), in
+/// parallel; returns the reports of those that run again. One failure does not stop the rest.
+pub fn reset_lab(ctx: &crate::context::Context, lab: &str, student: Option<u32>) -> Result<Vec<Report>> {
+    let rec = crate::lab::load(ctx, lab)?;
+    let lab_name = Name::parse(&rec.name)?;
+    let _lab_lock = crate::state::lab_lock(&ctx.paths, &lab_name)?;
+    let members: Vec<String> = match student {
+        None => rec.members.clone(),
+        Some(n) => {
+            let names = crate::lab::member_names(&lab_name, &rec.prefix, rec.members.len() as u32)?;
+            let Some(m) = (n as usize).checked_sub(1).and_then(|i| names.get(i)) else {
+                bail!("lab {lab} has students 1 to {}; there is no student {n}", rec.members.len());
+            };
+            vec![m.to_string()]
+        }
+    };
+    let queue = std::sync::Mutex::new(members.iter());
+    let reports = std::sync::Mutex::new(vec![]);
+    let errors = std::sync::Mutex::new(vec![]);
+    std::thread::scope(|s| {
+        for _ in 0..members.len().clamp(1, 4) {
+            s.spawn(|| {
+                let r = super::with_real_env(ctx, &ctx.ui, |env| loop {
+                    let next = queue.lock().unwrap().next();
+                    let Some(m) = next else { return Ok(()) };
+                    let one = (|| -> Result<Option<Report>> {
+                        let n = Name::parse(m)?;
+                        let _lock = crate::state::lock(&ctx.paths, &n)?;
+                        reset(env, &n, &guest_of(ctx, env, &n)?)
+                    })();
+                    match one {
+                        Ok(Some(r)) => reports.lock().unwrap().push(r),
+                        Ok(None) => {}
+                        Err(e) => errors.lock().unwrap().push(format!("{m}: {e:#}")),
+                    }
+                });
+                if let Err(e) = r {
+                    errors.lock().unwrap().push(format!("{e:#}"));
+                }
+            });
+        }
+    });
+    let errors = errors.into_inner().unwrap();
+    if !errors.is_empty() {
+        bail!("lab {lab}: {} of {} resets failed: {}", errors.len(), members.len(), errors.join("; "));
+    }
+    let mut reports = reports.into_inner().unwrap();
+    reports.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(reports)
+}
+
+/// The guest's SSH host keys (`/etc/ssh/ssh_host_*`: regular files only, 64 KiB each at most),
+/// to be written into the new layer.
+fn ssh_host_keys(root: &std::path::Path) -> Vec<(String, Vec<u8>, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(dir) = crate::fsutil::resolve_in(root, "/etc/ssh") else { return vec![] };
+    let Ok(rd) = std::fs::read_dir(&dir) else { return vec![] };
+    let mut v = vec![];
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("ssh_host_") {
+            continue;
+        }
+        let Ok(m) = std::fs::symlink_metadata(e.path()) else { continue };
+        if !m.is_file() {
+            continue;
+        }
+        if let Ok(b) = crate::fsutil::read_regular_bounded(&e.path(), 64 * 1024, "an SSH host key") {
+            v.push((format!("/etc/ssh/{name}"), b, m.permissions().mode() & 0o7777));
+        }
+    }
+    v
+}

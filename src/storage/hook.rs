@@ -1,0 +1,262 @@
+//! The libvirt LXC hook (`/etc/libvirt/hooks/lxc`): a two-line script that hands every call
+//! to `lxcprov hook lxc NAME OP SUBOP EXTRA`, which mounts an overlay container's root at
+//! `prepare` and unmounts it at `release`. libvirt runs it from libvirtd for every LXC
+//! domain, with the domain XML on stdin; lxcprov acts only on domains that carry its
+//! metadata and have an overlay layer, and leaves every other domain alone (exit 0, no
+//! output). libvirtd looks for hook scripts when it starts: a newly installed hook needs a
+//! libvirtd restart (running containers survive it).
+//!
+//! The hook must not call back into libvirt (libvirtd waits for it): it works from the XML
+//! on stdin and the files under the pool only.
+
+use anyhow::{bail, Context, Result};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+pub const HOOK_PATH: &str = "/etc/libvirt/hooks/lxc";
+/// The script's first comment line; the version changes when the script's shape does.
+pub const MARKER: &str = "# lxcprov libvirt LXC hook v1";
+/// At most this much of the domain XML is read from stdin.
+pub const MAX_XML: u64 = 1 << 20;
+
+/// The hook script that runs `bin`.
+pub fn script(bin: &Path) -> String {
+    let b = crate::exec::quote(&bin.display().to_string());
+    format!(
+        "#!/bin/sh\n{MARKER}\n# libvirt runs this for every LXC domain; lxcprov acts only on its own overlay containers\n# (mounts their root at prepare, unmounts it at release). Installed by `lxcprov hook install`.\n# Other operations: the XML is read and nothing is done, without starting lxcprov.\ncase \"$2\" in prepare|release) ;; *) while read -r _; do :; done; exit 0 ;; esac\n[ -x {b} ] || exit 0\nexec {b} hook lxc \"$@\"\n"
+    )
+}
+
+/// What is installed at the hook's path.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Status {
+    Missing,
+    /// lxcprov's hook, running this lxcprov binary.
+    Current(PathBuf),
+    /// lxcprov's hook, but of another version or naming a binary that is not there.
+    Stale(String),
+    /// Someone else's hook: never overwritten.
+    Foreign,
+}
+
+impl Status {
+    pub fn describe(&self) -> String {
+        match self {
+            Status::Missing => "not installed".into(),
+            Status::Current(b) => format!("installed (runs {})", b.display()),
+            Status::Stale(w) => format!("out of date ({w})"),
+            Status::Foreign => "someone else's script".into(),
+        }
+    }
+}
+
+/// Reads the hook at `path`.
+pub fn status(path: &Path) -> Status {
+    let Ok(text) = crate::fsutil::read_regular_bounded_to_string(path, 64 * 1024, "the libvirt hook") else {
+        return if std::fs::symlink_metadata(path).is_ok() { Status::Foreign } else { Status::Missing };
+    };
+    if !text.contains("# lxcprov libvirt LXC hook") {
+        return Status::Foreign;
+    }
+    if !text.contains(MARKER) {
+        return Status::Stale("an older version of the script".into());
+    }
+    let bin = text.lines().find_map(|l| l.strip_prefix("exec ")).and_then(|r| r.strip_suffix(" hook lxc \"$@\""));
+    let Some(bin) = bin.map(|b| PathBuf::from(b.trim_matches('\''))) else {
+        return Status::Stale("it names no lxcprov binary".into());
+    };
+    use std::os::unix::fs::PermissionsExt;
+    let exec_ok = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if !exec_ok(path) {
+        return Status::Stale("it is not executable".into());
+    }
+    if !exec_ok(&bin) {
+        return Status::Stale(format!("{} is not there", bin.display()));
+    }
+    Status::Current(bin)
+}
+
+/// Installs (or updates) lxcprov's hook at `path`, running `bin`. Refuses to replace
+/// someone else's hook. Returns true when the file did not exist before (libvirtd must be
+/// restarted to see it).
+pub fn install(path: &Path, bin: &Path) -> Result<bool> {
+    let before = status(path);
+    if before == Status::Foreign {
+        bail!(
+            "{} exists and is not lxcprov's; lxcprov never replaces it. Add this line to it instead: `{} hook lxc \"$@\" || exit $?` (stdin must reach lxcprov)",
+            path.display(),
+            bin.display()
+        );
+    }
+    if !bin.is_absolute() {
+        bail!("the hook must name lxcprov by an absolute path, not {}", bin.display());
+    }
+    let dir = path.parent().context("hook path")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    if before == Status::Missing {
+        crate::fsutil::write_atomic(path, script(bin).as_bytes(), 0o755)?;
+        return Ok(true);
+    }
+    // Rewritten in place: the same file (and creation time) libvirtd found when it started.
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    f.write_all(script(bin).as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(false)
+}
+
+/// What the hook does for one call.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Not lxcprov's, or nothing to do at this operation.
+    Ignore,
+    Mount(PathBuf, String),
+    Unmount(PathBuf, String),
+}
+
+/// Decides what `lxcprov hook lxc NAME OP ...` does from its arguments and the domain XML.
+/// Foreign domains (no lxcprov metadata, or XML that does not even name lxcprov) are
+/// `Ignore`; an lxcprov domain whose XML disagrees with its arguments is an error.
+pub fn decide(args: &[String], xml: &[u8], truncated: bool) -> Result<Verdict> {
+    let (Some(name), Some(op)) = (args.first(), args.get(1)) else {
+        bail!("usage: lxcprov hook lxc DOMAIN OPERATION SUB-OPERATION EXTRA (libvirt calls it)");
+    };
+    let ours = xml.windows(crate::render::NAMESPACE.len()).any(|w| w == crate::render::NAMESPACE.as_bytes());
+    if !ours {
+        return Ok(Verdict::Ignore);
+    }
+    if truncated {
+        bail!("the domain XML of an lxcprov domain is larger than {MAX_XML} bytes; refusing to act on it");
+    }
+    if !matches!(op.as_str(), "prepare" | "release") {
+        return Ok(Verdict::Ignore);
+    }
+    let text = std::str::from_utf8(xml).context("the domain XML is not UTF-8")?;
+    let d = crate::facts::parse_domain(text).context("the domain XML on stdin does not parse")?;
+    if d.meta.is_none() {
+        return Ok(Verdict::Ignore);
+    }
+    let n = crate::name::Name::parse(name).map_err(|e| anyhow::anyhow!("refusing the domain name {name:?}: {e}"))?;
+    if d.name != n.as_str() {
+        bail!("the hook was called for {name:?}, but the XML on stdin is the domain {:?}", d.name);
+    }
+    let Some(rootfs) = d.rootfs else { return Ok(Verdict::Ignore) };
+    if !rootfs.is_absolute() || rootfs.file_name().map(|f| f.to_string_lossy().into_owned()) != Some(n.to_string()) {
+        return Ok(Verdict::Ignore); // not lxcprov's POOL/NAME layout: nothing of ours to mount
+    }
+    let pool = rootfs.parent().context("pool")?.to_path_buf();
+    Ok(if op == "prepare" { Verdict::Mount(pool, n.to_string()) } else { Verdict::Unmount(pool, n.to_string()) })
+}
+
+/// Reads at most [`MAX_XML`] bytes; true when there was more.
+pub fn read_bounded(r: &mut dyn Read) -> Result<(Vec<u8>, bool)> {
+    let mut buf = vec![];
+    r.take(MAX_XML + 1).read_to_end(&mut buf).context("reading the domain XML from stdin")?;
+    let truncated = buf.len() as u64 > MAX_XML;
+    buf.truncate(MAX_XML as usize);
+    Ok((buf, truncated))
+}
+
+/// Runs one hook call. Copy-mode lxcprov containers (no layer) are left alone too.
+pub fn run(runner: &dyn crate::exec::Runner, args: &[String], stdin: &mut dyn Read) -> Result<()> {
+    let (xml, truncated) = read_bounded(stdin)?;
+    match decide(args, &xml, truncated)? {
+        Verdict::Ignore => Ok(()),
+        Verdict::Mount(pool, name) => {
+            let Some(o) = super::existing(&pool, &name)? else { return Ok(()) };
+            super::ensure_mounted(runner, &o)?;
+            Ok(())
+        }
+        Verdict::Unmount(pool, name) => {
+            let Some(o) = super::existing(&pool, &name)? else { return Ok(()) };
+            if super::is_mounted(&o.target) {
+                super::unmount(runner, &o.target)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn xml(name: &str, meta: bool, source: &str) -> String {
+        let md = if meta {
+            format!("<metadata><lxcprov:container xmlns:lxcprov=\"{}\" profile=\"web\" distro=\"debian12\" release=\"12\" version=\"0.1\" security=\"none\"/></metadata>", crate::render::NAMESPACE)
+        } else {
+            String::new()
+        };
+        format!("<domain type='lxc'><name>{name}</name>{md}<devices><filesystem type='mount'><source dir='{source}'/><target dir='/'/></filesystem></devices></domain>")
+    }
+    fn a(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn lxcprov_domains_are_mounted_at_prepare_and_unmounted_at_release() {
+        let x = xml("web1", true, "/var/lib/libvirt/filesystems/web1");
+        let v = decide(&a(&["web1", "prepare", "begin", "-"]), x.as_bytes(), false).unwrap();
+        assert_eq!(v, Verdict::Mount("/var/lib/libvirt/filesystems".into(), "web1".into()));
+        let v = decide(&a(&["web1", "release", "end", "-"]), x.as_bytes(), false).unwrap();
+        assert_eq!(v, Verdict::Unmount("/var/lib/libvirt/filesystems".into(), "web1".into()));
+        for op in ["start", "started", "stopped", "reconnect"] {
+            assert_eq!(decide(&a(&["web1", op, "begin", "-"]), x.as_bytes(), false).unwrap(), Verdict::Ignore);
+        }
+    }
+
+    #[test]
+    fn foreign_domains_are_never_touched_whatever_they_send() {
+        let x = xml("other", false, "/srv/other");
+        assert_eq!(decide(&a(&["other", "prepare", "begin", "-"]), x.as_bytes(), false).unwrap(), Verdict::Ignore);
+        // Garbage, a huge document, a hostile name: not lxcprov's, so exit 0 and nothing done.
+        assert_eq!(decide(&a(&["../../x", "prepare"]), b"<<<not xml", false).unwrap(), Verdict::Ignore);
+        assert_eq!(decide(&a(&["x", "prepare"]), &vec![b'a'; 4096], true).unwrap(), Verdict::Ignore);
+        // lxcprov metadata but not its POOL/NAME layout: nothing of lxcprov's to mount.
+        let x = xml("web1", true, "/srv/elsewhere");
+        assert_eq!(decide(&a(&["web1", "prepare", "begin", "-"]), x.as_bytes(), false).unwrap(), Verdict::Ignore);
+    }
+
+    #[test]
+    fn hostile_input_on_lxcprov_domains_is_refused() {
+        let x = xml("web1", true, "/p/web1");
+        // The argument names another domain than the XML, or a path.
+        assert!(decide(&a(&["web2", "prepare", "begin", "-"]), x.as_bytes(), false).is_err());
+        let e = decide(&a(&["../web1", "prepare", "begin", "-"]), x.as_bytes(), false).unwrap_err();
+        assert!(format!("{e:#}").contains("refusing"), "{e:#}");
+        // Over the size bound, or broken XML that names lxcprov's namespace.
+        assert!(decide(&a(&["web1", "prepare"]), x.as_bytes(), true).is_err());
+        let broken = format!("<domain><metadata xmlns:l='{}'>", crate::render::NAMESPACE);
+        assert!(decide(&a(&["web1", "prepare"]), broken.as_bytes(), false).is_err());
+        assert!(decide(&a(&["web1"]), x.as_bytes(), false).is_err(), "no operation");
+    }
+
+    #[test]
+    fn stdin_is_read_to_a_bound() {
+        let mut r = std::io::repeat(b'x');
+        let (buf, truncated) = read_bounded(&mut r).unwrap();
+        assert!(truncated);
+        assert_eq!(buf.len() as u64, MAX_XML);
+    }
+
+    #[test]
+    fn install_writes_a_current_hook_and_never_replaces_a_foreign_one() {
+        let d = tempfile::tempdir().unwrap();
+        let hook = d.path().join("hooks/lxc");
+        let bin = std::env::current_exe().unwrap();
+        assert_eq!(status(&hook), Status::Missing);
+        assert!(install(&hook, &bin).unwrap(), "newly installed");
+        assert_eq!(status(&hook), Status::Current(bin.clone()));
+        assert!(!install(&hook, &bin).unwrap(), "an update, not new");
+        std::fs::write(&hook, "#!/bin/sh\necho mine\n").unwrap();
+        assert_eq!(status(&hook), Status::Foreign);
+        assert!(install(&hook, &bin).is_err());
+        assert_eq!(std::fs::read_to_string(&hook).unwrap(), "#!/bin/sh\necho mine\n");
+        assert!(script(Path::new("/opt/my lxcprov/lxcprov")).contains("exec '/opt/my lxcprov/lxcprov' hook lxc"));
+    }
+}

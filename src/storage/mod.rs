@@ -1,0 +1,488 @@
+//! How a container's tree is stored: `copy` (a full copy of the cached base per container,
+//! shifted into its id map) or `overlay` (one shared base per cache key and id map, shifted
+//! once, plus a per-container writable layer, mounted at `POOL/NAME` at every start).
+//!
+//! Layout under the pool (all root's: `POOL/.lxcprov` is `0700`, so host users reach
+//! neither the bases nor the layers):
+//! - `POOL/.lxcprov/bases/KEY@MAP/`: the base, copied from `CACHE/rootfs/KEY` and shifted;
+//!   complete once it holds [`BASE_DONE`]; its lock `POOL/.lxcprov/bases/KEY@MAP.lock`.
+//! - `POOL/.lxcprov/layers/NAME/{upper,work}`: the container's own writes, and `base`, the
+//!   id of the base it sits on (so the hook needs nothing but the domain XML).
+//! - `POOL/NAME`: the mount point of `overlay lowerdir=BASE,upperdir=upper,workdir=work`.
+//!
+//! No tree is shared writable: the base is only ever a lower layer, and a container's
+//! files are its layer's. Unmount before deleting anything under `POOL/NAME`.
+
+pub mod hook;
+mod mount;
+
+pub use mount::{ensure_mounted, is_mounted, mount_cmd, peers_with, unmount};
+
+use crate::profile::Idmap;
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Marks a complete shared base.
+pub const BASE_DONE: &str = ".lxcprov-shared-base";
+
+/// How a container's tree is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Copy,
+    Overlay,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Copy => "copy",
+            Mode::Overlay => "overlay",
+        }
+    }
+}
+
+/// What the user asked for (`--storage`, `LXCPROV_STORAGE`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Choice {
+    /// Overlay where the pool, the kernel and the hook allow it, else copy.
+    #[default]
+    Auto,
+    Copy,
+    Overlay,
+}
+
+impl std::str::FromStr for Choice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Choice, String> {
+        match s {
+            "auto" => Ok(Choice::Auto),
+            "copy" => Ok(Choice::Copy),
+            "overlay" => Ok(Choice::Overlay),
+            _ => Err(format!("unknown storage mode {s:?}: use auto, overlay or copy")),
+        }
+    }
+}
+
+/// The shared-base and layer paths of one overlay container.
+#[derive(Clone, Debug, Serialize)]
+pub struct Overlay {
+    pub base_id: String,
+    /// `POOL/.lxcprov/bases/ID`
+    pub base: PathBuf,
+    /// `POOL/.lxcprov/layers/NAME`
+    pub layer: PathBuf,
+    /// `POOL/NAME`, the mount point.
+    pub target: PathBuf,
+    /// The cached base it is made from.
+    pub cache_entry: PathBuf,
+    pub idmap: Option<Idmap>,
+}
+
+impl Overlay {
+    pub fn new(pool: &Path, name: &str, cache_entry: &Path, cache_key: &str, idmap: Option<Idmap>) -> Overlay {
+        let base_id = base_id(cache_key, idmap);
+        Overlay {
+            base: bases_dir(pool).join(&base_id),
+            base_id,
+            layer: layers_dir(pool).join(name),
+            target: pool.join(name),
+            cache_entry: cache_entry.to_path_buf(),
+            idmap,
+        }
+    }
+    pub fn upper(&self) -> PathBuf {
+        self.layer.join("upper")
+    }
+    pub fn work(&self) -> PathBuf {
+        self.layer.join("work")
+    }
+    pub fn lock(&self) -> PathBuf {
+        base_lock(&self.base)
+    }
+}
+
+/// `POOL/.lxcprov`: lxcprov's private part of the pool.
+pub fn private_dir(pool: &Path) -> PathBuf {
+    pool.join(".lxcprov")
+}
+pub fn bases_dir(pool: &Path) -> PathBuf {
+    private_dir(pool).join("bases")
+}
+pub fn layers_dir(pool: &Path) -> PathBuf {
+    private_dir(pool).join("layers")
+}
+fn base_lock(base: &Path) -> PathBuf {
+    let mut s = base.as_os_str().to_owned();
+    s.push(".lock");
+    PathBuf::from(s)
+}
+
+/// `KEY@uUID-gGID-nCOUNT` for a shifted base, `KEY@host` for one used without a user namespace.
+pub fn base_id(cache_key: &str, idmap: Option<Idmap>) -> String {
+    match idmap {
+        Some(m) => format!("{cache_key}@u{}-g{}-n{}", m.uid.target, m.gid.target, m.uid.count.min(m.gid.count)),
+        None => format!("{cache_key}@host"),
+    }
+}
+
+/// A base id read from disk: one harmless path component.
+pub fn valid_base_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 160
+        && !s.starts_with('.')
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._@-".contains(&b))
+}
+
+/// Why overlay storage cannot be used for a pool, if it cannot (kernel, file system, path).
+pub fn overlay_impossible(pool: &Path) -> Option<String> {
+    let fs = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
+    if !fs.lines().any(|l| l.split_whitespace().last() == Some("overlay")) {
+        return Some("the kernel has no overlay file system (modprobe overlay)".into());
+    }
+    let s = pool.display().to_string();
+    if s.contains([',', ':', '\\', '\n']) {
+        return Some(format!("the pool path {s} holds a character overlay's mount options cannot carry (, : \\)"));
+    }
+    // The nearest existing ancestor's file system: the layers live there.
+    let mut p = pool.to_path_buf();
+    while !p.exists() {
+        if !p.pop() {
+            break;
+        }
+    }
+    let pid = std::fs::read_to_string("/run/libvirtd.pid").ok().and_then(|s| s.trim().parse::<u32>().ok());
+    if let Some(false) = pid.and_then(|pid| peers_with(pid, &p)) {
+        return Some(format!(
+            "libvirtd runs in a mount namespace that does not share mounts under {} with this one, so an overlay mounted at a start would not be the one lxcprov sees (scripts/setup-host.sh starts it so that it does)",
+            p.display()
+        ));
+    }
+    match fs_type(&p) {
+        Some(t) if UPPER_OK.iter().any(|(m, _)| *m == t) => None,
+        Some(t) => Some(format!("the pool's file system (magic {t:#x}) is not one lxcprov trusts as an overlay upper layer (ext4, xfs, btrfs, tmpfs)")),
+        None => Some(format!("cannot read the file system type of {}", p.display())),
+    }
+}
+
+const UPPER_OK: [(i64, &str); 4] =
+    [(0xEF53, "ext4"), (0x5846_5342, "xfs"), (0x9123_683E, "btrfs"), (0x0102_1994, "tmpfs")];
+
+fn fs_type(p: &Path) -> Option<i64> {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: st is plain data filled by statfs; c is NUL-terminated.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    (unsafe { libc::statfs(c.as_ptr(), &mut st) } == 0).then_some(st.f_type as i64)
+}
+
+/// Decides the mode for a new container: `(mode, why)`. `cached` is false for imports and
+/// `--no-base-cache` (overlay needs a cached base). An explicit `overlay` that cannot work
+/// is an error.
+pub fn decide(choice: Choice, pool: &Path, cached: Result<(), &str>) -> Result<(Mode, String)> {
+    if choice == Choice::Copy {
+        return Ok((Mode::Copy, "copy: asked for (--storage copy)".into()));
+    }
+    let why_not = match cached {
+        Err(w) => Some(w.to_string()),
+        Ok(()) => overlay_impossible(pool),
+    };
+    if let Some(w) = why_not {
+        if choice == Choice::Overlay {
+            bail!("--storage overlay is not possible here: {w}. Use --storage copy. Nothing was changed.");
+        }
+        return Ok((Mode::Copy, format!("copy: {w}")));
+    }
+    match (choice, hook::status(Path::new(hook::HOOK_PATH))) {
+        (_, hook::Status::Current(_)) => {
+            Ok((Mode::Overlay, "overlay: a shared base shifted once, and a writable layer of its own, mounted at every start by the libvirt hook".into()))
+        }
+        (Choice::Overlay, s) => Ok((
+            Mode::Overlay,
+            format!("overlay: asked for (--storage overlay); the libvirt hook is {}, so only `lxcprov start` mounts it (not `virsh start` or autostart)", s.describe()),
+        )),
+        (_, s) => Ok((
+            Mode::Copy,
+            format!("copy: the libvirt hook {} is {} (run `lxcprov hook install`, then restart libvirtd), and without it `virsh start` would find an empty root", hook::HOOK_PATH, s.describe()),
+        )),
+    }
+}
+
+/// `POOL/.lxcprov` and its `bases`/`layers`, root's alone (mode 0700).
+pub fn ensure_private(pool: &Path) -> Result<()> {
+    crate::fsutil::ensure_pool(pool)?;
+    let p = private_dir(pool);
+    crate::fsutil::ensure_private_dir(&p, 0o700)?;
+    for d in [bases_dir(pool), layers_dir(pool)] {
+        crate::fsutil::ensure_private_dir(&d, 0o700)?;
+    }
+    Ok(())
+}
+
+/// Makes the shared base for `o` once: copies the cached base, shifts it into the id map
+/// (file capabilities, setuid bits and ACLs kept: [`crate::fsutil::shift_ownership`]),
+/// marks it complete and renames it into place, under the base's lock.
+pub fn prepare_base(runner: &dyn crate::exec::Runner, o: &Overlay, on_wait: &dyn Fn()) -> Result<()> {
+    let pool = o.target.parent().context("pool")?;
+    ensure_private(pool)?;
+    let _lock = crate::state::wait_lock(&o.lock(), false, on_wait)?;
+    if o.base.join(BASE_DONE).is_file() {
+        return Ok(());
+    }
+    if !o.cache_entry.join(crate::paths::BASE_MARKER).is_file() {
+        bail!("the cached base {} is missing or incomplete; run again (it installs afresh)", o.cache_entry.display());
+    }
+    let tmp = o.base.with_file_name(format!("{}.partial", o.base_id));
+    crate::fsutil::remove_tree(&tmp)?;
+    crate::fsutil::remove_tree(&o.base)?; // an incomplete one (no marker): a killed run's
+    let r = (|| -> Result<()> {
+        crate::bootstrap::copy_tree(runner, &o.cache_entry, &tmp)?;
+        std::fs::remove_file(tmp.join(crate::paths::BASE_MARKER))?;
+        if let Some(m) = o.idmap {
+            crate::fsutil::shift_ownership(&tmp, m.uid.target, m.gid.target, m.uid.count.min(m.gid.count))?;
+        }
+        std::fs::write(tmp.join(BASE_DONE), format!("{}\n", o.base_id))?;
+        std::fs::rename(&tmp, &o.base)?;
+        Ok(())
+    })();
+    if r.is_err() {
+        let _ = crate::fsutil::remove_tree(&tmp);
+    }
+    r.with_context(|| format!("preparing the shared base {}", o.base.display()))
+}
+
+/// Makes the container's empty writable layer (an old one is replaced) and records its
+/// base. The upper directory gets the base root's owner and mode: it is the container's `/`.
+pub fn make_layer(o: &Overlay) -> Result<()> {
+    let pool = o.target.parent().context("pool")?;
+    ensure_private(pool)?;
+    let root = std::fs::symlink_metadata(&o.base).with_context(|| format!("reading {}", o.base.display()))?;
+    crate::fsutil::remove_tree(&o.layer)?;
+    std::fs::create_dir(&o.layer).with_context(|| format!("creating {}", o.layer.display()))?;
+    std::fs::set_permissions(&o.layer, std::fs::Permissions::from_mode(0o700))?;
+    std::fs::create_dir(o.upper())?;
+    std::os::unix::fs::lchown(o.upper(), Some(root.uid()), Some(root.gid()))?;
+    std::fs::set_permissions(o.upper(), std::fs::Permissions::from_mode(root.mode() & 0o7777))?;
+    std::fs::create_dir(o.work())?;
+    std::fs::set_permissions(o.work(), std::fs::Permissions::from_mode(0o700))?;
+    crate::fsutil::write_atomic(&o.layer.join("base"), format!("{}\n", o.base_id).as_bytes(), 0o600)?;
+    Ok(())
+}
+
+/// Keeps root's password hash as lxcprov set it (`POOL/.lxcprov/layers/NAME/root-hash`,
+/// 0600, inside the root-only `.lxcprov`), so `reset` restores that password (a lab's), not
+/// whatever the container's root set since. It lives beside the layer, not in the base.
+pub fn save_root_hash(o: &Overlay, hash: &str) -> Result<()> {
+    crate::fsutil::write_atomic(&o.layer.join("root-hash"), format!("{hash}\n").as_bytes(), 0o600)
+}
+
+/// The hash [`save_root_hash`] kept, if any.
+pub fn saved_root_hash(o: &Overlay) -> Option<String> {
+    let s =
+        crate::fsutil::read_regular_bounded_to_string(&o.layer.join("root-hash"), 4096, "the saved root hash").ok()?;
+    let h = s.trim();
+    h.starts_with('$').then(|| h.to_string())
+}
+
+/// Points an existing layer at another base (`rebuild`): its own files stay.
+pub fn set_layer_base(o: &Overlay) -> Result<()> {
+    crate::fsutil::write_atomic(&o.layer.join("base"), format!("{}\n", o.base_id).as_bytes(), 0o600)
+}
+
+/// The overlay of an existing container, from its layer's `base` file: `None` when it has
+/// no layer (a copy-mode container). Every path is checked: directories, no symlinks.
+pub fn existing(pool: &Path, name: &str) -> Result<Option<Overlay>> {
+    let layer = layers_dir(pool).join(name);
+    match std::fs::symlink_metadata(&layer) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", layer.display())),
+        Ok(m) if !m.is_dir() => bail!("{} is not a directory", layer.display()),
+        Ok(_) => {}
+    }
+    for d in [private_dir(pool), bases_dir(pool), layers_dir(pool)] {
+        let m = std::fs::symlink_metadata(&d).with_context(|| format!("reading {}", d.display()))?;
+        if !m.is_dir() || m.uid() != 0 || m.mode() & 0o022 != 0 {
+            bail!("{} must be a directory owned by root and writable only by it", d.display());
+        }
+    }
+    let id = crate::fsutil::read_regular_bounded_to_string(&layer.join("base"), 4096, "the layer's base id")?;
+    let id = id.trim();
+    if !valid_base_id(id) {
+        bail!("{}/base names no valid base ({id:?})", layer.display());
+    }
+    let base = bases_dir(pool).join(id);
+    Ok(Some(Overlay {
+        base_id: id.to_string(),
+        base,
+        layer,
+        target: pool.join(name),
+        cache_entry: PathBuf::new(),
+        idmap: None,
+    }))
+}
+
+/// Removes a container's overlay: unmounts it, removes the empty mount point and the layer
+/// (its own writes only; the shared base stays). Returns what it did.
+pub fn remove(runner: &dyn crate::exec::Runner, o: &Overlay) -> Result<Vec<String>> {
+    let mut done = vec![];
+    if is_mounted(&o.target) {
+        unmount(runner, &o.target)?;
+        done.push(format!("unmounted {}", o.target.display()));
+    }
+    if is_mounted(&o.target) {
+        bail!("{} is still mounted; not removing anything under it", o.target.display());
+    }
+    match std::fs::remove_dir(&o.target) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => bail!(
+            "the mount point {} holds files although no overlay is mounted there (written while it was unmounted?); lxcprov does not delete them: move them away and run again",
+            o.target.display()
+        ),
+        Err(e) => return Err(e).with_context(|| format!("removing the mount point {}", o.target.display())),
+    }
+    if o.layer.exists() {
+        crate::fsutil::remove_tree(&o.layer)?;
+        done.push(format!("deleted the layer {}", o.layer.display()));
+    }
+    Ok(done)
+}
+
+/// Removes the shared base `id` if no layer uses it any more (under its lock, so a create
+/// that is about to use it either finished writing its layer or waits and rebuilds it).
+pub fn remove_unused_base(pool: &Path, id: &str) -> Result<Option<String>> {
+    if !valid_base_id(id) {
+        return Ok(None);
+    }
+    let base = bases_dir(pool).join(id);
+    let Some(_lock) = crate::state::try_lock(&base_lock(&base))? else { return Ok(None) };
+    if let Ok(rd) = std::fs::read_dir(layers_dir(pool)) {
+        for e in rd.flatten() {
+            let f = e.path().join("base");
+            if std::fs::read_to_string(&f).is_ok_and(|s| s.trim() == id) {
+                return Ok(None);
+            }
+        }
+    }
+    if !base.exists() {
+        return Ok(None);
+    }
+    crate::fsutil::remove_tree(&base)?;
+    let _ = std::fs::remove_file(base_lock(&base));
+    Ok(Some(format!("deleted the shared base {} (no container uses it)", base.display())))
+}
+
+/// For commands that read a container's tree whether it runs or not (`sbom`, `outdated`):
+/// an overlay container that is shut off is mounted first (it stays mounted until its next
+/// start and stop). Copy-mode containers and unknown names are left as they are.
+pub fn mount_for_reading(pool: &Path, name: &str) -> Result<()> {
+    if let Some(o) = existing(pool, name)? {
+        ensure_mounted(&crate::exec::SystemRunner::default(), &o)?;
+    }
+    Ok(())
+}
+
+/// Removes `POOL/.lxcprov` and its two directories when they are empty (the last
+/// container of the pool is gone).
+pub fn tidy(pool: &Path) {
+    for d in [bases_dir(pool), layers_dir(pool), private_dir(pool)] {
+        let _ = std::fs::remove_dir(d); // only succeeds when empty
+    }
+}
+
+/// Shifts what guest configuration wrote into the layer (host root's files, ids below the
+/// map's count) into the map, through the mounted overlay so the overlay sees the change.
+/// Copied-up files keep the base's (already shifted) owners.
+pub fn shift_layer(o: &Overlay, m: Idmap) -> Result<u64> {
+    let count = m.uid.count.min(m.gid.count);
+    let mut rels = vec![];
+    collect(&o.upper(), Path::new(""), count, &mut rels)
+        .with_context(|| format!("reading the layer {}", o.upper().display()))?;
+    let mut n = 0;
+    for rel in rels {
+        let p = if rel.as_os_str().is_empty() { o.target.clone() } else { o.target.join(&rel) };
+        n += crate::fsutil::shift_one(&p, m.uid.target, m.gid.target, count)
+            .with_context(|| format!("shifting {}", p.display()))? as u64;
+    }
+    Ok(n)
+}
+
+fn collect(dir: &Path, rel: &Path, count: u32, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let m = std::fs::symlink_metadata(dir)?;
+    use std::os::unix::fs::FileTypeExt;
+    if m.file_type().is_char_device() && m.rdev() == 0 {
+        return Ok(()); // a whiteout: nothing to shift at the merged path
+    }
+    if m.uid() < count || m.gid() < count {
+        out.push(rel.to_path_buf());
+    }
+    if m.is_dir() {
+        for e in std::fs::read_dir(dir)? {
+            let e = e?;
+            collect(&e.path(), &rel.join(e.file_name()), count, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Bytes a layer holds (its own writes), for `doctor` and the benchmark.
+pub fn layer_bytes(o: &Overlay) -> u64 {
+    crate::fsutil::tree_bytes(&o.upper())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::IdRange;
+
+    #[test]
+    fn base_ids_name_the_cache_key_and_the_map_and_are_one_harmless_component() {
+        let m = Idmap {
+            uid: IdRange { start: 0, target: 200000, count: 65536 },
+            gid: IdRange { start: 0, target: 300000, count: 65536 },
+        };
+        let id = base_id("debian12-12-x86_64-aa74", Some(m));
+        assert_eq!(id, "debian12-12-x86_64-aa74@u200000-g300000-n65536");
+        assert_eq!(base_id("k", None), "k@host");
+        assert!(valid_base_id(&id));
+        for bad in ["", "..", "../x", "a/b", ".hidden", "a b", "a\nb", &"x".repeat(200)] {
+            assert!(!valid_base_id(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn copy_is_chosen_with_the_reason_and_an_impossible_overlay_is_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        let (m, why) = decide(Choice::Copy, d.path(), Ok(())).unwrap();
+        assert_eq!((m, why.contains("--storage copy")), (Mode::Copy, true));
+        let (m, why) = decide(Choice::Auto, d.path(), Err("imported trees are copied")).unwrap();
+        assert_eq!(m, Mode::Copy);
+        assert!(why.contains("imported"), "{why}");
+        assert!(decide(Choice::Overlay, d.path(), Err("imported trees are copied")).is_err());
+        let odd = d.path().join("a,b");
+        assert!(overlay_impossible(&odd).is_some());
+    }
+
+    #[test]
+    fn a_layer_is_only_read_back_from_root_owned_private_directories() {
+        let d = tempfile::tempdir().unwrap();
+        let pool = d.path().join("pool");
+        assert!(existing(&pool, "c1").unwrap().is_none(), "no layer: a copy-mode container");
+        std::fs::create_dir_all(layers_dir(&pool).join("c1")).unwrap();
+        std::fs::create_dir_all(bases_dir(&pool)).unwrap();
+        std::fs::write(layers_dir(&pool).join("c1/base"), "../../etc\n").unwrap();
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            for p in [private_dir(&pool), bases_dir(&pool), layers_dir(&pool)] {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700)).unwrap();
+            }
+            let e = existing(&pool, "c1").unwrap_err();
+            assert!(format!("{e:#}").contains("no valid base"), "{e:#}");
+            std::fs::write(layers_dir(&pool).join("c1/base"), "k@host\n").unwrap();
+            assert_eq!(existing(&pool, "c1").unwrap().unwrap().base, bases_dir(&pool).join("k@host"));
+        } else {
+            assert!(existing(&pool, "c1").is_err(), "not root's: refused");
+        }
+    }
+}

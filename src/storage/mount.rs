@@ -1,0 +1,153 @@
+//! Mounting and unmounting a container's overlay, in the mount namespace the caller is in.
+//! lxcprov's commands run in the host's; libvirt runs the hook in libvirtd's. The two must
+//! see each other's mounts under the pool: on systemd hosts libvirtd shares the host's
+//! namespace; where it has its own (this project's CI: scripts/lib/host.sh), that namespace
+//! keeps the host's peer groups, so mounts and unmounts travel both ways. [`peers_with`]
+//! checks it, and overlay storage is not chosen where it does not hold.
+
+use super::Overlay;
+use crate::exec::{Cmd, Runner};
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+
+fn cmd(argv: Vec<String>) -> Cmd {
+    let mut it = argv.into_iter();
+    Cmd::new(it.next().unwrap_or_default()).args(it)
+}
+
+/// Does the process `pid` (libvirtd) see the mounts made at `dir` here, and we its? True
+/// when it shares our mount namespace, or when the mount holding `dir` is in the same
+/// shared peer group in both. `None` when it cannot be told.
+pub fn peers_with(pid: u32, dir: &Path) -> Option<bool> {
+    let ours = std::fs::read_link("/proc/self/ns/mnt").ok()?;
+    if std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok().as_ref() == Some(&ours) {
+        return Some(true);
+    }
+    let mine = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let theirs = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).ok()?;
+    let a = peer_group(&mine, dir);
+    Some(a.is_some() && a == peer_group(&theirs, dir))
+}
+
+/// The `shared:N` group of the mount that holds `dir` (the longest mount point above it).
+fn peer_group(info: &str, dir: &Path) -> Option<String> {
+    info.lines()
+        .filter_map(|l| {
+            let point = unescape(l.split(' ').nth(4)?);
+            let opt = l.split(" - ").next()?.split(' ').skip(6).find(|f| f.starts_with("shared:")).map(str::to_string);
+            dir.starts_with(&point).then_some((point.len(), opt))
+        })
+        .max_by_key(|(n, _)| *n)
+        .and_then(|(_, o)| o)
+}
+
+/// The mount command for `o` (argv as data; the paths were checked for `,` `:` `\`).
+pub fn mount_cmd(o: &Overlay) -> Cmd {
+    let opts = format!("lowerdir={},upperdir={},workdir={}", o.base.display(), o.upper().display(), o.work().display());
+    cmd(vec![
+        "mount".into(),
+        "-t".into(),
+        "overlay".into(),
+        "overlay".into(),
+        "-o".into(),
+        opts,
+        o.target.display().to_string(),
+    ])
+}
+
+/// Is an overlay mounted at `target` (in this mount namespace)?
+pub fn is_mounted(target: &Path) -> bool {
+    mounted_in(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(), target)
+}
+
+fn mounted_in(info: &str, target: &Path) -> bool {
+    let t = target.display().to_string();
+    info.lines().any(|l| {
+        let mut f = l.split(' ');
+        let point = f.nth(4).map(unescape);
+        let fstype = l.split(" - ").nth(1).and_then(|r| r.split(' ').next());
+        point.as_deref() == Some(t.as_str()) && fstype == Some("overlay")
+    })
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+}
+
+/// Mounts `o` at its target unless it is mounted already. Every part must be in place:
+/// the base complete, the layer's directories, an empty mount point.
+pub fn ensure_mounted(runner: &dyn Runner, o: &Overlay) -> Result<bool> {
+    if is_mounted(&o.target) {
+        return Ok(false);
+    }
+    if !o.base.join(super::BASE_DONE).is_file() {
+        bail!(
+            "the shared base {} of {} is missing or incomplete; re-create the container (`lxcprov destroy --purge`, then `lxcprov create`)",
+            o.base.display(),
+            o.target.display()
+        );
+    }
+    for d in [o.upper(), o.work()] {
+        let m = std::fs::symlink_metadata(&d).with_context(|| format!("the layer directory {}", d.display()))?;
+        if !m.is_dir() {
+            bail!("{} is not a directory", d.display());
+        }
+    }
+    match std::fs::symlink_metadata(&o.target) {
+        Ok(m) if m.is_dir() => {
+            if std::fs::read_dir(&o.target)?.next().is_some() {
+                bail!("{} is not empty; lxcprov does not mount an overlay over files", o.target.display());
+            }
+        }
+        Ok(_) => bail!("{} is not a directory", o.target.display()),
+        Err(_) => {
+            std::fs::create_dir(&o.target).with_context(|| format!("creating {}", o.target.display()))?;
+        }
+    }
+    runner
+        .run(&mount_cmd(o), &mut |_| {})
+        .map_err(anyhow::Error::new)
+        .with_context(|| format!("mounting the overlay at {}", o.target.display()))?;
+    if !is_mounted(&o.target) {
+        bail!("mounted {}, but the host's mount table does not show it", o.target.display());
+    }
+    Ok(true)
+}
+
+/// Unmounts the overlay at `target` (lazily if it is busy).
+pub fn unmount(runner: &dyn Runner, target: &Path) -> Result<()> {
+    let t = target.display().to_string();
+    if runner.run(&cmd(vec!["umount".into(), t.clone()]), &mut |_| {}).is_err() && is_mounted(target) {
+        runner
+            .run(&cmd(vec!["umount".into(), "--lazy".into(), t]), &mut |_| {})
+            .map_err(anyhow::Error::new)
+            .with_context(|| format!("unmounting {}", target.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_overlays_by_mount_point_and_type() {
+        let info = "27 1 254:0 / / rw shared:1 - ext4 /dev/vda rw\n\
+                    90 27 0:50 / /var/lib/pool/web\\0401 rw shared:5 - overlay overlay rw,lowerdir=/x\n\
+                    91 27 0:51 / /var/lib/pool/b rw - tmpfs tmpfs rw\n";
+        assert!(mounted_in(info, Path::new("/var/lib/pool/web 1")));
+        assert!(!mounted_in(info, Path::new("/var/lib/pool/b")), "not an overlay");
+        assert!(!mounted_in(info, Path::new("/var/lib/pool")));
+        assert_eq!(peer_group(info, Path::new("/var/lib/pool/x")).as_deref(), Some("shared:1"));
+        assert_eq!(peer_group(info, Path::new("/var/lib/pool/web 1/etc")).as_deref(), Some("shared:5"));
+        assert_eq!(peer_group(info, Path::new("/var/lib/pool/b/etc")), None, "a private mount");
+    }
+
+    #[test]
+    fn the_mount_command_is_argv_with_the_three_layers() {
+        let o = Overlay::new(Path::new("/p"), "c1", Path::new("/cache/k"), "k", None);
+        let argv = mount_cmd(&o).argv();
+        assert!(argv.iter().any(|a| a == "lowerdir=/p/.lxcprov/bases/k@host,upperdir=/p/.lxcprov/layers/c1/upper,workdir=/p/.lxcprov/layers/c1/work"), "{argv:?}");
+        assert_eq!(argv.last().unwrap(), "/p/c1");
+    }
+}

@@ -1,0 +1,336 @@
+//! Root tier, overlay storage: a shared base and a layer per container, materialised by the
+//! libvirt hook at every start (`virsh start` included), reset, copy mode beside it, and
+//! the hook leaving foreign domains alone. Domains use the prefix `lxcprov-ov-`.
+
+use super::*;
+
+const OV_PROFILE: &str = "description: busybox overlay test\ndistro: debian12\nmemory_mib: 64\nnetwork: {mode: isolated, name: lxcprov-ov-net}\nsecurity:\n  model: none\n  label: none\n  seccomp: none\n  capabilities: {policy: default, set: {sys_admin: off, net_raw: off}}\n  idmap:\n    uid: {start: 0, target: 200000, count: 65536}\n    gid: {start: 0, target: 200000, count: 65536}\n";
+
+const HOOK: &str = "/etc/libvirt/hooks/lxc";
+
+/// Points libvirt's hook at the lxcprov under test while it lives; puts the old text back.
+struct HookFor(Option<String>);
+impl HookFor {
+    fn install(dir: &Path) -> HookFor {
+        let old = std::fs::read_to_string(HOOK).ok();
+        assert!(
+            old.is_some(),
+            "{HOOK} is missing: libvirtd only calls hooks that existed when it started; run scripts/setup-host.sh"
+        );
+        let o = run(dir, &["hook", "install", "--binary", bin().to_str().unwrap()]);
+        assert!(o.status.success(), "hook install: {}", stderr(&o));
+        HookFor(old)
+    }
+}
+impl Drop for HookFor {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            // In place: the same file libvirtd found at its start.
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(HOOK)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, t.as_bytes()));
+        }
+    }
+}
+
+/// Dropped before the work directory (declare it after): a failed test's domains go and its
+/// overlays are unmounted, so removing the directory never reaches through a mount into a
+/// layer or a live container's lower directory.
+struct Unmount(PathBuf, Vec<&'static str>);
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        clean(&self.1, &[]);
+        let t = self.0.display().to_string();
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut points: Vec<&str> =
+            info.lines().filter_map(|l| l.split(' ').nth(4)).filter(|p| p.starts_with(t.as_str())).collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for p in points {
+            let _ = Command::new("umount").arg("--lazy").arg(p).status();
+        }
+    }
+}
+
+fn lo(dir: &Path, args: &[&str]) -> Output {
+    let o = lxcprov(dir).env("LIBVIRT_DEFAULT_URI", URI).env("LXCPROV_STORAGE", "overlay").args(args).output().unwrap();
+    eprintln!("$ lxcprov {}\n  exit {:?}\n{}", args.join(" "), o.status.code(), stderr(&o));
+    o
+}
+
+/// A busybox tree as the base-rootfs cache entry `create` will use for `profile`.
+fn seed_cache(dir: &Path, profile: &Path) {
+    let o = lo(
+        dir,
+        &[
+            "--json",
+            "create",
+            "lxcprov-ov-x",
+            "--profile",
+            "it-ov",
+            "--profile-file",
+            profile.to_str().unwrap(),
+            "--dry-run",
+        ],
+    );
+    let entry = stdout(&o)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .flat_map(|v| v["data"]["actions"].as_array().cloned().unwrap_or_default())
+        .find(|a| a["action"] == "store_base")
+        .and_then(|a| a["entry"].as_str().map(PathBuf::from))
+        .expect("the plan stores a base");
+    std::fs::create_dir_all(entry.parent().unwrap()).unwrap();
+    let s = Command::new("cp").arg("-a").arg(busybox(dir)).arg(&entry).status().unwrap();
+    assert!(s.success());
+    std::fs::write(entry.join(".lxcprov-base.json"), "{}").unwrap();
+}
+
+fn init_pid(name: &str) -> u32 {
+    let x = std::fs::read_to_string(format!("/run/libvirt/lxc/{name}.xml")).unwrap();
+    let i = x.find("<init pid='").unwrap() + 11;
+    x[i..].split('\'').next().unwrap().parse().unwrap()
+}
+
+fn in_container(name: &str, script: &str) -> String {
+    let o =
+        Command::new("nsenter").args(["-t", &init_pid(name).to_string(), "-a", "sh", "-c", script]).output().unwrap();
+    assert!(o.status.success(), "{script}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn mounted(path: &Path) -> bool {
+    let t = path.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().any(|l| l.split(' ').nth(4) == Some(t.as_str()))
+}
+
+#[test]
+#[ignore = "root tier: needs root and libvirtd (scripts/test.sh)"]
+fn overlay_containers_come_back_after_virsh_destroy_and_start_keep_their_files_apart_and_reset() {
+    preflight();
+    let names = ["lxcprov-ov-a", "lxcprov-ov-b", "lxcprov-ov-c"];
+    clean(&names, &["lxcprov-ov-net"]);
+    let _c = Cleanup(names.to_vec(), vec!["lxcprov-ov-net"]);
+    let d = workdir("ov");
+    let _u = Unmount(d.path().to_path_buf(), names.to_vec());
+    let _hook = HookFor::install(d.path());
+    let prof = write_profile(d.path(), "it-ov", OV_PROFILE);
+    let pf = prof.to_str().unwrap();
+    seed_cache(d.path(), &prof);
+    let pw = d.path().join("pw");
+    std::fs::write(&pw, "correct horse\n").unwrap();
+    // doctor: the hook runs this lxcprov, and overlay is what new containers get.
+    let o = lo(d.path(), &["--json", "doctor"]);
+    let items: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| v["data"].clone())
+        .collect();
+    let item = |id: &str| items.iter().find(|i| i["id"] == id).unwrap_or_else(|| panic!("no {id}: {items:?}")).clone();
+    assert_eq!(item("lxc_hook")["level"], "ok", "{:?}", item("lxc_hook"));
+    assert_eq!(item("storage")["level"], "ok", "{:?}", item("storage"));
+    // The plan says overlay, and why.
+    let o = lo(d.path(), &["create", "lxcprov-ov-a", "--profile", "it-ov", "--profile-file", pf, "--dry-run"]);
+    assert!(stdout(&o).contains("mount -t overlay overlay -o lowerdir="), "{}", stdout(&o));
+    assert!(stdout(&o).contains("# storage: overlay"), "{}", stdout(&o));
+    for n in ["lxcprov-ov-a", "lxcprov-ov-b"] {
+        let o = lo(
+            d.path(),
+            &[
+                "--json",
+                "create",
+                n,
+                "--profile",
+                "it-ov",
+                "--profile-file",
+                pf,
+                "--root-password-file",
+                pw.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+        for id in ["pidns", "userns", "trust"] {
+            assert_eq!(status_of(&checks(&o), id), "pass");
+        }
+    }
+    let pool = d.path().join("pool");
+    let (a, b) = (pool.join("lxcprov-ov-a"), pool.join("lxcprov-ov-b"));
+    assert!(mounted(&a) && mounted(&b));
+    let rec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path().join("state/containers/lxcprov-ov-a.json")).unwrap())
+            .unwrap();
+    assert_eq!(rec["storage"], "overlay");
+    let base_id = rec["base"].as_str().unwrap().to_string();
+    let base = pool.join(".lxcprov/bases").join(&base_id);
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(base.join("bin/busybox")).unwrap().uid(), 200000, "the shared base is shifted once");
+    assert_eq!(std::fs::metadata(pool.join(".lxcprov")).unwrap().mode() & 0o777, 0o700);
+    // 1. A file one container writes is in its layer only.
+    in_container("lxcprov-ov-a", "echo mine > /root/own.txt && rm /bin/vi");
+    assert_eq!(std::fs::read_to_string(a.join("root/own.txt")).unwrap(), "mine\n");
+    assert!(!b.join("root/own.txt").exists(), "visible in another container");
+    assert!(!base.join("root/own.txt").exists(), "written into the base");
+    assert!(base.join("bin/vi").exists() && b.join("bin/vi").exists(), "a deletion reached the base");
+    assert!(in_container("lxcprov-ov-b", "ls /root").trim().is_empty());
+    let hash = std::fs::read_to_string(a.join("etc/shadow")).unwrap();
+    assert!(hash.starts_with("root:$6$"));
+    assert!(!std::fs::read_to_string(base.join("etc/shadow")).unwrap().contains("$6$"), "no password in the base");
+    // 2. virsh destroy + virsh start, without lxcprov: the hook unmounts and mounts it again.
+    assert!(virsh(&["destroy", "lxcprov-ov-a"]).status.success());
+    assert!(!mounted(&a), "release unmounts it");
+    assert!(!a.join("root").exists());
+    let o = virsh(&["start", "lxcprov-ov-a"]);
+    assert!(o.status.success(), "virsh start: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(mounted(&a), "prepare mounts it");
+    assert_eq!(std::fs::read_to_string(a.join("root/own.txt")).unwrap(), "mine\n");
+    let t = Instant::now();
+    let o = loop {
+        let o = lo(d.path(), &["--json", "verify", "lxcprov-ov-a"]);
+        if o.status.code() == Some(0) || t.elapsed() > Duration::from_secs(15) {
+            break o;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(o.status.code(), Some(0), "verify after virsh start: {}", stdout(&o));
+    // 3. reset: back to the base, same password and SSH host keys, the others untouched.
+    std::fs::write(b.join("root/b.txt"), "b").unwrap();
+    in_container(
+        "lxcprov-ov-a",
+        "mkdir -p /etc/ssh && echo hostkey > /etc/ssh/ssh_host_ed25519_key && chmod 600 /etc/ssh/ssh_host_ed25519_key",
+    );
+    let o = lo(d.path(), &["--json", "reset", "lxcprov-ov-a", "--yes", "--profile-file", pf]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(!a.join("root/own.txt").exists(), "reset keeps the container's files");
+    assert!(a.join("bin/vi").exists());
+    assert_eq!(std::fs::read_to_string(a.join("etc/shadow")).unwrap(), hash, "the password changed");
+    assert_eq!(std::fs::read_to_string(a.join("etc/hostname")).unwrap(), "lxcprov-ov-a\n");
+    let key = a.join("etc/ssh/ssh_host_ed25519_key");
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), "hostkey\n", "the host key changed");
+    assert_eq!(std::fs::metadata(&key).unwrap().uid(), 200000);
+    assert_eq!(std::fs::metadata(&key).unwrap().mode() & 0o777, 0o600);
+    assert!(b.join("root/b.txt").exists());
+    // rebuild of an overlay container: a fresh layer on the profile's base, verified.
+    let o = lo(d.path(), &["--json", "--profile-file", pf, "rebuild", "lxcprov-ov-b"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(!b.join("root/b.txt").exists(), "rebuild kept the old layer");
+    assert!(mounted(&b));
+    // 4. Copy mode beside it, from the same cache: a real tree, no mount.
+    let o = lxcprov(d.path())
+        .env("LIBVIRT_DEFAULT_URI", URI)
+        .args([
+            "--storage",
+            "copy",
+            "--json",
+            "create",
+            "lxcprov-ov-c",
+            "--profile",
+            "it-ov",
+            "--profile-file",
+            pf,
+            "--root-password-file",
+            pw.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    let c = pool.join("lxcprov-ov-c");
+    assert!(!mounted(&c) && c.join("bin/busybox").exists());
+    assert!(!pool.join(".lxcprov/layers/lxcprov-ov-c").exists());
+    let o = lo(d.path(), &["reset", "lxcprov-ov-c", "--yes", "--profile-file", pf]);
+    assert_eq!(o.status.code(), Some(2), "copy containers have no layer to drop");
+    assert!(stderr(&o).contains("rebuild"), "{}", stderr(&o));
+    // 5. destroy --purge: the layers go, the base with the last user, and nothing is left.
+    for n in names {
+        assert!(lo(d.path(), &["destroy", n, "--purge", "--yes"]).status.success());
+        if n == "lxcprov-ov-a" {
+            assert!(base.exists(), "the base went while lxcprov-ov-b uses it");
+        }
+    }
+    assert!(!mounted(&a) && !mounted(&b));
+    assert!(pool_leftovers(d.path()).is_empty(), "{:?}", pool_leftovers(d.path()));
+}
+
+#[test]
+#[ignore = "root tier: needs root and libvirtd (scripts/test.sh)"]
+fn the_hook_leaves_domains_without_lxcprov_metadata_alone() {
+    preflight();
+    let d = workdir("ovhook");
+    let _hook = HookFor::install(d.path());
+    let hook = |args: &[&str], stdin: &[u8]| {
+        let mut c = Command::new(HOOK)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let _ = std::io::Write::write_all(c.stdin.as_mut().unwrap(), stdin);
+        drop(c.stdin.take());
+        c.wait_with_output().unwrap()
+    };
+    let rootfs = d.path().join("pool/lxcprov-ov-foreign");
+    std::fs::create_dir_all(&rootfs).unwrap();
+    let xml = format!(
+        "<domain type='lxc'><name>lxcprov-ov-foreign</name><memory unit='MiB'>32</memory><os><type>exe</type><init>/bin/sh</init></os><features><privnet/></features><devices><filesystem type='mount'><source dir='{}'/><target dir='/'/></filesystem><console type='pty'/></devices></domain>",
+        rootfs.display()
+    );
+    for (args, input) in [
+        (vec!["lxcprov-ov-foreign", "prepare", "begin", "-"], xml.as_bytes().to_vec()),
+        (vec!["lxcprov-ov-foreign", "release", "end", "-"], xml.as_bytes().to_vec()),
+        (vec!["../../etc", "prepare", "begin", "-"], b"<<<garbage".to_vec()),
+        (vec!["x", "prepare", "begin", "-"], vec![b'<'; 3 << 20]),
+    ] {
+        let o = hook(&args, &input);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(o.stdout.is_empty() && o.stderr.is_empty(), "{args:?}: the hook spoke");
+    }
+    assert!(!mounted(&rootfs));
+    assert_eq!(std::fs::read_dir(&rootfs).unwrap().count(), 0, "the foreign tree was touched");
+    // An lxcprov domain whose name is a path is refused.
+    let ours = xml.replace("<domain type='lxc'>", &format!("<domain type='lxc'><metadata><lxcprov:container xmlns:lxcprov='{}' profile='p' distro='debian12' release='12' version='0' security='none'/></metadata>", "https://github.com/lxcprov/lxcprov/xmlns/1"));
+    let o = hook(&["../lxcprov-ov-foreign", "prepare", "begin", "-"], ours.as_bytes());
+    assert_ne!(o.status.code(), Some(0));
+}
+
+#[test]
+#[ignore = "root tier: needs root and libvirtd (scripts/test.sh)"]
+fn lab_reset_puts_one_student_or_all_back_on_the_shared_base() {
+    preflight();
+    let names = ["lxcprov-ov-lab-s01", "lxcprov-ov-lab-s02"];
+    clean(&names, &["lxcprov-ov-net"]);
+    let _c = Cleanup(names.to_vec(), vec!["lxcprov-ov-net"]);
+    let d = workdir("ovlab");
+    let _u = Unmount(d.path().to_path_buf(), names.to_vec());
+    let _hook = HookFor::install(d.path());
+    let prof = write_profile(d.path(), "it-ov", OV_PROFILE);
+    let pf = prof.to_str().unwrap();
+    seed_cache(d.path(), &prof);
+    let o = lo(
+        d.path(),
+        &["lab", "up", "lxcprov-ov-lab", "--count", "2", "--prefix", "s", "--profile", "it-ov", "--profile-file", pf],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let pool = d.path().join("pool");
+    assert_eq!(
+        std::fs::read_dir(pool.join(".lxcprov/bases")).unwrap().filter(|e| e.as_ref().unwrap().path().is_dir()).count(),
+        1,
+        "one shared base"
+    );
+    for n in names {
+        in_container(n, "echo work > /root/work.txt");
+    }
+    let o = lo(d.path(), &["--profile-file", pf, "lab", "reset", "lxcprov-ov-lab", "--student", "1", "--yes"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!pool.join("lxcprov-ov-lab-s01/root/work.txt").exists());
+    assert!(pool.join("lxcprov-ov-lab-s02/root/work.txt").exists(), "student 2 was reset too");
+    let o = lo(d.path(), &["--profile-file", pf, "lab", "reset", "lxcprov-ov-lab", "--student", "3", "--yes"]);
+    assert_eq!(o.status.code(), Some(2), "there is no student 3");
+    let o = lo(d.path(), &["--json", "--profile-file", pf, "lab", "reset", "lxcprov-ov-lab", "--yes"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(checks(&o).iter().filter(|c| c["id"] == "pidns" && c["status"] == "pass").count(), 2);
+    assert!(!pool.join("lxcprov-ov-lab-s02/root/work.txt").exists());
+    let o = lo(d.path(), &["lab", "down", "lxcprov-ov-lab", "--purge", "--yes"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(pool_leftovers(d.path()).is_empty(), "{:?}", pool_leftovers(d.path()));
+}
