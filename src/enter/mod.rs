@@ -423,7 +423,9 @@ pub fn run(t: &Target, req: &Request) -> Result<Outcome> {
     } else if let Some(label) = selinux_label {
         let r = Relay::new(label)?;
         cmd.stdin(r.child[0].try_clone()?).stdout(r.child[1].try_clone()?).stderr(r.child[2].try_clone()?);
-        relay = Some(r);
+        // Its threads start now: once this thread joins the pid namespace below, it can
+        // start no thread (clone(CLONE_THREAD) fails with EINVAL).
+        relay = Some(r.start(req.capture)?);
     } else if req.capture {
         cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     }
@@ -462,7 +464,7 @@ pub fn run(t: &Target, req: &Request) -> Result<Outcome> {
         }
         None if relay.is_some() => {
             let mut child = child;
-            relay.take().unwrap().run(&mut child, req.capture)?
+            relay.take().unwrap().finish(&mut child)?
         }
         None => {
             let o = child.wait_with_output().context("waiting for the command")?;
@@ -492,10 +494,17 @@ struct Relay {
 impl Relay {
     fn new(label: &str) -> Result<Relay> {
         let attr = "/proc/thread-self/attr/sockcreate";
-        std::fs::write(attr, label).with_context(|| format!("labelling the command's stdio sockets {label}"))?;
+        // An existing proc attribute: opened for writing, never O_CREAT (SELinux audits a
+        // "create" on it).
+        let set = |v: &[u8]| {
+            use std::io::Write;
+            std::fs::OpenOptions::new().write(true).open(attr).and_then(|mut f| f.write_all(v))
+        };
+        set(label.as_bytes()).with_context(|| format!("labelling the command's stdio sockets {label}"))?;
         let r = Relay::sockets();
-        // Back to the default for every later socket of this thread, whatever happened.
-        let reset = std::fs::write(attr, b"");
+        // Back to the default for every later socket of this thread, whatever happened
+        // (a lone newline clears it; an empty write_all would write nothing).
+        let reset = set(b"\n");
         let r = r?;
         reset.context("resetting the socket label")?;
         Ok(r)
@@ -509,27 +518,24 @@ impl Relay {
         Ok(Relay { child: [a.0, b.0, c.0], ours: [a.1, b.1, c.1] })
     }
 
-    /// Relays until the command ends and its output is drained.
-    fn run(
-        self,
-        child: &mut std::process::Child,
-        capture: bool,
-    ) -> Result<(std::process::ExitStatus, Vec<u8>, Vec<u8>)> {
+    /// Starts copying: the caller's stdin in, the command's output out (or kept).
+    fn start(self, capture: bool) -> Result<Running> {
         use std::io::{Read, Write};
         let Relay { child: theirs, ours: [stdin, stdout, stderr] } = self;
-        // Ours only: with the command's ends open here, the outputs would never end.
-        drop(theirs);
-        // The caller's stdin goes in until it ends, as an inherited stdin would (a detached
-        // thread: an open terminal or a stdin nobody closes must not keep lxcprov waiting
+        let spawn = |name: &str| std::thread::Builder::new().name(name.into());
+        // The caller's stdin goes in until it ends, as an inherited stdin would (never
+        // joined: an open terminal or a stdin nobody closes must not keep lxcprov waiting
         // once the command is done).
-        std::thread::spawn(move || {
-            let mut sock = std::fs::File::from(stdin);
-            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut sock);
-            // SAFETY: shutdown on an open socket.
-            unsafe { libc::shutdown(sock.as_raw_fd(), libc::SHUT_WR) };
-        });
+        spawn("exec-stdin")
+            .spawn(move || {
+                let mut sock = std::fs::File::from(stdin);
+                let _ = std::io::copy(&mut std::io::stdin().lock(), &mut sock);
+                // SAFETY: shutdown on an open socket.
+                unsafe { libc::shutdown(sock.as_raw_fd(), libc::SHUT_WR) };
+            })
+            .context("starting the stdin relay")?;
         let pump = |fd: OwnedFd, to_stderr: bool| {
-            std::thread::spawn(move || -> Vec<u8> {
+            spawn(if to_stderr { "exec-stderr" } else { "exec-stdout" }).spawn(move || -> Vec<u8> {
                 let mut src = std::fs::File::from(fd);
                 let mut kept = vec![];
                 let mut buf = [0u8; 16 << 10];
@@ -549,10 +555,27 @@ impl Relay {
                 kept
             })
         };
-        let (out, err) = (pump(stdout, false), pump(stderr, true));
+        let out = pump(stdout, false).context("starting the stdout relay")?;
+        let err = pump(stderr, true).context("starting the stderr relay")?;
+        Ok(Running { theirs, out, err })
+    }
+}
+
+/// A started [`Relay`].
+struct Running {
+    theirs: [OwnedFd; 3],
+    out: std::thread::JoinHandle<Vec<u8>>,
+    err: std::thread::JoinHandle<Vec<u8>>,
+}
+
+impl Running {
+    /// Waits for the command, then for its output to drain.
+    fn finish(self, child: &mut std::process::Child) -> Result<(std::process::ExitStatus, Vec<u8>, Vec<u8>)> {
+        // Ours only: with the command's ends open here, the outputs would never end.
+        drop(self.theirs);
         let status = child.wait().context("waiting for the command")?;
-        let out = out.join().unwrap_or_default();
-        let err = err.join().unwrap_or_default();
+        let out = self.out.join().unwrap_or_default();
+        let err = self.err.join().unwrap_or_default();
         Ok((status, out, err))
     }
 }
@@ -612,9 +635,10 @@ mod tests {
         cmd.args(["-c", "echo out; echo err >&2; exit 3"]);
         cmd.stdin(r.child[0].try_clone().unwrap()).stdout(r.child[1].try_clone().unwrap());
         cmd.stderr(r.child[2].try_clone().unwrap());
+        let running = r.start(true).unwrap();
         let mut child = cmd.spawn().unwrap();
         drop(cmd);
-        let (status, out, err) = r.run(&mut child, true).unwrap();
+        let (status, out, err) = running.finish(&mut child).unwrap();
         assert_eq!(status.code(), Some(3));
         assert_eq!((out.as_slice(), err.as_slice()), (&b"out\n"[..], &b"err\n"[..]));
     }
