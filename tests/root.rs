@@ -648,6 +648,19 @@ fn ssh_as(cfg_dir: &Path, generated: &str, key: &Path, host: &str, cmd: &str) ->
     Command::new("ssh").arg("-F").arg(&cfg).args([host, cmd]).stdin(Stdio::null()).output().unwrap()
 }
 
+/// [`ssh_as`] until it succeeds or `within` has passed (sshd needs a moment after a boot);
+/// the last attempt's output.
+fn ssh_until(cfg_dir: &Path, generated: &str, key: &Path, host: &str, cmd: &str, within: Duration) -> Output {
+    let t = Instant::now();
+    loop {
+        let o = ssh_as(cfg_dir, generated, key, host, cmd);
+        if o.status.success() || t.elapsed() > within {
+            return o;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 #[test]
 #[ignore = "root tier: needs root and libvirtd (scripts/test.sh)"]
 fn lab_students_reach_their_own_container_over_ssh_and_nothing_else() {
@@ -704,14 +717,7 @@ fn lab_students_reach_their_own_container_over_ssh_and_nothing_else() {
 
     // Student 1 logs in with its own key (sshd needs a moment after boot).
     let (k1, k2) = (d.path().join("s01"), d.path().join("s02"));
-    let t = Instant::now();
-    let o = loop {
-        let o = ssh_as(d.path(), &generated, &k1, "s01", "id -u; hostname");
-        if o.status.success() || t.elapsed() > Duration::from_secs(60) {
-            break o;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let o = ssh_until(d.path(), &generated, &k1, "s01", "id -u; hostname", Duration::from_secs(60));
     assert!(o.status.success(), "ssh s01: {}", stderr(&o));
     assert_eq!(stdout(&o), format!("0\n{}\n", names[0]));
     // Another student's key is refused by student 1's sshd.
@@ -772,14 +778,7 @@ fn lab_students_reach_their_own_container_over_ssh_and_nothing_else() {
     let via =
         stdout(&lx(d.path(), &["lab", "access", lab, "--ssh-config", "--jump", &format!("root@127.0.0.1:{port}")]));
     assert!(via.contains(&format!("ProxyJump root@127.0.0.1:{port}")), "{via}");
-    let t = Instant::now();
-    let o = loop {
-        let o = ssh_as(d.path(), &via, &k1, "s01", "hostname");
-        if o.status.success() || t.elapsed() > Duration::from_secs(20) {
-            break o;
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    };
+    let o = ssh_until(d.path(), &via, &k1, "s01", "hostname", Duration::from_secs(20));
     assert!(o.status.success(), "ssh -J s01: {}", stderr(&o));
     assert_eq!(stdout(&o).trim(), names[0]);
     assert!(ssh_as(d.path(), &via, &k2, "s02", "true").status.success(), "student 2 through the jump host");
@@ -792,14 +791,8 @@ fn lab_students_reach_their_own_container_over_ssh_and_nothing_else() {
     // A rebuilt student keeps its address, sshd and key; only its host keys are new.
     let o = lx(d.path(), &["--profile-file", prof.to_str().unwrap(), "rebuild", names[0]]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let t = Instant::now();
-    let o = loop {
-        let o = ssh_as(d.path(), &generated, &k1, "s01", "cat /etc/ssh/ssh_host_ed25519_key.pub");
-        if o.status.success() || t.elapsed() > Duration::from_secs(60) {
-            break o;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let o =
+        ssh_until(d.path(), &generated, &k1, "s01", "cat /etc/ssh/ssh_host_ed25519_key.pub", Duration::from_secs(60));
     assert!(o.status.success(), "ssh s01 after rebuild: {}", stderr(&o));
     assert!(stdout(&o).starts_with("ssh-ed25519 ") && stdout(&o) != h1, "new host keys after a rebuild");
     let o = lx(d.path(), &["lab", "down", lab, "--purge", "--yes"]);
