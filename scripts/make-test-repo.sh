@@ -172,12 +172,18 @@ EOF
 write_spec lxcprov-hello "lxcprov test package hello" /usr/share/lxcprov-hello/hello.txt "hello from lxcprov-hello"
 write_spec lxcprov-base "lxcprov test base release file" /etc/lxcprov-base-release "lxcprov-base release 1.0"
 
+# rpmbuild of SPECS/NAME.spec into TOPDIR, quietly; WHAT names it in the error.
+build_spec() { # NAME [WHAT]
+    rpmbuild -bb --nodeps --quiet --define "_topdir $TOPDIR" --define '_build_id_links none' \
+        "$TOPDIR/SPECS/$1.spec" >/dev/null || die "rpmbuild of ${2:-$1} failed"
+}
+# The preamble of the generated specs: no debuginfo, no brp-* post-processing.
+spec_preamble() {
+    printf '%s\n' '%define __os_install_post %{nil}' '%define debug_package %{nil}' '%define _build_id_links none' ''
+}
+
 for name in lxcprov-hello lxcprov-base; do
-    rpmbuild -bb --nodeps --quiet \
-        --define "_topdir $TOPDIR" \
-        --define '_build_id_links none' \
-        "$TOPDIR/SPECS/$name.spec" >/dev/null \
-        || die "rpmbuild of $name failed"
+    build_spec "$name"
 done
 
 # lxcprov-rpm: the host's rpm as the guest's own package manager (a real binary with the
@@ -192,7 +198,7 @@ write_rpm_spec() { # NAME DBPATH
         files+=$'\n'"$lib"
     done
     {
-        printf '%s\n' '%define __os_install_post %{nil}' '%define debug_package %{nil}' '%define _build_id_links none' ''
+        spec_preamble
         printf 'Name: %s\nVersion: 1.0\nRelease: 1\nSummary: rpm for lxcprov tests\nLicense: GPL-2.0-or-later\nAutoReqProv: no\n\n' "$name"
         printf '%%description\nThe host rpm with its libraries, for lxcprov package-database tests.\n\n%%prep\n\n%%build\n\n%%install\n'
         while read -r f; do
@@ -205,8 +211,7 @@ write_rpm_spec() { # NAME DBPATH
 }
 build_rpm_pkg() { # DBPATH OUTSUBDIR
     write_rpm_spec lxcprov-rpm "$1"
-    rpmbuild -bb --nodeps --quiet --define "_topdir $TOPDIR" --define '_build_id_links none' \
-        "$TOPDIR/SPECS/lxcprov-rpm.spec" >/dev/null || die "rpmbuild of lxcprov-rpm ($1) failed"
+    build_spec lxcprov-rpm "lxcprov-rpm ($1)"
     mkdir -p -- "$OUTDIR/$2"
     mv -- "$TOPDIR"/RPMS/*/lxcprov-rpm-1.0-1.*.rpm "$OUTDIR/$2/"
 }
@@ -222,15 +227,14 @@ BB_STAGE="$OUTDIR/rpmbuild/bbstage"
     || die "busybox-rootfs.sh failed (busybox-static installed?)"
 rm -f -- "$BB_STAGE/bin/rpm" "$BB_STAGE/bin/rpm2cpio"
 {
-    printf '%s\n' '%define __os_install_post %{nil}' '%define debug_package %{nil}' '%define _build_id_links none' ''
+    spec_preamble
     printf 'Name: lxcprov-busybox\nVersion: 1.0\nRelease: 1\nSummary: busybox userland for lxcprov tests\nLicense: GPL-2.0-only\nAutoReqProv: no\n\n'
     printf '%%description\nA static busybox with an idle init, for lxcprov container tests.\n\n%%prep\n\n%%build\n\n%%install\n'
     printf 'mkdir -p "%%{buildroot}"\ncp -a "%s/." "%%{buildroot}/"\n' "$BB_STAGE"
     printf '\n%%files\n'
     (cd "$BB_STAGE" && find . -mindepth 1 -type d -printf '%%%%dir /%P\n' && find . -mindepth 1 ! -type d -printf '/%P\n')
 } >"$TOPDIR/SPECS/lxcprov-busybox.spec"
-rpmbuild -bb --nodeps --quiet --define "_topdir $TOPDIR" --define '_build_id_links none' \
-    "$TOPDIR/SPECS/lxcprov-busybox.spec" >/dev/null || die "rpmbuild of lxcprov-busybox failed"
+build_spec lxcprov-busybox
 for d in native wrongdb; do
     cp -- "$TOPDIR"/RPMS/*/lxcprov-busybox-1.0-1.*.rpm "$OUTDIR/$d/"
 done

@@ -1018,6 +1018,13 @@ fn a_signing_key_whose_fingerprint_is_not_pinned_is_refused_before_anything_is_i
     assert_eq!(pool_leftovers(d.path()), ["it-pin"]);
 }
 
+/// `rpm -qa --qf '%{NAME}\n'` output as sorted names, without the imported keys' `gpg-pubkey`.
+fn package_names(qa: &str) -> Vec<String> {
+    let mut v: Vec<String> = qa.lines().filter(|l| *l != "gpg-pubkey").map(str::to_string).collect();
+    v.sort();
+    v
+}
+
 #[test]
 #[ignore = "root tier: needs root and libvirtd (scripts/test.sh)"]
 fn the_guests_own_rpm_reads_exactly_what_was_installed_or_the_tree_is_refused() {
@@ -1058,10 +1065,7 @@ fn the_guests_own_rpm_reads_exactly_what_was_installed_or_the_tree_is_refused() 
             .args(["/usr/bin/rpm", "-qa", "--qf", "%{NAME}\\n"])
             .output()
             .unwrap();
-        let mut v: Vec<String> =
-            String::from_utf8_lossy(&o.stdout).lines().filter(|l| *l != "gpg-pubkey").map(str::to_string).collect();
-        v.sort();
-        v
+        package_names(&String::from_utf8_lossy(&o.stdout))
     };
     let want = ["lxcprov-base", "lxcprov-hello", "lxcprov-rpm"];
     // EL9-like (sqlite, the host's rpm writes it): the guest's own rpm reads it as installed.
@@ -1115,9 +1119,7 @@ fn the_guests_own_rpm_reads_exactly_what_was_installed_or_the_tree_is_refused() 
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     let o = lx(d.path(), &["exec", boot_name, "--", "/usr/bin/rpm", "-qa", "--qf", "%{NAME}\\n"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let mut inside: Vec<String> = stdout(&o).lines().filter(|l| *l != "gpg-pubkey").map(str::to_string).collect();
-    inside.sort();
-    assert_eq!(inside, ["lxcprov-base", "lxcprov-busybox", "lxcprov-hello", "lxcprov-rpm"]);
+    assert_eq!(package_names(&stdout(&o)), ["lxcprov-base", "lxcprov-busybox", "lxcprov-hello", "lxcprov-rpm"]);
     let o = lx(d.path(), &["exec", boot_name, "--", "/bin/cat", "/proc/1/uid_map"]);
     assert!(stdout(&o).split_whitespace().collect::<Vec<_>>() == ["0", "200000", "65536"], "{}", stdout(&o));
     assert!(lx(d.path(), &["destroy", boot_name, "--purge", "--yes"]).status.success());

@@ -318,8 +318,11 @@ fn plan_access(ctx: &Ctx, lab: &Name, a: &UpOptions, base: &Spec, names: &[Name]
             .context("the lab record's gateway is not an address")?,
         None => {
             let routes = access::host_routes(&std::fs::read_to_string("/proc/net/route").unwrap_or_default());
-            let taken: Vec<String> =
-                other_labs(ctx, lab).into_iter().filter_map(|r| r.access.map(|a| a.subnet)).collect();
+            let taken: Vec<String> = all_labs(ctx)
+                .into_iter()
+                .filter(|r| r.name != lab.as_str())
+                .filter_map(|r| r.access.map(|a| a.subnet))
+                .collect();
             access::choose_subnet(lab.as_str(), &routes, &taken)?
         }
     };
@@ -357,20 +360,14 @@ pub fn apply_access(r: &mut Spec, acc: &access::LabAccess) -> Option<String> {
 /// The SSH access of the lab `name` is a student of, if any (for `rebuild`, so a rebuilt
 /// student keeps its address, sshd and key).
 pub fn access_of_member(ctx: &Ctx, name: &Name) -> Option<access::LabAccess> {
-    let dir = std::fs::read_dir(ctx.paths.state.join("labs")).ok()?;
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".json")).map(str::to_string))
-        .filter_map(|n| load(ctx, &n).ok())
-        .filter_map(|r| r.access)
-        .find(|a| a.student(name.as_str()).is_some())
+    all_labs(ctx).into_iter().filter_map(|r| r.access).find(|a| a.student(name.as_str()).is_some())
 }
 
-/// Every other lab's record.
-fn other_labs(ctx: &Ctx, lab: &Name) -> Vec<LabRecord> {
+/// Every lab's record (`STATE/labs/*.json`); unreadable ones are left out.
+fn all_labs(ctx: &Ctx) -> Vec<LabRecord> {
     let Ok(dir) = std::fs::read_dir(ctx.paths.state.join("labs")) else { return vec![] };
     dir.flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".json")).map(str::to_string))
-        .filter(|n| n != lab.as_str())
         .filter_map(|n| load(ctx, &n).ok())
         .collect()
 }
