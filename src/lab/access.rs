@@ -177,6 +177,11 @@ pub fn read_keys(dir: &Path, lab: &str, students: &[(String, String)]) -> Result
         match found.as_slice() {
             [] => missing.push(format!("{short}.pub")),
             [p] => {
+                // The directory's own files only: a key handed in as a symlink could make
+                // lxcprov read (and quote in an error) any file root can read.
+                if p.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+                    bail!("{}: a symbolic link; key files must be regular files in {}", p.display(), dir.display());
+                }
                 let text = crate::fsutil::read_regular_bounded_to_string(p, KEY_FILE_MAX, "public key")?;
                 keys.push(parse_public_key(&text, &p.display().to_string())?);
             }
@@ -510,8 +515,15 @@ mod tests {
         std::fs::write(d.path().join("s02.pub"), ED).unwrap();
         assert!(format!("{:#}", read_keys(d.path(), "l", &st).unwrap_err()).contains("two key files"));
         std::fs::remove_file(d.path().join("s02.pub")).unwrap();
-        // A FIFO where a key is meant is refused, not read (it would hang).
+        // A symlink is refused, even to a good key; so is a directory.
         std::fs::remove_file(d.path().join("l-s02.pub")).unwrap();
+        std::os::unix::fs::symlink(d.path().join("s01.pub"), d.path().join("s02.pub")).unwrap();
+        assert!(format!("{:#}", read_keys(d.path(), "l", &st).unwrap_err()).contains("symbolic link"));
+        std::fs::remove_file(d.path().join("s02.pub")).unwrap();
+        std::fs::create_dir(d.path().join("s02.pub")).unwrap();
+        assert!(read_keys(d.path(), "l", &st).is_err());
+        std::fs::remove_dir(d.path().join("s02.pub")).unwrap();
+        // A FIFO where a key is meant is refused, not read (it would hang).
         let fifo = std::ffi::CString::new(d.path().join("s02.pub").as_os_str().as_encoded_bytes()).unwrap();
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
         assert!(read_keys(d.path(), "l", &st).is_err());
