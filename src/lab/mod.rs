@@ -385,7 +385,11 @@ fn add_missing_leases(env: &container::Env, acc: &access::LabAccess) -> Result<(
     for st in &acc.students {
         if !xml.contains(&format!("mac='{}'", st.mac)) {
             let h = st.lease();
-            env.hv.add_dhcp_host(&acc.network, &format!("<host mac='{}' name='{}' ip='{}'/>", h.mac, h.name, h.ip))?;
+            let x = crate::render::escape_xml;
+            env.hv.add_dhcp_host(
+                &acc.network,
+                &format!("<host mac='{}' name='{}' ip='{}'/>", x(&h.mac), x(&h.name), x(&h.ip)),
+            )?;
         }
     }
     Ok(())
