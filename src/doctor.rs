@@ -226,16 +226,45 @@ pub fn storage_checks(pool: &std::path::Path, choice: crate::storage::Choice) ->
         ),
         Err(e) => item("storage", Level::Fail, format!("{e:#}"), Some("use --storage copy")),
     });
-    let layout = cgroup_layout();
-    if layout.starts_with("v1") && !crate::host::pid1_is_systemd(std::path::Path::new("/proc")) {
-        v.push(item(
+    v
+}
+
+/// User namespaces: whether isolated id maps (one range per container) apply on this host,
+/// and the state of their registry in `state_dir`.
+pub fn idmap_checks(host: &crate::verify::HostRoot, state_dir: &std::path::Path) -> Vec<Item> {
+    let path = crate::idmap::registry_path(state_dir);
+    let reg = match crate::idmap::read(&path) {
+        Ok(r) => r,
+        Err(e) => {
+            return vec![item(
+                "idmap",
+                Level::Fail,
+                format!("{e:#}"),
+                Some("move the file aside; lxcprov starts a new registry (the containers keep their shifted trees)"),
+            )];
+        }
+    };
+    let n = reg.ranges.len();
+    vec![if crate::idmap::isolated_maps_run_side_by_side(host) {
+        item(
             "idmap",
             Level::Ok,
-            "one id map per profile (shared): on this host (cgroup v1, PID 1 not systemd) systemd containers with different maps cannot run side by side, so per-container isolated maps do not apply here",
+            format!(
+                "isolated id maps apply: labs give every student a 65536-id range of its own (create: --idmap isolated or security.idmap: isolated); {n} range(s) allocated in {}",
+                path.display()
+            ),
             None,
-        ));
-    }
-    v
+        )
+    } else {
+        item(
+            "idmap",
+            Level::Ok,
+            format!(
+                "shared id maps apply: on this host (cgroup v1 with a name=systemd hierarchy, PID 1 not systemd) containers with different maps cannot run side by side, so labs share their profile's map; an isolated container is refused while one with another map runs; {n} isolated range(s) allocated"
+            ),
+            None,
+        )
+    }]
 }
 
 /// Did the running libvirtd start before the hook file was created? `None` when unknown.

@@ -18,6 +18,7 @@ pub mod exec;
 pub mod facts;
 pub mod fsutil;
 pub mod host;
+pub mod idmap;
 pub mod import;
 pub mod interrupt;
 pub mod lab;

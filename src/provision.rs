@@ -144,6 +144,48 @@ pub fn bootstrap(ctx: &Context, spec: &Spec, req: &Request) -> Result<Plan> {
     Ok(plan)
 }
 
+/// Gives a spec's isolated id map its range (`security.idmap: isolated`): the container's
+/// own if the registry has one, else the lowest free range, recorded under the registry's
+/// lock when `reserve` (a real run; needs root), only looked up otherwise (`--dry-run`).
+/// A fixed map that meets another container's isolated range is refused. Returns true when
+/// this call allocated a range, which the caller releases if the run fails.
+pub fn assign_idmap(ctx: &Context, spec: &mut Spec, reserve: bool) -> Result<bool> {
+    use crate::profile::IdmapSetting;
+    let name = spec.name.as_str();
+    match spec.profile.security.idmap {
+        Some(IdmapSetting::Isolated(None)) => {
+            let taken = crate::idmap::host_taken_now(&ctx.paths.state);
+            let (m, new) = if reserve {
+                let mut l = crate::idmap::open(&ctx.paths.state)?;
+                let r = l.reg.allocate(name, &taken)?;
+                if r.1 {
+                    l.save()?;
+                }
+                r
+            } else {
+                (crate::idmap::read(&crate::idmap::registry_path(&ctx.paths.state))?.peek(name, &taken)?, false)
+            };
+            spec.profile.security.idmap = Some(IdmapSetting::Isolated(Some(m)));
+            Ok(new)
+        }
+        Some(IdmapSetting::Fixed(m)) => {
+            let reg = crate::idmap::read(&crate::idmap::registry_path(&ctx.paths.state))?;
+            if let Some((other, theirs)) = reg.overlapping(&m, name) {
+                bail!(
+                    "the profile's id map (host uid {}, gid {}, {} ids) meets {other}'s isolated range (host ids {}..{}): a process escaping one container would own the other's files; give the profile another map or use --idmap isolated. Nothing was created.",
+                    m.uid.target,
+                    m.gid.target,
+                    m.uid.count.max(m.gid.count),
+                    theirs.uid.target,
+                    u64::from(theirs.uid.target) + u64::from(crate::idmap::SIZE)
+                );
+            }
+            Ok(false)
+        }
+        _ => Ok(false),
+    }
+}
+
 /// The create plan for a spec: bootstrap plan plus the container's steps.
 pub fn create_plan(ctx: &Context, spec: &Spec, req: &Request) -> Result<crate::container::CreatePlan> {
     let xml = spec.render(ctx)?;

@@ -152,7 +152,7 @@ impl DomainSpec {
             arch: crate::distro::host_arch().to_string(),
             init_path: p.init.path.clone(),
             init_args: p.init.args.clone(),
-            idmap: sec.idmap,
+            idmap: sec.idmap_map(),
             cap_policy: match sec.capabilities.policy {
                 crate::profile::CapPolicy::Default => "default",
                 crate::profile::CapPolicy::Allow => "allow",

@@ -20,6 +20,44 @@ pub struct ProfileOptions {
     pub release: Option<String>,
     /// Override the security driver.
     pub security: Option<SecModel>,
+    /// Override the profile's user-namespace map.
+    pub idmap: Option<IdmapChoice>,
+}
+
+impl ProfileOptions {
+    /// The options an lxcprov container was created with: its domain's metadata (profile,
+    /// distro, release, security) and, if the id-map registry holds a range for it, its
+    /// isolated map (`rebuild` and `reset` keep both).
+    pub fn of_container(meta: &crate::facts::Meta, state_dir: &std::path::Path, name: &Name) -> Result<ProfileOptions> {
+        let reg = crate::idmap::read(&crate::idmap::registry_path(state_dir))?;
+        Ok(ProfileOptions {
+            profile: meta.profile.clone(),
+            distro: Some(meta.distro.clone()),
+            release: Some(meta.release.clone()),
+            security: Some(meta.security.parse().map_err(|e: String| anyhow::anyhow!(e))?),
+            idmap: reg.get(name.as_str()).map(|_| IdmapChoice::Isolated),
+        })
+    }
+}
+
+/// `--idmap`: a range of the container's own, or what the profile says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdmapChoice {
+    /// `security.idmap: isolated`, whatever the profile says.
+    Isolated,
+    /// The profile's own `security.idmap` (a fixed map shared by its containers, or none).
+    Profile,
+}
+
+impl std::str::FromStr for IdmapChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<IdmapChoice, String> {
+        match s {
+            "isolated" => Ok(IdmapChoice::Isolated),
+            "profile" => Ok(IdmapChoice::Profile),
+            _ => Err(format!("unknown id map choice {s:?}: use isolated or profile")),
+        }
+    }
 }
 
 /// A container's name, profile and distro, resolved and validated.
@@ -56,6 +94,9 @@ pub fn resolve(ctx: &Context, name: &str, o: &ProfileOptions) -> Result<Spec> {
         p.release = Some(r.clone());
     }
     render::apply_overrides(&mut p, &render::Overrides { security: o.security });
+    if o.idmap == Some(IdmapChoice::Isolated) {
+        p.security.idmap = Some(profile::IdmapSetting::Isolated(None));
+    }
     let warnings = loaded.revalidate(&p).with_context(|| format!("profile {} with the given options", loaded.name))?;
     let distro = distro::lookup(&p.distro)?;
     let distro_note = (from_name && loaded.profile.distro != distro.name).then(|| {

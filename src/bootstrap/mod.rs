@@ -142,7 +142,13 @@ pub fn plan(
     };
     let (mode, storage) = crate::storage::decide(o.storage, &paths.pool, cached)?;
     let overlay = (mode == crate::storage::Mode::Overlay).then(|| {
-        crate::storage::Overlay::new(&paths.pool, name.as_str(), &cache_entry, &spec.cache_key(), p.security.idmap)
+        crate::storage::Overlay::new(
+            &paths.pool,
+            name.as_str(),
+            &cache_entry,
+            &spec.cache_key(),
+            p.security.idmap_map(),
+        )
     });
     let guest = guest_config(name, p, d, o.authorized_key.clone());
     let mut warnings = vec![];

@@ -82,7 +82,7 @@ pub fn precheck(env: &Env, name: &Name, profile_name: &str, p: &Profile) -> Resu
         }
     }
     let exists = env.hv.domain_exists(name.as_str())?;
-    if let (Some(m), false) = (p.security.idmap, exists) {
+    if let (Some(m), false) = (p.security.idmap_map(), exists) {
         if let Some(holder) = systemd_cgroup_holder(&env.host, m.uid.target) {
             bail!(
                 "{name} could not start next to {holder}: on this host (cgroup v1, no systemd) libvirt puts every container in one name=systemd cgroup, so systemd containers with different user-namespace maps cannot run side by side. Stop {} first, or give {name} the same idmap. Nothing was created.",
@@ -117,7 +117,7 @@ pub fn precheck(env: &Env, name: &Name, profile_name: &str, p: &Profile) -> Resu
 
 /// Shifts the rootfs ownership into the user namespace once, recording it.
 pub fn shift_for_idmap(env: &Env, name: &Name, p: &Profile) -> Result<()> {
-    let Some(m) = p.security.idmap else { return Ok(()) };
+    let Some(m) = p.security.idmap_map() else { return Ok(()) };
     let path = env.paths.record(name);
     let mut rec = Record::load(&path)?.unwrap_or_else(|| Record { name: name.to_string(), ..Default::default() });
     match rec.idmap {
@@ -164,6 +164,8 @@ pub struct CreatePlan {
     pub lock: PathBuf,
     /// The seccomp directory to prepare before the define (`security.seccomp` not `none`).
     pub seccomp: Option<crate::seccomp::host::SeccompDir>,
+    /// This run allocated the container's isolated id range: a failed run gives it back.
+    pub idmap_allocated: bool,
 }
 
 impl CreatePlan {
@@ -178,6 +180,7 @@ impl CreatePlan {
             network_xml: xml.1,
             lock: paths.lock(&spec.name),
             seccomp: None,
+            idmap_allocated: false,
         }
     }
 
@@ -190,7 +193,7 @@ impl CreatePlan {
         let p = &self.profile;
         let name = self.name.to_string();
         let mut v = vec![];
-        if let (Some(m), None) = (&p.security.idmap, &self.bootstrap.overlay) {
+        if let (Some(m), None) = (&p.security.idmap_map(), &self.bootstrap.overlay) {
             v.push(Step::new(
                 "shift the root filesystem's ownership into the user namespace",
                 vec![Action::ShiftIdmap { root: self.bootstrap.rootfs.clone(), uid: m.uid.target, gid: m.gid.target }],
@@ -252,7 +255,13 @@ pub enum Created {
 pub fn create(env: &Env, plan: &CreatePlan, password: &Secret) -> Result<Created> {
     let name = &plan.name;
     let _lock = crate::state::lock(env.paths, name)?;
-    if let Some((msg, state)) = precheck(env, name, &plan.profile_name, &plan.profile)? {
+    let release = || {
+        if plan.idmap_allocated {
+            let _ = crate::idmap::release(&env.paths.state, name.as_str());
+        }
+    };
+    let pre = precheck(env, name, &plan.profile_name, &plan.profile).inspect_err(|_| release())?;
+    if let Some((msg, state)) = pre {
         env.ui.info(&msg);
         if state == State::Running {
             return Ok(Created::Existing(msg, Some(verify_domain(env, name.as_str())?)));
@@ -269,7 +278,15 @@ pub fn create(env: &Env, plan: &CreatePlan, password: &Secret) -> Result<Created
             report: r,
             bootstrapped: made.iter().any(|m| matches!(m, Made::Rootfs(_) | Made::Overlay(_))),
         }),
-        Err(e) => Err(undo(env, name, made, e)),
+        Err(e) => {
+            // The range goes back only when nothing this run made is kept (a domain that may
+            // still exist keeps its tree, shifted for that range).
+            let (e, domain_may_exist) = undo(env, name, made, e);
+            if !domain_may_exist {
+                release();
+            }
+            Err(e)
+        }
     }
 }
 
@@ -277,7 +294,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Undoes what a failed run made, newest first. A domain that could not be undefined (libvirtd
 /// gone) keeps its root filesystem: the domain may still exist and would run on nothing.
-fn undo(env: &Env, name: &Name, made: Vec<Made>, e: anyhow::Error) -> anyhow::Error {
+/// Returns the error with what was undone, and whether the domain may still exist.
+fn undo(env: &Env, name: &Name, made: Vec<Made>, e: anyhow::Error) -> (anyhow::Error, bool) {
     let mut undone = vec![];
     let mut kept = vec![];
     let mut domain_may_exist = false;
@@ -337,7 +355,7 @@ fn undo(env: &Env, name: &Name, made: Vec<Made>, e: anyhow::Error) -> anyhow::Er
     for k in kept {
         what += &format!("; {k}");
     }
-    e.context(format!("creating {name} failed; {what}"))
+    (e.context(format!("creating {name} failed; {what}")), domain_may_exist)
 }
 
 fn create_steps(env: &Env, plan: &CreatePlan, password: &Secret, made: &mut Vec<Made>) -> Result<Report> {

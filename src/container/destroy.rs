@@ -124,6 +124,10 @@ fn purge_tree(env: &Env, name: &Name, purge: bool, rootfs: &std::path::Path, don
         if rec.exists() {
             std::fs::remove_file(&rec)?;
         }
+        // Its tree is gone: an isolated id range goes back to the registry.
+        if let Some(m) = crate::idmap::release(&env.paths.state, name.as_str())? {
+            done.push(format!("released its isolated id range (host ids from {})", m.uid.target));
+        }
     }
     Ok(())
 }

@@ -73,7 +73,11 @@ pub fn verify_domain_as(env: &Env, name: &str, expected: Option<&Expected>) -> R
     let note = if let Some(e) = expected {
         security = e.profile.security.model;
         dropped = dropped_caps(e.profile);
-        expected_idmap = e.profile.security.idmap;
+        expected_idmap = match e.profile.security.idmap {
+            // An isolated map is the container's own: the one its tree was shifted for.
+            Some(crate::profile::IdmapSetting::Isolated(None)) => record.as_ref().and_then(|r| r.idmap),
+            other => other.and_then(|i| i.map()),
+        };
         Some(format!("judged against profile {}", e.profile_name))
     } else if baseline {
         // The paper's baseline: confined by the host's MAC (sVirt; SELinux where the host

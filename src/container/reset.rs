@@ -97,12 +97,7 @@ pub fn guest_of(ctx: &crate::context::Context, env: &Env, name: &Name) -> Result
     let Some(meta) = d.meta else {
         bail!("{name} was not created by lxcprov (no lxcprov metadata): there is nothing to reset it to");
     };
-    let opts = crate::spec::ProfileOptions {
-        profile: meta.profile.clone(),
-        distro: Some(meta.distro.clone()),
-        release: Some(meta.release.clone()),
-        security: Some(meta.security.parse().map_err(|e: String| anyhow::anyhow!(e))?),
-    };
+    let opts = crate::spec::ProfileOptions::of_container(&meta, &ctx.paths.state, name)?;
     let mut s = crate::spec::resolve(ctx, name.as_str(), &opts)?;
     // A lab's student keeps its address, sshd and key (as `rebuild` does).
     let key = crate::lab::access_of_member(ctx, name).and_then(|acc| crate::lab::apply_access(&mut s, &acc));

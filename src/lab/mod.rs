@@ -15,7 +15,7 @@ use crate::output::{Ui, Verbosity};
 use crate::password::Secret;
 use crate::profile::{LabelType, NetMode, SecModel};
 use crate::provision;
-use crate::spec::{self, ProfileOptions, Spec};
+use crate::spec::{self, IdmapChoice, ProfileOptions, Spec};
 use crate::verify::{self, Report};
 use anyhow::{bail, Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -106,6 +106,28 @@ fn levels_in_use(ctx: &Ctx) -> Vec<crate::mcs::Level> {
         .collect()
 }
 
+/// Do a lab's students get isolated id maps? `--idmap isolated` or a profile that says
+/// `isolated`: yes, where the host can run them side by side (refused otherwise: every
+/// student after the first would be refused). `--idmap profile`: the profile's map. Neither
+/// (the default): isolated where the host allows and the profile uses a user namespace.
+fn lab_isolated(base: &Spec, choice: Option<IdmapChoice>, host: &verify::HostRoot) -> Result<bool> {
+    let side_by_side = crate::idmap::isolated_maps_run_side_by_side(host);
+    let asked = base.profile.security.idmap.is_some_and(|i| i.is_isolated());
+    match choice {
+        Some(IdmapChoice::Profile) if asked => bail!(
+            "--idmap profile: profile {} has no shared map to use (its security.idmap is isolated). Nothing was created.",
+            base.profile_name
+        ),
+        Some(IdmapChoice::Profile) => Ok(false),
+        _ if asked && !side_by_side => bail!(
+            "isolated id maps: on this host (cgroup v1 with a name=systemd hierarchy, PID 1 not systemd) libvirt puts every container in one cgroup, so containers with different maps cannot run side by side; use a profile with a fixed security.idmap (or --idmap profile) for a lab here, or a systemd host. Nothing was created."
+        ),
+        _ if asked => Ok(true),
+        // `--idmap isolated` made the profile's map isolated (`asked`): only the default is left.
+        _ => Ok(side_by_side && base.profile.security.idmap.is_some()),
+    }
+}
+
 /// One student's outcome.
 #[derive(Debug, serde::Serialize)]
 pub struct StudentResult {
@@ -159,6 +181,28 @@ pub fn up(ctx: &Ctx, a: &UpOptions) -> Result<UpResult> {
         }
         reg.save()?;
     }
+    // Isolated id maps, one range per student, allocated atomically from the registry.
+    let isolated = lab_isolated(&base, a.profile.idmap, &verify::HostRoot::real())?;
+    let mut idmaps: Vec<Option<crate::profile::Idmap>> = vec![None; names.len()];
+    if isolated {
+        let taken = crate::idmap::host_taken_now(&ctx.paths.state);
+        let mut reg = crate::idmap::open(&ctx.paths.state)?;
+        for (i, n) in names.iter().enumerate() {
+            idmaps[i] = Some(reg.reg.allocate(n.as_str(), &taken)?.0);
+        }
+        reg.save()?;
+        ctx.ui.info(&format!("lab {lab}: isolated id maps, a 65536-id range of its own for every student"));
+    } else if let Some(m) = base.profile.security.idmap_map() {
+        ctx.ui.info(&format!(
+            "lab {lab}: every student shares the profile's id map (host uid {}){}",
+            m.uid.target,
+            if a.profile.idmap.is_none() {
+                "; this host cannot run containers with different maps side by side (cgroup v1, PID 1 not systemd)"
+            } else {
+                ""
+            }
+        ));
+    }
     let rec = LabRecord {
         name: lab.to_string(),
         profile: base.profile_name.clone(),
@@ -183,6 +227,9 @@ pub fn up(ctx: &Ctx, a: &UpOptions) -> Result<UpResult> {
         }
         if let Some(acc) = &lab_access {
             apply_access(&mut r, acc).context("internal error: a student without an address")?;
+        }
+        if let Some(m) = idmaps[i] {
+            r.profile.security.idmap = Some(crate::profile::IdmapSetting::Isolated(Some(m)));
         }
         if let Some(level) = &levels[i] {
             r.profile.security.label = LabelType::Static;

@@ -303,6 +303,60 @@ pub struct Idmap {
     pub gid: IdRange,
 }
 
+/// `security.idmap`: a map written in the profile, or `isolated`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdmapSetting {
+    /// The profile's own map, the same for every container of the profile.
+    Fixed(Idmap),
+    /// A 65536-id range of the container's own, allocated when it is created (`Some` once
+    /// it is: the spec of a named container carries its range).
+    Isolated(Option<Idmap>),
+}
+
+impl IdmapSetting {
+    /// The map to use, `None` for an isolated map not yet allocated.
+    pub fn map(&self) -> Option<Idmap> {
+        match *self {
+            IdmapSetting::Fixed(m) => Some(m),
+            IdmapSetting::Isolated(m) => m,
+        }
+    }
+    pub fn is_isolated(&self) -> bool {
+        matches!(self, IdmapSetting::Isolated(_))
+    }
+}
+
+impl Serialize for IdmapSetting {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            IdmapSetting::Fixed(m) => m.serialize(s),
+            IdmapSetting::Isolated(_) => s.serialize_str("isolated"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for IdmapSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = IdmapSetting;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`isolated` or a map with uid and gid ranges")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<IdmapSetting, E> {
+                match v {
+                    "isolated" => Ok(IdmapSetting::Isolated(None)),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, a: A) -> Result<IdmapSetting, A::Error> {
+                Idmap::deserialize(serde::de::value::MapAccessDeserializer::new(a)).map(IdmapSetting::Fixed)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Security {
@@ -320,9 +374,11 @@ pub struct Security {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub allow_type: bool,
     pub capabilities: Capabilities,
-    /// A user namespace: container ids [start, start+count) map to host ids from target.
+    /// A user namespace: a fixed map (container ids [start, start+count) to host ids from
+    /// target, shared by every container of the profile) or `isolated` (a range of its own
+    /// per container, from the id-range registry).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub idmap: Option<Idmap>,
+    pub idmap: Option<IdmapSetting>,
     /// The container's seccomp filter (paper 3.6), installed by lxcprov's init shim:
     /// `default` (a deny-list), `strict`, `none`, or the path of a JSON policy file.
     pub seccomp: String,
@@ -344,6 +400,12 @@ impl Default for Security {
 }
 
 impl Security {
+    /// The user-namespace map in force (`None`: no user namespace, or an isolated map not
+    /// allocated yet).
+    pub fn idmap_map(&self) -> Option<Idmap> {
+        self.idmap.and_then(|i| i.map())
+    }
+
     /// `security.seccomp` parsed (validation has refused anything else).
     pub fn seccomp_choice(&self) -> crate::seccomp::Choice {
         crate::seccomp::Choice::parse(&self.seccomp).unwrap_or(crate::seccomp::Choice::Default)

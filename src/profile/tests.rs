@@ -528,3 +528,27 @@ fn seccomp_key_is_checked_and_located() {
     assert_eq!(p.security.seccomp_choice(), crate::seccomp::Choice::File(f));
     assert_eq!(parse("security:\n  seccomp: none\n", "t.yaml").unwrap().security.seccomp, "none");
 }
+
+#[test]
+fn idmap_isolated_or_a_map_and_nothing_else() {
+    let p = parse("security:\n  idmap: isolated\n", "t.yaml").unwrap();
+    assert_eq!(p.security.idmap, Some(crate::profile::IdmapSetting::Isolated(None)));
+    assert_eq!(p.security.idmap_map(), None, "not allocated yet");
+    let y = crate::yaml::to_string(&p).unwrap();
+    assert!(y.contains("idmap: isolated"), "shown as written: {y}");
+    assert_eq!(parse(&y, "t.yaml").unwrap().security.idmap, p.security.idmap, "round trip");
+    let fixed = parse("security:\n  idmap:\n    uid: {start: 0, target: 100000, count: 65536}\n    gid: {start: 0, target: 100000, count: 65536}\n", "t.yaml").unwrap();
+    assert_eq!(fixed.security.idmap_map().map(|m| m.uid.target), Some(100000));
+    for (bad, want) in [
+        ("bogus", "t.yaml:2:10: security.idmap: invalid value: string \"bogus\", expected `isolated` or a map"),
+        ("Isolated", "invalid value"),
+        ("7", "invalid type: integer"),
+        ("[isolated]", "invalid type: sequence"),
+        ("{uid: {start: 0, target: 1, count: 2}}", "missing field `gid`"),
+        ("{isolated: true}", "unknown field `isolated`"),
+        ("{uid: {start: 0, target: 100000, count: 65536}, gid: {start: 0, target: 100000, count: 65536}, x: 1}", "unknown field `x`"),
+    ] {
+        let e = err(&format!("security:\n  idmap: {bad}\n"));
+        assert!(e.contains(want), "{bad}: {e}");
+    }
+}

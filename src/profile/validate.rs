@@ -351,7 +351,7 @@ impl Profile {
                 );
             }
         }
-        if let Some(m) = &sec.idmap {
+        if let Some(crate::profile::IdmapSetting::Fixed(m)) = &sec.idmap {
             for (what, r) in [("uid", m.uid), ("gid", m.gid)] {
                 let key = |k: &str| format!("security.idmap.{what}.{k}");
                 let (start, target, count) = (u64::from(r.start), u64::from(r.target), u64::from(r.count));

@@ -4,6 +4,7 @@
 use clap::{Args, Parser, Subcommand};
 use lxcprov::bootstrap::Tool;
 use lxcprov::profile::SecModel;
+use lxcprov::spec::IdmapChoice;
 use std::path::PathBuf;
 
 /// Provision secure libvirt-LXC containers, as the GCUX paper "Securing Linux Containers"
@@ -382,6 +383,11 @@ pub struct ProfileArgs {
     /// Override the security driver: selinux, apparmor, or none (an unconfined container)
     #[arg(long, value_parser = clap::value_parser!(SecModel))]
     pub security: Option<SecModel>,
+    /// User namespace: `isolated` gives the container a 65536-id range of its own (from
+    /// lxcprov's registry, away from /etc/subuid, host users and other containers);
+    /// `profile` keeps the profile's `security.idmap`
+    #[arg(long, value_name = "isolated|profile", value_parser = clap::value_parser!(IdmapChoice))]
+    pub idmap: Option<IdmapChoice>,
 }
 
 #[derive(Debug, Args)]

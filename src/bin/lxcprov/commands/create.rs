@@ -10,20 +10,38 @@ use lxcprov::output::Out;
 use lxcprov::provision;
 
 pub fn run(ctx: &Context, out: &Out, a: &CreateArgs) -> Result<Outcome> {
-    let spec = super::resolve(ctx, &a.bootstrap.name, &a.bootstrap.profile)?;
+    let mut spec = super::resolve(ctx, &a.bootstrap.name, &a.bootstrap.profile)?;
     let req = super::bootstrap::request(&a.bootstrap);
-    let plan = provision::create_plan(ctx, &spec, &req)?;
     if a.dry_run {
+        provision::assign_idmap(ctx, &mut spec, false)?;
+        let plan = provision::create_plan(ctx, &spec, &req)?;
         return dry_run(out, &plan, spec.distro_note.as_deref());
     }
     if let Some(why) = container::security_refusal(&spec.profile) {
         bail!("cannot create {}: {why}. Nothing was created.", spec.name);
     }
     container::require_root("create")?;
-    if !plan.bootstrap.rootfs.exists() {
-        provision::preflight(&plan.bootstrap)?;
-    }
-    let (secret, generated) = req.password.read()?;
+    // An isolated range is recorded before the XML that names it is rendered; a run that
+    // fails before `create` has made anything gives it back.
+    let allocated = provision::assign_idmap(ctx, &mut spec, true)?;
+    let prepared = (|| {
+        let mut plan = provision::create_plan(ctx, &spec, &req)?;
+        plan.idmap_allocated = allocated;
+        if !plan.bootstrap.rootfs.exists() {
+            provision::preflight(&plan.bootstrap)?;
+        }
+        let (secret, generated) = req.password.read()?;
+        Ok::<_, anyhow::Error>((plan, secret, generated))
+    })();
+    let (plan, secret, generated) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            if allocated {
+                let _ = lxcprov::idmap::release(&ctx.paths.state, spec.name.as_str());
+            }
+            return Err(e);
+        }
+    };
     let created = container::with_real_env(ctx, &ctx.ui, |env| container::create(env, &plan, &secret))?;
     match created {
         Created::New { report, bootstrapped } => {
@@ -33,6 +51,38 @@ pub fn run(ctx: &Context, out: &Out, a: &CreateArgs) -> Result<Outcome> {
         Created::Existing(_, Some(report)) => print_report(ctx, out, &report),
         Created::Existing(..) => Ok(Outcome::Ok),
     }
+}
+
+/// The plan's user namespace, in words: none, the profile's shared map, or an isolated range.
+fn idmap_note(plan: &CreatePlan) -> String {
+    use lxcprov::profile::IdmapSetting;
+    let range = |m: lxcprov::profile::Idmap| {
+        format!("host uid {} / gid {}, {} ids", m.uid.target, m.gid.target, m.uid.count.min(m.gid.count))
+    };
+    match plan.profile.security.idmap {
+        None => "none (container root is host root)".into(),
+        Some(IdmapSetting::Fixed(m)) => format!("the profile's map, shared by its containers: {}", range(m)),
+        Some(IdmapSetting::Isolated(Some(m))) => format!("isolated, a range of its own: {}", range(m)),
+        Some(IdmapSetting::Isolated(None)) => "isolated (a range of its own, allocated at create)".into(),
+    }
+}
+
+/// The plan's user namespace for `--json`: `mode` none, profile or isolated, and the host
+/// range (`null` for an isolated range not allocated yet).
+fn idmap_json(plan: &CreatePlan) -> serde_json::Value {
+    use lxcprov::profile::IdmapSetting;
+    let s = plan.profile.security.idmap;
+    let mode = match s {
+        None => "none",
+        Some(IdmapSetting::Fixed(_)) => "profile",
+        Some(IdmapSetting::Isolated(_)) => "isolated",
+    };
+    let m = s.and_then(|i| i.map());
+    serde_json::json!({
+        "mode": mode,
+        "host_uid": m.map(|m| m.uid.target), "host_gid": m.map(|m| m.gid.target),
+        "count": m.map(|m| m.uid.count.min(m.gid.count)),
+    })
 }
 
 /// Why a real run would stop or refuse, as notes on the plan.
@@ -64,7 +114,7 @@ fn dry_run(out: &Out, plan: &CreatePlan, distro_note: Option<&str>) -> Result<Ou
                 "gpgcheck": sp.gpgcheck, "password": plan.bootstrap.password_note,
                 "network": { "name": plan.profile.network.name, "mode": plan.profile.network.mode },
                 "uri": plan.uri, "notes": notes, "distro_from_name": distro_note.is_some(),
-                "storage": plan.bootstrap.storage,
+                "storage": plan.bootstrap.storage, "idmap": idmap_json(plan),
             }),
         )?;
         for (i, s) in steps.iter().enumerate() {
@@ -85,6 +135,7 @@ fn dry_run(out: &Out, plan: &CreatePlan, distro_note: Option<&str>) -> Result<Ou
         s += &format!("# {n}\n");
     }
     s += &format!("# storage: {}\n", lxcprov::text::for_terminal(&plan.bootstrap.storage));
+    s += &format!("# user namespace: {}\n", idmap_note(plan));
     for n in &notes {
         s += &format!("# NOTE: {}\n", lxcprov::text::for_terminal(n));
     }

@@ -117,6 +117,7 @@ impl From<&ProfileArgs> for ProfileOptions {
             distro: a.distro.clone(),
             release: a.release.clone(),
             security: a.security,
+            idmap: a.idmap,
         }
     }
 }

@@ -35,6 +35,7 @@ fn recorded(ctx: &Context, name: &Name) -> Result<ProfileOptions> {
         distro: Some(rec.distro.clone()),
         release: Some(rec.release.clone()),
         security: None,
+        idmap: None,
     })
 }
 
@@ -114,6 +115,7 @@ pub fn run(ctx: &Context, out: &Out, a: &OutdatedArgs) -> Result<Outcome> {
                 distro: a.distro.clone(),
                 release: a.release.clone(),
                 security: None,
+                idmap: None,
             };
             check(ctx, &dir.display().to_string(), &absolute(dir, "--rootfs")?, &o, a.mirror.as_deref())?
         }

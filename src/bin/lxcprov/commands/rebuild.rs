@@ -27,13 +27,10 @@ pub fn run(
         let Some(meta) = d.meta else {
             bail!("{name} was not created by lxcprov (no lxcprov metadata): there is no profile to rebuild it from");
         };
-        let opts = ProfileOptions {
-            profile: meta.profile.clone(),
-            distro: Some(meta.distro.clone()),
-            release: Some(meta.release.clone()),
-            security: Some(meta.security.parse().map_err(|e: String| anyhow::anyhow!(e))?),
-        };
+        let opts = ProfileOptions::of_container(&meta, &ctx.paths.state, &name)?;
         let mut s = super::resolve_opts(ctx, name.as_str(), &opts)?;
+        // Its isolated map stays its own (the registry holds it; nothing is allocated).
+        provision::assign_idmap(ctx, &mut s, false)?;
         // A lab's student keeps its address, sshd and key.
         let authorized_key =
             lxcprov::lab::access_of_member(ctx, &name).and_then(|acc| lxcprov::lab::apply_access(&mut s, &acc));
