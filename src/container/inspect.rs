@@ -126,6 +126,10 @@ pub fn verify_domain_as(env: &Env, name: &str, expected: Option<&Expected>) -> R
         security,
         dropped_caps: dropped,
         idmap: expected_idmap,
+        // Its own range in the registry: no other user namespace may map those ids.
+        idmap_isolated: expected_idmap.is_some()
+            && crate::idmap::read(&crate::idmap::registry_path(&env.paths.state))
+                .is_ok_and(|r| r.get(name) == expected_idmap),
         gpgcheck: record.as_ref().map(|r| r.gpgcheck),
         packages: record.as_ref().and_then(|r| r.packages),
         secmodel,

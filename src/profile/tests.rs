@@ -546,7 +546,10 @@ fn idmap_isolated_or_a_map_and_nothing_else() {
         ("[isolated]", "invalid type: sequence"),
         ("{uid: {start: 0, target: 1, count: 2}}", "missing field `gid`"),
         ("{isolated: true}", "unknown field `isolated`"),
-        ("{uid: {start: 0, target: 100000, count: 65536}, gid: {start: 0, target: 100000, count: 65536}, x: 1}", "unknown field `x`"),
+        (
+            "{uid: {start: 0, target: 100000, count: 65536}, gid: {start: 0, target: 100000, count: 65536}, x: 1}",
+            "unknown field `x`",
+        ),
     ] {
         let e = err(&format!("security:\n  idmap: {bad}\n"));
         assert!(e.contains(want), "{bad}: {e}");

@@ -93,6 +93,7 @@ impl Fixture {
             security: SecModel::Selinux,
             dropped_caps: DROPPED.iter().map(|s| s.to_string()).collect(),
             idmap: Some(idmap),
+            idmap_isolated: false,
             gpgcheck: Some(true),
             secmodel: Some("selinux".into()),
             baseline: false,

@@ -136,6 +136,9 @@ pub struct Expect {
     pub dropped_caps: Vec<String>,
     /// The profile's idmap; `None` skips `userns`.
     pub idmap: Option<Idmap>,
+    /// The idmap is the container's own isolated range: another user namespace on the
+    /// host that maps any of its host ids fails `userns`.
+    pub idmap_isolated: bool,
     /// From the bootstrap record; `None`: not bootstrapped by lxcprov (`trust` skips).
     pub gpgcheck: Option<bool>,
     /// libvirt capabilities' `<secmodel><model>` (`none`, `selinux`, `apparmor`).

@@ -1,7 +1,7 @@
 //! `pidns` and `userns`: the init's PID and user namespaces, from `/proc/PID/status`
 //! (`NSpid`), `/proc/PID/{uid_map,gid_map}` and the `ns/` links against PID 1's.
 
-use super::procfs::{ns_inode, ns_pair, read_trim, status_field};
+use super::procfs::{ns_inode, ns_link, ns_pair, read_trim, status_field};
 use super::{Check, Ctx};
 use crate::profile::IdRange;
 
@@ -100,13 +100,63 @@ pub(super) fn userns(cx: &Ctx) -> Check {
     }
     let host_ns =
         ns.as_ref().map(|(a, b)| format!("; user ns {} != host {}", ns_inode(a), ns_inode(b))).unwrap_or_default();
+    // Who else maps these host ids: nobody, for an isolated range.
+    let mut shared = String::new();
+    if let Ok((mine, host)) = &ns {
+        let others = namespaces_mapping(&proc, init, mine, host, want.uid);
+        let span = format!("{}..{}", want.uid.target, u64::from(want.uid.target) + u64::from(want.uid.count));
+        match (&others[..], cx.expect.idmap_isolated) {
+            ([], true) => shared = format!("; isolated: no other user namespace maps host uids {span}"),
+            ([], false) => ev.push(format!("no other user namespace maps host uids {span}")),
+            (o, true) => bad.push(format!(
+                "its isolated range (host uids {span}) is also mapped by {}",
+                o.iter().map(|(ns, pid)| format!("user namespace {ns} (pid {pid})")).collect::<Vec<_>>().join(", ")
+            )),
+            (o, false) => {
+                shared = format!("; the profile's map is shared with {} other user namespace(s)", o.len());
+                ev.extend(
+                    o.iter()
+                        .map(|(ns, pid)| format!("host uids {span} also mapped by user namespace {ns} (pid {pid})")),
+                );
+            }
+        }
+    }
     let ok = format!(
-        "root inside is uid {} on the host (uid_map {}, gid_map {}){host_ns}",
+        "root inside is uid {} on the host (uid_map {}, gid_map {}){host_ns}{shared}",
         want.uid.target,
         fmt_range(want.uid),
         fmt_range(want.gid)
     );
     Check::verdict(ID, bad, ok, ev)
+}
+
+/// Other user namespaces on the host whose uid map meets `want`'s host ids: one process of
+/// each (namespace inode, pid). The container's own processes are left out, nested
+/// namespaces included (they share its PID namespace), as are the host's.
+fn namespaces_mapping(proc: &std::path::Path, init: u32, mine: &str, host: &str, want: IdRange) -> Vec<(String, u32)> {
+    let my_pidns = ns_link(proc, init, "pid").ok();
+    let (lo, hi) = (u64::from(want.target), u64::from(want.target) + u64::from(want.count));
+    let mut seen = std::collections::BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(proc) else { return vec![] };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Ok(user) = ns_link(proc, pid, "user") else { continue };
+        if user == mine || user == host || seen.contains_key(&user) {
+            continue;
+        }
+        if my_pidns.is_some() && ns_link(proc, pid, "pid").ok() == my_pidns {
+            continue;
+        }
+        let text = std::fs::read_to_string(e.path().join("uid_map")).unwrap_or_default();
+        let meets = parse_map(&text).unwrap_or_default().iter().any(|r| {
+            let (a, b) = (u64::from(r.target), u64::from(r.target) + u64::from(r.count));
+            a < hi && lo < b
+        });
+        if meets {
+            seen.insert(user, pid);
+        }
+    }
+    seen.into_iter().map(|(ns, pid)| (ns_inode(&ns).to_string(), pid)).collect()
 }
 
 fn fmt_range(r: IdRange) -> String {

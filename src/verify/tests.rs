@@ -562,3 +562,28 @@ fn seccomp_needs_every_process_filtered() {
     f.expect.seccomp = SeccompExpect::Broken("asked for default but the init is /sbin/init".into());
     expect(&f.check("seccomp"), Status::Fail, "asked for default");
 }
+
+#[test]
+fn an_isolated_range_mapped_by_another_namespace_fails_userns() {
+    let mut f = Fixture::good();
+    f.expect.idmap_isolated = true;
+    expect(&f.check("userns"), Status::Pass, "isolated: no other user namespace maps host uids 200000..265536");
+    // A nested namespace inside the container (same PID namespace) is the container's own.
+    f.process(4300, INIT, "nested", Some(LABEL), Ns { user: 4026532999, ..CONT_NS });
+    f.write("proc/4300/uid_map", "0 200001 100\n");
+    expect(&f.check("userns"), Status::Pass, "isolated");
+    // Another container whose map meets the range fails it, named by namespace and pid.
+    let other = Ns { pid: 4026532501, net: 4026532505, user: 4026532500 };
+    f.process(5000, 4999, "init", None, other);
+    f.write("proc/5000/uid_map", "0 265535 65536\n");
+    let c = f.check("userns");
+    expect(&c, Status::Fail, "is also mapped by user namespace 4026532500 (pid 5000)");
+    // With a shared (profile) map the same neighbour is evidence, not a failure.
+    f.expect.idmap_isolated = false;
+    let c = f.check("userns");
+    expect(&c, Status::Pass, "the profile's map is shared with 1 other user namespace(s)");
+    assert!(has_evidence(&c, "also mapped by user namespace 4026532500 (pid 5000)"), "{c:?}");
+    // A neighbour whose range only touches the end is not an overlap.
+    f.write("proc/5000/uid_map", "0 265536 65536\n");
+    expect(&f.check("userns"), Status::Pass, "root inside is uid 200000");
+}
