@@ -23,8 +23,8 @@ checks_for() { # MODE
             echo guest.lsm guest.context libvirtd.start libvirt.secmodel \
                 create.c1 create.c2 verify.c1 verify.c2 label.c1 label.c2 label.distinct \
                 probe.c1 restart.c1 label.changed verify.c1.restart restart.c1.files destroy.c1 destroy.c2 \
-                lab.up lab.static lab.verify lab.audit lab.down \
-                web.create web.systemd web.verify web.label destroy.web1 cleanup audit.denials
+                lab.up lab.static lab.idmap lab.verify lab.audit lab.down \
+                web.create web.systemd web.verify web.label web.isolated destroy.web2 destroy.web1 cleanup audit.denials
             ;;
         apparmor)
             echo guest.lsm guest.context libvirtd.start libvirt.secmodel \
@@ -283,10 +283,12 @@ step_probe() {
 
 # Lab mode: three students with static MCS pairs from lxcprov's registry; each rootfs must
 # carry its owner's pair; `lab verify` and `audit` must find no collision; `lab down`
-# must leave nothing.
+# must leave nothing. The profile has a fixed user-namespace map; on this systemd host
+# `lab up` must give each student an isolated range of its own instead (lab.idmap: each
+# student's verify proves no other user namespace maps its host ids, and the ranges differ).
 step_lab() {
     local names="l-s01 l-s02 l-s03" n xl fl lvl flvl pairs="" ok=0 detail=""
-    lx lab-up lab up l --count 3 --prefix s --profile-file "$PFILE" --profile "$PROFILE" --rootfs-from "$LAB/busybox.tar"
+    lx lab-up lab up l --count 3 --prefix s --profile-file "$LAB/lab-userns.yaml" --profile lab-userns --rootfs-from "$LAB/busybox.tar"
     local running=0
     for n in $names; do [[ "$(virsh_ domstate "$n" 2>/dev/null)" == running ]] && running=$((running + 1)); done
     [[ $RC -le 1 && $running -eq 3 ]]
@@ -302,6 +304,18 @@ step_lab() {
     done
     [[ $(printf '%s' "$pairs" | sort -u | grep -c .) -eq 3 ]] || ok=1
     check lab.static $ok "$detail"
+    local st sum uid uids="" iok=0 idetail=""
+    for n in $names; do
+        lx "verify-$n" verify "$n"
+        st="$(check_field "verify-$n" userns status)"
+        sum="$(check_field "verify-$n" userns summary)"
+        uid="$(printf '%s' "$sum" | sed -n 's/^root inside is uid \([0-9]*\) on the host.*/\1/p')"
+        idetail+="$n: ${st:-missing}, ${sum:-no userns check}; "
+        [[ "$st" == pass && "$sum" == *"isolated: no other user namespace maps host uids"* && -n "$uid" && "$uid" != 500000 ]] || iok=1
+        uids+="$uid"$'\n'
+    done
+    [[ $(printf '%s' "$uids" | sort -u | grep -c .) -eq 3 ]] || iok=1
+    check lab.idmap $iok "$idetail"
     lx lab-verify lab verify l
     local st1 st2
     st1="$(check_field lab-verify lab.labels_distinct status)"
@@ -362,7 +376,29 @@ step_web() {
     label_probe web1 web1
     check web.label "$PROBE_OK" "$PROBE_DETAIL"
     virsh_ dumpxml web1 >"$OUT/live-web1.xml" 2>&1
+    step_web_isolated
+    step_destroy web2
     step_destroy web1
+}
+
+# What the CI host cannot show: a second systemd container with an isolated id map of its
+# own (--idmap isolated) booting and running beside web1 (the profile's fixed map 200000),
+# every verify check passing, its userns check proving no other namespace maps its ids.
+step_web_isolated() {
+    local bad st sum uid1 uid2 pid2 crc cdur
+    lx create-web2 create web2 --profile web --cache-dir "$LAB/cache" --idmap isolated
+    crc=$RC cdur=$DUR
+    pid2="$(init_pid web2)"
+    st="$(timeout 120 "$LXCPROV" exec web2 -- systemctl is-system-running --wait 2>"$OUT/web2-exec.err")"
+    lx verify-web2 verify web2
+    bad="$(verify_nonpass verify-web2)"
+    sum="$(check_field verify-web2 userns summary)"
+    uid1="$(awk 'NR == 1 { print $2 }' "/proc/$(init_pid web1)/uid_map" 2>/dev/null)"
+    uid2="$(awk 'NR == 1 { print $2 }' "/proc/${pid2:-0}/uid_map" 2>/dev/null)"
+    [[ $crc -le 1 && $RC -le 1 && "$st" == running && "$(virsh_ domstate web1 2>/dev/null)" == running && -n "$uid2" && "$uid1" == 200000 && "$uid2" != "$uid1" \
+        && "$sum" == *"isolated: no other user namespace maps host uids"* ]] && only_expected "$bad" web_expected
+    check web.isolated $? "web2 (--idmap isolated, create exit $crc in ${cdur}s$([[ $crc -gt 1 ]] && printf ': %s' "$(lx_error create-web2)")): systemd ${st:-?}, host uid $uid2 beside web1's ${uid1:-?} (both running: web1 $(virsh_ domstate web1 2>/dev/null)); verify exit $RC: $(verify_summary verify-web2)${bad:+; not passed: $bad}; userns: ${sum:-missing}$([[ $RC -gt 1 ]] && printf ': %s' "$(lx_error verify-web2)")"
+    cp /var/log/libvirt/lxc/web2.log "$OUT/libvirt-lxc-web2.log" 2>/dev/null
 }
 
 declare -A LABEL=()
