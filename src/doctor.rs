@@ -260,7 +260,7 @@ pub fn idmap_checks(host: &crate::verify::HostRoot, state_dir: &std::path::Path)
             "idmap",
             Level::Ok,
             format!(
-                "shared id maps apply: on this host (cgroup v1 with a name=systemd hierarchy, PID 1 not systemd) containers with different maps cannot run side by side, so labs share their profile's map; an isolated container is refused while one with another map runs; {n} isolated range(s) allocated"
+                "shared id maps apply: on this host (cgroup v1 with a name=systemd hierarchy, PID 1 not systemd) systemd containers with different maps cannot run side by side, so labs share their profile's map; containers whose init is not systemd may still take isolated maps (--idmap isolated), and a systemd one is refused while a container with another map runs; {n} isolated range(s) allocated"
             ),
             None,
         )

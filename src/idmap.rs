@@ -253,9 +253,10 @@ pub fn host_taken_now(state_dir: &Path) -> Vec<Span> {
     host_taken(Path::new("/etc"), Path::new("/proc"), &state_dir.join("containers"))
 }
 
-/// `doctor` and `lab up`: can containers with different maps run side by side here? Not on
-/// a host whose PID 1 is not systemd but which mounts a `name=systemd` cgroup v1 hierarchy:
-/// libvirt puts every container in its root, owned by one map's root.
+/// `doctor` and `lab up`: can systemd containers with different maps run side by side here?
+/// Not on a host whose PID 1 is not systemd but which mounts a `name=systemd` cgroup v1
+/// hierarchy: libvirt puts every container in its root, owned by one map's root, and a
+/// second systemd cannot create its cgroups there (other inits do not care).
 pub fn isolated_maps_run_side_by_side(host: &crate::verify::HostRoot) -> bool {
     crate::host::pid1_is_systemd(&host.proc()) || !host.sys().join("fs/cgroup/systemd/cgroup.procs").exists()
 }

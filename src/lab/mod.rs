@@ -107,10 +107,10 @@ fn levels_in_use(ctx: &Ctx) -> Vec<crate::mcs::Level> {
 }
 
 /// Do a lab's students get isolated id maps? `--idmap isolated` or a profile that says
-/// `isolated`: yes, where the host can run them side by side (refused otherwise: every
-/// student after the first would be refused). `--idmap profile`: the profile's map. Neither
-/// (the default): isolated where the host allows and the profile uses a user namespace.
-fn lab_isolated(base: &Spec, choice: Option<IdmapChoice>, host: &verify::HostRoot) -> Result<bool> {
+/// `isolated`: yes (with a warning where systemd containers with different maps cannot run
+/// side by side). `--idmap profile`: the profile's map. Neither (the default): isolated
+/// where the host runs any containers side by side and the profile uses a user namespace.
+fn lab_isolated(base: &Spec, choice: Option<IdmapChoice>, host: &verify::HostRoot) -> Result<(bool, Option<String>)> {
     let side_by_side = crate::idmap::isolated_maps_run_side_by_side(host);
     let asked = base.profile.security.idmap.is_some_and(|i| i.is_isolated());
     match choice {
@@ -118,13 +118,13 @@ fn lab_isolated(base: &Spec, choice: Option<IdmapChoice>, host: &verify::HostRoo
             "--idmap profile: profile {} has no shared map to use (its security.idmap is isolated). Nothing was created.",
             base.profile_name
         ),
-        Some(IdmapChoice::Profile) => Ok(false),
-        _ if asked && !side_by_side => bail!(
-            "isolated id maps: on this host (cgroup v1 with a name=systemd hierarchy, PID 1 not systemd) libvirt puts every container in one cgroup, so containers with different maps cannot run side by side; use a profile with a fixed security.idmap (or --idmap profile) for a lab here, or a systemd host. Nothing was created."
-        ),
-        _ if asked => Ok(true),
+        Some(IdmapChoice::Profile) => Ok((false, None)),
+        _ if asked && !side_by_side => Ok((true, Some(
+            "isolated id maps on this host (cgroup v1 with a name=systemd hierarchy, PID 1 not systemd): students whose init is not systemd run side by side, but a systemd student is refused while another student with its own map runs; use a fixed security.idmap (--idmap profile) for systemd labs here".into(),
+        ))),
+        _ if asked => Ok((true, None)),
         // `--idmap isolated` made the profile's map isolated (`asked`): only the default is left.
-        _ => Ok(side_by_side && base.profile.security.idmap.is_some()),
+        _ => Ok((side_by_side && base.profile.security.idmap.is_some(), None)),
     }
 }
 
@@ -182,7 +182,10 @@ pub fn up(ctx: &Ctx, a: &UpOptions) -> Result<UpResult> {
         reg.save()?;
     }
     // Isolated id maps, one range per student, allocated atomically from the registry.
-    let isolated = lab_isolated(&base, a.profile.idmap, &verify::HostRoot::real())?;
+    let (isolated, warning) = lab_isolated(&base, a.profile.idmap, &verify::HostRoot::real())?;
+    if let Some(w) = warning {
+        ctx.ui.warn(&w);
+    }
     let mut idmaps: Vec<Option<crate::profile::Idmap>> = vec![None; names.len()];
     if isolated {
         let taken = crate::idmap::host_taken_now(&ctx.paths.state);
@@ -197,7 +200,7 @@ pub fn up(ctx: &Ctx, a: &UpOptions) -> Result<UpResult> {
             "lab {lab}: every student shares the profile's id map (host uid {}){}",
             m.uid.target,
             if a.profile.idmap.is_none() {
-                "; this host cannot run containers with different maps side by side (cgroup v1, PID 1 not systemd)"
+                "; on this host systemd containers with different maps cannot run side by side (cgroup v1, PID 1 not systemd): --idmap isolated gives each student its own where their init is not systemd"
             } else {
                 ""
             }

@@ -132,7 +132,7 @@ pub(super) fn userns(cx: &Ctx) -> Check {
 
 /// Other user namespaces on the host whose uid map meets `want`'s host ids: one process of
 /// each (namespace inode, pid). The container's own processes are left out, nested
-/// namespaces included (they share its PID namespace), as are the host's.
+/// namespaces included (they share its PID namespace), as are the host's and zombies.
 fn namespaces_mapping(proc: &std::path::Path, init: u32, mine: &str, host: &str, want: IdRange) -> Vec<(String, u32)> {
     let my_pidns = ns_link(proc, init, "pid").ok();
     let (lo, hi) = (u64::from(want.target), u64::from(want.target) + u64::from(want.count));
@@ -145,6 +145,11 @@ fn namespaces_mapping(proc: &std::path::Path, init: u32, mine: &str, host: &str,
             continue;
         }
         if my_pidns.is_some() && ns_link(proc, pid, "pid").ok() == my_pidns {
+            continue;
+        }
+        // A zombie (a destroyed container's init its parent has not reaped yet) holds nothing.
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        if stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().next()) == Some("Z") {
             continue;
         }
         let text = std::fs::read_to_string(e.path().join("uid_map")).unwrap_or_default();
