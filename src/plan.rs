@@ -278,28 +278,62 @@ impl fmt::Display for Action {
                     o.cache_entry.display(),
                     o.base.display()
                 )?;
-                if let Some(m) = o.idmap {
-                    writeln!(
+                match (o.idmap, o.mapped_lower) {
+                    (Some(m), false) => writeln!(
                         f,
                         "          chown every file of it: uid +{}, gid +{} (file capabilities, setuid bits and ACLs kept)",
                         m.uid.target, m.gid.target
-                    )?;
+                    )?,
+                    (Some(_), true) => {
+                        writeln!(f, "          unshifted: each container sees it through an id-mapped mount of its own")?
+                    }
+                    (None, _) => {}
                 }
                 writeln!(f, "          rename it to {} (read-only lower layer of every container on it)", o.base.display())
             }
-            Action::MakeLayer(o) => writeln!(
-                f,
-                "   mkdir  {}/upper  (owner and mode of the base's root)\n   mkdir  {}/work\n   write  {}/base  ({})",
-                o.layer.display(),
-                o.layer.display(),
-                o.layer.display(),
-                o.base_id
-            ),
-            Action::MountOverlay(o) => writeln!(
-                f,
-                "   run    {}  (the libvirt hook mounts it so at every start, and unmounts it at the end)",
-                crate::storage::mount_cmd(o).display()
-            ),
+            Action::MakeLayer(o) => {
+                writeln!(
+                    f,
+                    "   mkdir  {}/upper  (owner and mode of the base's root)\n   mkdir  {}/work\n   write  {}/base  ({})",
+                    o.layer.display(),
+                    o.layer.display(),
+                    o.layer.display(),
+                    o.base_id
+                )?;
+                match (o.idmap, o.mapped_lower) {
+                    (Some(m), true) => writeln!(
+                        f,
+                        "   mkdir  {}/lower\n   write  {}/lower-idmap  ({} {} {})",
+                        o.layer.display(),
+                        o.layer.display(),
+                        m.uid.target,
+                        m.gid.target,
+                        m.uid.count.min(m.gid.count)
+                    ),
+                    _ => Ok(()),
+                }
+            }
+            Action::MountOverlay(o) => {
+                if let (Some(m), true) = (o.idmap, o.mapped_lower) {
+                    writeln!(
+                        f,
+                        "   mount  an id-mapped view of {} at {} (open_tree, mount_setattr MOUNT_ATTR_IDMAP 0 {} {}, move_mount)",
+                        o.base.display(),
+                        o.lower().display(),
+                        m.uid.target,
+                        m.uid.count.min(m.gid.count)
+                    )?;
+                }
+                writeln!(
+                    f,
+                    "   run    {}  (the libvirt hook mounts it so at every start, and unmounts it at the end)",
+                    crate::storage::mount_cmd(o).display()
+                )?;
+                if o.mapped_lower {
+                    writeln!(f, "   umount -l {}  (the overlay keeps its own clone of the view)", o.lower().display())?;
+                }
+                Ok(())
+            }
             Action::ShiftLayer(o) => {
                 let m = o.idmap.map(|m| (m.uid.target, m.gid.target)).unwrap_or_default();
                 writeln!(

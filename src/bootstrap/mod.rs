@@ -140,7 +140,23 @@ pub fn plan(
         Source::Install { cache_entry: None, .. } => Err("--no-base-cache: overlay needs the base-rootfs cache"),
         _ => Ok(()),
     };
-    let (mode, storage) = crate::storage::decide(o.storage, &paths.pool, cached)?;
+    let (mode, mut storage) = crate::storage::decide(o.storage, &paths.pool, cached)?;
+    // An isolated map (a range per container) would need a shifted base per container: it
+    // gets an id-mapped view of the one unshifted base instead, where the kernel allows.
+    let isolated = p.security.idmap.is_some_and(|i| i.is_isolated());
+    let mapped_lower = mode == crate::storage::Mode::Overlay
+        && isolated
+        && match crate::storage::idmapped_lower_impossible(&paths.pool) {
+            None => {
+                storage +=
+                    "; its isolated id map through an id-mapped view of the unshifted shared base (no copy, no shift)";
+                true
+            }
+            Some(why) => {
+                storage += &format!("; its isolated id map needs a shifted base of its own ({why})");
+                false
+            }
+        };
     let overlay = (mode == crate::storage::Mode::Overlay).then(|| {
         crate::storage::Overlay::new(
             &paths.pool,
@@ -148,6 +164,7 @@ pub fn plan(
             &cache_entry,
             &spec.cache_key(),
             p.security.idmap_map(),
+            mapped_lower,
         )
     });
     let guest = guest_config(name, p, d, o.authorized_key.clone());

@@ -36,7 +36,9 @@ pub fn reset_onto(
             "{name} uses copy storage (a full tree of its own), so there is no layer to drop; `lxcprov rebuild {name}` gives it a fresh tree instead"
         );
     };
-    o.idmap = rec.idmap;
+    if !o.mapped_lower {
+        o.idmap = rec.idmap;
+    }
     let old_base = o.base_id.clone();
     // The password lxcprov set (a lab's), else the one it has now, read through the
     // mounted overlay before the layer goes.
@@ -61,6 +63,7 @@ pub fn reset_onto(
         }
         o.base = n.base.clone();
         o.base_id = n.base_id.clone();
+        o.mapped_lower = n.mapped_lower;
     }
     crate::storage::make_layer(&o)?;
     if o.base_id != old_base {

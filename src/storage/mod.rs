@@ -14,6 +14,7 @@
 //! files are its layer's. Unmount before deleting anything under `POOL/NAME`.
 
 pub mod hook;
+pub mod idmapped;
 mod mount;
 
 pub use mount::{ensure_mounted, is_mounted, mount_cmd, peers_with, unmount};
@@ -79,11 +80,24 @@ pub struct Overlay {
     /// The cached base it is made from.
     pub cache_entry: PathBuf,
     pub idmap: Option<Idmap>,
+    /// The base is the unshifted one (`KEY@host`), seen through an id-mapped mount of it at
+    /// `LAYER/lower` for `idmap` ([`idmapped`]): isolated maps, one range per container,
+    /// share one base. Otherwise the base itself was shifted for `idmap`.
+    pub mapped_lower: bool,
 }
 
 impl Overlay {
-    pub fn new(pool: &Path, name: &str, cache_entry: &Path, cache_key: &str, idmap: Option<Idmap>) -> Overlay {
-        let base_id = base_id(cache_key, idmap);
+    /// `mapped_lower`: see [`Overlay::mapped_lower`] (ignored without an id map).
+    pub fn new(
+        pool: &Path,
+        name: &str,
+        cache_entry: &Path,
+        cache_key: &str,
+        idmap: Option<Idmap>,
+        mapped_lower: bool,
+    ) -> Overlay {
+        let mapped_lower = mapped_lower && idmap.is_some();
+        let base_id = base_id(cache_key, if mapped_lower { None } else { idmap });
         Overlay {
             base: bases_dir(pool).join(&base_id),
             base_id,
@@ -91,6 +105,15 @@ impl Overlay {
             target: pool.join(name),
             cache_entry: cache_entry.to_path_buf(),
             idmap,
+            mapped_lower,
+        }
+    }
+    /// The overlay's lower directory: the base, or the id-mapped view of it.
+    pub fn lower(&self) -> PathBuf {
+        if self.mapped_lower {
+            self.layer.join("lower")
+        } else {
+            self.base.clone()
         }
     }
     pub fn upper(&self) -> PathBuf {
@@ -167,6 +190,30 @@ pub fn overlay_impossible(pool: &Path) -> Option<String> {
     }
 }
 
+/// Why an id-mapped view of a base in `pool` cannot be an overlay's lower layer here, if it
+/// cannot: overlayfs takes id-mapped layers since Linux 5.19; ext4, xfs and btrfs allow
+/// id-mapped mounts (tmpfs since 6.3). The mount itself says so if this guess is wrong.
+pub fn idmapped_lower_impossible(pool: &Path) -> Option<String> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut it = release.trim().split(['.', '-']).map(|x| x.parse::<u32>().unwrap_or(0));
+    let v = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+    if v < (5, 19) {
+        return Some(format!("kernel {} is older than 5.19, whose overlayfs takes id-mapped layers", release.trim()));
+    }
+    let mut p = pool.to_path_buf();
+    while !p.exists() {
+        if !p.pop() {
+            break;
+        }
+    }
+    match fs_type(&p) {
+        Some(0xEF53 | 0x5846_5342 | 0x9123_683E) => None,
+        Some(0x0102_1994) if v >= (6, 3) => None,
+        Some(t) => Some(format!("the pool's file system (magic {t:#x}) does not allow id-mapped mounts")),
+        None => Some(format!("cannot read the file system type of {}", p.display())),
+    }
+}
+
 const UPPER_OK: [(i64, &str); 4] =
     [(0xEF53, "ext4"), (0x5846_5342, "xfs"), (0x9123_683E, "btrfs"), (0x0102_1994, "tmpfs")];
 
@@ -239,7 +286,7 @@ pub fn prepare_base(runner: &dyn crate::exec::Runner, o: &Overlay, on_wait: &dyn
     let r = (|| -> Result<()> {
         crate::bootstrap::copy_tree(runner, &o.cache_entry, &tmp)?;
         std::fs::remove_file(tmp.join(crate::paths::BASE_MARKER))?;
-        if let Some(m) = o.idmap {
+        if let (Some(m), false) = (o.idmap, o.mapped_lower) {
             crate::fsutil::shift_ownership(&tmp, m.uid.target, m.gid.target, m.uid.count.min(m.gid.count))?;
         }
         std::fs::write(tmp.join(BASE_DONE), format!("{}\n", o.base_id))?;
@@ -262,12 +309,43 @@ pub fn make_layer(o: &Overlay) -> Result<()> {
     std::fs::create_dir(&o.layer).with_context(|| format!("creating {}", o.layer.display()))?;
     std::fs::set_permissions(&o.layer, std::fs::Permissions::from_mode(0o700))?;
     std::fs::create_dir(o.upper())?;
-    std::os::unix::fs::lchown(o.upper(), Some(root.uid()), Some(root.gid()))?;
+    // Seen through an id-mapped lower, the base's root is owned by the map's root.
+    let (uid, gid) = match (o.mapped_lower, o.idmap) {
+        (true, Some(m)) if root.uid() < m.uid.count && root.gid() < m.gid.count => {
+            (root.uid() + m.uid.target, root.gid() + m.gid.target)
+        }
+        _ => (root.uid(), root.gid()),
+    };
+    std::os::unix::fs::lchown(o.upper(), Some(uid), Some(gid))?;
     std::fs::set_permissions(o.upper(), std::fs::Permissions::from_mode(root.mode() & 0o7777))?;
     std::fs::create_dir(o.work())?;
     std::fs::set_permissions(o.work(), std::fs::Permissions::from_mode(0o700))?;
     crate::fsutil::write_atomic(&o.layer.join("base"), format!("{}\n", o.base_id).as_bytes(), 0o600)?;
+    if let (true, Some(m)) = (o.mapped_lower, o.idmap) {
+        std::fs::create_dir(o.layer.join("lower"))?;
+        std::fs::set_permissions(o.layer.join("lower"), std::fs::Permissions::from_mode(0o700))?;
+        crate::fsutil::write_atomic(&o.layer.join(LOWER_MAP), format_lower_map(&m).as_bytes(), 0o600)?;
+    }
     Ok(())
+}
+
+/// The layer's record of an id-mapped lower: `UID GID COUNT`, the map's host ids.
+const LOWER_MAP: &str = "lower-idmap";
+
+fn format_lower_map(m: &Idmap) -> String {
+    format!("{} {} {}\n", m.uid.target, m.gid.target, m.uid.count.min(m.gid.count))
+}
+
+/// Parses [`LOWER_MAP`]'s text: three numbers, a valid map (root not host root, no overflow).
+fn parse_lower_map(s: &str) -> Option<Idmap> {
+    let n: Vec<u32> = s.split_whitespace().map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    let [uid, gid, count] = n[..] else { return None };
+    let ok = |t: u32| t != 0 && count > 0 && t.checked_add(count).is_some() && t >= count;
+    if !(ok(uid) && ok(gid)) {
+        return None;
+    }
+    let r = |t| crate::profile::IdRange { start: 0, target: t, count };
+    Some(Idmap { uid: r(uid), gid: r(gid) })
 }
 
 /// Keeps root's password hash as lxcprov set it (`POOL/.lxcprov/layers/NAME/root-hash`,
@@ -312,13 +390,25 @@ pub fn existing(pool: &Path, name: &str) -> Result<Option<Overlay>> {
         bail!("{}/base names no valid base ({id:?})", layer.display());
     }
     let base = bases_dir(pool).join(id);
+    let map_file = layer.join(LOWER_MAP);
+    let lower_map = match std::fs::symlink_metadata(&map_file) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        _ => {
+            let t = crate::fsutil::read_regular_bounded_to_string(&map_file, 4096, "the layer's lower id map")?;
+            Some(
+                parse_lower_map(&t)
+                    .with_context(|| format!("{} holds no valid id map ({:?})", map_file.display(), t.trim()))?,
+            )
+        }
+    };
     Ok(Some(Overlay {
         base_id: id.to_string(),
         base,
         layer,
         target: pool.join(name),
         cache_entry: PathBuf::new(),
-        idmap: None,
+        idmap: lower_map,
+        mapped_lower: lower_map.is_some(),
     }))
 }
 

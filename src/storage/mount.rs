@@ -43,7 +43,8 @@ fn peer_group(info: &str, dir: &Path) -> Option<String> {
 
 /// The mount command for `o` (argv as data; the paths were checked for `,` `:` `\`).
 pub fn mount_cmd(o: &Overlay) -> Cmd {
-    let opts = format!("lowerdir={},upperdir={},workdir={}", o.base.display(), o.upper().display(), o.work().display());
+    let opts =
+        format!("lowerdir={},upperdir={},workdir={}", o.lower().display(), o.upper().display(), o.work().display());
     cmd(vec![
         "mount".into(),
         "-t".into(),
@@ -68,6 +69,12 @@ fn mounted_in(info: &str, target: &Path) -> bool {
         let fstype = l.split(" - ").nth(1).and_then(|r| r.split(' ').next());
         point.as_deref() == Some(t.as_str()) && fstype == Some("overlay")
     })
+}
+
+/// Is anything mounted at `target`?
+fn mounted_any(info: &str, target: &Path) -> bool {
+    let t = target.display().to_string();
+    info.lines().any(|l| l.split(' ').nth(4).map(unescape).as_deref() == Some(t.as_str()))
 }
 
 fn unescape(s: &str) -> String {
@@ -104,10 +111,27 @@ pub fn ensure_mounted(runner: &dyn Runner, o: &Overlay) -> Result<bool> {
             std::fs::create_dir(&o.target).with_context(|| format!("creating {}", o.target.display()))?;
         }
     }
-    runner
+    // An isolated map's view of the shared base: mounted for the overlay's mount, which keeps
+    // its own clone of it, then detached (nothing is left mounted at LAYER/lower).
+    let lower = o.lower();
+    if let (true, Some(m)) = (o.mapped_lower, o.idmap) {
+        if mounted_any(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(), &lower) {
+            super::idmapped::detach(&lower)?; // a killed run's
+        }
+        super::idmapped::mount_idmapped(&o.base, &lower, &m)
+            .with_context(|| format!("mounting the id-mapped view of the shared base for {}", o.target.display()))?;
+    }
+    let r = runner
         .run(&mount_cmd(o), &mut |_| {})
         .map_err(anyhow::Error::new)
-        .with_context(|| format!("mounting the overlay at {}", o.target.display()))?;
+        .with_context(|| format!("mounting the overlay at {}", o.target.display()));
+    if o.mapped_lower {
+        let d = super::idmapped::detach(&lower);
+        r?;
+        d?;
+    } else {
+        r?;
+    }
     if !is_mounted(&o.target) {
         bail!("mounted {}, but the host's mount table does not show it", o.target.display());
     }
@@ -145,7 +169,7 @@ mod tests {
 
     #[test]
     fn the_mount_command_is_argv_with_the_three_layers() {
-        let o = Overlay::new(Path::new("/p"), "c1", Path::new("/cache/k"), "k", None);
+        let o = Overlay::new(Path::new("/p"), "c1", Path::new("/cache/k"), "k", None, false);
         let argv = mount_cmd(&o).argv();
         assert!(argv.iter().any(|a| a == "lowerdir=/p/.lxcprov/bases/k@host,upperdir=/p/.lxcprov/layers/c1/upper,workdir=/p/.lxcprov/layers/c1/work"), "{argv:?}");
         assert_eq!(argv.last().unwrap(), "/p/c1");

@@ -334,3 +334,96 @@ fn lab_reset_puts_one_student_or_all_back_on_the_shared_base() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(pool_leftovers(d.path()).is_empty(), "{:?}", pool_leftovers(d.path()));
 }
+
+/// Isolated id maps in overlay storage: every container a range of its own, all on one
+/// unshifted shared base seen through an id-mapped mount each (no copy, no chown of the
+/// base); their files apart; `virsh destroy` + `virsh start` mounts the view again; reset
+/// keeps the range; purge gives the ranges back and leaves nothing mounted.
+#[test]
+#[ignore = "root tier: needs root and libvirtd (scripts/test.sh)"]
+fn isolated_maps_share_one_unshifted_base_through_idmapped_mounts() {
+    preflight();
+    let names = ["lxcprov-ov-i1", "lxcprov-ov-i2"];
+    clean(&names, &["lxcprov-ov-net"]);
+    let _c = Cleanup(names.to_vec(), vec!["lxcprov-ov-net"]);
+    let d = workdir("ovi");
+    let _u = Unmount(d.path().to_path_buf(), names.to_vec());
+    let _hook = HookFor::install(d.path());
+    let prof = write_profile(d.path(), "it-ov", OV_PROFILE);
+    let pf = prof.to_str().unwrap();
+    seed_cache(d.path(), &prof);
+    let pw = d.path().join("pw");
+    std::fs::write(&pw, "correct horse\n").unwrap();
+    let create = |n: &str| {
+        let a = ["--json", "create", n, "--profile", "it-ov", "--profile-file", pf, "--idmap", "isolated"];
+        lo(d.path(), &[&a[..], &["--root-password-file", pw.to_str().unwrap()]].concat())
+    };
+    let o = lo(
+        d.path(),
+        &["create", "lxcprov-ov-i1", "--profile", "it-ov", "--profile-file", pf, "--idmap", "isolated", "--dry-run"],
+    );
+    assert!(stdout(&o).contains("id-mapped view of the unshifted shared base"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("mount_setattr MOUNT_ATTR_IDMAP"), "{}", stdout(&o));
+    for n in names {
+        let o = create(n);
+        assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+        let c = checks(&o);
+        let u = c.iter().find(|c| c["id"] == "userns").unwrap();
+        assert!(u["summary"].as_str().unwrap().contains("isolated: no other user namespace maps"), "{u}");
+    }
+    let reg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path().join("state/idmap-registry.json")).unwrap()).unwrap();
+    let (r1, r2) = (reg["ranges"]["lxcprov-ov-i1"].as_u64().unwrap(), reg["ranges"]["lxcprov-ov-i2"].as_u64().unwrap());
+    assert_ne!(r1, r2);
+    let pool = d.path().join("pool");
+    let bases: Vec<String> = std::fs::read_dir(pool.join(".lxcprov/bases"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".lock"))
+        .collect();
+    assert_eq!(bases.len(), 1, "one shared base for both ranges: {bases:?}");
+    assert!(bases[0].ends_with("@host"), "unshifted: {bases:?}");
+    let base = pool.join(".lxcprov/bases").join(&bases[0]);
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(base.join("bin/busybox")).unwrap().uid(), 0, "the base is never chowned");
+    let (a, b) = (pool.join("lxcprov-ov-i1"), pool.join("lxcprov-ov-i2"));
+    assert_eq!(std::fs::metadata(a.join("bin/busybox")).unwrap().uid() as u64, r1, "seen shifted through i1's view");
+    assert_eq!(std::fs::metadata(b.join("bin/busybox")).unwrap().uid() as u64, r2);
+    assert!(!mounted(&pool.join(".lxcprov/layers/lxcprov-ov-i1/lower")), "the view is not left mounted");
+    // Inside, root owns / and its files; a file one writes is its own.
+    assert_eq!(
+        in_container("lxcprov-ov-i1", "stat -c %u:%g / /bin/busybox").split_whitespace().collect::<Vec<_>>(),
+        ["0:0", "0:0"]
+    );
+    in_container("lxcprov-ov-i1", "echo mine > /root/own.txt");
+    assert_eq!(std::fs::metadata(a.join("root/own.txt")).unwrap().uid() as u64, r1);
+    assert!(!b.join("root/own.txt").exists() && !base.join("root/own.txt").exists());
+    // virsh destroy + start, without lxcprov: the hook mounts the view and the overlay again.
+    assert!(virsh(&["destroy", "lxcprov-ov-i1"]).status.success());
+    assert!(!mounted(&a));
+    assert!(virsh(&["start", "lxcprov-ov-i1"]).status.success());
+    assert_eq!(std::fs::read_to_string(a.join("root/own.txt")).unwrap(), "mine\n");
+    assert_eq!(std::fs::metadata(a.join("bin/busybox")).unwrap().uid() as u64, r1);
+    let t = Instant::now();
+    let o = loop {
+        let o = lo(d.path(), &["--json", "verify", "lxcprov-ov-i1"]);
+        if o.status.code() == Some(0) || t.elapsed() > Duration::from_secs(15) {
+            break o;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(o.status.code(), Some(0), "verify after virsh start: {}", stdout(&o));
+    // reset: the file goes, the range stays.
+    let o = lo(d.path(), &["--json", "reset", "lxcprov-ov-i1", "--yes", "--profile-file", pf]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(!a.join("root/own.txt").exists());
+    assert_eq!(std::fs::metadata(a.join("bin/busybox")).unwrap().uid() as u64, r1);
+    assert_eq!(std::fs::metadata(a.join("etc/hostname")).unwrap().uid() as u64, r1, "configuration shifted too");
+    for n in names {
+        assert!(lo(d.path(), &["destroy", n, "--purge", "--yes"]).status.success());
+    }
+    let reg = std::fs::read_to_string(d.path().join("state/idmap-registry.json")).unwrap();
+    assert!(!reg.contains("lxcprov-ov-i"), "{reg}");
+    assert!(pool_leftovers(d.path()).is_empty(), "{:?}", pool_leftovers(d.path()));
+}
