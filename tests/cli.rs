@@ -494,3 +494,69 @@ fn lab_access_needs_a_lab_with_ssh_access_and_a_well_formed_jump_host() {
         assert!(stdout(&o).is_empty());
     }
 }
+
+#[test]
+fn idmap_isolated_dry_run_shows_its_range_and_a_bad_registry_is_one_clear_error() {
+    let d = tempfile::tempdir().unwrap();
+    let plan = |extra: &[&str]| {
+        let mut a = vec!["--json", "create", "iso1", "--profile", "minimal", "--security", "none", "--dry-run"];
+        a.extend_from_slice(extra);
+        run(d.path(), &a)
+    };
+    let idmap_of = |o: &std::process::Output| {
+        json_lines(o).into_iter().find(|v| v["type"] == "plan").map(|v| v["data"]["idmap"].clone()).unwrap()
+    };
+    let o = plan(&[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(idmap_of(&o)["mode"], "profile");
+    assert_eq!(idmap_of(&o)["host_uid"], 100000);
+    let o = plan(&["--idmap", "isolated"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = idmap_of(&o);
+    assert_eq!(m["mode"], "isolated");
+    let start = m["host_uid"].as_u64().unwrap();
+    assert!(start >= 1048576 && start % 65536 == 0 && m["host_gid"] == m["host_uid"] && m["count"] == 65536, "{m}");
+    assert!(!d.path().join("state").exists(), "a dry run records nothing");
+    let o = run(
+        d.path(),
+        &["create", "iso1", "--profile", "minimal", "--security", "none", "--dry-run", "--idmap", "isolated"],
+    );
+    assert!(
+        stdout(&o).contains(&format!("# user namespace: isolated, a range of its own: host uid {start}")),
+        "{}",
+        stdout(&o)
+    );
+    // Unknown choices are usage errors.
+    let o = plan(&["--idmap", "shared"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("use isolated or profile"), "{}", stderr(&o));
+    // A torn, hostile or non-regular registry: exit 2 with what to do, nothing else.
+    std::fs::create_dir_all(d.path().join("state")).unwrap();
+    let reg = d.path().join("state/idmap-registry.json");
+    for bad in ["{ torn", r#"{"ranges": {"x": 5}}"#] {
+        std::fs::write(&reg, bad).unwrap();
+        let o = plan(&["--idmap", "isolated"]);
+        assert_eq!(o.status.code(), Some(2), "{bad}");
+        assert!(
+            stderr(&o).contains("not a valid id-map registry") && stderr(&o).contains("move it aside"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(stdout(&o).lines().all(|l| l.contains("\"type\":\"error\"")), "{}", stdout(&o));
+    }
+    std::fs::remove_file(&reg).unwrap();
+    let s = std::process::Command::new("mkfifo").arg(&reg).status().unwrap();
+    assert!(s.success());
+    let o = plan(&["--idmap", "isolated"]);
+    assert_eq!(o.status.code(), Some(2), "a FIFO is refused, not read (no hang)");
+    // A profile's own `idmap: isolated` is the same as the flag.
+    std::fs::remove_file(&reg).unwrap();
+    let pf = d.path().join("iso.yaml");
+    std::fs::write(&pf, "security:\n  model: none\n  label: none\n  idmap: isolated\n").unwrap();
+    let o = run(
+        d.path(),
+        &["--json", "create", "iso2", "--profile", "iso", "--profile-file", pf.to_str().unwrap(), "--dry-run"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(idmap_of(&o)["mode"], "isolated");
+}
