@@ -2,7 +2,7 @@
 
 use super::Outcome;
 use crate::cli::BootstrapArgs;
-use anyhow::Result;
+use anyhow::{bail, Result};
 use lxcprov::context::Context;
 use lxcprov::output::Out;
 use lxcprov::provision::{self, PasswordSource, Request};
@@ -26,6 +26,9 @@ pub fn request(a: &BootstrapArgs) -> Request {
 }
 
 pub fn run(ctx: &Context, out: &Out, a: &BootstrapArgs) -> Result<Outcome> {
+    if a.profile.idmap.is_some() {
+        bail!("--idmap applies to create, render and lab up: bootstrap makes an unshifted tree, which `create` shifts into the container's map");
+    }
     let spec = super::resolve(ctx, &a.name, &a.profile)?;
     // A tree without a domain: always a plain copy (nothing would mount an overlay).
     let req = Request { storage: Some(lxcprov::storage::Choice::Copy), ..request(a) };

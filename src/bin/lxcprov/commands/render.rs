@@ -8,7 +8,9 @@ use lxcprov::output::Out;
 use lxcprov::profile::NetMode;
 
 pub fn run(ctx: &Context, out: &Out, a: &RenderArgs) -> Result<Outcome> {
-    let spec = super::resolve(ctx, &a.name, &a.profile)?;
+    let mut spec = super::resolve(ctx, &a.name, &a.profile)?;
+    // An isolated map: the container's range if it has one, else the one create would take.
+    lxcprov::provision::assign_idmap(ctx, &mut spec, false)?;
     let (domain, network) = spec.render(ctx)?;
     let xml = if a.network {
         if spec.profile.network.mode != NetMode::Isolated {
