@@ -12,10 +12,22 @@ use std::time::{Duration, Instant};
 /// that cannot start (a systemd without the capabilities it needs) exits within this time.
 const SETTLE: Duration = Duration::from_millis(1000);
 
-/// How long a forking init must have been seen alive before its children count as evidence.
-const EVIDENCE_MIN: Duration = Duration::from_millis(150);
+/// How long an init must stay alive with children once they are seen: its children are the
+/// evidence that it got past its own setup (a systemd that cannot set up its cgroups or
+/// lacks capabilities dies before it forks), and this short confirmation catches an init
+/// that forks and dies at once. `verify`, which runs next, reads it alive again.
+const EVIDENCE_CONFIRM: Duration = Duration::from_millis(20);
 
 /// Has the init started a child? (`/proc/PID/task/PID/children`.)
+/// Is the process alive: its `/proc` directory there and not a zombie (an init that died,
+/// not yet reaped by libvirt's controller, still has one).
+fn alive(proc_dir: &Path) -> bool {
+    match std::fs::read_to_string(proc_dir.join("stat")) {
+        Ok(s) => s.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().next()) != Some("Z"),
+        Err(_) => proc_dir.exists(),
+    }
+}
+
 fn has_children(proc_dir: &Path, pid: u32) -> bool {
     std::fs::read_to_string(proc_dir.join("task").join(pid.to_string()).join("children"))
         .is_ok_and(|s| !s.trim().is_empty())
@@ -75,14 +87,19 @@ pub fn wait_for_init(env: &Env, name: &str, timeout: Duration) -> Result<u32> {
                 // capabilities it needs, exits before it forks). An init without children
                 // counts once it has stayed up for SETTLE.
                 let seen = Instant::now();
-                while seen.elapsed() < SETTLE && proc_dir.exists() && env.hv.domain_state(name)? == State::Running {
+                let mut children_since: Option<Instant> = None;
+                while seen.elapsed() < SETTLE && alive(&proc_dir) && env.hv.domain_state(name)? == State::Running {
                     crate::interrupt::check()?;
-                    if seen.elapsed() >= EVIDENCE_MIN && has_children(&proc_dir, pid) {
+                    // Forked once is evidence enough (systemd's first helpers come and go).
+                    if children_since.is_none() && has_children(&proc_dir, pid) {
+                        children_since = Some(Instant::now());
+                    }
+                    if children_since.is_some_and(|t| t.elapsed() >= EVIDENCE_CONFIRM) {
                         break;
                     }
-                    std::thread::sleep(Duration::from_millis(20));
+                    std::thread::sleep(Duration::from_millis(5));
                 }
-                if proc_dir.exists() && env.hv.domain_state(name)? == State::Running {
+                if alive(&proc_dir) && env.hv.domain_state(name)? == State::Running {
                     return Ok(pid);
                 }
                 bail!(
@@ -99,7 +116,7 @@ pub fn wait_for_init(env: &Env, name: &str, timeout: Duration) -> Result<u32> {
                 timeout.as_secs()
             );
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

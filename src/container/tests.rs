@@ -343,3 +343,23 @@ fn an_init_with_children_is_ready_without_the_fixed_settle() {
     run::wait_for_init(&e, "c1", std::time::Duration::from_secs(5)).unwrap();
     assert!(t.elapsed() < std::time::Duration::from_millis(600), "{:?}", t.elapsed());
 }
+
+#[test]
+fn an_init_that_is_a_zombie_is_dead_not_ready() {
+    let d = tempfile::tempdir().unwrap();
+    let hv = FakeHypervisor::default();
+    hv.define_domain(DOMAIN).unwrap();
+    hv.start_domain("c1").unwrap();
+    let h = Harness::new(&d);
+    h.fake_init();
+    // It forked (children seen), then died: libvirt's controller has not reaped it yet.
+    std::fs::create_dir_all(h.root.join("proc/4242/task/4242")).unwrap();
+    std::fs::write(h.root.join("proc/4242/task/4242/children"), "4243 ").unwrap();
+    std::fs::write(h.root.join("proc/4242/stat"), "4242 (init) Z 4241 4242 4242 0 -1 4194560").unwrap();
+    let e = h.env(&hv);
+    let err = format!("{:#}", run::wait_for_init(&e, "c1", std::time::Duration::from_secs(5)).unwrap_err());
+    assert!(err.contains("exited at once"), "{err}");
+    // Alive (sleeping), the same evidence makes it ready.
+    std::fs::write(h.root.join("proc/4242/stat"), "4242 (init) S 4241 4242 4242 0 -1 4194560").unwrap();
+    assert_eq!(run::wait_for_init(&e, "c1", std::time::Duration::from_secs(5)).unwrap(), 4242);
+}
