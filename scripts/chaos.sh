@@ -154,6 +154,69 @@ for p in "${phases[@]}"; do
     kill_at "$phase" "$marker" "$prof" "$delay"
 done
 
+# 1b. Overlay storage, from a cached base: SIGKILL while the shared base is prepared, while
+# the layer and the overlay (an id-mapped view of the base for an isolated map) are
+# mounted, and at the start; the re-run converges with the right owners, and destroy
+# --purge leaves nothing mounted and nothing in the pool.
+ov_seed() {
+    local entry
+    entry="$(LXCPROV_STORAGE=overlay "$LX" --json "${PF[@]}" create chaos-ov-x --profile chaosns --dry-run 2>/dev/null \
+        | jq -r 'select(.type == "step") | .data.actions[] | select(.action == "store_base") | .entry' | head -n 1)"
+    [[ -n "$entry" ]] || return 1
+    mkdir -p "$(dirname "$entry")" && cp -a "$WORK/bb" "$entry" && echo '{}' >"$entry/.lxcprov-base.json"
+}
+no_mounts() { ! grep -qF -- " $LXCPROV_POOL_DIR/" /proc/self/mountinfo; }
+kill_ov() { # PHASE MARKER DELAY [--idmap isolated]
+    local phase="$1" marker="$2" delay="$3" n="chaos-o-$1" pid t0 ok=0 detail="" want rc
+    shift 3
+    local err="$WORK/kill-ov-$phase.err"
+    local a=("${PF[@]}" create "$n" --profile chaosns --root-password-file "$WORK/pw" "$@")
+    LXCPROV_STORAGE=overlay "$LX" "${a[@]}" >/dev/null 2>"$err" &
+    pid=$!
+    t0=$(date +%s)
+    until grep -qF -- "$marker" "$err" 2>/dev/null; do
+        if ! kill -0 "$pid" 2>/dev/null; then break; fi
+        (( $(date +%s) - t0 > 60 )) && break
+        sleep 0.002
+    done
+    sleep "$delay"
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    sleep 0.2
+    LXCPROV_STORAGE=overlay "$LX" "${a[@]}" >/dev/null 2>"$err.rerun"
+    rc=$?
+    if [[ $rc -le 1 ]] && verified "$n"; then
+        detail+="re-run exit $rc, running and verified"
+    else
+        ok=1; detail+="re-run exit $rc: $(tail -n 2 "$err.rerun" | tr '\n' ' ')"
+    fi
+    want=200000
+    [[ $# -gt 0 ]] && want="$(jq -r --arg n "$n" '.ranges[$n] // "none"' "$LXCPROV_STATE_DIR/idmap-registry.json" 2>/dev/null)"
+    local owner
+    owner="$(stat -c %u "$LXCPROV_POOL_DIR/$n/bin/busybox" 2>/dev/null)"
+    [[ "$owner" == "$want" ]] || { ok=1; detail+="; /bin/busybox owned by ${owner:-nobody}, not $want"; }
+    "$LX" -q destroy "$n" --purge --yes >/dev/null 2>&1 || { ok=1; detail+="; destroy --purge failed"; }
+    gone "$n" || { ok=1; detail+="; left: $(ls -A "$LXCPROV_POOL_DIR" | tr '\n' ' ')"; }
+    no_mounts || { ok=1; detail+="; still mounted: $(grep -F -- " $LXCPROV_POOL_DIR/" /proc/self/mountinfo | cut -d' ' -f5 | tr '\n' ' ')"; }
+    result $ok "kill.overlay.$phase" "$detail"
+}
+if ov_seed; then
+    ov_phases=(
+        "base|==> prepare the shared base|0.003|"
+        "mount|own writable layer and mount|0|"
+        "idmapped|own writable layer and mount|0.002|--idmap isolated"
+        "start|defining domain|0.1|--idmap isolated"
+    )
+    [[ $short -eq 1 ]] && ov_phases=("${ov_phases[0]}" "${ov_phases[2]}" "${ov_phases[3]}")
+    for p in "${ov_phases[@]}"; do
+        IFS='|' read -r phase marker delay extra <<<"$p"
+        # shellcheck disable=SC2086 # the extra arguments are words
+        kill_ov "$phase" "$marker" "$delay" $extra
+    done
+else
+    result 1 kill.overlay "could not seed the base cache for overlay storage"
+fi
+
 # 2. Two concurrent creates of one name: exactly one wins, the other exits 2 and says why.
 race_create() {
     local n=chaos-race r1 r2 ok=1 detail

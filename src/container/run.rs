@@ -15,7 +15,8 @@ const SETTLE: Duration = Duration::from_millis(1000);
 /// How long an init must stay alive with children once they are seen: its children are the
 /// evidence that it got past its own setup (a systemd that cannot set up its cgroups or
 /// lacks capabilities dies before it forks), and this short confirmation catches an init
-/// that forks and dies at once. `verify`, which runs next, reads it alive again.
+/// that forks and dies at once. A systemd must also answer (its private socket exists).
+/// `verify`, which runs next, reads it alive again.
 const EVIDENCE_CONFIRM: Duration = Duration::from_millis(20);
 
 /// Has the init started a child? (`/proc/PID/task/PID/children`.)
@@ -26,6 +27,14 @@ fn alive(proc_dir: &Path) -> bool {
         Ok(s) => s.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().next()) != Some("Z"),
         Err(_) => proc_dir.exists(),
     }
+}
+
+/// A systemd init answers `systemctl` once its private socket exists, read through the
+/// container's own root (`/proc/PID/root/run/systemd/private`); other inits: always true.
+/// So a container that `create` calls running can be asked its state at once.
+fn systemd_answers(proc_dir: &Path) -> bool {
+    let comm = std::fs::read_to_string(proc_dir.join("comm")).unwrap_or_default();
+    comm.trim() != "systemd" || proc_dir.join("root/run/systemd/private").exists()
 }
 
 fn has_children(proc_dir: &Path, pid: u32) -> bool {
@@ -94,7 +103,7 @@ pub fn wait_for_init(env: &Env, name: &str, timeout: Duration) -> Result<u32> {
                     if children_since.is_none() && has_children(&proc_dir, pid) {
                         children_since = Some(Instant::now());
                     }
-                    if children_since.is_some_and(|t| t.elapsed() >= EVIDENCE_CONFIRM) {
+                    if children_since.is_some_and(|t| t.elapsed() >= EVIDENCE_CONFIRM) && systemd_answers(&proc_dir) {
                         break;
                     }
                     std::thread::sleep(Duration::from_millis(5));

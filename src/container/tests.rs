@@ -363,3 +363,27 @@ fn an_init_that_is_a_zombie_is_dead_not_ready() {
     std::fs::write(h.root.join("proc/4242/stat"), "4242 (init) S 4241 4242 4242 0 -1 4194560").unwrap();
     assert_eq!(run::wait_for_init(&e, "c1", std::time::Duration::from_secs(5)).unwrap(), 4242);
 }
+
+#[test]
+fn a_systemd_init_is_ready_once_it_answers_on_its_private_socket() {
+    let d = tempfile::tempdir().unwrap();
+    let hv = FakeHypervisor::default();
+    hv.define_domain(DOMAIN).unwrap();
+    hv.start_domain("c1").unwrap();
+    let h = Harness::new(&d);
+    h.fake_init();
+    std::fs::create_dir_all(h.root.join("proc/4242/task/4242")).unwrap();
+    std::fs::write(h.root.join("proc/4242/task/4242/children"), "4243 ").unwrap();
+    std::fs::write(h.root.join("proc/4242/comm"), "systemd\n").unwrap();
+    let e = h.env(&hv);
+    // Forked, but it cannot answer systemctl yet: only the settle time makes it ready.
+    let t = std::time::Instant::now();
+    run::wait_for_init(&e, "c1", std::time::Duration::from_secs(5)).unwrap();
+    assert!(t.elapsed() >= std::time::Duration::from_millis(900), "{:?}", t.elapsed());
+    // Its private socket, through the container's root, is the evidence.
+    std::fs::create_dir_all(h.root.join("proc/4242/root/run/systemd")).unwrap();
+    std::fs::write(h.root.join("proc/4242/root/run/systemd/private"), "").unwrap();
+    let t = std::time::Instant::now();
+    run::wait_for_init(&e, "c1", std::time::Duration::from_secs(5)).unwrap();
+    assert!(t.elapsed() < std::time::Duration::from_millis(600), "{:?}", t.elapsed());
+}

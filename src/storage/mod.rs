@@ -412,6 +412,20 @@ pub fn existing(pool: &Path, name: &str) -> Result<Option<Overlay>> {
     }))
 }
 
+/// `--rootfs DIR` (sbom, outdated) names `POOL/NAME` of an overlay container that is not
+/// mounted (shut off): the directory is an empty mount point, and reading it would report
+/// an empty tree. Returns the container's name then.
+pub fn unmounted_overlay_at(pool: &Path, dir: &Path) -> Option<String> {
+    let name = dir.file_name()?.to_str()?;
+    let pool = std::fs::canonicalize(pool).ok()?;
+    let parent = std::fs::canonicalize(dir.parent()?).ok()?;
+    if parent != pool || crate::name::Name::parse(name).is_err() {
+        return None;
+    }
+    let o = existing(&pool, name).ok().flatten()?;
+    (!is_mounted(&o.target)).then(|| name.to_string())
+}
+
 /// Removes a container's overlay: unmounts it, removes the empty mount point and the layer
 /// (its own writes only; the shared base stays). Returns what it did.
 pub fn remove(runner: &dyn crate::exec::Runner, o: &Overlay) -> Result<Vec<String>> {

@@ -402,6 +402,10 @@ fn isolated_maps_share_one_unshifted_base_through_idmapped_mounts() {
     // virsh destroy + start, without lxcprov: the hook mounts the view and the overlay again.
     assert!(virsh(&["destroy", "lxcprov-ov-i1"]).status.success());
     assert!(!mounted(&a));
+    // Shut off, its mount point is empty: --rootfs of it is refused with what to run instead.
+    let o = lo(d.path(), &["sbom", "--rootfs", a.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("run `lxcprov sbom lxcprov-ov-i1`, which mounts it"), "{}", stderr(&o));
     assert!(virsh(&["start", "lxcprov-ov-i1"]).status.success());
     assert_eq!(std::fs::read_to_string(a.join("root/own.txt")).unwrap(), "mine\n");
     assert_eq!(std::fs::metadata(a.join("bin/busybox")).unwrap().uid() as u64, r1);

@@ -122,6 +122,20 @@ impl From<&ProfileArgs> for ProfileOptions {
     }
 }
 
+/// `--rootfs DIR` of `sbom`/`outdated`: a directory, and not the empty mount point of a
+/// shut-off overlay container (its tree is only there while mounted).
+fn rootfs_dir(ctx: &Context, dir: &std::path::Path, cmd: &str) -> Result<std::path::PathBuf> {
+    let dir = absolute(dir, "--rootfs")?;
+    anyhow::ensure!(dir.is_dir(), "--rootfs {}: not a directory", dir.display());
+    if let Some(name) = lxcprov::storage::unmounted_overlay_at(&ctx.paths.pool, &dir) {
+        bail!(
+            "--rootfs {}: that is the mount point of the overlay container {name}, which is not mounted (it is shut off), so it is empty; run `lxcprov {cmd} {name}`, which mounts it",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
 /// Resolves a container spec from the command line, showing its validation warnings.
 fn resolve(ctx: &Context, name: &str, a: &ProfileArgs) -> Result<lxcprov::spec::Spec> {
     resolve_opts(ctx, name, &a.into())

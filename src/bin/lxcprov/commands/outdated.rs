@@ -2,7 +2,7 @@
 //! versions in the profile's repositories, checked in a scratch apt directory (see
 //! `lxcprov::outdated`). Exit 1 when updates are pending; the fix is `lxcprov rebuild NAME`.
 
-use super::{absolute, Outcome};
+use super::Outcome;
 use crate::cli::OutdatedArgs;
 use anyhow::{bail, Context as _, Result};
 use lxcprov::bootstrap::{InstallSpec, Tool};
@@ -117,7 +117,7 @@ pub fn run(ctx: &Context, out: &Out, a: &OutdatedArgs) -> Result<Outcome> {
                 security: None,
                 idmap: None,
             };
-            check(ctx, &dir.display().to_string(), &absolute(dir, "--rootfs")?, &o, a.mirror.as_deref())?
+            check(ctx, &dir.display().to_string(), &super::rootfs_dir(ctx, dir, "outdated")?, &o, a.mirror.as_deref())?
         }
         (None, None) => unreachable!("clap requires NAME or --rootfs"),
     };

@@ -1,7 +1,7 @@
 //! `lxcprov sbom NAME` / `sbom --rootfs DIR`: the installed packages as CycloneDX 1.5 JSON,
 //! read with the guest's own package database. Reads only.
 
-use super::{absolute, Outcome};
+use super::Outcome;
 use crate::cli::SbomArgs;
 use anyhow::Result;
 use lxcprov::context::Context;
@@ -13,8 +13,7 @@ pub fn run(ctx: &Context, out: &Out, a: &SbomArgs) -> Result<Outcome> {
     let subject = match (&a.name, &a.rootfs) {
         (Some(n), _) => sbom::subject_for(&ctx.paths, &Name::parse(n)?)?,
         (None, Some(dir)) => {
-            let dir = absolute(dir, "--rootfs")?;
-            anyhow::ensure!(dir.is_dir(), "--rootfs {}: not a directory", dir.display());
+            let dir = super::rootfs_dir(ctx, dir, "sbom")?;
             let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "/".into());
             sbom::Subject { name, rootfs: dir.display().to_string(), ..Default::default() }
         }
