@@ -30,14 +30,28 @@ pub fn userns_fd(m: &Idmap) -> Result<OwnedFd> {
     }
     // SAFETY: the descriptors were just created and are owned here alone.
     let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    // SAFETY: the child only makes async-signal-safe system calls (unshare, write, pause,
-    // _exit) and never returns into Rust code, so forking a threaded process is sound.
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: the child only makes async-signal-safe system calls (prctl, getppid,
+    // close_range, unshare, write, pause, _exit) and never returns into Rust code, so forking
+    // a threaded process is sound.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(last_os_error("forking a user-namespace holder"));
     }
     if pid == 0 {
         unsafe {
+            // It must never outlive lxcprov (a SIGKILLed run), nor hold what lxcprov holds:
+            // its descriptors (locks!) are closed but for the pipe's write end.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            let w = wr.as_raw_fd() as libc::c_uint;
+            if w > 3 {
+                libc::syscall(libc::SYS_close_range, 3 as libc::c_uint, w - 1, 0 as libc::c_uint);
+            }
+            libc::syscall(libc::SYS_close_range, w + 1, libc::c_uint::MAX, 0 as libc::c_uint);
             let ok: u8 = if libc::unshare(libc::CLONE_NEWUSER) == 0 { 1 } else { 0 };
             libc::write(wr.as_raw_fd(), (&ok as *const u8).cast(), 1);
             if ok == 1 {

@@ -304,11 +304,55 @@ pub fn prepare_base(runner: &dyn crate::exec::Runner, o: &Overlay, on_wait: &dyn
 pub fn make_layer(o: &Overlay) -> Result<()> {
     let pool = o.target.parent().context("pool")?;
     ensure_private(pool)?;
+    // Built beside it and swapped in whole: a killed run leaves the old layer or the new
+    // one, never a layer without its `base` (or an id-mapped one without its map).
+    let tmp = partial_layer(o);
+    crate::fsutil::remove_tree(&tmp)?;
+    let r = fill_layer(o, &tmp).and_then(|()| swap_in(&tmp, &o.layer));
+    let _ = crate::fsutil::remove_tree(&tmp);
+    r.with_context(|| format!("making the layer {}", o.layer.display()))
+}
+
+/// `LAYERS/.NAME.partial`, where [`make_layer`] builds a layer.
+fn partial_layer(o: &Overlay) -> PathBuf {
+    let name = o.layer.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    o.layer.with_file_name(format!(".{name}.partial"))
+}
+
+/// Puts `tmp` at `dst`: renamed if `dst` is missing, else exchanged with it atomically
+/// (`renameat2 RENAME_EXCHANGE`), leaving the old one at `tmp` to be removed.
+fn swap_in(tmp: &Path, dst: &Path) -> Result<()> {
+    if std::fs::symlink_metadata(dst).is_err() {
+        return std::fs::rename(tmp, dst).with_context(|| format!("renaming {} to {}", tmp.display(), dst.display()));
+    }
+    let (a, b) = (
+        std::ffi::CString::new(tmp.as_os_str().as_encoded_bytes())?,
+        std::ffi::CString::new(dst.as_os_str().as_encoded_bytes())?,
+    );
+    // SAFETY: both paths are NUL-terminated; RENAME_EXCHANGE swaps two existing entries.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("exchanging {} with {}", tmp.display(), dst.display()));
+    }
+    Ok(())
+}
+
+fn fill_layer(o: &Overlay, dir: &Path) -> Result<()> {
     let root = std::fs::symlink_metadata(&o.base).with_context(|| format!("reading {}", o.base.display()))?;
-    crate::fsutil::remove_tree(&o.layer)?;
-    std::fs::create_dir(&o.layer).with_context(|| format!("creating {}", o.layer.display()))?;
-    std::fs::set_permissions(&o.layer, std::fs::Permissions::from_mode(0o700))?;
-    std::fs::create_dir(o.upper())?;
+    let upper = dir.join("upper");
+    std::fs::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    std::fs::create_dir(&upper)?;
     // Seen through an id-mapped lower, the base's root is owned by the map's root.
     let (uid, gid) = match (o.mapped_lower, o.idmap) {
         (true, Some(m)) if root.uid() < m.uid.count && root.gid() < m.gid.count => {
@@ -316,15 +360,15 @@ pub fn make_layer(o: &Overlay) -> Result<()> {
         }
         _ => (root.uid(), root.gid()),
     };
-    std::os::unix::fs::lchown(o.upper(), Some(uid), Some(gid))?;
-    std::fs::set_permissions(o.upper(), std::fs::Permissions::from_mode(root.mode() & 0o7777))?;
-    std::fs::create_dir(o.work())?;
-    std::fs::set_permissions(o.work(), std::fs::Permissions::from_mode(0o700))?;
-    crate::fsutil::write_atomic(&o.layer.join("base"), format!("{}\n", o.base_id).as_bytes(), 0o600)?;
+    std::os::unix::fs::lchown(&upper, Some(uid), Some(gid))?;
+    std::fs::set_permissions(&upper, std::fs::Permissions::from_mode(root.mode() & 0o7777))?;
+    std::fs::create_dir(dir.join("work"))?;
+    std::fs::set_permissions(dir.join("work"), std::fs::Permissions::from_mode(0o700))?;
+    crate::fsutil::write_atomic(&dir.join("base"), format!("{}\n", o.base_id).as_bytes(), 0o600)?;
     if let (true, Some(m)) = (o.mapped_lower, o.idmap) {
-        std::fs::create_dir(o.layer.join("lower"))?;
-        std::fs::set_permissions(o.layer.join("lower"), std::fs::Permissions::from_mode(0o700))?;
-        crate::fsutil::write_atomic(&o.layer.join(LOWER_MAP), format_lower_map(&m).as_bytes(), 0o600)?;
+        std::fs::create_dir(dir.join("lower"))?;
+        std::fs::set_permissions(dir.join("lower"), std::fs::Permissions::from_mode(0o700))?;
+        crate::fsutil::write_atomic(&dir.join(LOWER_MAP), format_lower_map(&m).as_bytes(), 0o600)?;
     }
     Ok(())
 }
@@ -450,6 +494,8 @@ pub fn remove(runner: &dyn crate::exec::Runner, o: &Overlay) -> Result<Vec<Strin
         crate::fsutil::remove_tree(&o.layer)?;
         done.push(format!("deleted the layer {}", o.layer.display()));
     }
+    // A killed make_layer's unfinished one.
+    crate::fsutil::remove_tree(&partial_layer(o))?;
     Ok(done)
 }
 
