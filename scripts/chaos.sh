@@ -104,23 +104,28 @@ verified() { # NAME
 }
 no_children() { ! pgrep -f -- "$WORK/pool" >/dev/null; }
 
-# 1. SIGKILL at each phase of create; the re-run converges, then destroy --purge removes all.
-kill_at() { # PHASE MARKER PROFILE DELAY
-    local phase="$1" marker="$2" prof="$3" delay="$4" n="chaos-k-$1" pid t0 ok=0 detail
-    local err="$WORK/kill-$phase.err"
-    mapfile -t a < <(create_args "$n" "$prof")
-    "$LX" "${a[@]}" >/dev/null 2>"$err" &
-    pid=$!
+# SIGKILLs PID once its stderr (ERR) shows MARKER (or it ended, or 60 s passed), DELAY later.
+kill_when() { # PID ERR MARKER DELAY
+    local pid="$1" t0
     t0=$(date +%s)
-    until grep -qF -- "$marker" "$err" 2>/dev/null; do
+    until grep -qF -- "$3" "$2" 2>/dev/null; do
         if ! kill -0 "$pid" 2>/dev/null; then break; fi
         (( $(date +%s) - t0 > 60 )) && break
-        sleep 0.005
+        sleep 0.002
     done
-    sleep "$delay"
+    sleep "$4"
     kill -KILL "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
     sleep 0.2
+}
+
+# 1. SIGKILL at each phase of create; the re-run converges, then destroy --purge removes all.
+kill_at() { # PHASE MARKER PROFILE DELAY
+    local phase="$1" marker="$2" prof="$3" delay="$4" n="chaos-k-$1" ok=0 detail
+    local err="$WORK/kill-$phase.err"
+    mapfile -t a < <(create_args "$n" "$prof")
+    "$LX" "${a[@]}" >/dev/null 2>"$err" &
+    kill_when $! "$err" "$marker" "$delay"
     no_children || { ok=1; detail="a child outlived lxcprov; "; }
     lx_create "$n" "$prof" >/dev/null 2>"$err.rerun"
     local rc=$?
@@ -167,22 +172,12 @@ ov_seed() {
 }
 no_mounts() { ! grep -qF -- " $LXCPROV_POOL_DIR/" /proc/self/mountinfo; }
 kill_ov() { # PHASE MARKER DELAY [--idmap isolated]
-    local phase="$1" marker="$2" delay="$3" n="chaos-o-$1" pid t0 ok=0 detail="" want rc
+    local phase="$1" marker="$2" delay="$3" n="chaos-o-$1" ok=0 detail="" want rc
     shift 3
     local err="$WORK/kill-ov-$phase.err"
     local a=("${PF[@]}" create "$n" --profile chaosns --root-password-file "$WORK/pw" "$@")
     LXCPROV_STORAGE=overlay "$LX" "${a[@]}" >/dev/null 2>"$err" &
-    pid=$!
-    t0=$(date +%s)
-    until grep -qF -- "$marker" "$err" 2>/dev/null; do
-        if ! kill -0 "$pid" 2>/dev/null; then break; fi
-        (( $(date +%s) - t0 > 60 )) && break
-        sleep 0.002
-    done
-    sleep "$delay"
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    sleep 0.2
+    kill_when $! "$err" "$marker" "$delay"
     # Nothing of the killed run lives on (a forked helper would hold its locks).
     if pgrep -f -- "create $n " >/dev/null; then
         ok=1; detail+="a process of the killed run outlived it: $(pgrep -af -- "create $n " | head -n 1); "

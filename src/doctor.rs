@@ -231,7 +231,7 @@ pub fn storage_checks(pool: &std::path::Path, choice: crate::storage::Choice) ->
 
 /// User namespaces: whether isolated id maps (one range per container) apply on this host,
 /// and the state of their registry in `state_dir`.
-pub fn idmap_checks(host: &crate::verify::HostRoot, state_dir: &std::path::Path) -> Vec<Item> {
+pub fn idmap_checks(host: &crate::verify::HostRoot, state_dir: &std::path::Path, pool: &std::path::Path) -> Vec<Item> {
     let path = crate::idmap::registry_path(state_dir);
     let reg = match crate::idmap::read(&path) {
         Ok(r) => r,
@@ -245,7 +245,39 @@ pub fn idmap_checks(host: &crate::verify::HostRoot, state_dir: &std::path::Path)
         }
     };
     let n = reg.ranges.len();
-    vec![if crate::idmap::isolated_maps_run_side_by_side(host) {
+    // Overlay storage shares one unshifted base among isolated maps through id-mapped
+    // mounts: tried for real on the pool (root only).
+    let mut existing = pool.to_path_buf();
+    while !existing.exists() && existing.pop() {}
+    // SAFETY: geteuid has no preconditions.
+    let mapped = match (crate::storage::idmapped_lower_impossible(pool), unsafe { libc::geteuid() } == 0) {
+        (Some(why), _) => Some(item(
+            "idmapped",
+            Level::Warn,
+            format!("isolated maps in overlay storage get a shifted base each: {why}"),
+            None,
+        )),
+        (None, true) => Some(match crate::storage::idmapped::supported(&existing) {
+            Ok(()) => item(
+                "idmapped",
+                Level::Ok,
+                format!(
+                    "isolated maps in overlay storage share the unshifted base through id-mapped mounts (tried on {})",
+                    existing.display()
+                ),
+                None,
+            ),
+            Err(e) => item(
+                "idmapped",
+                Level::Warn,
+                format!("isolated maps in overlay storage would need id-mapped mounts, which fail here: {e:#}"),
+                Some("keep the pool on ext4, xfs or btrfs with Linux 5.19 or later"),
+            ),
+        }),
+        (None, false) => None,
+    };
+    let mut v: Vec<Item> = mapped.into_iter().collect();
+    v.insert(0, if crate::idmap::isolated_maps_run_side_by_side(host) {
         item(
             "idmap",
             Level::Ok,
@@ -264,7 +296,8 @@ pub fn idmap_checks(host: &crate::verify::HostRoot, state_dir: &std::path::Path)
             ),
             None,
         )
-    }]
+    });
+    v
 }
 
 /// Did the running libvirtd start before the hook file was created? `None` when unknown.

@@ -79,6 +79,22 @@ impl Harness {
     }
 }
 
+/// The domain c1, running, with a fake init (PID 4242) under the harness's `/proc`.
+fn running_c1(d: &tempfile::TempDir) -> (FakeHypervisor, Harness) {
+    let hv = FakeHypervisor::default();
+    hv.define_domain(DOMAIN).unwrap();
+    hv.start_domain("c1").unwrap();
+    let h = Harness::new(d);
+    h.fake_init();
+    (hv, h)
+}
+
+/// c1's init has forked: `children` lists a child.
+fn with_child(h: &Harness) {
+    std::fs::create_dir_all(h.root.join("proc/4242/task/4242")).unwrap();
+    std::fs::write(h.root.join("proc/4242/task/4242/children"), "4243 ").unwrap();
+}
+
 fn pw() -> Secret {
     Secret::new("correct horse".into()).unwrap()
 }
@@ -326,19 +342,14 @@ fn dropped_caps_include_libvirt_defaults() {
 #[test]
 fn an_init_with_children_is_ready_without_the_fixed_settle() {
     let d = tempfile::tempdir().unwrap();
-    let hv = FakeHypervisor::default();
-    hv.define_domain(DOMAIN).unwrap();
-    hv.start_domain("c1").unwrap();
-    let h = Harness::new(&d);
-    h.fake_init();
+    let (hv, h) = running_c1(&d);
     let e = h.env(&hv);
     // Alive but no child yet: it counts only after the settle time.
     let t = std::time::Instant::now();
     assert_eq!(run::wait_for_init(&e, "c1", std::time::Duration::from_secs(5)).unwrap(), 4242);
     assert!(t.elapsed() >= std::time::Duration::from_millis(900), "{:?}", t.elapsed());
     // Its first child is the evidence.
-    std::fs::create_dir_all(h.root.join("proc/4242/task/4242")).unwrap();
-    std::fs::write(h.root.join("proc/4242/task/4242/children"), "4243 ").unwrap();
+    with_child(&h);
     let t = std::time::Instant::now();
     run::wait_for_init(&e, "c1", std::time::Duration::from_secs(5)).unwrap();
     assert!(t.elapsed() < std::time::Duration::from_millis(600), "{:?}", t.elapsed());
@@ -347,14 +358,9 @@ fn an_init_with_children_is_ready_without_the_fixed_settle() {
 #[test]
 fn an_init_that_is_a_zombie_is_dead_not_ready() {
     let d = tempfile::tempdir().unwrap();
-    let hv = FakeHypervisor::default();
-    hv.define_domain(DOMAIN).unwrap();
-    hv.start_domain("c1").unwrap();
-    let h = Harness::new(&d);
-    h.fake_init();
+    let (hv, h) = running_c1(&d);
     // It forked (children seen), then died: libvirt's controller has not reaped it yet.
-    std::fs::create_dir_all(h.root.join("proc/4242/task/4242")).unwrap();
-    std::fs::write(h.root.join("proc/4242/task/4242/children"), "4243 ").unwrap();
+    with_child(&h);
     std::fs::write(h.root.join("proc/4242/stat"), "4242 (init) Z 4241 4242 4242 0 -1 4194560").unwrap();
     let e = h.env(&hv);
     let err = format!("{:#}", run::wait_for_init(&e, "c1", std::time::Duration::from_secs(5)).unwrap_err());
@@ -367,13 +373,8 @@ fn an_init_that_is_a_zombie_is_dead_not_ready() {
 #[test]
 fn a_systemd_init_is_ready_once_it_answers_on_its_private_socket() {
     let d = tempfile::tempdir().unwrap();
-    let hv = FakeHypervisor::default();
-    hv.define_domain(DOMAIN).unwrap();
-    hv.start_domain("c1").unwrap();
-    let h = Harness::new(&d);
-    h.fake_init();
-    std::fs::create_dir_all(h.root.join("proc/4242/task/4242")).unwrap();
-    std::fs::write(h.root.join("proc/4242/task/4242/children"), "4243 ").unwrap();
+    let (hv, h) = running_c1(&d);
+    with_child(&h);
     std::fs::write(h.root.join("proc/4242/comm"), "systemd\n").unwrap();
     let e = h.env(&hv);
     // Forked, but it cannot answer systemctl yet: only the settle time makes it ready.

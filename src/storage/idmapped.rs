@@ -87,11 +87,11 @@ pub fn userns_fd(m: &Idmap) -> Result<OwnedFd> {
     r
 }
 
-/// Mounts an id-mapped view of `src` at the directory `dst`: files owned by id k below the
-/// map's count appear owned by `target + k`.
-pub fn mount_idmapped(src: &Path, dst: &Path, m: &Idmap) -> Result<()> {
+/// A detached, id-mapped clone of the mount at `src` (`open_tree(OPEN_TREE_CLONE)` +
+/// `mount_setattr(MOUNT_ATTR_IDMAP)`): attached nowhere, it goes with its descriptor.
+fn idmapped_clone(src: &Path, m: &Idmap) -> Result<OwnedFd> {
     let ns = userns_fd(m)?;
-    let (s, d) = (cstr(src)?, cstr(dst)?);
+    let s = cstr(src)?;
     // SAFETY: s is NUL-terminated; the flags ask for a detached clone of the mount at src.
     let tree = unsafe {
         libc::syscall(
@@ -112,13 +112,12 @@ pub fn mount_idmapped(src: &Path, dst: &Path, m: &Idmap) -> Result<()> {
         propagation: 0,
         userns_fd: ns.as_raw_fd() as u64,
     };
-    let empty = c"";
     // SAFETY: attr is a valid mount_attr of the size passed; tree is an open_tree descriptor.
     let r = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
             tree.as_raw_fd(),
-            empty.as_ptr(),
+            c"".as_ptr(),
             libc::AT_EMPTY_PATH as libc::c_uint,
             &attr as *const libc::mount_attr,
             std::mem::size_of::<libc::mount_attr>(),
@@ -130,12 +129,20 @@ pub fn mount_idmapped(src: &Path, dst: &Path, m: &Idmap) -> Result<()> {
             src.display()
         )));
     }
+    Ok(tree)
+}
+
+/// Mounts an id-mapped view of `src` at the directory `dst`: files owned by id k below the
+/// map's count appear owned by `target + k`.
+pub fn mount_idmapped(src: &Path, dst: &Path, m: &Idmap) -> Result<()> {
+    let tree = idmapped_clone(src, m)?;
+    let d = cstr(dst)?;
     // SAFETY: moves the detached mount `tree` to the NUL-terminated path d.
     let r = unsafe {
         libc::syscall(
             libc::SYS_move_mount,
             tree.as_raw_fd(),
-            empty.as_ptr(),
+            c"".as_ptr(),
             libc::AT_FDCWD,
             d.as_ptr(),
             libc::MOVE_MOUNT_F_EMPTY_PATH as libc::c_uint,
@@ -159,49 +166,8 @@ pub fn detach(dst: &Path) -> Result<()> {
 
 /// Can `dir`'s file system give id-mapped views here? Tried for real: a detached clone of
 /// `dir` is id-mapped and dropped, never attached anywhere. Needs root.
-pub fn supported(dir: &Path) -> Result<(), String> {
-    let m = crate::idmap::map_at(crate::idmap::SIZE * 16);
-    let ns = userns_fd(&m).map_err(|e| format!("{e:#}"))?;
-    let s = cstr(dir).map_err(|e| format!("{e:#}"))?;
-    // SAFETY: as in mount_idmapped; the clone is never attached and goes with its descriptor.
-    let tree = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            s.as_ptr(),
-            (libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC) as libc::c_uint,
-        )
-    };
-    if tree < 0 {
-        return Err(format!("open_tree {}: {}", dir.display(), std::io::Error::last_os_error()));
-    }
-    // SAFETY: a new descriptor owned here.
-    let tree = unsafe { OwnedFd::from_raw_fd(tree as i32) };
-    let attr = libc::mount_attr {
-        attr_set: libc::MOUNT_ATTR_IDMAP,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: ns.as_raw_fd() as u64,
-    };
-    // SAFETY: as in mount_idmapped.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH as libc::c_uint,
-            &attr as *const libc::mount_attr,
-            std::mem::size_of::<libc::mount_attr>(),
-        )
-    };
-    if r != 0 {
-        return Err(format!(
-            "the file system of {} cannot be id-mapped here: {}",
-            dir.display(),
-            std::io::Error::last_os_error()
-        ));
-    }
-    Ok(())
+pub fn supported(dir: &Path) -> Result<()> {
+    idmapped_clone(dir, &crate::idmap::map_at(crate::idmap::SIZE * 16)).map(drop)
 }
 
 #[cfg(test)]

@@ -100,6 +100,19 @@ fn in_container(name: &str, script: &str) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// `verify NAME --json`, again until it passes or 15 s have passed (a start without lxcprov
+/// does not wait for the init): the last run.
+fn verified_within(dir: &Path, name: &str) -> Output {
+    let t = Instant::now();
+    loop {
+        let o = lo(dir, &["--json", "verify", name]);
+        if o.status.code() == Some(0) || t.elapsed() > Duration::from_secs(15) {
+            return o;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn mounted(path: &Path) -> bool {
     let t = path.display().to_string();
     std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().any(|l| l.split(' ').nth(4) == Some(t.as_str()))
@@ -184,14 +197,7 @@ fn overlay_containers_come_back_after_virsh_destroy_and_start_keep_their_files_a
     assert!(o.status.success(), "virsh start: {}", String::from_utf8_lossy(&o.stderr));
     assert!(mounted(&a), "prepare mounts it");
     assert_eq!(std::fs::read_to_string(a.join("root/own.txt")).unwrap(), "mine\n");
-    let t = Instant::now();
-    let o = loop {
-        let o = lo(d.path(), &["--json", "verify", "lxcprov-ov-a"]);
-        if o.status.code() == Some(0) || t.elapsed() > Duration::from_secs(15) {
-            break o;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let o = verified_within(d.path(), "lxcprov-ov-a");
     assert_eq!(o.status.code(), Some(0), "verify after virsh start: {}", stdout(&o));
     // 3. reset: back to the base, same password and SSH host keys, the others untouched.
     std::fs::write(b.join("root/b.txt"), "b").unwrap();
@@ -409,14 +415,7 @@ fn isolated_maps_share_one_unshifted_base_through_idmapped_mounts() {
     assert!(virsh(&["start", "lxcprov-ov-i1"]).status.success());
     assert_eq!(std::fs::read_to_string(a.join("root/own.txt")).unwrap(), "mine\n");
     assert_eq!(std::fs::metadata(a.join("bin/busybox")).unwrap().uid() as u64, r1);
-    let t = Instant::now();
-    let o = loop {
-        let o = lo(d.path(), &["--json", "verify", "lxcprov-ov-i1"]);
-        if o.status.code() == Some(0) || t.elapsed() > Duration::from_secs(15) {
-            break o;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let o = verified_within(d.path(), "lxcprov-ov-i1");
     assert_eq!(o.status.code(), Some(0), "verify after virsh start: {}", stdout(&o));
     // reset: the file goes, the range stays.
     let o = lo(d.path(), &["--json", "reset", "lxcprov-ov-i1", "--yes", "--profile-file", pf]);
