@@ -119,6 +119,33 @@ kill_when() { # PID ERR MARKER DELAY
     sleep 0.2
 }
 
+# The re-run after a kill (CMD...) converges: running and verified, /bin/busybox owned by
+# WANT when one is given (never shifted twice; `registry`: the container's isolated range,
+# read after the re-run); then destroy --purge leaves nothing in the pool and nothing
+# mounted. Adds to the caller's `ok` and `detail`.
+converges() { # NAME ERR WANT CMD...
+    local n="$1" err="$2" want="$3" rc owner
+    shift 3
+    "$@" >/dev/null 2>"$err.rerun"
+    rc=$?
+    if [[ $rc -le 1 ]] && verified "$n"; then
+        detail+="re-run exit $rc, running and verified"
+    else
+        ok=1; detail+="re-run exit $rc: $(tail -n 2 "$err.rerun" | tr '\n' ' ')"
+    fi
+    if [[ "$want" == registry ]]; then
+        want="$(jq -r --arg n "$n" '.ranges[$n] // "none"' "$LXCPROV_STATE_DIR/idmap-registry.json" 2>/dev/null)"
+    fi
+    if [[ -n "$want" ]]; then
+        owner="$(stat -c %u "$LXCPROV_POOL_DIR/$n/bin/busybox" 2>/dev/null)"
+        [[ "$owner" == "$want" ]] || { ok=1; detail+="; /bin/busybox owned by ${owner:-nobody}, not $want (shifted twice?)"; }
+    fi
+    "$LX" -q destroy "$n" --purge --yes >/dev/null 2>&1 || { ok=1; detail+="; destroy --purge failed"; }
+    gone "$n" || { ok=1; detail+="; left: $(ls -A "$LXCPROV_POOL_DIR" | tr '\n' ' ')"; }
+    no_mounts || { ok=1; detail+="; still mounted: $(grep -F -- " $LXCPROV_POOL_DIR/" /proc/self/mountinfo | cut -d' ' -f5 | tr '\n' ' ')"; }
+}
+no_mounts() { ! grep -qF -- " $LXCPROV_POOL_DIR/" /proc/self/mountinfo; }
+
 # 1. SIGKILL at each phase of create; the re-run converges, then destroy --purge removes all.
 kill_at() { # PHASE MARKER PROFILE DELAY
     local phase="$1" marker="$2" prof="$3" delay="$4" n="chaos-k-$1" ok=0 detail
@@ -127,20 +154,9 @@ kill_at() { # PHASE MARKER PROFILE DELAY
     "$LX" "${a[@]}" >/dev/null 2>"$err" &
     kill_when $! "$err" "$marker" "$delay"
     no_children || { ok=1; detail="a child outlived lxcprov; "; }
-    lx_create "$n" "$prof" >/dev/null 2>"$err.rerun"
-    local rc=$?
-    if [[ $rc -le 1 ]] && verified "$n"; then
-        detail+="re-run exit $rc, running and verified"
-    else
-        ok=1; detail+="re-run exit $rc: $(tail -n 2 "$err.rerun" | tr '\n' ' ')"
-    fi
-    if [[ "$prof" == chaosns ]]; then
-        local owner
-        owner="$(stat -c %u "$LXCPROV_POOL_DIR/$n/bin/busybox")"
-        [[ "$owner" == 200000 ]] || { ok=1; detail+="; /bin/busybox owned by $owner, not 200000 (shifted twice?)"; }
-    fi
-    "$LX" -q destroy "$n" --purge --yes >/dev/null 2>&1 || { ok=1; detail+="; destroy --purge failed"; }
-    gone "$n" || { ok=1; detail+="; left: $(ls -A "$LXCPROV_POOL_DIR" | tr '\n' ' ')"; }
+    local want=""
+    [[ "$prof" == chaosns ]] && want=200000
+    converges "$n" "$err" "$want" lx_create "$n" "$prof"
     result $ok "kill.$phase" "$detail"
 }
 phases=(
@@ -170,9 +186,8 @@ ov_seed() {
     [[ -n "$entry" ]] || return 1
     mkdir -p "$(dirname "$entry")" && cp -a "$WORK/bb" "$entry" && echo '{}' >"$entry/.lxcprov-base.json"
 }
-no_mounts() { ! grep -qF -- " $LXCPROV_POOL_DIR/" /proc/self/mountinfo; }
 kill_ov() { # PHASE MARKER DELAY [--idmap isolated]
-    local phase="$1" marker="$2" delay="$3" n="chaos-o-$1" ok=0 detail="" want rc
+    local phase="$1" marker="$2" delay="$3" n="chaos-o-$1" ok=0 detail="" want
     shift 3
     local err="$WORK/kill-ov-$phase.err"
     local a=("${PF[@]}" create "$n" --profile chaosns --root-password-file "$WORK/pw" "$@")
@@ -182,21 +197,10 @@ kill_ov() { # PHASE MARKER DELAY [--idmap isolated]
     if pgrep -f -- "create $n " >/dev/null; then
         ok=1; detail+="a process of the killed run outlived it: $(pgrep -af -- "create $n " | head -n 1); "
     fi
-    LXCPROV_STORAGE=overlay "$LX" "${a[@]}" >/dev/null 2>"$err.rerun"
-    rc=$?
-    if [[ $rc -le 1 ]] && verified "$n"; then
-        detail+="re-run exit $rc, running and verified"
-    else
-        ok=1; detail+="re-run exit $rc: $(tail -n 2 "$err.rerun" | tr '\n' ' ')"
-    fi
+    # An isolated map's range is known once the re-run has it: `registry` says read it then.
     want=200000
-    [[ $# -gt 0 ]] && want="$(jq -r --arg n "$n" '.ranges[$n] // "none"' "$LXCPROV_STATE_DIR/idmap-registry.json" 2>/dev/null)"
-    local owner
-    owner="$(stat -c %u "$LXCPROV_POOL_DIR/$n/bin/busybox" 2>/dev/null)"
-    [[ "$owner" == "$want" ]] || { ok=1; detail+="; /bin/busybox owned by ${owner:-nobody}, not $want"; }
-    "$LX" -q destroy "$n" --purge --yes >/dev/null 2>&1 || { ok=1; detail+="; destroy --purge failed"; }
-    gone "$n" || { ok=1; detail+="; left: $(ls -A "$LXCPROV_POOL_DIR" | tr '\n' ' ')"; }
-    no_mounts || { ok=1; detail+="; still mounted: $(grep -F -- " $LXCPROV_POOL_DIR/" /proc/self/mountinfo | cut -d' ' -f5 | tr '\n' ' ')"; }
+    [[ $# -gt 0 ]] && want=registry
+    converges "$n" "$err" "$want" env LXCPROV_STORAGE=overlay "$LX" "${a[@]}"
     result $ok "kill.overlay.$phase" "$detail"
 }
 if ov_seed; then

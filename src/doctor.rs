@@ -247,8 +247,7 @@ pub fn idmap_checks(host: &crate::verify::HostRoot, state_dir: &std::path::Path,
     let n = reg.ranges.len();
     // Overlay storage shares one unshifted base among isolated maps through id-mapped
     // mounts: tried for real on the pool (root only).
-    let mut existing = pool.to_path_buf();
-    while !existing.exists() && existing.pop() {}
+    let existing = crate::storage::nearest_existing(pool);
     // SAFETY: geteuid has no preconditions.
     let mapped = match (crate::storage::idmapped_lower_impossible(pool), unsafe { libc::geteuid() } == 0) {
         (Some(why), _) => Some(item(

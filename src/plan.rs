@@ -278,43 +278,42 @@ impl fmt::Display for Action {
                     o.cache_entry.display(),
                     o.base.display()
                 )?;
-                match (o.idmap, o.mapped_lower) {
-                    (Some(m), false) => writeln!(
+                if let Some(m) = o.base_map() {
+                    writeln!(
                         f,
                         "          chown every file of it: uid +{}, gid +{} (file capabilities, setuid bits and ACLs kept)",
                         m.uid.target, m.gid.target
-                    )?,
-                    (Some(_), true) => {
-                        writeln!(f, "          unshifted: each container sees it through an id-mapped mount of its own")?
-                    }
-                    (None, _) => {}
+                    )?;
+                } else if o.lower_map().is_some() {
+                    writeln!(f, "          unshifted: each container sees it through an id-mapped mount of its own")?;
                 }
                 writeln!(f, "          rename it to {} (read-only lower layer of every container on it)", o.base.display())
             }
             Action::MakeLayer(o) => {
+                let tmp = crate::storage::partial_layer(o);
+                let t = tmp.display();
                 writeln!(
                     f,
-                    "   mkdir  {}/upper  (owner and mode of the base's root)\n   mkdir  {}/work\n   write  {}/base  ({})",
-                    o.layer.display(),
-                    o.layer.display(),
-                    o.layer.display(),
+                    "   mkdir  {t}/upper  (owner and mode of the base's root)\n   mkdir  {t}/work\n   write  {t}/base  ({})",
                     o.base_id
                 )?;
-                match (o.idmap, o.mapped_lower) {
-                    (Some(m), true) => writeln!(
+                if let Some(m) = o.lower_map() {
+                    writeln!(
                         f,
-                        "   mkdir  {}/lower\n   write  {}/lower-idmap  ({} {} {})",
-                        o.layer.display(),
-                        o.layer.display(),
+                        "   mkdir  {t}/lower\n   write  {t}/lower-idmap  ({} {} {})",
                         m.uid.target,
                         m.gid.target,
                         m.uid.count.min(m.gid.count)
-                    ),
-                    _ => Ok(()),
+                    )?;
                 }
+                writeln!(
+                    f,
+                    "   rename {t} to {}  (exchanged whole with an old layer, renameat2 RENAME_EXCHANGE)",
+                    o.layer.display()
+                )
             }
             Action::MountOverlay(o) => {
-                if let (Some(m), true) = (o.idmap, o.mapped_lower) {
+                if let Some(m) = o.lower_map() {
                     writeln!(
                         f,
                         "   mount  an id-mapped view of {} at {} (open_tree, mount_setattr MOUNT_ATTR_IDMAP 0 {} {}, move_mount)",

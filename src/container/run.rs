@@ -19,14 +19,10 @@ const SETTLE: Duration = Duration::from_millis(1000);
 /// `verify`, which runs next, reads it alive again.
 const EVIDENCE_CONFIRM: Duration = Duration::from_millis(20);
 
-/// Has the init started a child? (`/proc/PID/task/PID/children`.)
 /// Is the process alive: its `/proc` directory there and not a zombie (an init that died,
 /// not yet reaped by libvirt's controller, still has one).
 fn alive(proc_dir: &Path) -> bool {
-    match std::fs::read_to_string(proc_dir.join("stat")) {
-        Ok(s) => s.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().next()) != Some("Z"),
-        Err(_) => proc_dir.exists(),
-    }
+    proc_dir.exists() && !crate::verify::procfs::is_zombie(proc_dir)
 }
 
 /// A systemd init answers `systemctl` once its private socket exists, read through the
@@ -37,6 +33,7 @@ fn systemd_answers(proc_dir: &Path) -> bool {
     comm.trim() != "systemd" || proc_dir.join("root/run/systemd/private").exists()
 }
 
+/// Has the init started a child? (`/proc/PID/task/PID/children`.)
 fn has_children(proc_dir: &Path, pid: u32) -> bool {
     std::fs::read_to_string(proc_dir.join("task").join(pid.to_string()).join("children"))
         .is_ok_and(|s| !s.trim().is_empty())

@@ -108,6 +108,14 @@ impl Overlay {
             mapped_lower,
         }
     }
+    /// The map of the id-mapped view of the base, when there is one.
+    pub fn lower_map(&self) -> Option<Idmap> {
+        self.idmap.filter(|_| self.mapped_lower)
+    }
+    /// The map the base itself is shifted for (a fixed map's shared base).
+    pub fn base_map(&self) -> Option<Idmap> {
+        self.idmap.filter(|_| !self.mapped_lower)
+    }
     /// The overlay's lower directory: the base, or the id-mapped view of it.
     pub fn lower(&self) -> PathBuf {
         if self.mapped_lower {
@@ -170,12 +178,7 @@ pub fn overlay_impossible(pool: &Path) -> Option<String> {
         return Some(format!("the pool path {s} holds a character overlay's mount options cannot carry (, : \\)"));
     }
     // The nearest existing ancestor's file system: the layers live there.
-    let mut p = pool.to_path_buf();
-    while !p.exists() {
-        if !p.pop() {
-            break;
-        }
-    }
+    let p = nearest_existing(pool);
     let pid = std::fs::read_to_string("/run/libvirtd.pid").ok().and_then(|s| s.trim().parse::<u32>().ok());
     if let Some(false) = pid.and_then(|pid| peers_with(pid, &p)) {
         return Some(format!(
@@ -190,6 +193,13 @@ pub fn overlay_impossible(pool: &Path) -> Option<String> {
     }
 }
 
+/// `path`, or its nearest ancestor that exists (a pool not made yet lives on its file system).
+pub fn nearest_existing(path: &Path) -> PathBuf {
+    let mut p = path.to_path_buf();
+    while !p.exists() && p.pop() {}
+    p
+}
+
 /// Why an id-mapped view of a base in `pool` cannot be an overlay's lower layer here, if it
 /// cannot: overlayfs takes id-mapped layers since Linux 5.19; ext4, xfs and btrfs allow
 /// id-mapped mounts (tmpfs since 6.3). The mount itself says so if this guess is wrong.
@@ -200,12 +210,7 @@ pub fn idmapped_lower_impossible(pool: &Path) -> Option<String> {
     if v < (5, 19) {
         return Some(format!("kernel {} is older than 5.19, whose overlayfs takes id-mapped layers", release.trim()));
     }
-    let mut p = pool.to_path_buf();
-    while !p.exists() {
-        if !p.pop() {
-            break;
-        }
-    }
+    let p = nearest_existing(pool);
     match fs_type(&p) {
         Some(0xEF53 | 0x5846_5342 | 0x9123_683E) => None,
         Some(0x0102_1994) if v >= (6, 3) => None,
@@ -286,7 +291,7 @@ pub fn prepare_base(runner: &dyn crate::exec::Runner, o: &Overlay, on_wait: &dyn
     let r = (|| -> Result<()> {
         crate::bootstrap::copy_tree(runner, &o.cache_entry, &tmp)?;
         std::fs::remove_file(tmp.join(crate::paths::BASE_MARKER))?;
-        if let (Some(m), false) = (o.idmap, o.mapped_lower) {
+        if let Some(m) = o.base_map() {
             crate::fsutil::shift_ownership(&tmp, m.uid.target, m.gid.target, m.uid.count.min(m.gid.count))?;
         }
         std::fs::write(tmp.join(BASE_DONE), format!("{}\n", o.base_id))?;
@@ -314,7 +319,7 @@ pub fn make_layer(o: &Overlay) -> Result<()> {
 }
 
 /// `LAYERS/.NAME.partial`, where [`make_layer`] builds a layer.
-fn partial_layer(o: &Overlay) -> PathBuf {
+pub fn partial_layer(o: &Overlay) -> PathBuf {
     let name = o.layer.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     o.layer.with_file_name(format!(".{name}.partial"))
 }
@@ -354,8 +359,8 @@ fn fill_layer(o: &Overlay, dir: &Path) -> Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     std::fs::create_dir(&upper)?;
     // Seen through an id-mapped lower, the base's root is owned by the map's root.
-    let (uid, gid) = match (o.mapped_lower, o.idmap) {
-        (true, Some(m)) if root.uid() < m.uid.count && root.gid() < m.gid.count => {
+    let (uid, gid) = match o.lower_map() {
+        Some(m) if root.uid() < m.uid.count && root.gid() < m.gid.count => {
             (root.uid() + m.uid.target, root.gid() + m.gid.target)
         }
         _ => (root.uid(), root.gid()),
@@ -365,7 +370,7 @@ fn fill_layer(o: &Overlay, dir: &Path) -> Result<()> {
     std::fs::create_dir(dir.join("work"))?;
     std::fs::set_permissions(dir.join("work"), std::fs::Permissions::from_mode(0o700))?;
     crate::fsutil::write_atomic(&dir.join("base"), format!("{}\n", o.base_id).as_bytes(), 0o600)?;
-    if let (true, Some(m)) = (o.mapped_lower, o.idmap) {
+    if let Some(m) = o.lower_map() {
         std::fs::create_dir(dir.join("lower"))?;
         std::fs::set_permissions(dir.join("lower"), std::fs::Permissions::from_mode(0o700))?;
         crate::fsutil::write_atomic(&dir.join(LOWER_MAP), format_lower_map(&m).as_bytes(), 0o600)?;

@@ -62,19 +62,21 @@ pub fn is_mounted(target: &Path) -> bool {
 }
 
 fn mounted_in(info: &str, target: &Path) -> bool {
-    let t = target.display().to_string();
-    info.lines().any(|l| {
-        let mut f = l.split(' ');
-        let point = f.nth(4).map(unescape);
-        let fstype = l.split(" - ").nth(1).and_then(|r| r.split(' ').next());
-        point.as_deref() == Some(t.as_str()) && fstype == Some("overlay")
-    })
+    fstypes_at(info, target).any(|t| t == "overlay")
 }
 
 /// Is anything mounted at `target`?
 fn mounted_any(info: &str, target: &Path) -> bool {
+    fstypes_at(info, target).next().is_some()
+}
+
+/// The file system types of the mounts at `target` in mountinfo text.
+fn fstypes_at<'a>(info: &'a str, target: &Path) -> impl Iterator<Item = &'a str> {
     let t = target.display().to_string();
-    info.lines().any(|l| l.split(' ').nth(4).map(unescape).as_deref() == Some(t.as_str()))
+    info.lines().filter_map(move |l| {
+        let point = l.split(' ').nth(4).map(unescape)?;
+        (point == t).then(|| l.split(" - ").nth(1).and_then(|r| r.split(' ').next()).unwrap_or(""))
+    })
 }
 
 fn unescape(s: &str) -> String {
@@ -114,7 +116,7 @@ pub fn ensure_mounted(runner: &dyn Runner, o: &Overlay) -> Result<bool> {
     // An isolated map's view of the shared base: mounted for the overlay's mount, which keeps
     // its own clone of it, then detached (nothing is left mounted at LAYER/lower).
     let lower = o.lower();
-    if let (true, Some(m)) = (o.mapped_lower, o.idmap) {
+    if let Some(m) = o.lower_map() {
         if mounted_any(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(), &lower) {
             super::idmapped::detach(&lower)?; // a killed run's
         }

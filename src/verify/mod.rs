@@ -28,7 +28,7 @@ mod cgroup;
 mod labels;
 mod net;
 mod ns;
-mod procfs;
+pub(crate) mod procfs;
 mod render;
 mod seccomp;
 mod selinux;

@@ -148,8 +148,7 @@ fn namespaces_mapping(proc: &std::path::Path, init: u32, mine: &str, host: &str,
             continue;
         }
         // A zombie (a destroyed container's init its parent has not reaped yet) holds nothing.
-        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-        if stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().next()) == Some("Z") {
+        if super::procfs::is_zombie(&e.path()) {
             continue;
         }
         let text = std::fs::read_to_string(e.path().join("uid_map")).unwrap_or_default();

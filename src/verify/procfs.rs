@@ -9,6 +9,8 @@ use std::path::Path;
 pub(super) struct ProcInfo {
     pub ppid: u32,
     pub comm: String,
+    /// The state letter (`S`, `R`, `Z` for a zombie...).
+    pub state: char,
 }
 
 /// Every process on the host, by PID.
@@ -82,9 +84,15 @@ pub(super) fn parse_stat(stat: &str) -> Option<ProcInfo> {
     let close = stat.rfind(')')?;
     let comm = stat.get(open + 1..close)?.to_string();
     let mut rest = stat.get(close + 1..)?.split_whitespace();
-    let _state = rest.next()?;
+    let state = rest.next()?.chars().next()?;
     let ppid = rest.next()?.parse().ok()?;
-    Some(ProcInfo { ppid, comm })
+    Some(ProcInfo { ppid, comm, state })
+}
+
+/// Is the process of `proc_dir` (`/proc/PID`) a zombie (dead, not reaped yet)? False when
+/// its `stat` cannot be read or parsed.
+pub(crate) fn is_zombie(proc_dir: &Path) -> bool {
+    std::fs::read_to_string(proc_dir.join("stat")).ok().and_then(|s| parse_stat(&s)).is_some_and(|p| p.state == 'Z')
 }
 
 /// The target of `{proc}/PID/ns/KIND`, e.g. `net:[4026531840]`.
@@ -143,7 +151,7 @@ mod tests {
     #[test]
     fn stat_with_parentheses_and_spaces_in_comm() {
         let info = parse_stat("4242 (a) b (c)) S 100 4242 4242 0 -1").unwrap();
-        assert_eq!(info, ProcInfo { ppid: 100, comm: "a) b (c)".into() });
+        assert_eq!(info, ProcInfo { ppid: 100, comm: "a) b (c)".into(), state: 'S' });
         assert!(parse_stat("4242 nocomm S 1").is_none());
         assert!(parse_stat("4242 (x) S notanumber").is_none());
     }
@@ -152,7 +160,7 @@ mod tests {
     fn descendants_follow_ppid() {
         let mut t = ProcTable::default();
         for (pid, ppid) in [(1, 0), (10, 1), (11, 10), (12, 11), (20, 1)] {
-            t.procs.insert(pid, ProcInfo { ppid, comm: "x".into() });
+            t.procs.insert(pid, ProcInfo { ppid, comm: "x".into(), state: 'S' });
         }
         assert_eq!(t.descendants(10).into_iter().collect::<Vec<_>>(), [10, 11, 12]);
         assert_eq!(t.descendants(20).into_iter().collect::<Vec<_>>(), [20]);
