@@ -8,6 +8,8 @@
 
 mod common;
 use common::*;
+#[path = "root/enter.rs"]
+mod enter;
 #[path = "root/overlay.rs"]
 mod overlay;
 use std::os::unix::fs::PermissionsExt;

@@ -37,8 +37,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+mod child;
 mod pty;
-use pty::Pty;
+use pty::{Pty, RawMode};
 
 /// The namespaces joined in the child, in this order (pid is joined by the parent before
 /// it forks, since `setns(CLONE_NEWPID)` only applies to children; mnt comes last so the
@@ -65,19 +66,23 @@ pub struct Target {
     pub cgroup_procs: Vec<PathBuf>,
     /// Capabilities missing from the init's bounding set.
     pub drop_caps: Vec<u32>,
+    /// The init's bounding set as a mask: the most the command may keep.
+    pub bounding: u64,
     pub no_new_privs: bool,
     /// Where and what to write so the command gets the init's label at execve.
     pub label: Option<(PathBuf, String)>,
-    /// The guest's root shell from its /etc/passwd (for `shell`).
-    pub login_shell: Option<String>,
-    /// The container's seccomp programs (its shim's `/.lxcprov/filter.bpf`, as the init
-    /// runs them), installed last before the command's execve.
+    /// The container's seccomp programs, from lxcprov's own copy on the host (the one the
+    /// container's shim was given; never read back through the container's tree, which
+    /// its root controls), installed last before the command's execve.
     seccomp: Vec<Vec<libc::sock_filter>>,
 }
 
 /// What to run, and how.
 pub struct Request {
     pub argv: Vec<String>,
+    /// The programs to try in turn as `argv[0]` (each one's own name as `argv[0]`); empty:
+    /// `argv[0]` alone, looked up in [`GUEST_PATH`] unless it has a `/`.
+    pub programs: Vec<String>,
     /// Extra environment (the base: PATH, HOME=/root, TERM when set).
     pub env: Vec<(String, String)>,
     /// Capture stdout and stderr instead of inheriting them (`--json`).
@@ -96,50 +101,65 @@ pub struct Outcome {
     pub stdout: Vec<u8>,
     #[serde(skip)]
     pub stderr: Vec<u8>,
+    /// Captured output beyond [`MAX_CAPTURE`] was dropped.
+    pub truncated: bool,
 }
 
 /// The guest's PATH for the command (the host's is not the guest's).
 pub const GUEST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// The most lxcprov reads of one `/proc` file of the init (they are small; a larger one is
+/// refused rather than read).
+const MAX_PROC_FILE: u64 = 1 << 20;
+
 /// Reads everything about the init `pid` of container `name` from `proc` (the host's
-/// `/proc`), with `mountinfo` the host's `/proc/self/mountinfo`.
-pub fn target(proc: &Path, name: &str, pid: u32) -> Result<Target> {
+/// `/proc`); `filter` is lxcprov's host-side copy of the container's seccomp filter
+/// (`STATE/seccomp/NAME/filter.bpf`).
+pub fn target(proc: &Path, name: &str, pid: u32, filter: &Path) -> Result<Target> {
     let dir = proc.join(pid.to_string());
     let me = proc.join("self");
+    let read = |f: &str| {
+        crate::fsutil::read_regular_bounded_to_string(&dir.join(f), MAX_PROC_FILE, &format!("{name}'s init's"))
+    };
     let mut ns = vec![];
     for (n, flag) in CHILD_NS {
         if let Some(fd) = open_ns_if_other(&dir, &me, n)? {
             ns.push((n, flag, fd));
         }
     }
+    if !ns.iter().any(|(n, _, _)| *n == "mnt") {
+        bail!("{name}'s init shares lxcprov's mount namespace: refusing to run a command there with the host's root");
+    }
     let pid_ns = open_ns_if_other(&dir, &me, "pid")?;
     let userns = ns.iter().any(|(n, _, _)| *n == "user");
     // The PID could have been reused between reading libvirt's status file and here: the
     // process must still be in the container's cgroup.
-    let cgroup =
-        std::fs::read_to_string(dir.join("cgroup")).with_context(|| format!("reading {}/cgroup", dir.display()))?;
+    let cgroup = read("cgroup")?;
     if crate::facts::container_of(&cgroup).as_deref() != Some(name) {
         bail!("PID {pid} is no longer {name}'s init (the container stopped or restarted); try again");
     }
-    let mountinfo = std::fs::read_to_string(me.join("mountinfo")).context("reading /proc/self/mountinfo")?;
+    let mountinfo = crate::fsutil::read_regular_bounded_to_string(
+        &me.join("mountinfo"),
+        16 * MAX_PROC_FILE,
+        "lxcprov's mount table",
+    )?;
     let cgroup_procs = cgroup_procs(&cgroup, &mountinfo);
-    let status =
-        std::fs::read_to_string(dir.join("status")).with_context(|| format!("reading {}/status", dir.display()))?;
+    let status = read("status")?;
     let last_cap: u32 = std::fs::read_to_string(proc.join("sys/kernel/cap_last_cap"))
         .ok()
         .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(40);
+        .unwrap_or(40)
+        .min(63);
     let bnd = status_field(&status, "CapBnd")
         .and_then(|v| u64::from_str_radix(&v, 16).ok())
         .context("no CapBnd in the init's status")?;
     let drop_caps = (0..=last_cap).filter(|c| bnd & (1u64 << c) == 0).collect();
     let no_new_privs = status_field(&status, "NoNewPrivs").as_deref() == Some("1");
-    // A filter cannot be copied from another process, but the init's own filter file is
-    // there: the command gets the same programs, installed last before its execve.
+    // A filter cannot be copied from another process: the command gets the programs
+    // lxcprov compiled for the container, from the host's copy.
     let seccomp = if status_field(&status, "Seccomp").is_some_and(|s| s != "0") {
-        let file = dir.join("root/.lxcprov/filter.bpf");
-        let bytes = crate::fsutil::read_regular_bounded(&file, 1 << 20, "seccomp filter").with_context(|| {
-            format!("{name}'s init runs under a seccomp filter, but its filter file cannot be read: refusing to run the command without it")
+        let bytes = crate::fsutil::read_regular_bounded(filter, 1 << 20, "seccomp filter").with_context(|| {
+            format!("{name}'s init runs under a seccomp filter, but lxcprov's copy of it cannot be read: refusing to run the command without it")
         })?;
         crate::seccomp::decode(&bytes)?
             .into_iter()
@@ -158,8 +178,6 @@ pub fn target(proc: &Path, name: &str, pid: u32) -> Result<Target> {
         vec![]
     };
     let label = label_for(&dir, crate::host::selinux_enabled(), crate::host::apparmor_enabled())?;
-    let passwd = crate::fsutil::read_in(&dir.join("root"), "/etc/passwd").unwrap_or(None);
-    let login_shell = passwd.as_deref().and_then(root_shell);
     Ok(Target {
         name: name.into(),
         pid,
@@ -168,11 +186,60 @@ pub fn target(proc: &Path, name: &str, pid: u32) -> Result<Target> {
         userns,
         cgroup_procs,
         drop_caps,
+        bounding: bnd,
         no_new_privs,
         label,
-        login_shell,
         seccomp,
     })
+}
+
+/// Makes sure lxcprov runs from a sealed, anonymous copy of its own executable before it
+/// enters a container (runc's fix for CVE-2019-5736): the command's stage 2 is a fork of
+/// lxcprov, visible in the container for a moment, and a container root allowed to trace it
+/// (no user namespace, `sys_ptrace` kept) could open its `/proc/PID/exe` and write the host's
+/// `lxcprov` once it is no longer running. A sealed memfd cannot be written, and nothing
+/// else ever runs it. Returns at once when already running from one; otherwise re-executes
+/// the same command line from the copy and only returns on error.
+pub fn run_from_sealed_copy() -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut exe = std::fs::File::open("/proc/self/exe").context("opening /proc/self/exe")?;
+    // SAFETY: fcntl on our own descriptor.
+    let seals = unsafe { libc::fcntl(exe.as_raw_fd(), libc::F_GET_SEALS) };
+    let wanted = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    if seals >= 0 && seals & wanted == wanted {
+        return Ok(());
+    }
+    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+    // SAFETY: memfd_create with a static name; MFD_EXEC where the kernel knows it (6.3+,
+    // needed when vm.memfd_noexec asks for it).
+    let mut fd = unsafe { libc::memfd_create(c"lxcprov-sealed".as_ptr(), flags | libc::MFD_EXEC) };
+    if fd < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+        fd = unsafe { libc::memfd_create(c"lxcprov-sealed".as_ptr(), flags) };
+    }
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error())
+            .context("memfd_create: lxcprov enters containers only from a sealed copy of itself");
+    }
+    use std::os::fd::FromRawFd;
+    // SAFETY: a descriptor memfd_create just returned.
+    let mut copy = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    std::io::copy(&mut exe, &mut copy).context("copying lxcprov into a sealed memfd")?;
+    // SAFETY: fcntl on our own descriptor.
+    if unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_ADD_SEALS, wanted) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("sealing lxcprov's copy");
+    }
+    let c = |b: &[u8]| CString::new(b).context("a NUL byte in the command line or environment");
+    let args = std::env::args_os().map(|a| c(a.as_bytes())).collect::<Result<Vec<_>>>()?;
+    let env = std::env::vars_os()
+        .map(|(k, v)| c(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
+        .collect::<Result<Vec<_>>>()?;
+    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = env.iter().map(|a| a.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    // SAFETY: NULL-terminated arrays of C strings that outlive the call.
+    unsafe { libc::fexecve(copy.as_raw_fd(), argv.as_ptr(), envp.as_ptr()) };
+    Err(std::io::Error::last_os_error()).context("running lxcprov's sealed copy")
 }
 
 /// `proc/PID/ns/NAME` opened, unless it is lxcprov's own namespace (joining one's own user
@@ -252,8 +319,10 @@ fn label_for(dir: &Path, selinux: bool, apparmor: bool) -> Result<Option<(PathBu
     if !selinux && !apparmor {
         return Ok(None);
     }
-    let read =
-        |p: PathBuf| std::fs::read(&p).map(|b| String::from_utf8_lossy(&b).trim_end_matches(['\0', '\n']).to_string());
+    let read = |p: PathBuf| {
+        crate::fsutil::read_regular_bounded(&p, 4096, "the init's label")
+            .map(|b| String::from_utf8_lossy(&b).trim_end_matches(['\0', '\n']).to_string())
+    };
     if selinux {
         let l = read(dir.join("attr/current")).context("SELinux is on but the init's label cannot be read")?;
         return Ok(Some((PathBuf::from("/proc/self/attr/exec"), l)));
@@ -278,212 +347,283 @@ pub fn apparmor_exec(current: &str) -> Option<String> {
     (!profile.is_empty() && profile != "unconfined").then(|| format!("exec {profile}"))
 }
 
-/// root's shell in a passwd file.
-pub fn root_shell(passwd: &str) -> Option<String> {
-    passwd.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 7 && f[0] == "root" && f[6].starts_with('/')).then(|| f[6].to_string())
-    })
-}
-
 fn cstr(s: &str, what: &str) -> Result<CString> {
     CString::new(s).with_context(|| format!("{what} contains a NUL byte"))
 }
 
-/// Everything the child needs, prepared before the fork (no allocation after it).
-struct Prepared {
-    ns: Vec<(i32, i32)>,
-    userns: bool,
-    cgroup_procs: Vec<CString>,
-    drop_caps: Vec<u32>,
-    no_new_privs: bool,
-    label: Option<(CString, Vec<u8>)>,
-    /// A pty slave to make the controlling terminal.
-    ctty: bool,
-    /// Seccomp programs to install last (sock_fprog over each).
-    seccomp: Vec<Vec<libc::sock_filter>>,
-}
+/// At most this much of each output stream is kept with `--json`; the rest is read and
+/// dropped (the record says `truncated`), so a container cannot fill lxcprov's memory.
+pub const MAX_CAPTURE: usize = 16 << 20;
 
-fn last_error(what: &'static str) -> std::io::Error {
-    let e = std::io::Error::last_os_error();
-    std::io::Error::new(e.kind(), format!("{what}: {e}"))
-}
-
-/// The child's side, between fork and exec: async-signal-safe calls only.
-fn enter_child(p: &Prepared) -> std::io::Result<()> {
-    // SAFETY: plain syscalls on prepared, NUL-terminated buffers and open descriptors.
-    unsafe {
-        if p.ctty {
-            // A session of its own, with the new pty as its controlling terminal.
-            if libc::setsid() < 0 {
-                return Err(last_error("setsid"));
-            }
-            if libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
-                return Err(last_error("ioctl(TIOCSCTTY)"));
-            }
-        }
-        if let Some((path, value)) = &p.label {
-            let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-            if fd < 0 || libc::write(fd, value.as_ptr().cast(), value.len()) != value.len() as isize {
-                return Err(last_error("setting the container's label for exec"));
-            }
-            libc::close(fd);
-        }
-        for path in &p.cgroup_procs {
-            let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-            // "0" is the writing process itself (cgroup v1 and v2).
-            if fd < 0 || libc::write(fd, b"0\n".as_ptr().cast(), 2) != 2 {
-                return Err(last_error("joining the container's cgroups"));
-            }
-            libc::close(fd);
-        }
-        for &(fd, flag) in &p.ns {
-            if libc::setns(fd, flag) != 0 {
-                return Err(last_error("setns into the container's namespaces"));
-            }
-        }
-        if p.userns {
-            if libc::setgroups(0, std::ptr::null()) != 0 {
-                return Err(last_error("setgroups"));
-            }
-            if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
-                return Err(last_error("becoming the container's root"));
-            }
-        }
-        for &c in &p.drop_caps {
-            if libc::prctl(libc::PR_CAPBSET_DROP, c as libc::c_ulong, 0, 0, 0) != 0 {
-                return Err(last_error("dropping capabilities from the bounding set"));
-            }
-        }
-        if p.no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-            return Err(last_error("prctl(PR_SET_NO_NEW_PRIVS)"));
-        }
-        // After the uid change, which clears it: a killed lxcprov takes the command with it.
-        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
-            return Err(last_error("prctl(PR_SET_PDEATHSIG)"));
-        }
-        if libc::chdir(c"/".as_ptr()) != 0 {
-            return Err(last_error("chdir /"));
-        }
-        // Last: the container's seccomp programs, as its shim installs them for the init
-        // (no_new_privs only if the kernel insists, when the container lacks CAP_SYS_ADMIN).
-        for prog in &p.seccomp {
-            let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut libc::sock_filter };
-            let install = || libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &fprog as *const _);
-            if install() != 0
-                && (*libc::__errno_location() != libc::EACCES
-                    || libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
-                    || install() != 0)
-            {
-                return Err(last_error("installing the container's seccomp filter"));
-            }
-        }
-    }
-    Ok(())
-}
+/// How long lxcprov waits, once the command has exited, for its output to end (background
+/// processes it left may hold it open for ever).
+const DRAIN_AFTER_EXIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Runs `req` in the container. Returns how the command ended; an error only when it could
 /// not be started (a command not found is `status` 127, as in a shell).
+///
+/// The command never gets a descriptor of the caller's: where the caller's stdin, stdout or
+/// stderr is a terminal it gets a pseudo-terminal of lxcprov's own (never the caller's: with
+/// `TIOCSTI` a process holding that terminal could type into the caller's shell), and
+/// everything else is a socket lxcprov relays. How it is entered: [`child`].
 pub fn run(t: &Target, req: &Request) -> Result<Outcome> {
     use std::io::IsTerminal;
-    use std::os::unix::process::{CommandExt, ExitStatusExt};
-    let Some(program) = req.argv.first() else { bail!("no command to run") };
-    let interactive = !req.capture && std::io::stdin().is_terminal();
-    let pty = if interactive { Some(Pty::open()?) } else { None };
-    let prepared = Prepared {
+    let Some(first) = req.argv.first() else { bail!("no command to run") };
+    let programs: Vec<String> = if req.programs.is_empty() { vec![first.clone()] } else { req.programs.clone() };
+    let tty = [std::io::stdin().is_terminal(), std::io::stdout().is_terminal(), std::io::stderr().is_terminal()];
+    let pty = if !req.capture && tty.iter().any(|t| *t) { Some(Pty::open()?) } else { None };
+    let on_pty = |i: usize| pty.is_some() && tty[i];
+    // Under SELinux the command, in the container's type and categories, may not use
+    // lxcprov's sockets: they are made with its label.
+    let selinux_label = t.label.as_ref().map(|(_, v)| v.as_str()).filter(|v| !v.starts_with("exec "));
+    let relay = Relay::new(selinux_label)?;
+    let stdio: [i32; 3] = std::array::from_fn(|i| match &pty {
+        Some(p) if on_pty(i) => p.slave_fd(),
+        _ => relay.child[i].as_raw_fd(),
+    });
+    let (report_r, report_w) = pipe()?;
+
+    let mut strings = vec![];
+    let mut cs = |s: &str, what: &str| -> Result<*const libc::c_char> {
+        let c = cstr(s, what)?;
+        let ptr = c.as_ptr();
+        strings.push(c);
+        Ok(ptr)
+    };
+    let mut args = vec![std::ptr::null(); req.argv.len()];
+    for (i, a) in req.argv.iter().enumerate().skip(1) {
+        args[i] = cs(a, "an argument")?;
+    }
+    let mut candidates = vec![];
+    for prog in &programs {
+        let argv0 = cs(prog, "the command")?;
+        let paths: Vec<String> = if prog.contains('/') {
+            vec![prog.clone()]
+        } else {
+            GUEST_PATH.split(':').map(|d| format!("{d}/{prog}")).collect()
+        };
+        for path in paths {
+            let mut argv = args.clone();
+            argv[0] = argv0;
+            argv.push(std::ptr::null());
+            candidates.push(child::Candidate { path: cstr(&path, "the command")?, argv });
+        }
+    }
+    let mut env = vec![("PATH".to_string(), GUEST_PATH.to_string()), ("HOME".into(), "/root".into())];
+    if let Ok(term) = std::env::var("TERM") {
+        env.push(("TERM".into(), term));
+    }
+    for (k, v) in &req.env {
+        if k.contains('=') {
+            bail!("environment variable name {k:?} contains '='");
+        }
+        env.retain(|(old, _)| old != k);
+        env.push((k.clone(), v.clone()));
+    }
+    let mut envp = env.iter().map(|(k, v)| cs(&format!("{k}={v}"), "the environment")).collect::<Result<Vec<_>>>()?;
+    envp.push(std::ptr::null());
+    let mut prepared = child::Prepared {
+        // SAFETY: getpid has no preconditions.
+        parent: unsafe { libc::getpid() },
+        stdio,
+        ctty: pty.as_ref().and_then(|_| (0..3).find(|&i| tty[i]).map(|i| i as i32)),
+        report: report_w.as_raw_fd(),
         ns: t.ns.iter().map(|(_, flag, fd)| (fd.as_raw_fd(), *flag)).collect(),
+        pid_ns: t.pid_ns.as_ref().map(|fd| fd.as_raw_fd()),
         userns: t.userns,
         cgroup_procs: t
             .cgroup_procs
             .iter()
             .map(|p| cstr(&p.to_string_lossy(), "cgroup path"))
             .collect::<Result<_>>()?,
-        drop_caps: t.drop_caps.clone(),
-        no_new_privs: t.no_new_privs,
         label: t
             .label
             .as_ref()
             .map(|(p, v)| Ok::<_, anyhow::Error>((cstr(&p.to_string_lossy(), "label path")?, v.as_bytes().to_vec())))
             .transpose()?,
-        ctty: pty.is_some(),
+        drop_caps: t.drop_caps.clone(),
+        bounding: t.bounding,
+        no_new_privs: t.no_new_privs,
         seccomp: t.seccomp.clone(),
+        candidates,
+        envp,
+        _strings: strings,
     };
-    let mut cmd = std::process::Command::new(program);
-    cmd.args(&req.argv[1..]).env_clear().env("PATH", GUEST_PATH).env("HOME", "/root");
-    if let Ok(term) = std::env::var("TERM") {
-        cmd.env("TERM", term);
+    let running = relay.start(req.capture, std::array::from_fn(|i| !on_pty(i)))?;
+    // SAFETY: the child runs only child::stage1, which makes async-signal-safe calls on
+    // memory prepared above and never returns.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error()).context("fork");
     }
-    cmd.envs(req.env.iter().map(|(k, v)| (k, v)));
-    // Under SELinux the command, in the container's type and categories, may not use the
-    // caller's pipes and files: its stdio are socket pairs made with its own label, relayed.
-    let selinux_label = t.label.as_ref().map(|(_, v)| v.as_str()).filter(|v| !v.starts_with("exec "));
-    let mut relay = None;
-    if let Some(pty) = &pty {
-        cmd.stdin(pty.slave()?).stdout(pty.slave()?).stderr(pty.slave()?);
-    } else if let Some(label) = selinux_label {
-        let r = Relay::new(label)?;
-        cmd.stdin(r.child[0].try_clone()?).stdout(r.child[1].try_clone()?).stderr(r.child[2].try_clone()?);
-        // Its threads start now: once this thread joins the pid namespace below, it can
-        // start no thread (clone(CLONE_THREAD) fails with EINVAL).
-        relay = Some(r.start(req.capture)?);
-    } else if req.capture {
-        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    if pid == 0 {
+        // SAFETY: in the freshly forked child.
+        unsafe { child::stage1(&mut prepared) }
     }
-    // SAFETY: enter_child makes only async-signal-safe calls on memory prepared before the fork.
-    unsafe {
-        cmd.pre_exec(move || enter_child(&prepared));
-    }
-    // The pid namespace applies to children of the thread that joins it: join it here, so the
-    // fork below is born in the container's pid namespace.
-    if let Some(fd) = &t.pid_ns {
-        // SAFETY: setns on an open namespace descriptor.
-        if unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWPID) } != 0 {
-            return Err(std::io::Error::last_os_error()).context("joining the container's pid namespace");
+    drop(prepared);
+    drop(report_w);
+    let (pty_master, raw) = match pty {
+        Some(p) => {
+            let raw = if tty[0] { RawMode::enter(0) } else { None };
+            (Some(p.into_master()), raw)
         }
-    }
-    let child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let error = format!("{program}: not found in {} (PATH {GUEST_PATH})", t.name);
-            return Ok(Outcome { status: 127, error: Some(error), ..Default::default() });
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            let error = format!("{program}: permission denied in {}", t.name);
-            return Ok(Outcome { status: 126, error: Some(error), ..Default::default() });
-        }
-        Err(e) => return Err(e).with_context(|| format!("running {program} in {}", t.name)),
+        None => (None, None),
     };
-    // The command keeps its copies of the stdio descriptors: ours must go, or a relayed
-    // output never ends.
-    drop(cmd);
-    let (status, stdout, stderr) = match pty {
-        Some(pty) => {
-            let mut child = child;
-            let status = pty.relay(&mut child)?;
-            (status, vec![], vec![])
-        }
-        None if relay.is_some() => {
-            let mut child = child;
-            relay.take().unwrap().finish(&mut child)?
-        }
-        None => {
-            let o = child.wait_with_output().context("waiting for the command")?;
-            (o.status, o.stdout, o.stderr)
-        }
+    let out_fd = if tty[1] {
+        Some(1)
+    } else if tty[2] {
+        Some(2)
+    } else {
+        None
     };
-    let signal = status.signal();
-    Ok(Outcome {
-        status: status.code().unwrap_or_else(|| 128 + signal.unwrap_or(0)),
-        signal,
-        error: None,
-        stdout,
-        stderr,
-    })
+    let wait = wait_for(pid, report_r, pty_master, tty[0], out_fd);
+    drop(raw);
+    let (status, reports) = wait?;
+    let (stdout, stderr, truncated) = running.finish(DRAIN_AFTER_EXIT);
+    let code = |s: i32| if libc::WIFEXITED(s) { Some(libc::WEXITSTATUS(s)) } else { None };
+    let signal = libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status));
+    let exit = code(status);
+    // Reports count only when the exit status agrees (a traced stage 2 could write one).
+    if exit == Some(child::SETUP_FAILED) {
+        if let Some(&(_, step, errno)) = reports.iter().find(|(k, _, _)| *k == child::MSG_SETUP) {
+            let what = child::STEPS.get(step as usize).copied().unwrap_or("entering the container");
+            return Err(std::io::Error::from_raw_os_error(errno))
+                .with_context(|| format!("{what}, to run {first} in {}", t.name));
+        }
+    }
+    let mut error = None;
+    if matches!(exit, Some(126 | 127)) {
+        if let Some(&(_, _, errno)) = reports.iter().find(|(k, _, _)| *k == child::MSG_EXEC) {
+            let shown = crate::text::for_terminal(first);
+            error = Some(match errno {
+                libc::ENOENT | libc::ENOTDIR => format!("{shown}: not found in {} (PATH {GUEST_PATH})", t.name),
+                libc::EACCES => format!("{shown}: permission denied in {}", t.name),
+                e => format!("{shown}: cannot run in {}: {}", t.name, std::io::Error::from_raw_os_error(e)),
+            });
+        }
+    }
+    Ok(Outcome { status: exit.unwrap_or_else(|| 128 + signal.unwrap_or(0)), signal, error, stdout, stderr, truncated })
 }
 
-/// The command's stdin, stdout and stderr as socket pairs created with the container's
-/// SELinux label (`/proc/thread-self/attr/sockcreate`), so the command may use them; lxcprov
-/// copies between them and its own stdio (or captures the output).
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two descriptors we then own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("pipe2");
+    }
+    // SAFETY: both were just created.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Waits for stage 1 (the command's end), relaying the pty if there is one, collecting the
+/// stages' reports, and passing Ctrl-C on to the command. Returns the wait status and the
+/// reports `(kind, a, b)`.
+fn wait_for(
+    pid: libc::pid_t,
+    report: OwnedFd,
+    master: Option<OwnedFd>,
+    stdin_tty: bool,
+    out_fd: Option<i32>,
+) -> Result<(i32, Vec<(i32, i32, i32)>)> {
+    let mut reports = vec![];
+    let mut pending: Vec<u8> = vec![];
+    let mut report_open = true;
+    let mut master_open = master.is_some();
+    let mut stdin_open = master.is_some() && stdin_tty;
+    let mut forwarded = false;
+    let mfd = master.as_ref().map(|m| m.as_raw_fd()).unwrap_or(-1);
+    let mut buf = [0u8; 16 << 10];
+    let status = loop {
+        let mut fds = [
+            libc::pollfd { fd: if report_open { report.as_raw_fd() } else { -1 }, events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: if master_open { mfd } else { -1 }, events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: if stdin_open { 0 } else { -1 }, events: libc::POLLIN, revents: 0 },
+        ];
+        // SAFETY: poll on pollfd structs we own.
+        unsafe { libc::poll(fds.as_mut_ptr(), 3, 100) };
+        if fds[0].revents != 0 {
+            // SAFETY: read into our buffer.
+            let r = unsafe { libc::read(report.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if r <= 0 {
+                report_open = false;
+            } else if pending.len() < 4096 {
+                pending.extend_from_slice(&buf[..r as usize]);
+            }
+        }
+        if fds[1].revents != 0 {
+            // SAFETY: read into our buffer.
+            let r = unsafe { libc::read(mfd, buf.as_mut_ptr().cast(), buf.len()) };
+            if r <= 0 {
+                master_open = false; // EIO: nothing holds the pty any more
+            } else if let Some(fd) = out_fd {
+                pty::write_all(fd, &buf[..r as usize]);
+            }
+        }
+        if fds[2].revents != 0 {
+            // SAFETY: read into our buffer.
+            let r = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
+            if r <= 0 {
+                stdin_open = false;
+            } else {
+                pty::write_all(mfd, &buf[..r as usize]);
+            }
+        }
+        let mut st = 0;
+        // SAFETY: waitpid on our own child.
+        let w = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+        if w == pid {
+            break st;
+        }
+        if w < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return Err(std::io::Error::last_os_error()).context("waiting for the command");
+        }
+        if crate::interrupt::requested() && !forwarded {
+            // Ctrl-C reached lxcprov (the command has a session of its own): stage 1 passes
+            // it on to the command.
+            // SAFETY: kill on our own child.
+            unsafe { libc::kill(pid, libc::SIGINT) };
+            forwarded = true;
+        }
+    };
+    // What the pty still holds, within reason.
+    for _ in 0..64 {
+        if !master_open {
+            break;
+        }
+        let mut pfd = libc::pollfd { fd: mfd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: poll and read on our own descriptor and buffer.
+        if unsafe { libc::poll(&mut pfd, 1, 0) } <= 0 {
+            break;
+        }
+        let r = unsafe { libc::read(mfd, buf.as_mut_ptr().cast(), buf.len()) };
+        if r <= 0 {
+            break;
+        }
+        if let Some(fd) = out_fd {
+            pty::write_all(fd, &buf[..r as usize]);
+        }
+    }
+    // The reports still buffered (stage 1 is gone; a stray writer cannot keep us here).
+    // SAFETY: fcntl and read on our own descriptor.
+    unsafe { libc::fcntl(report.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+    while report_open && pending.len() < 4096 {
+        let r = unsafe { libc::read(report.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if r <= 0 {
+            break;
+        }
+        pending.extend_from_slice(&buf[..r as usize]);
+    }
+    for m in pending.chunks_exact(12) {
+        let at = |i: usize| i32::from_ne_bytes([m[i], m[i + 1], m[i + 2], m[i + 3]]);
+        reports.push((at(0), at(4), at(8)));
+    }
+    Ok((status, reports))
+}
+
+/// The command's stdin, stdout and stderr as socket pairs (under SELinux created with the
+/// container's label, `/proc/thread-self/attr/sockcreate`, so the command may use them);
+/// lxcprov copies between them and its own stdio (or captures the output).
 struct Relay {
     /// The command's ends: stdin, stdout, stderr.
     child: [OwnedFd; 3],
@@ -492,7 +632,8 @@ struct Relay {
 }
 
 impl Relay {
-    fn new(label: &str) -> Result<Relay> {
+    fn new(label: Option<&str>) -> Result<Relay> {
+        let Some(label) = label else { return Relay::sockets() };
         let attr = "/proc/thread-self/attr/sockcreate";
         // An existing proc attribute: opened for writing, never O_CREAT (SELinux audits a
         // "create" on it).
@@ -518,26 +659,31 @@ impl Relay {
         Ok(Relay { child: [a.0, b.0, c.0], ours: [a.1, b.1, c.1] })
     }
 
-    /// Starts copying: the caller's stdin in, the command's output out (or kept).
-    fn start(self, capture: bool) -> Result<Running> {
+    /// Starts copying for the streams in `active`: the caller's stdin in, the command's
+    /// output out (or kept, up to [`MAX_CAPTURE`]).
+    fn start(self, capture: bool, active: [bool; 3]) -> Result<Running> {
         use std::io::{Read, Write};
         let Relay { child: theirs, ours: [stdin, stdout, stderr] } = self;
         let spawn = |name: &str| std::thread::Builder::new().name(name.into());
         // The caller's stdin goes in until it ends, as an inherited stdin would (never
         // joined: an open terminal or a stdin nobody closes must not keep lxcprov waiting
         // once the command is done).
-        spawn("exec-stdin")
-            .spawn(move || {
-                let mut sock = std::fs::File::from(stdin);
-                let _ = std::io::copy(&mut std::io::stdin().lock(), &mut sock);
-                // SAFETY: shutdown on an open socket.
-                unsafe { libc::shutdown(sock.as_raw_fd(), libc::SHUT_WR) };
-            })
-            .context("starting the stdin relay")?;
+        if active[0] {
+            spawn("exec-stdin")
+                .spawn(move || {
+                    let mut sock = std::fs::File::from(stdin);
+                    let _ = std::io::copy(&mut std::io::stdin().lock(), &mut sock);
+                    // SAFETY: shutdown on an open socket.
+                    unsafe { libc::shutdown(sock.as_raw_fd(), libc::SHUT_WR) };
+                })
+                .context("starting the stdin relay")?;
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
         let pump = |fd: OwnedFd, to_stderr: bool| {
-            spawn(if to_stderr { "exec-stderr" } else { "exec-stdout" }).spawn(move || -> Vec<u8> {
+            let tx = tx.clone();
+            spawn(if to_stderr { "exec-stderr" } else { "exec-stdout" }).spawn(move || {
                 let mut src = std::fs::File::from(fd);
-                let mut kept = vec![];
+                let (mut kept, mut truncated) = (vec![], false);
                 let mut buf = [0u8; 16 << 10];
                 loop {
                     let n = match src.read(&mut buf) {
@@ -545,38 +691,55 @@ impl Relay {
                         Ok(n) => n,
                     };
                     if capture {
-                        kept.extend_from_slice(&buf[..n]);
+                        let room = MAX_CAPTURE.saturating_sub(kept.len());
+                        truncated |= n > room;
+                        kept.extend_from_slice(&buf[..n.min(room)]);
                     } else if to_stderr {
                         let _ = std::io::stderr().write_all(&buf[..n]);
                     } else if std::io::stdout().write_all(&buf[..n]).and_then(|_| std::io::stdout().flush()).is_err() {
                         break;
                     }
                 }
-                kept
+                let _ = tx.send((to_stderr, kept, truncated));
             })
         };
-        let out = pump(stdout, false).context("starting the stdout relay")?;
-        let err = pump(stderr, true).context("starting the stderr relay")?;
-        Ok(Running { theirs, out, err })
+        let mut pumps = 0;
+        if active[1] {
+            pump(stdout, false).context("starting the stdout relay")?;
+            pumps += 1;
+        }
+        if active[2] {
+            pump(stderr, true).context("starting the stderr relay")?;
+            pumps += 1;
+        }
+        Ok(Running { theirs, pumps, rx })
     }
 }
 
 /// A started [`Relay`].
 struct Running {
     theirs: [OwnedFd; 3],
-    out: std::thread::JoinHandle<Vec<u8>>,
-    err: std::thread::JoinHandle<Vec<u8>>,
+    pumps: usize,
+    rx: std::sync::mpsc::Receiver<(bool, Vec<u8>, bool)>,
 }
 
 impl Running {
-    /// Waits for the command, then for its output to drain.
-    fn finish(self, child: &mut std::process::Child) -> Result<(std::process::ExitStatus, Vec<u8>, Vec<u8>)> {
-        // Ours only: with the command's ends open here, the outputs would never end.
+    /// The command's ends are closed here (it has its own copies); once it has exited, its
+    /// output drains for at most `within` (a background process it left may hold the
+    /// sockets open). Returns stdout, stderr and whether anything was cut.
+    fn finish(self, within: std::time::Duration) -> (Vec<u8>, Vec<u8>, bool) {
         drop(self.theirs);
-        let status = child.wait().context("waiting for the command")?;
-        let out = self.out.join().unwrap_or_default();
-        let err = self.err.join().unwrap_or_default();
-        Ok((status, out, err))
+        let deadline = std::time::Instant::now() + within;
+        let (mut out, mut err, mut truncated) = (vec![], vec![], false);
+        for _ in 0..self.pumps {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok((true, e, t)) => (err, truncated) = (e, truncated | t),
+                Ok((false, o, t)) => (out, truncated) = (o, truncated | t),
+                Err(_) => break,
+            }
+        }
+        (out, err, truncated)
     }
 }
 
@@ -635,12 +798,33 @@ mod tests {
         cmd.args(["-c", "echo out; echo err >&2; exit 3"]);
         cmd.stdin(r.child[0].try_clone().unwrap()).stdout(r.child[1].try_clone().unwrap());
         cmd.stderr(r.child[2].try_clone().unwrap());
-        let running = r.start(true).unwrap();
+        let running = r.start(true, [true; 3]).unwrap();
         let mut child = cmd.spawn().unwrap();
         drop(cmd);
-        let (status, out, err) = running.finish(&mut child).unwrap();
+        let status = child.wait().unwrap();
+        let (out, err, truncated) = running.finish(std::time::Duration::from_secs(5));
         assert_eq!(status.code(), Some(3));
-        assert_eq!((out.as_slice(), err.as_slice()), (&b"out\n"[..], &b"err\n"[..]));
+        assert_eq!((out.as_slice(), err.as_slice(), truncated), (&b"out\n"[..], &b"err\n"[..], false));
+    }
+
+    #[test]
+    fn captured_output_is_bounded_and_a_lingering_writer_does_not_hold_lxcprov() {
+        let r = Relay::sockets().unwrap();
+        // More than MAX_CAPTURE on stdout, then a background writer keeps stderr open.
+        let mut cmd = std::process::Command::new("/bin/sh");
+        let script = format!("head -c {} /dev/zero; (sleep 30 >&2 &) ; exit 0", MAX_CAPTURE + 4096);
+        cmd.args(["-c", &script]);
+        cmd.stdin(r.child[0].try_clone().unwrap()).stdout(r.child[1].try_clone().unwrap());
+        cmd.stderr(r.child[2].try_clone().unwrap());
+        let running = r.start(true, [true; 3]).unwrap();
+        let mut child = cmd.spawn().unwrap();
+        drop(cmd);
+        assert!(child.wait().unwrap().success());
+        let t = std::time::Instant::now();
+        let (out, _, truncated) = running.finish(std::time::Duration::from_millis(500));
+        assert!(t.elapsed() < std::time::Duration::from_secs(5), "{:?}", t.elapsed());
+        assert_eq!(out.len(), MAX_CAPTURE);
+        assert!(truncated);
     }
 
     #[test]
@@ -650,10 +834,5 @@ mod tests {
         assert_eq!(status_field(st, "Cap"), None);
         assert_eq!(apparmor_exec("libvirt-1234 (enforce)").as_deref(), Some("exec libvirt-1234"));
         assert_eq!(apparmor_exec("unconfined"), None);
-        assert_eq!(
-            root_shell("daemon:x:1:1::/:/usr/sbin/nologin\nroot:x:0:0:root:/root:/bin/bash\n").as_deref(),
-            Some("/bin/bash")
-        );
-        assert_eq!(root_shell("root:x:0:0:root:/root:\n"), None);
     }
 }

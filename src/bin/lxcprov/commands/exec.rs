@@ -14,6 +14,7 @@ use lxcprov::output::Out;
 
 pub fn run(ctx: &Context, out: &Out, a: &ExecArgs) -> Result<Outcome> {
     let name = Name::parse(&a.name)?;
+    enter::run_from_sealed_copy()?;
     let env = a
         .env
         .iter()
@@ -25,7 +26,7 @@ pub fn run(ctx: &Context, out: &Out, a: &ExecArgs) -> Result<Outcome> {
         })
         .collect::<Result<Vec<_>>>()?;
     let target = running_target(ctx, &name, "exec")?;
-    let req = Request { argv: a.cmd.clone(), env, capture: out.json };
+    let req = Request { argv: a.cmd.clone(), programs: vec![], env, capture: out.json };
     finish(ctx, out, &target, &req, enter::run(&target, &req)?)
 }
 
@@ -40,7 +41,8 @@ pub fn running_target(ctx: &Context, name: &Name, what: &str) -> Result<Target> 
         lxcprov::facts::init_pid(&env.run_dir, name.as_str())
             .with_context(|| format!("libvirt reports no init PID for {name} (in {})", env.run_dir.display()))
     })?;
-    enter::target(&lxcprov::verify::HostRoot::real().proc(), name.as_str(), pid)
+    let filter = ctx.paths.seccomp(name).join(lxcprov::seccomp::FILTER);
+    enter::target(&lxcprov::verify::HostRoot::real().proc(), name.as_str(), pid, &filter)
 }
 
 /// Reports the command's end: a record with --json, then its status as lxcprov's.
@@ -59,6 +61,7 @@ pub fn finish(ctx: &Context, out: &Out, t: &Target, req: &Request, o: enter::Out
                 "error": o.error,
                 "stdout": String::from_utf8_lossy(&o.stdout),
                 "stderr": String::from_utf8_lossy(&o.stderr),
+                "truncated": o.truncated,
             }),
         )?;
     }

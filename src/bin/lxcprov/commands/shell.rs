@@ -1,5 +1,6 @@
-//! `lxcprov shell NAME`: root's login shell in the running container (from the guest's
-//! `/etc/passwd`, else `/bin/sh`), entered as `exec` enters.
+//! `lxcprov shell NAME`: a login shell for root in the running container (`/bin/bash`, else
+//! `/bin/sh`), entered as `exec` enters. The guest's `/etc/passwd` is not read for it: its
+//! root controls that file, and lxcprov reads nothing of the container's tree to enter it.
 
 use super::exec::{finish, running_target};
 use super::Outcome;
@@ -11,11 +12,16 @@ use lxcprov::output::Out;
 
 pub fn run(ctx: &Context, out: &Out, name: &str) -> Result<Outcome> {
     let name = Name::parse(name)?;
+    enter::run_from_sealed_copy()?;
     if out.json {
         bail!("shell is interactive and has no --json form; use `lxcprov --json exec {name} -- CMD`");
     }
     let target = running_target(ctx, &name, "shell")?;
-    let shell = target.login_shell.clone().unwrap_or_else(|| "/bin/sh".into());
-    let req = Request { argv: vec![shell, "-l".into()], env: vec![], capture: false };
+    let req = Request {
+        argv: vec!["/bin/bash".into(), "-l".into()],
+        programs: vec!["/bin/bash".into(), "/bin/sh".into()],
+        env: vec![],
+        capture: false,
+    };
     finish(ctx, out, &target, &req, enter::run(&target, &req)?)
 }
