@@ -11,7 +11,7 @@
 //! distributions give users, and stop before the top block, which holds the "no id" 2^32-1.
 
 use crate::profile::{IdRange, Idmap};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -144,26 +144,20 @@ pub fn registry_path(state_dir: &Path) -> PathBuf {
 
 /// Opens and locks the registry in `state_dir` (created if missing).
 pub fn open(state_dir: &Path) -> Result<Locked> {
-    std::fs::create_dir_all(state_dir).with_context(|| format!("creating {}", state_dir.display()))?;
-    let path = registry_path(state_dir);
-    let lock_path = state_dir.join("idmap-registry.lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("opening lock {}", lock_path.display()))?;
-    lock.lock().with_context(|| format!("locking {}", lock_path.display()))?;
-    let reg = read(&path)?;
+    let (path, lock, text) = crate::state::lock_and_read(state_dir, "idmap-registry", MAX_REGISTRY, "id-map registry")?;
+    debug_assert_eq!(path, registry_path(state_dir));
+    let reg = parse_registry(&path, text)?;
     Ok(Locked { path, _lock: lock, reg })
 }
 
 /// Reads the registry without taking its lock (`doctor`, `--dry-run`): empty when missing.
 pub fn read(path: &Path) -> Result<Registry> {
-    if !path.exists() && std::fs::symlink_metadata(path).is_err() {
-        return Ok(Registry::default());
-    }
-    let text = crate::fsutil::read_regular_bounded_to_string(path, MAX_REGISTRY, "the id-map registry")?;
+    let text = crate::fsutil::read_state_to_string(path, MAX_REGISTRY, "id-map registry")?;
+    parse_registry(path, text)
+}
+
+fn parse_registry(path: &Path, text: Option<String>) -> Result<Registry> {
+    let Some(text) = text else { return Ok(Registry::default()) };
     Registry::parse(&text).map_err(|e| {
         anyhow::anyhow!("{} is not a valid id-map registry ({e}); move it aside to start a new one", path.display())
     })

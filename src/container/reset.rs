@@ -174,7 +174,7 @@ fn ssh_host_keys(root: &std::path::Path) -> Vec<(String, Vec<u8>, u32)> {
         if !m.is_file() {
             continue;
         }
-        if let Ok(b) = crate::fsutil::read_regular_bounded(&e.path(), 64 * 1024, "an SSH host key") {
+        if let Ok(Some(b)) = crate::fsutil::read_state(&e.path(), 64 * 1024, "SSH host key") {
             v.push((format!("/etc/ssh/{name}"), b, m.permissions().mode() & 0o7777));
         }
     }

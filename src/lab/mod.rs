@@ -46,8 +46,11 @@ fn record_path(ctx: &Ctx, lab: &Name) -> PathBuf {
 pub fn load(ctx: &Ctx, lab: &str) -> Result<LabRecord> {
     let lab = Name::parse(lab)?;
     let p = record_path(ctx, &lab);
-    let t = std::fs::read_to_string(&p).with_context(|| format!("no lab named {lab} (no {})", p.display()))?;
-    serde_json::from_str(&t).with_context(|| format!("reading {}", p.display()))
+    let t = crate::fsutil::read_state_to_string(&p, crate::fsutil::STATE_MAX, "lab record")?
+        .with_context(|| format!("no lab named {lab} (no {})", p.display()))?;
+    serde_json::from_str(&t).with_context(|| {
+        format!("{} is not a valid lab record; move it aside (or remove it) and run again", p.display())
+    })
 }
 
 /// Student container names: `LAB-PREFIXNN`.
