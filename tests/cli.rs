@@ -669,3 +669,35 @@ fn a_hand_edited_lab_record_never_reaches_ssh_config_or_a_foreign_container() {
         }
     }
 }
+
+#[test]
+fn a_system_profiles_relative_seccomp_path_is_its_own_not_the_callers() {
+    let d = tempfile::tempdir().unwrap();
+    let sys = d.path().join("system-profiles");
+    std::fs::create_dir_all(sys.join("policies")).unwrap();
+    let policy = r#"{"default_action": "errno", "syscalls": [{"names": ["read", "execve"], "action": "allow"}]}"#;
+    std::fs::write(sys.join("policies/web.json"), policy).unwrap();
+    std::fs::write(sys.join("web2.yaml"), "security:\n  seccomp: policies/web.json\n").unwrap();
+    // Whoever controls the caller's working directory plants a policy of the same name.
+    let cwd = d.path().join("elsewhere");
+    std::fs::create_dir_all(cwd.join("policies")).unwrap();
+    std::fs::write(cwd.join("policies/web.json"), r#"{"default_action": "allow", "syscalls": []}"#).unwrap();
+    for args in [&["profiles", "show", "web2"][..], &["render", "c1", "--profile", "web2"]] {
+        let o = lxcprov(d.path()).env("LXCPROV_PROFILE_DIR", &sys).current_dir(&cwd).args(args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        if args[0] == "profiles" {
+            let want = sys.join("policies/web.json");
+            assert!(stdout(&o).contains(want.to_str().unwrap()), "{}", stdout(&o));
+        }
+    }
+    // Without the profile's own policy the caller's is not taken instead.
+    std::fs::remove_file(sys.join("policies/web.json")).unwrap();
+    let o = lxcprov(d.path())
+        .env("LXCPROV_PROFILE_DIR", &sys)
+        .current_dir(&cwd)
+        .args(["profiles", "show", "web2"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no such file"), "{}", stderr(&o));
+}

@@ -555,3 +555,25 @@ fn idmap_isolated_or_a_map_and_nothing_else() {
         assert!(e.contains(want), "{bad}: {e}");
     }
 }
+
+#[test]
+fn a_relative_seccomp_path_is_the_profile_files_own() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("policies")).unwrap();
+    let pol = d.path().join("policies/web.json");
+    std::fs::write(
+        &pol,
+        r#"{"default_action": "errno", "syscalls": [{"names": ["read", "execve"], "action": "allow"}]}"#,
+    )
+    .unwrap();
+    let f = d.path().join("web.yaml");
+    std::fs::write(&f, "security:\n  seccomp: policies/web.json\n").unwrap();
+    let l = load_file(&f).unwrap();
+    assert_eq!(l.profile.security.seccomp_choice(), crate::seccomp::Choice::File(pol.clone()));
+    let (p, _) = parse_in("security:\n  seccomp: ./policies/web.json\n", "t.yaml", Some(d.path())).unwrap();
+    assert_eq!(p.security.seccomp_choice(), crate::seccomp::Choice::File(d.path().join("./policies/web.json")));
+    // Without a file to be relative to, a relative path is refused (it would be the
+    // working directory's).
+    let e = err("security:\n  seccomp: policies/web.json\n");
+    assert!(e.contains("t.yaml:2:") && e.contains("relative path"), "{e}");
+}

@@ -305,6 +305,10 @@ impl Profile {
         let sec = &self.security;
         match crate::seccomp::Choice::parse(&sec.seccomp) {
             Err(e) => c.error("security.seccomp", e),
+            Ok(crate::seccomp::Choice::File(path)) if path.is_relative() => c.error(
+                "security.seccomp",
+                format!("security.seccomp {:?} is a relative path and this profile is not read from a file whose directory it could be relative to; give an absolute path", path.display()),
+            ),
             Ok(crate::seccomp::Choice::File(path)) => {
                 if let Err(e) = crate::seccomp::Policy::load(&path) {
                     c.error("security.seccomp", format!("security.seccomp: {e:#}"));
