@@ -379,6 +379,11 @@ pub struct Security {
     /// per container, from the id-range registry).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idmap: Option<IdmapSetting>,
+    /// Accept a fixed `idmap` whose host ids are host accounts (below `UID_MIN`, or listed
+    /// in `/etc/passwd` or `/etc/group`): container users would own those accounts' files.
+    /// On purpose only: warned.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub idmap_allow_host_ids: bool,
     /// The container's seccomp filter (paper 3.6), installed by lxcprov's init shim:
     /// `default` (a deny-list), `strict`, `none`, or the path of a JSON policy file.
     pub seccomp: String,
@@ -394,6 +399,7 @@ impl Default for Security {
             allow_type: false,
             capabilities: Capabilities::default(),
             idmap: None,
+            idmap_allow_host_ids: false,
             seccomp: "default".into(),
         }
     }
