@@ -701,3 +701,15 @@ fn a_system_profiles_relative_seccomp_path_is_its_own_not_the_callers() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("no such file"), "{}", stderr(&o));
 }
+
+#[test]
+fn sbom_refuses_a_huge_rpm_database_instead_of_copying_it() {
+    let d = tempfile::tempdir().unwrap();
+    let tree = d.path().join("tree");
+    std::fs::create_dir_all(tree.join("var/lib/rpm")).unwrap();
+    std::fs::File::create(tree.join("var/lib/rpm/rpmdb.sqlite")).unwrap().set_len(64 << 30).unwrap();
+    let o = run_quickly(d.path(), &["sbom", "--rootfs", tree.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("refusing to copy the rpm database"), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty());
+}
