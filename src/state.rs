@@ -147,6 +147,9 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
 
+    type Make<'a> = Box<dyn Fn() + 'a>;
+    type Take<'a> = Box<dyn Fn() -> Result<()> + 'a>;
+
     fn mkfifo(p: &Path) {
         let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
         // SAFETY: c is a valid NUL-terminated path.
@@ -166,7 +169,7 @@ mod tests {
     fn refuses_hostile(dir: &Path, file: &str, read: fn(&Path) -> Result<()>) {
         let p = dir.join(file);
         let outside = dir.join("outside.json");
-        let hostile: Vec<(&str, Box<dyn Fn()>)> = vec![
+        let hostile: Vec<(&str, Make)> = vec![
             ("FIFO", Box::new(|| mkfifo(&p))),
             ("symlink", Box::new(|| std::os::unix::fs::symlink("/dev/zero", &p).unwrap())),
             ("symlink", Box::new(|| std::os::unix::fs::symlink(&outside, &p).unwrap())),
@@ -212,7 +215,7 @@ mod tests {
         let elsewhere = d.path().join("elsewhere");
         let paths = Paths { pool: d.path().join("pool"), cache: d.path().join("cache"), state: dir.clone() };
         let name = Name::parse("c1").unwrap();
-        let locks: Vec<(PathBuf, Box<dyn Fn() -> Result<()>>)> = vec![
+        let locks: Vec<(PathBuf, Take)> = vec![
             (paths.lock(&name), Box::new(|| lock(&paths, &name).map(drop))),
             (paths.lab_lock(&name), Box::new(|| lab_lock(&paths, &name).map(drop))),
             (dir.join("x.lock"), Box::new(|| try_lock(&dir.join("x.lock")).map(drop))),

@@ -590,7 +590,8 @@ fn hostile_state_files_are_one_clear_error_never_a_hang() {
     let rec = labs.join("l1.json");
     let reg = d.path().join("state/idmap-registry.json");
     let mkfifo = |p: &Path| assert!(std::process::Command::new("mkfifo").arg(p).status().unwrap().success());
-    let hostile: [(&str, &dyn Fn(&Path)); 4] = [
+    type Make<'a> = &'a dyn Fn(&Path);
+    let hostile: [(&str, Make); 4] = [
         ("FIFO", &|p| mkfifo(p)),
         ("symlink", &|p| std::os::unix::fs::symlink("/dev/zero", p).unwrap()),
         ("limit", &|p| std::fs::File::create(p).unwrap().set_len(64 << 30).unwrap()),
