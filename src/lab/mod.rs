@@ -111,8 +111,8 @@ pub struct UpResult {
 /// A student's password: read from the password directory, else generated and stored there.
 fn student_password(dir: &Path, name: &Name) -> Result<Secret> {
     let f = dir.join(name.as_str());
-    if f.exists() {
-        return Secret::from_file(&f);
+    if let Some(s) = Secret::from_state_file(&f)? {
+        return Ok(s);
     }
     let s = Secret::generate()?;
     let mut file = crate::fsutil::create_new(&f, 0o600)?;
@@ -742,5 +742,17 @@ mod tests {
         assert_eq!(m.permissions().mode() & 0o777, 0o600);
         let b = student_password(d.path(), &n).unwrap();
         assert_eq!(a.expose(), b.expose());
+        // A planted link (to a host file) or a FIFO is refused, not read or followed.
+        let host = d.path().join("host-secret");
+        std::fs::write(&host, "hunter2\n").unwrap();
+        let s2 = Name::parse("l-s02").unwrap();
+        std::os::unix::fs::symlink(&host, d.path().join("l-s02")).unwrap();
+        let e = format!("{:#}", student_password(d.path(), &s2).unwrap_err());
+        assert!(e.contains("symlink") && e.contains("move it aside"), "{e}");
+        std::fs::remove_file(d.path().join("l-s02")).unwrap();
+        let fifo = std::ffi::CString::new(d.path().join("l-s02").as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        assert!(format!("{:#}", student_password(d.path(), &s2).unwrap_err()).contains("FIFO"));
     }
 }

@@ -143,7 +143,7 @@ pub fn expect(d: &crate::facts::DomainXml) -> crate::verify::SeccompExpect {
             match programs {
                 Err(e) => SeccompExpect::Broken(format!("{e:#}")),
                 Ok(programs) => {
-                    let summary = Policy::load(&dir.join(POLICY))
+                    let summary = Policy::load_state(&dir.join(POLICY))
                         .map(|p| describe(&p))
                         .unwrap_or_else(|e| format!("{POLICY} unreadable: {e:#}"));
                     SeccompExpect::Filters { file, programs, summary }

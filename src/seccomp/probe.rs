@@ -142,7 +142,7 @@ pub fn probe(env: &Env, name: &str) -> Result<Check> {
         Err(e) => problems.push(format!("reading init PID {pid}'s filters: {e}")),
     }
     let policy_path = file.with_file_name(POLICY);
-    let policy = match Policy::load(&policy_path) {
+    let policy = match Policy::load_state(&policy_path) {
         Ok(p) => p,
         Err(e) => return Ok(Check::fail(ID, format!("{e:#}"), ev)),
     };
