@@ -42,10 +42,34 @@ impl Record {
         let Some(t) = crate::fsutil::read_state_to_string(path, crate::fsutil::STATE_MAX, "container record")? else {
             return Ok(None);
         };
-        let r = serde_json::from_str(&t).with_context(|| {
+        let r: Record = serde_json::from_str(&t).with_context(|| {
             format!("{} is not a valid container record; move it aside (or remove it) and run again", path.display())
         })?;
+        r.check(path).with_context(|| {
+            format!("{} is not the record lxcprov wrote; move it aside (or fix it) and run again", path.display())
+        })?;
         Ok(Some(r))
+    }
+
+    /// What a hand-edited record could turn against the host: a name other than its file's,
+    /// or an id map that would make container root host root (target 0), map nothing, or
+    /// leave the id space. The rest is shown, never acted on.
+    fn check(&self, path: &Path) -> Result<()> {
+        if path.file_stem().and_then(|s| s.to_str()) != Some(self.name.as_str()) {
+            bail!(
+                "it names container {:?}",
+                crate::text::for_terminal(&self.name.chars().take(80).collect::<String>())
+            );
+        }
+        for m in self.idmap.iter().chain(self.shift_started.iter()) {
+            for (what, r) in [("uid", m.uid), ("gid", m.gid)] {
+                let end = u64::from(r.target) + u64::from(r.count);
+                if r.start != 0 || r.target == 0 || r.count == 0 || end > u64::from(u32::MAX) {
+                    bail!("its {what} map {}:{}:{} is not one lxcprov makes", r.start, r.target, r.count);
+                }
+            }
+        }
+        Ok(())
     }
     pub fn save(&self, path: &Path) -> Result<()> {
         std::fs::create_dir_all(path.parent().context("record path")?)?;
@@ -201,6 +225,18 @@ mod tests {
         refuses_hostile(dir, "idmap-registry.json", |d| crate::idmap::open(d).map(drop));
         refuses_hostile(dir, "idmap-registry.json", |d| crate::idmap::read(&crate::idmap::registry_path(d)).map(drop));
         refuses_hostile(dir, "mcs-registry.json", |d| crate::mac::registry::open(d).map(drop));
+        // A record naming another container, or mapping container root to host root.
+        let rec = dir.join("containers/c1.json");
+        std::fs::write(&rec, r#"{"name":"web1","profile":"p","distro":"d","release":"r","gpgcheck":true,"installer":"i","cache_key":"k"}"#).unwrap();
+        let e = format!("{:#}", Record::load(&rec).unwrap_err());
+        assert!(e.contains("names container \"web1\"") && e.contains("move it aside"), "{e}");
+        let root_map = r#"{"name":"c1","profile":"p","distro":"d","release":"r","gpgcheck":true,"installer":"i","cache_key":"k",
+            "idmap":{"uid":{"start":0,"target":0,"count":65536},"gid":{"start":0,"target":100000,"count":65536}}}"#;
+        std::fs::write(&rec, root_map).unwrap();
+        assert!(format!("{:#}", Record::load(&rec).unwrap_err()).contains("uid map 0:0:65536"));
+        std::fs::write(&rec, root_map.replace(r#""target":0,"#, r#""target":100000,"#)).unwrap();
+        assert!(Record::load(&rec).unwrap().unwrap().idmap.is_some());
+        std::fs::remove_file(&rec).unwrap();
         // A good file still reads, and a missing one is "none yet".
         assert!(Record::load(&dir.join("containers/c1.json")).unwrap().is_none());
         assert!(crate::idmap::open(dir).unwrap().reg.ranges.is_empty());
