@@ -155,7 +155,8 @@ pub fn parse_domain(xml: &str) -> Result<DomainXml> {
 /// The container init's host PID, from the LXC driver's status file under `run_dir`
 /// (normally `/run/libvirt/lxc`).
 pub fn init_pid(run_dir: &Path, name: &str) -> Option<u32> {
-    let xml = std::fs::read_to_string(run_dir.join(format!("{name}.xml"))).ok()?;
+    let xml = crate::fsutil::read_state_to_string(&run_dir.join(format!("{name}.xml")), 1 << 20, "libvirt status file")
+        .ok()??;
     let doc = roxmltree::Document::parse(&xml).ok()?;
     doc.descendants()
         .find(|n| n.has_tag_name("init") && n.attribute("pid").is_some())

@@ -11,7 +11,7 @@
 //! distributions give users, and stop before the top block, which holds the "no id" 2^32-1.
 
 use crate::profile::{IdRange, Idmap};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -144,26 +144,20 @@ pub fn registry_path(state_dir: &Path) -> PathBuf {
 
 /// Opens and locks the registry in `state_dir` (created if missing).
 pub fn open(state_dir: &Path) -> Result<Locked> {
-    std::fs::create_dir_all(state_dir).with_context(|| format!("creating {}", state_dir.display()))?;
-    let path = registry_path(state_dir);
-    let lock_path = state_dir.join("idmap-registry.lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("opening lock {}", lock_path.display()))?;
-    lock.lock().with_context(|| format!("locking {}", lock_path.display()))?;
-    let reg = read(&path)?;
+    let (path, lock, text) = crate::state::lock_and_read(state_dir, "idmap-registry", MAX_REGISTRY, "id-map registry")?;
+    debug_assert_eq!(path, registry_path(state_dir));
+    let reg = parse_registry(&path, text)?;
     Ok(Locked { path, _lock: lock, reg })
 }
 
 /// Reads the registry without taking its lock (`doctor`, `--dry-run`): empty when missing.
 pub fn read(path: &Path) -> Result<Registry> {
-    if !path.exists() && std::fs::symlink_metadata(path).is_err() {
-        return Ok(Registry::default());
-    }
-    let text = crate::fsutil::read_regular_bounded_to_string(path, MAX_REGISTRY, "the id-map registry")?;
+    let text = crate::fsutil::read_state_to_string(path, MAX_REGISTRY, "id-map registry")?;
+    parse_registry(path, text)
+}
+
+fn parse_registry(path: &Path, text: Option<String>) -> Result<Registry> {
+    let Some(text) = text else { return Ok(Registry::default()) };
     Registry::parse(&text).map_err(|e| {
         anyhow::anyhow!("{} is not a valid id-map registry ({e}); move it aside to start a new one", path.display())
     })
@@ -184,6 +178,54 @@ impl Locked {
     pub fn save(&self) -> Result<()> {
         crate::fsutil::write_atomic(&self.path, serde_json::to_string_pretty(&self.reg)?.as_bytes(), 0o644)
     }
+}
+
+/// The first id of a regular account: `UID_MIN` (or `GID_MIN`) in `etc/login.defs`, 1000
+/// when it says nothing.
+pub fn first_regular_id(etc: &Path, gid: bool) -> u64 {
+    let key = if gid { "GID_MIN" } else { "UID_MIN" };
+    crate::fsutil::read_regular_bounded_to_string(&etc.join("login.defs"), MAX_HOST_FILE, "login.defs")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                let mut it = l.split_whitespace();
+                (it.next() == Some(key)).then(|| it.next().and_then(|v| v.parse::<u64>().ok())).flatten()
+            })
+        })
+        .unwrap_or(1000)
+}
+
+/// The host accounts a fixed map's host ids `[target, target + count)` would make container
+/// ids of: a reason naming the first one met, or `None`. Ids below the first regular id
+/// (`UID_MIN`) are the system's own accounts whether or not they are listed; above it,
+/// every uid in `etc/passwd` (for `gid`: every gid in `etc/group` and every primary gid in
+/// `etc/passwd`) counts.
+pub fn host_accounts_met(etc: &Path, gid: bool, target: u32, count: u32) -> Option<String> {
+    let (lo, hi) = (u64::from(target), u64::from(target) + u64::from(count));
+    let what = if gid { "gid" } else { "uid" };
+    let min = first_regular_id(etc, gid);
+    if lo < min {
+        return Some(format!(
+            "host {what} {lo} is below the first regular {what} ({min}, {} in {}/login.defs): a system account's",
+            if gid { "GID_MIN" } else { "UID_MIN" },
+            etc.display()
+        ));
+    }
+    let read = |f: &str| crate::fsutil::read_regular_bounded_to_string(&etc.join(f), MAX_HOST_FILE, "a host id file");
+    let sources: &[(&str, usize)] = if gid { &[("group", 2), ("passwd", 3)] } else { &[("passwd", 2)] };
+    for (file, field) in sources {
+        for line in read(file).unwrap_or_default().lines() {
+            let mut f = line.split(':');
+            let name = f.next().unwrap_or_default();
+            if let Some(Ok(id)) = f.nth(field - 1).map(|s| s.trim().parse::<u64>()) {
+                if (lo..hi).contains(&id) {
+                    let name = crate::text::for_terminal(&name.chars().take(32).collect::<String>()).into_owned();
+                    return Some(format!("host {what} {id} is {name:?}'s in {}/{file}", etc.display()));
+                }
+            }
+        }
+    }
+    None
 }
 
 /// Ids the host uses, which no isolated range may meet: `/etc/subuid`, `/etc/subgid`,

@@ -47,6 +47,14 @@ impl Secret {
         Self::from_reader(&mut bytes.as_slice()).with_context(|| format!("root password file {}", path.display()))
     }
 
+    /// [`Secret::from_file`] for a password lxcprov stored in its own state (a lab's
+    /// `STATE/labs/LAB/passwords/NAME`): a symlink there is refused too, so a planted link to
+    /// a host file never becomes a container's password. `None` when the file is missing.
+    pub fn from_state_file(path: &Path) -> Result<Option<Secret>> {
+        let Some(bytes) = crate::fsutil::read_state(path, FILE_MAX, "password file")? else { return Ok(None) };
+        Self::from_reader(&mut bytes.as_slice()).with_context(|| format!("password file {}", path.display())).map(Some)
+    }
+
     /// Reads a password from a reader such as stdin (one trailing newline is ignored). At
     /// most `MAX_LEN + 3` bytes are read, so an endless stream (`< /dev/zero`) is refused
     /// as too long; a terminal or pipe still has to reach end-of-file.

@@ -164,18 +164,65 @@ pub fn rpm_dbpath(root: &Path) -> Option<String> {
     })
 }
 
+/// The most [`copy_rpmdb`] copies out of a tree: a full Fedora workstation's rpmdb.sqlite
+/// is a few hundred MiB; a database beyond this (a sparse 64 GiB file costs the guest
+/// nothing) would fill the host's temporary directory.
+pub const RPMDB_MAX: u64 = 2 << 30;
+/// The most files an rpm database directory may hold (BDB: one per index, about 30).
+const RPMDB_FILES_MAX: usize = 256;
+
 /// Copies the regular files of the tree's rpm database directory `dbpath` to the same place
-/// under `dest_root` (a symlink in the directory is not followed).
+/// under `dest_root`, bounded: each file is opened without following a symlink and without
+/// blocking (`O_NOFOLLOW | O_NONBLOCK | O_NOCTTY`), must be a regular file on the open
+/// descriptor, and the files together must fit in [`RPMDB_MAX`] bytes, checked before
+/// anything is copied; at most that many bytes are copied even if a file grows meanwhile.
 pub fn copy_rpmdb(root: &Path, dbpath: &str, dest_root: &Path) -> Result<()> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
     let src = crate::fsutil::resolve_in(root, dbpath)?;
-    let dest = dest_root.join(dbpath.trim_start_matches('/'));
-    std::fs::create_dir_all(&dest).with_context(|| format!("creating {}", dest.display()))?;
+    let mut files = vec![];
+    let mut total = 0u64;
     for e in std::fs::read_dir(&src).with_context(|| format!("reading {}", src.display()))? {
         let e = e?;
-        if e.file_type()?.is_file() {
-            std::fs::copy(e.path(), dest.join(e.file_name()))
-                .with_context(|| format!("copying {}", e.path().display()))?;
+        if !e.file_type()?.is_file() {
+            continue;
         }
+        if files.len() == RPMDB_FILES_MAX {
+            bail!("refusing to copy the rpm database {}: more than {RPMDB_FILES_MAX} files in it", src.display());
+        }
+        let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags)
+            .open(e.path())
+            .with_context(|| format!("opening {}", e.path().display()))?;
+        let m = f.metadata().with_context(|| format!("inspecting {}", e.path().display()))?;
+        if !m.is_file() {
+            bail!("refusing to copy {}: it is not a regular file", e.path().display());
+        }
+        total = total.saturating_add(m.len());
+        if total > RPMDB_MAX {
+            bail!(
+                "refusing to copy the rpm database {}: its files are more than {RPMDB_MAX} bytes ({} alone is {} bytes); \
+                 a real rpm database is far smaller, so this tree's is damaged or hostile",
+                src.display(),
+                e.file_name().to_string_lossy(),
+                m.len()
+            );
+        }
+        files.push((e.file_name(), f));
+    }
+    let dest = dest_root.join(dbpath.trim_start_matches('/'));
+    std::fs::create_dir_all(&dest).with_context(|| format!("creating {}", dest.display()))?;
+    let mut left = RPMDB_MAX;
+    for (name, f) in files {
+        let to = dest.join(&name);
+        let mut out = crate::fsutil::create_new(&to, 0o600)?;
+        let n = std::io::copy(&mut f.take(left + 1), &mut out).with_context(|| format!("copying {}", to.display()))?;
+        if n > left {
+            bail!("refusing to copy the rpm database {}: it grew beyond {RPMDB_MAX} bytes while copied", src.display());
+        }
+        left -= n;
     }
     Ok(())
 }
@@ -530,6 +577,37 @@ pub fn subject_for(paths: &crate::paths::Paths, name: &crate::name::Name) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rpm_databases_are_copied_bounded() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("tree");
+        let db = root.join("var/lib/rpm");
+        std::fs::create_dir_all(&db).unwrap();
+        std::fs::write(db.join("Index.db"), "index").unwrap();
+        // A sparse 64 GiB database costs the guest nothing: refused before anything is copied.
+        std::fs::File::create(db.join("rpmdb.sqlite")).unwrap().set_len(64 << 30).unwrap();
+        assert_eq!(rpm_dbpath(&root).as_deref(), Some("/var/lib/rpm"));
+        let out = d.path().join("copy");
+        let e = format!("{:#}", copy_rpmdb(&root, "/var/lib/rpm", &out).unwrap_err());
+        assert!(e.contains("refusing to copy the rpm database") && e.contains("rpmdb.sqlite"), "{e}");
+        assert!(!out.exists(), "nothing was copied");
+        // A FIFO is not opened for reading (it would block) and a symlink not followed.
+        std::fs::remove_file(db.join("rpmdb.sqlite")).unwrap();
+        let fifo = std::ffi::CString::new(db.join("rpmdb.sqlite-shm").as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        std::os::unix::fs::symlink("/etc/shadow", db.join("Packages")).unwrap();
+        std::fs::write(db.join("rpmdb.sqlite"), "db").unwrap();
+        copy_rpmdb(&root, "/var/lib/rpm", &out).unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(out.join("var/lib/rpm"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["Index.db", "rpmdb.sqlite"]);
+        assert_eq!(std::fs::read_to_string(out.join("var/lib/rpm/rpmdb.sqlite")).unwrap(), "db");
+    }
     use crate::exec::RecordingRunner;
 
     const STATUS: &str = "\

@@ -39,11 +39,37 @@ pub struct Record {
 
 impl Record {
     pub fn load(path: &Path) -> Result<Option<Record>> {
-        match std::fs::read_to_string(path) {
-            Ok(t) => Ok(Some(serde_json::from_str(&t).with_context(|| format!("reading {}", path.display()))?)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        let Some(t) = crate::fsutil::read_state_to_string(path, crate::fsutil::STATE_MAX, "container record")? else {
+            return Ok(None);
+        };
+        let r: Record = serde_json::from_str(&t).with_context(|| {
+            format!("{} is not a valid container record; move it aside (or remove it) and run again", path.display())
+        })?;
+        r.check(path).with_context(|| {
+            format!("{} is not the record lxcprov wrote; move it aside (or fix it) and run again", path.display())
+        })?;
+        Ok(Some(r))
+    }
+
+    /// What a hand-edited record could turn against the host: a name other than its file's,
+    /// or an id map that would make container root host root (target 0), map nothing, or
+    /// leave the id space. The rest is shown, never acted on.
+    fn check(&self, path: &Path) -> Result<()> {
+        if path.file_stem().and_then(|s| s.to_str()) != Some(self.name.as_str()) {
+            bail!(
+                "it names container {:?}",
+                crate::text::for_terminal(&self.name.chars().take(80).collect::<String>())
+            );
         }
+        for m in self.idmap.iter().chain(self.shift_started.iter()) {
+            for (what, r) in [("uid", m.uid), ("gid", m.gid)] {
+                let end = u64::from(r.target) + u64::from(r.count);
+                if r.start != 0 || r.target == 0 || r.count == 0 || end > u64::from(u32::MAX) {
+                    bail!("its {what} map {}:{}:{} is not one lxcprov makes", r.start, r.target, r.count);
+                }
+            }
+        }
+        Ok(())
     }
     pub fn save(&self, path: &Path) -> Result<()> {
         std::fs::create_dir_all(path.parent().context("record path")?)?;
@@ -84,14 +110,26 @@ pub struct FileLock {
 }
 
 fn open_lock(path: &Path) -> Result<std::fs::File> {
-    let dir = path.parent().context("lock path")?;
+    crate::fsutil::open_lock(path)
+}
+
+/// Takes the exclusive lock `DIR/BASE.lock` (waiting for other holders) and reads
+/// `DIR/BASE.json` under it as [`crate::fsutil::read_state`] does: the one way the MCS and
+/// id-map registries are opened. Returns the data file's path, the held lock and its text
+/// (`None` when it does not exist yet; at most `max` bytes).
+pub fn lock_and_read(
+    dir: &Path,
+    base: &str,
+    max: u64,
+    what: &str,
+) -> Result<(std::path::PathBuf, std::fs::File, Option<String>)> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .with_context(|| format!("opening lock {}", path.display()))
+    let lock_path = dir.join(format!("{base}.lock"));
+    let lock = open_lock(&lock_path)?;
+    lock.lock().with_context(|| format!("locking {}", lock_path.display()))?;
+    let path = dir.join(format!("{base}.json"));
+    let text = crate::fsutil::read_state_to_string(&path, max, what)?;
+    Ok((path, lock, text))
 }
 
 /// Takes `path`'s lock (shared or exclusive), waiting for other holders; `on_wait` is called
@@ -125,5 +163,117 @@ pub fn try_lock(path: &Path) -> Result<Option<FileLock>> {
         Ok(()) => Ok(Some(FileLock { _file: file })),
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),
         Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    type Make<'a> = Box<dyn Fn() + 'a>;
+    type Take<'a> = Box<dyn Fn() -> Result<()> + 'a>;
+
+    fn mkfifo(p: &Path) {
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: c is a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo {}", p.display());
+    }
+
+    /// Runs `f` on another thread; fails the test if it has not answered within 5 s (a FIFO
+    /// read blocks forever, `/dev/zero` is read until memory is gone).
+    fn quickly<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(f()).unwrap());
+        rx.recv_timeout(std::time::Duration::from_secs(5)).expect("reading a hostile state file hung")
+    }
+
+    /// Every hostile shape a state file can take, placed at `file` in turn; `read` must
+    /// refuse each quickly with a message naming the file and saying to move it aside.
+    fn refuses_hostile(dir: &Path, file: &str, read: fn(&Path) -> Result<()>) {
+        let p = dir.join(file);
+        let outside = dir.join("outside.json");
+        let hostile: Vec<(&str, Make)> = vec![
+            ("FIFO", Box::new(|| mkfifo(&p))),
+            ("symlink", Box::new(|| std::os::unix::fs::symlink("/dev/zero", &p).unwrap())),
+            ("symlink", Box::new(|| std::os::unix::fs::symlink(&outside, &p).unwrap())),
+            ("limit", Box::new(|| std::fs::File::create(&p).unwrap().set_len(64 << 30).unwrap())),
+            ("directory", Box::new(|| std::fs::create_dir(&p).unwrap())),
+        ];
+        std::fs::write(&outside, "{}").unwrap();
+        for (want, make) in hostile {
+            make();
+            let d = dir.to_path_buf();
+            let e = quickly(move || read(&d).map_err(|e| format!("{e:#}")));
+            let e = e.expect_err(&format!("{file} as a {want} was accepted"));
+            assert!(e.contains(want) && e.contains(file) && e.contains("move it aside"), "{file}: {e}");
+            if std::fs::symlink_metadata(&p).unwrap().is_dir() {
+                std::fs::remove_dir(&p).unwrap();
+            } else {
+                std::fs::remove_file(&p).unwrap();
+            }
+        }
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "{}", "nothing was written through a link");
+    }
+
+    #[test]
+    fn state_files_are_read_as_untrusted_input() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path();
+        std::fs::create_dir_all(dir.join("containers")).unwrap();
+        refuses_hostile(dir, "containers/c1.json", |d| Record::load(&d.join("containers/c1.json")).map(drop));
+        refuses_hostile(dir, "idmap-registry.json", |d| crate::idmap::open(d).map(drop));
+        refuses_hostile(dir, "idmap-registry.json", |d| crate::idmap::read(&crate::idmap::registry_path(d)).map(drop));
+        refuses_hostile(dir, "mcs-registry.json", |d| crate::mac::registry::open(d).map(drop));
+        // A record naming another container, or mapping container root to host root.
+        let rec = dir.join("containers/c1.json");
+        std::fs::write(&rec, r#"{"name":"web1","profile":"p","distro":"d","release":"r","gpgcheck":true,"installer":"i","cache_key":"k"}"#).unwrap();
+        let e = format!("{:#}", Record::load(&rec).unwrap_err());
+        assert!(e.contains("names container \"web1\"") && e.contains("move it aside"), "{e}");
+        let root_map = r#"{"name":"c1","profile":"p","distro":"d","release":"r","gpgcheck":true,"installer":"i","cache_key":"k",
+            "idmap":{"uid":{"start":0,"target":0,"count":65536},"gid":{"start":0,"target":100000,"count":65536}}}"#;
+        std::fs::write(&rec, root_map).unwrap();
+        assert!(format!("{:#}", Record::load(&rec).unwrap_err()).contains("uid map 0:0:65536"));
+        std::fs::write(&rec, root_map.replace(r#""target":0,"#, r#""target":100000,"#)).unwrap();
+        assert!(Record::load(&rec).unwrap().unwrap().idmap.is_some());
+        std::fs::remove_file(&rec).unwrap();
+        // A good file still reads, and a missing one is "none yet".
+        assert!(Record::load(&dir.join("containers/c1.json")).unwrap().is_none());
+        assert!(crate::idmap::open(dir).unwrap().reg.ranges.is_empty());
+        assert!(crate::mac::registry::open(dir).unwrap().reg.labels.is_empty());
+    }
+
+    #[test]
+    fn locks_never_follow_symlinks_or_open_fifos() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("state");
+        std::fs::create_dir_all(&dir).unwrap();
+        let elsewhere = d.path().join("elsewhere");
+        let paths = Paths { pool: d.path().join("pool"), cache: d.path().join("cache"), state: dir.clone() };
+        let name = Name::parse("c1").unwrap();
+        let locks: Vec<(PathBuf, Take)> = vec![
+            (paths.lock(&name), Box::new(|| lock(&paths, &name).map(drop))),
+            (paths.lab_lock(&name), Box::new(|| lab_lock(&paths, &name).map(drop))),
+            (dir.join("x.lock"), Box::new(|| try_lock(&dir.join("x.lock")).map(drop))),
+            (dir.join("y.lock"), Box::new(|| wait_lock(&dir.join("y.lock"), true, &|| {}).map(drop))),
+            (dir.join("idmap-registry.lock"), Box::new(|| crate::idmap::open(&dir).map(drop))),
+            (dir.join("mcs-registry.lock"), Box::new(|| crate::mac::registry::open(&dir).map(drop))),
+        ];
+        for (p, take) in &locks {
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            // A dangling symlink: following it would create `elsewhere`.
+            std::os::unix::fs::symlink(&elsewhere, p).unwrap();
+            let e = format!("{:#}", take().unwrap_err());
+            assert!(e.contains("symlink") && e.contains("move it aside"), "{}: {e}", p.display());
+            assert!(!elsewhere.exists(), "{} created a file through a symlinked lock", p.display());
+            std::fs::remove_file(p).unwrap();
+            // A FIFO (opening it for writing would block without O_NONBLOCK).
+            mkfifo(p);
+            let e = format!("{:#}", take().unwrap_err());
+            assert!(e.contains("FIFO") && e.contains("move it aside"), "{}: {e}", p.display());
+            std::fs::remove_file(p).unwrap();
+            take().unwrap();
+            assert!(std::fs::symlink_metadata(p).unwrap().is_file());
+        }
     }
 }

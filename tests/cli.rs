@@ -560,3 +560,157 @@ fn idmap_isolated_dry_run_shows_its_range_and_a_bad_registry_is_one_clear_error(
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(idmap_of(&o)["mode"], "isolated");
 }
+
+/// Runs the binary and fails the test if it has not finished within 20 s: a hostile state
+/// file must be one clear error, never a hang.
+fn run_quickly(dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut child = lxcprov(dir)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run lxcprov");
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("lxcprov {args:?} hung on a hostile state file");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn hostile_state_files_are_one_clear_error_never_a_hang() {
+    let d = tempfile::tempdir().unwrap();
+    let labs = d.path().join("state/labs");
+    std::fs::create_dir_all(&labs).unwrap();
+    let rec = labs.join("l1.json");
+    let reg = d.path().join("state/idmap-registry.json");
+    let mkfifo = |p: &Path| assert!(std::process::Command::new("mkfifo").arg(p).status().unwrap().success());
+    type Make<'a> = &'a dyn Fn(&Path);
+    let hostile: [(&str, Make); 4] = [
+        ("FIFO", &|p| mkfifo(p)),
+        ("symlink", &|p| std::os::unix::fs::symlink("/dev/zero", p).unwrap()),
+        ("limit", &|p| std::fs::File::create(p).unwrap().set_len(64 << 30).unwrap()),
+        ("directory", &|p| std::fs::create_dir(p).unwrap()),
+    ];
+    let commands: [&[&str]; 4] = [
+        &["lab", "access", "l1"],
+        &["lab", "access", "l1", "--ssh-config"],
+        &["lab", "down", "l1", "--yes"],
+        &["create", "iso1", "--profile", "minimal", "--security", "none", "--dry-run", "--idmap", "isolated"],
+    ];
+    for (kind, make) in hostile {
+        for args in commands {
+            let f = if args[0] == "lab" { &rec } else { &reg };
+            make(f);
+            let o = run_quickly(d.path(), args);
+            assert_eq!(o.status.code(), Some(2), "{kind} {args:?}: {}", stderr(&o));
+            let e = stderr(&o);
+            assert!(e.contains(kind) && e.contains("move it aside"), "{kind} {args:?}: {e}");
+            assert!(stdout(&o).is_empty(), "{kind} {args:?}");
+            if f.is_dir() {
+                std::fs::remove_dir(f).unwrap();
+            } else {
+                std::fs::remove_file(f).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn a_hand_edited_lab_record_never_reaches_ssh_config_or_a_foreign_container() {
+    let d = tempfile::tempdir().unwrap();
+    let labs = d.path().join("state/labs");
+    std::fs::create_dir_all(&labs).unwrap();
+    let key = "AAAAC3NzaC1lZDI1NTE5AAAAIGbWMGpqvTlEUs9Oedxs4TY9gbNETadlP171vexTOpPH";
+    let record = |name: &str, members: &str, student: &str, address: &str| {
+        format!(
+            r#"{{"name":"{name}","profile":"web","security":"none","prefix":"s","isolate_students":false,"password_dir":"/x","members":[{members}],
+            "access":{{"network":"lxcprov-lab-l1","subnet":"10.213.7.0/24","gateway":"10.213.7.1","students":[{{"container":"l1-s01","student":"{student}","address":"{address}","mac":"52:54:00:d5:07:0b",
+            "key":{{"key_type":"ssh-ed25519","blob":"{key}","fingerprint":"SHA256:Jugl0qfZHmM0Q04hwfp0j0w4cygdoIOA4/FkmKNup2M"}}}}]}}}}"#
+        )
+    };
+    let good = record("l1", r#""l1-s01""#, "s01", "10.213.7.11");
+    std::fs::write(labs.join("l1.json"), &good).unwrap();
+    let o = run(d.path(), &["lab", "access", "l1", "--ssh-config"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("Host s01 l1-s01\n    HostName 10.213.7.11\n"), "{}", stdout(&o));
+    let o = run(d.path(), &["lab", "access", "l1", "--jump-keys"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("restrict,port-forwarding,permitopen=\"10.213.7.11:22\" ssh-ed25519 "));
+    for (bad, what) in [
+        (record("l1", r#""l1-s01""#, "s01", r"10.213.7.11\n    ProxyCommand sh -c id"), "address"),
+        (record("l1", r#""l1-s01""#, r"s01\n    ProxyCommand sh -c id", "10.213.7.11"), "student name"),
+        (record("l1", r#""l1-s01""#, "s01", r#"10.213.7.11:22\" ssh-ed25519 "#), "address"),
+        (good.replace(r#""key_type":"ssh-ed25519""#, r#""key_type":"command=\"id\" ssh-ed25519""#), "key"),
+        (record("l1", r#""l1-s01","web1""#, "s01", "10.213.7.11"), "member \"web1\""),
+        (record("other", r#""l1-s01""#, "s01", "10.213.7.11"), "names lab \"other\""),
+    ] {
+        std::fs::write(labs.join("l1.json"), &bad).unwrap();
+        for args in [
+            &["lab", "access", "l1", "--ssh-config"][..],
+            &["lab", "access", "l1", "--jump-keys"],
+            &["lab", "access", "l1"],
+            // `lab down` reads only names (its members): a record that names another
+            // container is refused before libvirt is asked anything.
+            &["lab", "down", "l1", "--yes"],
+        ] {
+            if args[1] == "down" && !what.contains("lab") && !what.contains("member") {
+                continue;
+            }
+            let o = run(d.path(), args);
+            assert_eq!(o.status.code(), Some(2), "{what} {args:?}: {}", stderr(&o));
+            assert!(stdout(&o).is_empty(), "{what} {args:?}: {}", stdout(&o));
+            let e = stderr(&o);
+            assert!(e.contains(what) && e.contains("l1.json"), "{what} {args:?}: {e}");
+        }
+    }
+}
+
+#[test]
+fn a_system_profiles_relative_seccomp_path_is_its_own_not_the_callers() {
+    let d = tempfile::tempdir().unwrap();
+    let sys = d.path().join("system-profiles");
+    std::fs::create_dir_all(sys.join("policies")).unwrap();
+    let policy = r#"{"default_action": "errno", "syscalls": [{"names": ["read", "execve"], "action": "allow"}]}"#;
+    std::fs::write(sys.join("policies/web.json"), policy).unwrap();
+    std::fs::write(sys.join("web2.yaml"), "security:\n  seccomp: policies/web.json\n").unwrap();
+    // Whoever controls the caller's working directory plants a policy of the same name.
+    let cwd = d.path().join("elsewhere");
+    std::fs::create_dir_all(cwd.join("policies")).unwrap();
+    std::fs::write(cwd.join("policies/web.json"), r#"{"default_action": "allow", "syscalls": []}"#).unwrap();
+    for args in [&["profiles", "show", "web2"][..], &["render", "c1", "--profile", "web2"]] {
+        let o = lxcprov(d.path()).env("LXCPROV_PROFILE_DIR", &sys).current_dir(&cwd).args(args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        if args[0] == "profiles" {
+            let want = sys.join("policies/web.json");
+            assert!(stdout(&o).contains(want.to_str().unwrap()), "{}", stdout(&o));
+        }
+    }
+    // Without the profile's own policy the caller's is not taken instead.
+    std::fs::remove_file(sys.join("policies/web.json")).unwrap();
+    let o = lxcprov(d.path())
+        .env("LXCPROV_PROFILE_DIR", &sys)
+        .current_dir(&cwd)
+        .args(["profiles", "show", "web2"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no such file"), "{}", stderr(&o));
+}
+
+#[test]
+fn sbom_refuses_a_huge_rpm_database_instead_of_copying_it() {
+    let d = tempfile::tempdir().unwrap();
+    let tree = d.path().join("tree");
+    std::fs::create_dir_all(tree.join("var/lib/rpm")).unwrap();
+    std::fs::File::create(tree.join("var/lib/rpm/rpmdb.sqlite")).unwrap().set_len(64 << 30).unwrap();
+    let o = run_quickly(d.path(), &["sbom", "--rootfs", tree.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("refusing to copy the rpm database"), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty());
+}

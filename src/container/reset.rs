@@ -103,7 +103,10 @@ pub fn guest_of(ctx: &crate::context::Context, env: &Env, name: &Name) -> Result
     let opts = crate::spec::ProfileOptions::of_container(&meta, &ctx.paths.state, name)?;
     let mut s = crate::spec::resolve(ctx, name.as_str(), &opts)?;
     // A lab's student keeps its address, sshd and key (as `rebuild` does).
-    let key = crate::lab::access_of_member(ctx, name).and_then(|acc| crate::lab::apply_access(&mut s, &acc));
+    let key = match crate::lab::access_of_member(ctx, name) {
+        Some(acc) => crate::lab::apply_access(&mut s, &acc)?,
+        None => None,
+    };
     Ok(crate::bootstrap::guest_config(name, &s.profile, &s.distro, key))
 }
 
@@ -174,7 +177,7 @@ fn ssh_host_keys(root: &std::path::Path) -> Vec<(String, Vec<u8>, u32)> {
         if !m.is_file() {
             continue;
         }
-        if let Ok(b) = crate::fsutil::read_regular_bounded(&e.path(), 64 * 1024, "an SSH host key") {
+        if let Ok(Some(b)) = crate::fsutil::read_state(&e.path(), 64 * 1024, "SSH host key") {
             v.push((format!("/etc/ssh/{name}"), b, m.permissions().mode() & 0o7777));
         }
     }

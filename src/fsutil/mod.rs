@@ -124,6 +124,87 @@ pub fn read_regular_bounded_to_string(path: &Path, max: u64, what: &str) -> Resu
     })
 }
 
+/// The most [`read_state`] reads by default: lxcprov's own records, registries and small
+/// pool files are a few kilobytes; a registry of thousands of containers stays well below.
+pub const STATE_MAX: u64 = 4 << 20;
+
+/// Reads one of lxcprov's own files (a record, a registry, a file in the cache or the pool):
+/// `None` when it does not exist. These directories are root's, but a hand edit, a restore
+/// from a backup or another tool can leave anything there, so the file is treated as
+/// untrusted input: a symlink (even to a good file), a FIFO, a device or a directory is
+/// refused without being opened (`O_NOFOLLOW | O_NONBLOCK | O_NOCTTY`, checked again on the
+/// descriptor), and at most `max` bytes are read. Errors name the file and say to move it
+/// aside.
+pub fn read_state(path: &Path, max: u64, what: &str) -> Result<Option<Vec<u8>>> {
+    match read_bounded(path, max, what, false) {
+        Ok(b) => Ok(Some(b)),
+        Err(BoundedReadError::NotFound) => Ok(None),
+        Err(BoundedReadError::Other(e)) => Err(e.context(format!(
+            "lxcprov's {what} {} is not what lxcprov wrote; move it aside (or remove it) and run again",
+            path.display()
+        ))),
+    }
+}
+
+/// [`read_state`] for text: the content must be UTF-8.
+pub fn read_state_to_string(path: &Path, max: u64, what: &str) -> Result<Option<String>> {
+    let Some(bytes) = read_state(path, max, what)? else { return Ok(None) };
+    String::from_utf8(bytes).map(Some).map_err(|e| {
+        anyhow::anyhow!(
+            "{what} {} is not UTF-8 text (invalid byte at offset {}); move it aside (or remove it) and run again",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+/// Opens (creating it if missing, mode 0600) a lock file in lxcprov's state, cache or pool.
+/// The lock's directory is created if missing and must then be a real directory (not a
+/// symlink); the lock itself is opened with `O_NOFOLLOW | O_NONBLOCK | O_NOCTTY`, so a
+/// symlink in its place (even a dangling one) never makes lxcprov create or open a file
+/// elsewhere, and anything but a regular file is refused.
+pub fn open_lock(path: &Path) -> Result<fs::File> {
+    let shown = path.display();
+    let dir = path.parent().context("lock path has no directory")?;
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let m = fs::symlink_metadata(dir).with_context(|| format!("inspecting {}", dir.display()))?;
+    if !m.is_dir() {
+        bail!(
+            "the directory of lock {shown} is {}, not a directory; move {} aside and run again",
+            kind_of(m.file_type()),
+            dir.display()
+        );
+    }
+    let refuse = |kind: &str| {
+        anyhow::anyhow!(
+            "lock {shown} is {kind}, not a regular file lxcprov made; move it aside (or remove it) and run again"
+        )
+    };
+    if let Ok(m) = fs::symlink_metadata(path) {
+        if !m.is_file() {
+            return Err(refuse(kind_of(m.file_type())));
+        }
+    }
+    let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+    let file = match fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(flags)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(refuse("a symlink")),
+        Err(e) => return Err(e).with_context(|| format!("opening lock {shown}")),
+    };
+    let meta = file.metadata().with_context(|| format!("inspecting lock {shown}"))?;
+    if !meta.is_file() {
+        return Err(refuse(kind_of(meta.file_type())));
+    }
+    Ok(file)
+}
+
 enum BoundedReadError {
     NotFound,
     Other(anyhow::Error),

@@ -45,9 +45,32 @@ pub struct PublicKey {
 
 impl PublicKey {
     /// The `authorized_keys` line: type, blob and a comment lxcprov chose (never the file's).
-    pub fn line(&self, comment: &str) -> String {
-        format!("{} {} {comment}", self.key_type, self.blob)
+    /// The key is parsed again first, since it may come from a hand-edited record: the line
+    /// is one key and nothing else (no options, no second line).
+    pub fn line(&self, comment: &str) -> Result<String> {
+        self.check()?;
+        checked_name(comment, "key comment")?;
+        Ok(format!("{} {} {comment}", self.key_type, self.blob))
     }
+
+    /// Parses the recorded key again as [`parse_public_key`] does; its fingerprint must agree.
+    pub fn check(&self) -> Result<()> {
+        let line = format!("{} {}", self.key_type, self.blob);
+        let shown = crate::text::for_terminal(&line.chars().take(60).collect::<String>()).to_string();
+        let k = parse_public_key(&line, &format!("the recorded key {shown:?}"))?;
+        if k != *self {
+            bail!("the recorded key {shown:?} does not match its recorded fingerprint {:?}", self.fingerprint);
+        }
+        Ok(())
+    }
+}
+
+/// A name written into an ssh_config or `authorized_keys` (a host alias, a container, a lab,
+/// a network): what [`crate::name::Name`] accepts, so it can carry no space, quote, newline,
+/// wildcard or option.
+fn checked_name<'a>(s: &'a str, what: &str) -> Result<&'a str> {
+    crate::name::Name::parse(s).with_context(|| format!("{what} {:?}", crate::text::for_terminal(s)))?;
+    Ok(s)
 }
 
 /// Parses one OpenSSH public key (`TYPE BASE64 [COMMENT]`); `origin` names it in errors.
@@ -73,18 +96,110 @@ pub fn parse_public_key(text: &str, origin: &str) -> Result<PublicKey> {
     }
     let blob = it.next().with_context(|| format!("{origin}: the key has a type but no key data"))?;
     let raw = base64_decode(blob).with_context(|| format!("{origin}: the key data is not base64"))?;
-    // The blob starts with its own type as an SSH string: it must agree with the first field.
-    let inner = raw
-        .get(..4)
-        .map(|l| u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize)
-        .and_then(|n| raw.get(4..4 + n))
-        .with_context(|| format!("{origin}: the key data is truncated"))?;
-    if inner != key_type.as_bytes() {
-        bail!("{origin}: the key data is a {:?} key, not {key_type}", String::from_utf8_lossy(inner));
-    }
+    check_blob(key_type, &raw).with_context(|| format!("{origin}: not a valid {key_type} public key"))?;
     use sha2::{Digest, Sha256};
     let fingerprint = format!("SHA256:{}", base64_encode_nopad(&Sha256::digest(&raw)));
     Ok(PublicKey { key_type: key_type.into(), blob: blob.into(), fingerprint })
+}
+
+/// Reads SSH wire-format fields (RFC 4251) from a key blob.
+struct Wire<'a>(&'a [u8]);
+
+impl<'a> Wire<'a> {
+    /// A `string`: a 4-byte big-endian length and that many bytes.
+    fn string(&mut self, what: &str) -> Result<&'a [u8]> {
+        let len = self.0.get(..4).with_context(|| format!("the key data is truncated before its {what}"))?;
+        let n = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        let v = self
+            .0
+            .get(4..4usize.saturating_add(n))
+            .with_context(|| format!("the key data is truncated in its {what}"))?;
+        self.0 = &self.0[4 + n..];
+        Ok(v)
+    }
+
+    /// An `mpint` that must be positive: its significant bytes (no sign byte, no leading
+    /// zeros), refused when negative, zero or padded with more than one zero byte.
+    fn positive_mpint(&mut self, what: &str) -> Result<&'a [u8]> {
+        let v = self.string(what)?;
+        if v.first().is_some_and(|b| b & 0x80 != 0) {
+            bail!("its {what} is negative");
+        }
+        let sig = match v {
+            [0, rest @ ..] if rest.first().is_some_and(|b| b & 0x80 != 0) => rest,
+            [0, ..] => bail!("its {what} has a superfluous leading zero"),
+            _ => v,
+        };
+        if sig.is_empty() {
+            bail!("its {what} is zero");
+        }
+        Ok(sig)
+    }
+
+    fn end(&self) -> Result<()> {
+        if !self.0.is_empty() {
+            bail!("{} byte(s) follow the key data", self.0.len());
+        }
+        Ok(())
+    }
+}
+
+/// The smallest and largest RSA moduli OpenSSH accepts, in bits.
+const RSA_MIN_BITS: usize = 1024;
+const RSA_MAX_BITS: usize = 16384;
+
+/// Checks a decoded key blob as `ssh-keygen` and sshd read it: its own type equal to the
+/// line's, the exact fields of that type with sane sizes, and nothing after them.
+fn check_blob(key_type: &str, raw: &[u8]) -> Result<()> {
+    let mut w = Wire(raw);
+    let inner = w.string("type")?;
+    if inner != key_type.as_bytes() {
+        bail!(
+            "the key data is a {:?} key, not {key_type}",
+            crate::text::for_terminal(&String::from_utf8_lossy(&inner[..inner.len().min(40)]))
+        );
+    }
+    let ecdsa = |w: &mut Wire, curve: &str, point_len: usize| -> Result<()> {
+        let c = w.string("curve name")?;
+        if c != curve.as_bytes() {
+            bail!("its curve is {:?}, not {curve}", crate::text::for_terminal(&String::from_utf8_lossy(c)));
+        }
+        let q = w.string("public point")?;
+        if q.len() != point_len || q[0] != 0x04 {
+            bail!("its public point is not an uncompressed {curve} point ({point_len} bytes starting 0x04)");
+        }
+        Ok(())
+    };
+    match key_type {
+        "ssh-ed25519" | "sk-ssh-ed25519@openssh.com" => {
+            let k = w.string("public key")?;
+            if k.len() != 32 {
+                bail!("its public key is {} bytes, not 32", k.len());
+            }
+        }
+        "ssh-rsa" => {
+            let e = w.positive_mpint("exponent")?;
+            if e.len() > 8 || e[e.len() - 1] & 1 == 0 || e == [1] {
+                bail!("its public exponent is not a usable RSA exponent");
+            }
+            let n = w.positive_mpint("modulus")?;
+            let bits = n.len() * 8 - n[0].leading_zeros() as usize;
+            if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
+                bail!("its modulus has {bits} bits (OpenSSH accepts {RSA_MIN_BITS} to {RSA_MAX_BITS})");
+            }
+        }
+        "ecdsa-sha2-nistp256" | "sk-ecdsa-sha2-nistp256@openssh.com" => ecdsa(&mut w, "nistp256", 65)?,
+        "ecdsa-sha2-nistp384" => ecdsa(&mut w, "nistp384", 97)?,
+        "ecdsa-sha2-nistp521" => ecdsa(&mut w, "nistp521", 133)?,
+        other => bail!("internal error: no blob check for {other}"),
+    }
+    if key_type.starts_with("sk-") {
+        let app = w.string("application")?;
+        if app.is_empty() || !app.iter().all(|b| b.is_ascii_graphic()) {
+            bail!("its security-key application is empty or not printable");
+        }
+    }
+    w.end()
 }
 
 fn base64_value(c: u8) -> Option<u32> {
@@ -301,7 +416,60 @@ pub fn assign(network: &str, x: u8, students: &[(String, String)], keys: &[Publi
     })
 }
 
+/// An IPv4 address as recorded (`10.213.7.11`), parsed, never passed through as text.
+fn checked_ip(s: &str, what: &str) -> Result<Ipv4Addr> {
+    s.parse::<Ipv4Addr>()
+        .with_context(|| format!("the recorded {what} {:?} is not an IPv4 address", crate::text::for_terminal(s)))
+}
+
 impl LabAccess {
+    /// Checks everything the record says before any of it is written into an ssh_config, an
+    /// `authorized_keys`, a lease or a table: the record is a file anyone with root can edit,
+    /// and ssh runs what an ssh_config tells it to (`ProxyCommand`, `LocalCommand`).
+    pub fn check(&self) -> Result<()> {
+        let bad = |e: anyhow::Error| {
+            e.context("the lab record's SSH access is not what lxcprov wrote; bring the lab down and up again, or fix the record")
+        };
+        self.check_fields().map_err(bad)
+    }
+
+    fn check_fields(&self) -> Result<()> {
+        checked_name(&self.network, "network name")?;
+        let net = self
+            .subnet
+            .strip_suffix("/24")
+            .and_then(|a| a.parse::<Ipv4Addr>().ok())
+            .filter(|a| a.octets()[3] == 0 && a.octets()[..2] == NET_PREFIX)
+            .with_context(|| {
+                format!("the recorded subnet {:?} is not a lab /24", crate::text::for_terminal(&self.subnet))
+            })?;
+        let inside = |ip: Ipv4Addr| ip.octets()[..3] == net.octets()[..3];
+        let gw = checked_ip(&self.gateway, "gateway")?;
+        if !inside(gw) {
+            bail!("the recorded gateway {gw} is outside the lab's subnet {}", self.subnet);
+        }
+        for st in &self.students {
+            checked_name(&st.container, "container name")?;
+            checked_name(&st.student, "student name")?;
+            let ip = checked_ip(&st.address, "address")?;
+            if !inside(ip) || ip == gw || ip.octets()[3] == 0 || ip.octets()[3] == 255 {
+                bail!("the recorded address {ip} of {} is not a student address in {}", st.container, self.subnet);
+            }
+            let mac_ok = st.mac.len() == 17
+                && st.mac.split(':').count() == 6
+                && st.mac.split(':').all(|b| b.len() == 2 && b.bytes().all(|c| c.is_ascii_hexdigit()));
+            if !mac_ok {
+                bail!(
+                    "the recorded MAC address {:?} of {} is not one",
+                    crate::text::for_terminal(&st.mac),
+                    st.container
+                );
+            }
+            st.key.check().with_context(|| format!("the key of {}", st.container))?;
+        }
+        Ok(())
+    }
+
     /// The lab network's DHCP section for the network template.
     pub fn dhcp(&self) -> crate::profile::Dhcp {
         crate::profile::Dhcp {
@@ -316,7 +484,9 @@ impl LabAccess {
     }
 
     /// An ssh_config with one `Host` per student; `jump` (`USER@HOST[:PORT]`) as ProxyJump.
-    pub fn ssh_config(&self, lab: &str, jump: Option<&Jump>) -> String {
+    pub fn ssh_config(&self, lab: &str, jump: Option<&Jump>) -> Result<String> {
+        self.check()?;
+        checked_name(lab, "lab name")?;
         let mut s = format!(
             "# lxcprov lab {lab}: `ssh -F THIS_FILE student07` logs in as root in student07's container,\n\
              # with the student's own private key (the teacher gave lxcprov its public half).\n"
@@ -329,7 +499,9 @@ impl LabAccess {
         for st in &self.students {
             s.push_str(&format!(
                 "\nHost {} {}\n    HostName {}\n    User root\n",
-                st.student, st.container, st.address
+                checked_name(&st.student, "student name")?,
+                checked_name(&st.container, "container name")?,
+                checked_ip(&st.address, "address")?
             ));
             if let Some(j) = jump {
                 s.push_str(&format!("    ProxyJump {j}\n"));
@@ -338,24 +510,28 @@ impl LabAccess {
                 "    StrictHostKeyChecking accept-new\n    UserKnownHostsFile ~/.ssh/known_hosts.lxcprov-{lab}\n"
             ));
         }
-        s
+        Ok(s)
     }
 
     /// The jump account's `authorized_keys`: each student's key may open one tunnel, to its
     /// own container's port 22, and nothing else (no shell, no pty, no other forwarding).
-    pub fn jump_keys(&self, lab: &str) -> String {
+    pub fn jump_keys(&self, lab: &str) -> Result<String> {
+        self.check()?;
+        checked_name(lab, "lab name")?;
         let mut s = format!("# lxcprov lab {lab}: authorized_keys of the jump account (no shell is needed)\n");
         for st in &self.students {
-            s.push_str(&format!("restrict,port-forwarding,permitopen=\"{}:22\" {}\n", st.address, st.key_line()));
+            let ip = checked_ip(&st.address, "address")?;
+            // The restrictions are always there: the key line itself carries no options.
+            s.push_str(&format!("restrict,port-forwarding,permitopen=\"{ip}:22\" {}\n", st.key_line()?));
         }
-        s
+        Ok(s)
     }
 }
 
 impl StudentAccess {
     /// Root's `authorized_keys` line in this student's container.
-    pub fn key_line(&self) -> String {
-        self.key.line(&format!("lxcprov-{}", self.container))
+    pub fn key_line(&self) -> Result<String> {
+        self.key.line(&format!("lxcprov-{}", checked_name(&self.container, "container name")?))
     }
 
     pub fn lease(&self) -> crate::profile::DhcpHost {
@@ -409,7 +585,10 @@ mod tests {
         let k = parse_public_key(&format!("# student 1\n{ED}\n"), "s01.pub").unwrap();
         assert_eq!(k.key_type, "ssh-ed25519");
         assert_eq!(k.fingerprint, "SHA256:Jugl0qfZHmM0Q04hwfp0j0w4cygdoIOA4/FkmKNup2M");
-        assert_eq!(k.line("c"), "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGbWMGpqvTlEUs9Oedxs4TY9gbNETadlP171vexTOpPH c");
+        assert_eq!(
+            k.line("c").unwrap(),
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGbWMGpqvTlEUs9Oedxs4TY9gbNETadlP171vexTOpPH c"
+        );
     }
 
     #[test]
@@ -428,13 +607,131 @@ mod tests {
         assert!(e("\u{1b}[31m AAAA").contains("not a public key type"));
     }
 
+    /// A key line of `ty` whose blob is the given SSH strings (raw bytes appended as is).
+    fn key_of(ty: &str, fields: &[&[u8]], trailing: &[u8]) -> String {
+        let mut raw = vec![];
+        for f in fields {
+            raw.extend_from_slice(&(f.len() as u32).to_be_bytes());
+            raw.extend_from_slice(f);
+        }
+        raw.extend_from_slice(trailing);
+        let mut enc = base64_encode_nopad(&raw);
+        while !enc.len().is_multiple_of(4) {
+            enc.push('=');
+        }
+        format!("{ty} {enc}")
+    }
+
+    // Real keys of the other types (ssh-keygen -t rsa -b 1024, -t ecdsa -b 256/384/521).
+    const RSA: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDspmzKhQzRADcXLH3zQbLOA981vj8VFSTLhGcsXfAPye1ynhiKnu4i7LAd/sh0DGIK8wB5EViqHPw+XjwPoNWKlDmYu/7du8WjUFbU/guJpgQ80l3Ppg0N94P70bO0tN1kf1h3HfPFiXMY3B5L7G+asRIRD2ZjTbwMV1Fcu/5TfQ== root@vm";
+    const P256: &str = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBOQjESWTbJdkuw2aS+wKkOBPKsNOxSB+hkcJSnSQ7XDUL11CEXYBBGYZ98IpTnoJjLzTcv+8bLijYsOC7XCuAwk= root@vm";
+    const P384: &str = "ecdsa-sha2-nistp384 AAAAE2VjZHNhLXNoYTItbmlzdHAzODQAAAAIbmlzdHAzODQAAABhBB0lgOk+CcEXzd7IKNWk3gizwiYf5FSfsQMkHsHOgduaXw2hWBvt9TPibx0XNt3oNMjVOqk9ub0bju+azimK0NT030/V3g2cfAMbFPDef5xpRgJD59EV0bCR+o4/C+cFeQ==";
+    const P521: &str = "ecdsa-sha2-nistp521 AAAAE2VjZHNhLXNoYTItbmlzdHA1MjEAAAAIbmlzdHA1MjEAAACFBABs71yRSZuAVZBtgIBFOwF+U70EMzWh55sfX7iMDFgldVkEiMQQrX1f3c6LTRj2wp48e38uNCXGLrQI61hY+XHIQQH3riiWApWZ3Z6bXeq6O/+PRCrl65r7l4oOTeG/dIEqeZ1VpvwvPIrQhCSbxkdxHVN+otOYFyMmlu4OC+ILj5AaBQ==";
+
+    #[test]
+    fn keys_are_parsed_as_ssh_keygen_does() {
+        for good in [ED, RSA, P256, P384, P521] {
+            parse_public_key(good, "k").unwrap_or_else(|e| panic!("{good}: {e:#}"));
+        }
+        let sk = "sk-ssh-ed25519@openssh.com";
+        parse_public_key(&key_of(sk, &[sk.as_bytes(), &[7; 32], b"ssh:"], b""), "k").unwrap();
+        let sk_ec = "sk-ecdsa-sha2-nistp256@openssh.com";
+        let mut point = vec![4u8];
+        point.extend_from_slice(&[9; 64]);
+        parse_public_key(&key_of(sk_ec, &[sk_ec.as_bytes(), b"nistp256", &point, b"ssh:"], b""), "k").unwrap();
+
+        let e = |t: &str| format!("{:#}", parse_public_key(t, "k.pub").unwrap_err());
+        let ed = "ssh-ed25519".as_bytes();
+        // No key material, a short key, trailing bytes, a type mismatch.
+        assert!(
+            e(&key_of("ssh-ed25519", &[ed], b"")).contains("truncated"),
+            "{}",
+            e(&key_of("ssh-ed25519", &[ed], b""))
+        );
+        assert!(e(&key_of("ssh-ed25519", &[ed, b""], b"")).contains("0 bytes, not 32"));
+        assert!(e(&key_of("ssh-ed25519", &[ed, &[1; 31]], b"")).contains("31 bytes, not 32"));
+        assert!(e(&key_of("ssh-ed25519", &[ed, &[1; 32]], b"x")).contains("1 byte(s) follow"));
+        assert!(e(&key_of("ssh-ed25519", &[ed, &[1; 32], b"more"], b"")).contains("follow"));
+        assert!(e(&key_of("ssh-ed25519", &[b"ssh-rsa", &[1; 32]], b"")).contains("not ssh-ed25519"));
+        assert!(e(&key_of(sk, &[sk.as_bytes(), &[7; 32]], b"")).contains("application"));
+        // RSA: a negative, zero or even exponent, a small or missing modulus, trailing bytes.
+        let rsa = "ssh-rsa".as_bytes();
+        let n = [&[0u8][..], &[0xc5; 128]].concat();
+        assert!(parse_public_key(&key_of("ssh-rsa", &[rsa, &[1, 0, 1], &n], b""), "k").is_ok());
+        assert!(e(&key_of("ssh-rsa", &[rsa, &[0x81], &n], b"")).contains("negative"));
+        assert!(e(&key_of("ssh-rsa", &[rsa, b"", &n], b"")).contains("zero"));
+        assert!(e(&key_of("ssh-rsa", &[rsa, &[1, 0, 2], &n], b"")).contains("exponent"));
+        assert!(e(&key_of("ssh-rsa", &[rsa, &[1, 0, 1], &[0x45; 64]], b"")).contains("511 bits"));
+        assert!(e(&key_of("ssh-rsa", &[rsa, &[1, 0, 1]], b"")).contains("truncated"));
+        assert!(e(&key_of("ssh-rsa", &[rsa, &[1, 0, 1], &n], b"\0")).contains("follow"));
+        assert!(e(&key_of("ssh-rsa", &[rsa, &[1, 0, 1], &[0, 0, 0x45]], b"")).contains("leading zero"));
+        // ECDSA: the wrong curve, a compressed or short point.
+        let p256 = "ecdsa-sha2-nistp256".as_bytes();
+        assert!(e(&key_of("ecdsa-sha2-nistp256", &[p256, b"nistp384", &point], b"")).contains("curve"));
+        let mut compressed = point.clone();
+        compressed[0] = 2;
+        assert!(e(&key_of("ecdsa-sha2-nistp256", &[p256, b"nistp256", &compressed], b"")).contains("point"));
+        assert!(e(&key_of("ecdsa-sha2-nistp256", &[p256, b"nistp256", &point[..33]], b"")).contains("point"));
+        assert!(e(&key_of("ecdsa-sha2-nistp384", &["ecdsa-sha2-nistp384".as_bytes(), b"nistp384", &point], b""))
+            .contains("point"));
+        // A length that points far past the end is "truncated", not a huge allocation.
+        assert!(e(&key_of("ssh-ed25519", &[], &[0xff, 0xff, 0xff, 0xff, 1])).contains("truncated"));
+    }
+
+    #[test]
+    fn hostile_lab_records_never_reach_ssh_config_or_authorized_keys() {
+        let k = parse_public_key(ED, "k").unwrap();
+        let st: Vec<(String, String)> = (1..=2).map(|i| (format!("l-s{i:02}"), format!("s{i:02}"))).collect();
+        let good = assign("lxcprov-lab-l", 7, &st, &vec![k.clone(); 2]).unwrap();
+        good.check().unwrap();
+        let jump = Jump::parse("lab@host.example").unwrap();
+        type Edit = fn(&mut LabAccess);
+        let edits: &[(&str, Edit)] = &[
+            ("address", |a| a.students[0].address = "10.213.7.11\n    ProxyCommand sh -c id".into()),
+            ("address", |a| a.students[0].address = "10.213.7.11:22\" ssh-ed25519 AAAA".into()),
+            ("address", |a| a.students[0].address = "192.168.1.1".into()),
+            ("student name", |a| a.students[0].student = "s01\n    ProxyCommand sh -c id".into()),
+            ("student name", |a| a.students[0].student = "*".into()),
+            ("container name", |a| a.students[0].container = "l-s01 x\nLocalCommand id".into()),
+            ("network name", |a| a.network = "n'/><x".into()),
+            ("gateway", |a| a.gateway = "10.213.7.1 x".into()),
+            ("subnet", |a| a.subnet = "0.0.0.0/0".into()),
+            ("MAC", |a| a.students[0].mac = "52:54:00:d5:07:0b'/>".into()),
+            ("key", |a| a.students[0].key.key_type = "command=\"sh\" ssh-ed25519".into()),
+            ("key", |a| a.students[0].key.blob = format!("{} \nssh-ed25519 AAAA", a.students[0].key.blob)),
+            ("key", |a| a.students[0].key.blob = "AAAAC3NzaC1lZDI1NTE5AAAAIGbW".into()),
+            ("fingerprint", |a| a.students[0].key.fingerprint = "SHA256:other".into()),
+        ];
+        for (what, edit) in edits {
+            let mut a = good.clone();
+            edit(&mut a);
+            for e in
+                [a.check().unwrap_err(), a.ssh_config("l", Some(&jump)).unwrap_err(), a.jump_keys("l").unwrap_err()]
+            {
+                let e = format!("{e:#}");
+                assert!(e.contains(what) && e.contains("not what lxcprov wrote"), "{what}: {e}");
+            }
+        }
+        // A key line, written into a container's authorized_keys, is checked too.
+        let mut a = good.clone();
+        a.students[0].key.blob.push_str(" x\nssh-rsa AAAA");
+        assert!(a.students[0].key_line().is_err());
+        assert!(good.ssh_config("l\nProxyCommand id", None).is_err());
+        assert!(good.jump_keys("l\nssh-ed25519 AAAA").is_err());
+        // Every jump key line carries its restrictions.
+        let jk = good.jump_keys("l").unwrap();
+        let lines: Vec<&str> = jk.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines.iter().all(|l| l.starts_with("restrict,port-forwarding,permitopen=\"10.213.7.")), "{jk}");
+    }
+
     #[test]
     fn the_comment_never_reaches_authorized_keys() {
         let k = parse_public_key(&format!("{ED} \"injected\noptions"), "k").unwrap_err();
         // Two lines: refused as two keys (the second is not a key).
         assert!(format!("{k:#}").contains("keys in it"));
         let k = parse_public_key(&format!("{ED} evil,command=x"), "k").unwrap();
-        assert!(!k.line("lxcprov-x").contains("evil"));
+        assert!(!k.line("lxcprov-x").unwrap().contains("evil"));
     }
 
     #[test]
@@ -480,11 +777,11 @@ mod tests {
         assert_eq!(a.gateway, "10.213.7.1");
         assert_eq!(a.students[0].address, "10.213.7.11");
         assert_eq!(a.students[2].mac, "52:54:00:d5:07:0d");
-        let cfg = a.ssh_config("l", Some(&Jump::parse("lab-l@host.example:2222").unwrap()));
+        let cfg = a.ssh_config("l", Some(&Jump::parse("lab-l@host.example:2222").unwrap())).unwrap();
         assert!(cfg.contains(
             "Host s02 l-s02\n    HostName 10.213.7.12\n    User root\n    ProxyJump lab-l@host.example:2222\n"
         ));
-        let jk = a.jump_keys("l");
+        let jk = a.jump_keys("l").unwrap();
         assert!(jk.contains("restrict,port-forwarding,permitopen=\"10.213.7.13:22\" ssh-ed25519 "));
         let many: Vec<(String, String)> = (0..=MAX_STUDENTS).map(|i| (format!("c{i}"), format!("s{i}"))).collect();
         assert!(assign("n", 7, &many, &vec![k; many.len()]).is_err());

@@ -46,8 +46,37 @@ fn record_path(ctx: &Ctx, lab: &Name) -> PathBuf {
 pub fn load(ctx: &Ctx, lab: &str) -> Result<LabRecord> {
     let lab = Name::parse(lab)?;
     let p = record_path(ctx, &lab);
-    let t = std::fs::read_to_string(&p).with_context(|| format!("no lab named {lab} (no {})", p.display()))?;
-    serde_json::from_str(&t).with_context(|| format!("reading {}", p.display()))
+    let t = crate::fsutil::read_state_to_string(&p, crate::fsutil::STATE_MAX, "lab record")?
+        .with_context(|| format!("no lab named {lab} (no {})", p.display()))?;
+    let rec: LabRecord = serde_json::from_str(&t).with_context(|| {
+        format!("{} is not a valid lab record; move it aside (or remove it) and run again", p.display())
+    })?;
+    check_record(&rec, &lab).with_context(|| {
+        format!("{} is not the record lxcprov wrote; move it aside (or fix it) and run again", p.display())
+    })?;
+    Ok(rec)
+}
+
+/// What a lab record says is only believed within its own lab: its name is its file's, and
+/// its members (which `lab down` destroys) and students are the lab's own containers, never
+/// another container on the host.
+fn check_record(rec: &LabRecord, lab: &Name) -> Result<()> {
+    let shown = |s: &str| crate::text::for_terminal(&s.chars().take(80).collect::<String>()).to_string();
+    if rec.name != lab.as_str() {
+        bail!("it names lab {:?}, not {lab}", shown(&rec.name));
+    }
+    let own = format!("{lab}-");
+    for m in &rec.members {
+        if Name::parse(m).is_err() || !m.starts_with(&own) {
+            bail!("member {:?} is not a container of lab {lab}", shown(m));
+        }
+    }
+    if let Some(acc) = &rec.access {
+        if let Some(st) = acc.students.iter().find(|st| !rec.members.contains(&st.container)) {
+            bail!("student {:?} is not a member of lab {lab}", shown(&st.container));
+        }
+    }
+    Ok(())
 }
 
 /// Student container names: `LAB-PREFIXNN`.
@@ -82,8 +111,8 @@ pub struct UpResult {
 /// A student's password: read from the password directory, else generated and stored there.
 fn student_password(dir: &Path, name: &Name) -> Result<Secret> {
     let f = dir.join(name.as_str());
-    if f.exists() {
-        return Secret::from_file(&f);
+    if let Some(s) = Secret::from_state_file(&f)? {
+        return Ok(s);
     }
     let s = Secret::generate()?;
     let mut file = crate::fsutil::create_new(&f, 0o600)?;
@@ -229,7 +258,7 @@ pub fn up(ctx: &Ctx, a: &UpOptions) -> Result<UpResult> {
                 if a.isolate_students { format!("lxcprov-{n}") } else { format!("lxcprov-lab-{lab}") };
         }
         if let Some(acc) = &lab_access {
-            apply_access(&mut r, acc).context("internal error: a student without an address")?;
+            apply_access(&mut r, acc)?.context("internal error: a student without an address")?;
         }
         if let Some(m) = idmaps[i] {
             r.profile.security.idmap = Some(crate::profile::IdmapSetting::Isolated(Some(m)));
@@ -255,11 +284,18 @@ pub fn up(ctx: &Ctx, a: &UpOptions) -> Result<UpResult> {
     }
     let quiet = Ui::new(Verbosity::Quiet);
     let results: Mutex<Vec<StudentResult>> = Mutex::new(vec![]);
+    // Every key line is checked here, so none is left out below.
+    if let Some(acc) = &lab_access {
+        acc.check()?;
+    }
     let run_one = |(r, pw): &(Spec, Secret)| {
         let req = provision::Request {
             mirror: a.mirror.clone(),
             rootfs_from: a.rootfs_from.clone(),
-            authorized_key: lab_access.as_ref().and_then(|acc| acc.student(r.name.as_str())).map(|st| st.key_line()),
+            authorized_key: lab_access
+                .as_ref()
+                .and_then(|acc| acc.student(r.name.as_str()))
+                .and_then(|st| st.key_line().ok()),
             ..Default::default()
         };
         let bar = if tty {
@@ -396,15 +432,16 @@ fn plan_access(ctx: &Ctx, lab: &Name, a: &UpOptions, base: &Spec, names: &[Name]
 /// Puts a student's SSH access into its spec: the lab network with its leases, the
 /// student's own lease, and the `ssh-server` packages. Returns the `authorized_keys` line;
 /// None when the spec is not a student of that lab.
-pub fn apply_access(r: &mut Spec, acc: &access::LabAccess) -> Option<String> {
-    let st = acc.student(r.name.as_str())?;
+pub fn apply_access(r: &mut Spec, acc: &access::LabAccess) -> Result<Option<String>> {
+    acc.check()?;
+    let Some(st) = acc.student(r.name.as_str()) else { return Ok(None) };
     r.profile.network.name = acc.network.clone();
     r.profile.network.lease = Some(st.lease());
     r.profile.network.dhcp = Some(acc.dhcp());
     if !r.profile.package_sets.iter().any(|p| p == "ssh-server") {
         r.profile.package_sets.push("ssh-server".into());
     }
-    Some(st.key_line())
+    st.key_line().map(Some)
 }
 
 /// The SSH access of the lab `name` is a student of, if any (for `rebuild`, so a rebuilt
@@ -451,6 +488,8 @@ pub fn access(ctx: &Ctx, lab: &str) -> Result<(LabRecord, access::LabAccess)> {
     let acc = rec.access.clone().with_context(|| {
         format!("lab {} has no SSH access; bring it up with `lxcprov lab up {} --ssh-keys DIR ...`", rec.name, rec.name)
     })?;
+    let path = record_path(ctx, &Name::parse(lab)?);
+    acc.check().with_context(|| format!("lab record {}", path.display()))?;
     Ok((rec, acc))
 }
 
@@ -703,5 +742,17 @@ mod tests {
         assert_eq!(m.permissions().mode() & 0o777, 0o600);
         let b = student_password(d.path(), &n).unwrap();
         assert_eq!(a.expose(), b.expose());
+        // A planted link (to a host file) or a FIFO is refused, not read or followed.
+        let host = d.path().join("host-secret");
+        std::fs::write(&host, "hunter2\n").unwrap();
+        let s2 = Name::parse("l-s02").unwrap();
+        std::os::unix::fs::symlink(&host, d.path().join("l-s02")).unwrap();
+        let e = format!("{:#}", student_password(d.path(), &s2).unwrap_err());
+        assert!(e.contains("symlink") && e.contains("move it aside"), "{e}");
+        std::fs::remove_file(d.path().join("l-s02")).unwrap();
+        let fifo = std::ffi::CString::new(d.path().join("l-s02").as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        assert!(format!("{:#}", student_password(d.path(), &s2).unwrap_err()).contains("FIFO"));
     }
 }

@@ -31,16 +31,12 @@ pub struct Locked {
 
 /// Opens and locks the registry in `state_dir` (created if missing).
 pub fn open(state_dir: &Path) -> Result<Locked> {
-    std::fs::create_dir_all(state_dir).with_context(|| format!("creating {}", state_dir.display()))?;
-    let path = state_dir.join("mcs-registry.json");
-    let lock_path = state_dir.join("mcs-registry.lock");
-    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
-    lock.lock().with_context(|| format!("locking {}", lock_path.display()))?;
-    let reg = match std::fs::read_to_string(&path) {
-        Ok(t) => serde_json::from_str(&t)
+    let (path, lock, text) =
+        crate::state::lock_and_read(state_dir, "mcs-registry", crate::fsutil::STATE_MAX, "MCS registry")?;
+    let reg = match text {
+        Some(t) => serde_json::from_str(&t)
             .with_context(|| format!("{} is not a valid registry; move it aside to start a new one", path.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Registry::default(),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        None => Registry::default(),
     };
     Ok(Locked { path, _lock: lock, reg })
 }

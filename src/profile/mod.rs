@@ -379,6 +379,11 @@ pub struct Security {
     /// per container, from the id-range registry).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idmap: Option<IdmapSetting>,
+    /// Accept a fixed `idmap` whose host ids are host accounts (below `UID_MIN`, or listed
+    /// in `/etc/passwd` or `/etc/group`): container users would own those accounts' files.
+    /// On purpose only: warned.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub idmap_allow_host_ids: bool,
     /// The container's seccomp filter (paper 3.6), installed by lxcprov's init shim:
     /// `default` (a deny-list), `strict`, `none`, or the path of a JSON policy file.
     pub seccomp: String,
@@ -394,6 +399,7 @@ impl Default for Security {
             allow_type: false,
             capabilities: Capabilities::default(),
             idmap: None,
+            idmap_allow_host_ids: false,
             seccomp: "default".into(),
         }
     }
@@ -512,9 +518,29 @@ pub fn parse(text: &str, origin: &str) -> Result<Profile> {
 /// Parses and validates one profile document; returns it with its warnings
 /// (`ORIGIN:LINE:COLUMN: WARNING: ...`).
 pub fn parse_with_warnings(text: &str, origin: &str) -> Result<(Profile, Vec<String>)> {
-    let p: Profile = crate::yaml::parse(text, origin)?;
+    parse_in(text, origin, None)
+}
+
+/// [`parse_with_warnings`] for a profile read from a file in `dir`: relative paths in it
+/// (`security.seccomp: policies/web.json`) are the file's own, resolved against `dir`, never
+/// against the working directory of whoever runs lxcprov. Without a `dir` a relative path
+/// is refused by validation.
+pub fn parse_in(text: &str, origin: &str, dir: Option<&Path>) -> Result<(Profile, Vec<String>)> {
+    let mut p: Profile = crate::yaml::parse(text, origin)?;
+    if let Some(dir) = dir {
+        resolve_relative_paths(&mut p, dir);
+    }
     let warnings = check_located(&p, text, origin)?;
     Ok((p, warnings))
+}
+
+/// Makes the profile's relative paths absolute against `dir` (the profile file's directory).
+fn resolve_relative_paths(p: &mut Profile, dir: &Path) {
+    if let Ok(crate::seccomp::Choice::File(f)) = crate::seccomp::Choice::parse(&p.security.seccomp) {
+        if f.is_relative() {
+            p.security.seccomp = dir.join(f).display().to_string();
+        }
+    }
 }
 
 /// Where profiles are looked up.
@@ -593,7 +619,14 @@ pub fn load_file(path: &Path) -> Result<Loaded> {
     let name = stem(path)?;
     // The origin starts every message about this file: no control characters in it.
     let origin = crate::text::for_terminal(&path.display().to_string()).into_owned();
-    let (profile, warnings) = parse_with_warnings(&text, &origin)?;
+    // The file's own directory, made absolute now (a `--profile-file p.yaml` given relative
+    // to the working directory is the caller's choice; the paths inside it are the file's).
+    let dir = std::path::absolute(path)
+        .with_context(|| format!("resolving {}", path.display()))?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let (profile, warnings) = parse_in(&text, &origin, Some(&dir))?;
     Ok(Loaded { name, source: origin, profile, warnings, text })
 }
 

@@ -446,9 +446,57 @@ fn idmaps_never_shift_twice_or_overflow() {
         let e = err(&idmap(uid));
         assert!(e.contains(want), "{uid}: {e}");
     }
-    ok(&idmap("{start: 0, target: 65536, count: 65536}"));
-    ok(&idmap("{start: 0, target: 1, count: 1}"));
     ok(&idmap("{start: 0, target: 4294901759, count: 65536}"));
+}
+
+#[test]
+fn a_fixed_map_onto_host_accounts_is_refused_unless_allowed() {
+    let idmap = |uid: &str, allow: bool| {
+        format!(
+            "security:\n  idmap_allow_host_ids: {allow}\n  idmap:\n    uid: {uid}\n    gid: {{start: 0, target: 100000, count: 65536}}\n"
+        )
+    };
+    // Container root as host uid 1 (daemon), or any system account below UID_MIN.
+    for uid in ["{start: 0, target: 1, count: 1}", "{start: 0, target: 999, count: 1}"] {
+        let e = err(&idmap(uid, false));
+        assert!(
+            e.contains("t.yaml:4:") && e.contains("host accounts") && e.contains("idmap_allow_host_ids"),
+            "{uid}: {e}"
+        );
+        let (_, warnings) = parse_with_warnings(&idmap(uid, true), "t.yaml").unwrap();
+        assert!(warnings.iter().any(|w| w.contains("host accounts") && w.contains("allowed")), "{warnings:?}");
+    }
+    // Above UID_MIN, an account in /etc/passwd: `nobody` (65534) is on every Debian host.
+    let e = err(&idmap("{start: 0, target: 65530, count: 10}", false));
+    assert!(e.contains("host accounts") && e.contains("65534"), "{e}");
+    // target 0 stays "host root" (no shift at all), never allowed.
+    assert!(err(&idmap("{start: 0, target: 0, count: 1}", true)).contains("host root"));
+    // The built-in profiles stay valid (their ranges are above every account), and a
+    // profile without the key does not show it.
+    for l in load_all(&Sources::default()).unwrap() {
+        assert!(l.warnings.iter().all(|w| !w.contains("host accounts")), "{}: {:?}", l.name, l.warnings);
+    }
+    assert!(!crate::yaml::to_string(&Profile::default()).unwrap().contains("idmap_allow_host_ids"));
+}
+
+#[test]
+fn host_accounts_are_read_from_passwd_group_and_login_defs() {
+    let d = tempfile::tempdir().unwrap();
+    let etc = d.path();
+    std::fs::write(etc.join("login.defs"), "# x\nUID_MIN 500\nGID_MIN\t600\n").unwrap();
+    std::fs::write(etc.join("passwd"), "root:x:0:0::/root:/bin/sh\nalice:x:150000:150001::/h:/bin/sh\n").unwrap();
+    std::fs::write(etc.join("group"), "root:x:0:\nstaff:x:250000:\n").unwrap();
+    use crate::idmap::host_accounts_met as met;
+    assert!(met(etc, false, 499, 1).unwrap().contains("below the first regular uid (500"));
+    assert_eq!(met(etc, false, 500, 1), None);
+    assert!(met(etc, true, 500, 1).unwrap().contains("GID_MIN"));
+    assert!(met(etc, false, 100000, 65536).unwrap().contains("\"alice\"'s in"));
+    assert!(met(etc, true, 100000, 65536).unwrap().contains("150001"), "a primary gid counts");
+    assert!(met(etc, true, 200000, 65536).unwrap().contains("\"staff\"'s in"));
+    assert_eq!(met(etc, false, 200000, 65536), None);
+    // Without login.defs the first regular id is 1000.
+    assert!(met(&etc.join("none"), false, 999, 1).is_some());
+    assert!(met(&etc.join("none"), false, 1000, 1).is_none());
 }
 
 #[test]
@@ -554,4 +602,26 @@ fn idmap_isolated_or_a_map_and_nothing_else() {
         let e = err(&format!("security:\n  idmap: {bad}\n"));
         assert!(e.contains(want), "{bad}: {e}");
     }
+}
+
+#[test]
+fn a_relative_seccomp_path_is_the_profile_files_own() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("policies")).unwrap();
+    let pol = d.path().join("policies/web.json");
+    std::fs::write(
+        &pol,
+        r#"{"default_action": "errno", "syscalls": [{"names": ["read", "execve"], "action": "allow"}]}"#,
+    )
+    .unwrap();
+    let f = d.path().join("web.yaml");
+    std::fs::write(&f, "security:\n  seccomp: policies/web.json\n").unwrap();
+    let l = load_file(&f).unwrap();
+    assert_eq!(l.profile.security.seccomp_choice(), crate::seccomp::Choice::File(pol.clone()));
+    let (p, _) = parse_in("security:\n  seccomp: ./policies/web.json\n", "t.yaml", Some(d.path())).unwrap();
+    assert_eq!(p.security.seccomp_choice(), crate::seccomp::Choice::File(d.path().join("./policies/web.json")));
+    // Without a file to be relative to, a relative path is refused (it would be the
+    // working directory's).
+    let e = err("security:\n  seccomp: policies/web.json\n");
+    assert!(e.contains("t.yaml:2:") && e.contains("relative path"), "{e}");
 }

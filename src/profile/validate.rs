@@ -7,6 +7,7 @@ use super::{LabelType, NetMode, Profile, SecModel, CAPABILITIES};
 use crate::distro::{Distro, InstallerKind};
 use std::collections::BTreeSet;
 use std::fmt;
+use std::path::Path;
 
 /// One problem (or warning) with the key path it is about: dotted keys and `[index]`
 /// for list items, e.g. `repos[0].gpgkeys[1]`. The message may quote hostile profile text:
@@ -59,6 +60,9 @@ pub fn located(findings: &[Finding], text: &str, origin: &str) -> Vec<String> {
 }
 
 use super::values::valid_object_name;
+
+/// Where the host's accounts are listed (`passwd`, `group`, `login.defs`), for fixed id maps.
+const HOST_ETC: &str = "/etc";
 pub use super::values::{mirror_trust, package_problem, valid_hostname, valid_package, valid_static_label, valid_url};
 
 /// Collects findings, skipping a second error about a key that already has one.
@@ -305,6 +309,10 @@ impl Profile {
         let sec = &self.security;
         match crate::seccomp::Choice::parse(&sec.seccomp) {
             Err(e) => c.error("security.seccomp", e),
+            Ok(crate::seccomp::Choice::File(path)) if path.is_relative() => c.error(
+                "security.seccomp",
+                format!("security.seccomp {:?} is a relative path and this profile is not read from a file whose directory it could be relative to; give an absolute path", path.display()),
+            ),
             Ok(crate::seccomp::Choice::File(path)) => {
                 if let Err(e) = crate::seccomp::Policy::load(&path) {
                     c.error("security.seccomp", format!("security.seccomp: {e:#}"));
@@ -384,6 +392,20 @@ impl Profile {
                             start + count
                         ),
                     );
+                } else if let Some(why) = (r.count > 0)
+                    .then(|| crate::idmap::host_accounts_met(Path::new(HOST_ETC), what == "gid", r.target, r.count))
+                    .flatten()
+                {
+                    let msg = format!(
+                        "security.idmap.{what}: host ids {target}..{} include host accounts ({why}): container \
+                         users would own their files and processes",
+                        target + count
+                    );
+                    if sec.idmap_allow_host_ids {
+                        c.warn(key("target"), format!("{msg}; allowed by security.idmap_allow_host_ids"));
+                    } else {
+                        c.error(key("target"), format!("{msg}; use a range no account uses (see /etc/subuid), or set security.idmap_allow_host_ids: true if that is what you want"));
+                    }
                 }
             }
         }

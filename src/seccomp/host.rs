@@ -137,12 +137,13 @@ pub fn expect(d: &crate::facts::DomainXml) -> crate::verify::SeccompExpect {
         )),
         (_, true, Some(dir)) => {
             let file = dir.join(FILTER);
-            let programs = crate::fsutil::read_regular_bounded(&file, 1 << 20, "seccomp filter")
+            let programs = crate::fsutil::read_state(&file, 1 << 20, "seccomp filter")
+                .and_then(|b| b.with_context(|| format!("{} is missing", file.display())))
                 .and_then(|b| super::decode(&b).map(|p| p.len()));
             match programs {
                 Err(e) => SeccompExpect::Broken(format!("{e:#}")),
                 Ok(programs) => {
-                    let summary = Policy::load(&dir.join(POLICY))
+                    let summary = Policy::load_state(&dir.join(POLICY))
                         .map(|p| describe(&p))
                         .unwrap_or_else(|e| format!("{POLICY} unreadable: {e:#}"));
                     SeccompExpect::Filters { file, programs, summary }

@@ -253,7 +253,8 @@ pub fn learn(
         crate::container::stop(env, name, std::time::Duration::from_secs(20))?;
     }
     let filter = dir.join(super::FILTER);
-    let old = std::fs::read(&filter).with_context(|| format!("reading {}", filter.display()))?;
+    let old = crate::fsutil::read_state(&filter, 1 << 20, "seccomp filter")?
+        .with_context(|| format!("{} is missing; run `lxcprov rebuild {name}` first", filter.display()))?;
     let restore_filter = Restore { path: filter.clone(), content: old, mode: 0o644, sysctl: false };
     let learn = learn_policy();
     crate::fsutil::write_atomic(&filter, &super::encode(&super::compile(&learn)?), 0o644)?;

@@ -202,6 +202,14 @@ impl Policy {
         Policy::parse(&text).with_context(|| format!("seccomp policy {}", path.display()))
     }
 
+    /// [`Policy::load`] for the copy lxcprov keeps in its state (`STATE/seccomp/NAME/`): read
+    /// as [`crate::fsutil::read_state`] reads state, a symlink refused too.
+    pub fn load_state(path: &Path) -> Result<Policy> {
+        let text = crate::fsutil::read_state_to_string(path, MAX_POLICY_BYTES, "seccomp policy")?
+            .with_context(|| format!("seccomp policy {} is missing", path.display()))?;
+        Policy::parse(&text).with_context(|| format!("seccomp policy {}", path.display()))
+    }
+
     /// Parses and checks a policy: known names (x86_64), each named once, errnos in range.
     pub fn parse(text: &str) -> Result<Policy> {
         let p: Policy =

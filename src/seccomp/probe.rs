@@ -17,7 +17,7 @@ use super::{decode, syscall_name, Policy, Verdict, FILTER, GUEST_SHIM, POLICY};
 use crate::container::Env;
 use crate::exec::Cmd;
 use crate::verify::{Check, SeccompExpect};
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 const ID: &str = "seccomp.probe";
 
@@ -120,7 +120,9 @@ pub fn probe(env: &Env, name: &str) -> Result<Check> {
     };
     let mut ev = vec![];
     let mut problems = vec![];
-    let want = crate::fsutil::read_regular_bounded(&file, 1 << 20, "seccomp filter").and_then(|b| decode(&b));
+    let want = crate::fsutil::read_state(&file, 1 << 20, "seccomp filter")
+        .and_then(|b| b.with_context(|| format!("{} is missing", file.display())))
+        .and_then(|b| decode(&b));
     let want = match want {
         Ok(w) => w,
         Err(e) => return Ok(Check::fail(ID, format!("{e:#}"), vec![])),
@@ -140,7 +142,7 @@ pub fn probe(env: &Env, name: &str) -> Result<Check> {
         Err(e) => problems.push(format!("reading init PID {pid}'s filters: {e}")),
     }
     let policy_path = file.with_file_name(POLICY);
-    let policy = match Policy::load(&policy_path) {
+    let policy = match Policy::load_state(&policy_path) {
         Ok(p) => p,
         Err(e) => return Ok(Check::fail(ID, format!("{e:#}"), ev)),
     };

@@ -406,8 +406,7 @@ pub fn save_root_hash(o: &Overlay, hash: &str) -> Result<()> {
 
 /// The hash [`save_root_hash`] kept, if any.
 pub fn saved_root_hash(o: &Overlay) -> Option<String> {
-    let s =
-        crate::fsutil::read_regular_bounded_to_string(&o.layer.join("root-hash"), 4096, "the saved root hash").ok()?;
+    let s = crate::fsutil::read_state_to_string(&o.layer.join("root-hash"), 4096, "saved root hash").ok()??;
     let h = s.trim();
     h.starts_with('$').then(|| h.to_string())
 }
@@ -433,22 +432,21 @@ pub fn existing(pool: &Path, name: &str) -> Result<Option<Overlay>> {
             bail!("{} must be a directory owned by root and writable only by it", d.display());
         }
     }
-    let id = crate::fsutil::read_regular_bounded_to_string(&layer.join("base"), 4096, "the layer's base id")?;
+    let base_file = layer.join("base");
+    let id = crate::fsutil::read_state_to_string(&base_file, 4096, "layer base id")?
+        .with_context(|| format!("{} is missing; the layer is incomplete", base_file.display()))?;
     let id = id.trim();
     if !valid_base_id(id) {
         bail!("{}/base names no valid base ({id:?})", layer.display());
     }
     let base = bases_dir(pool).join(id);
     let map_file = layer.join(LOWER_MAP);
-    let lower_map = match std::fs::symlink_metadata(&map_file) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        _ => {
-            let t = crate::fsutil::read_regular_bounded_to_string(&map_file, 4096, "the layer's lower id map")?;
-            Some(
-                parse_lower_map(&t)
-                    .with_context(|| format!("{} holds no valid id map ({:?})", map_file.display(), t.trim()))?,
-            )
-        }
+    let lower_map = match crate::fsutil::read_state_to_string(&map_file, 4096, "layer lower id map")? {
+        None => None,
+        Some(t) => Some(
+            parse_lower_map(&t)
+                .with_context(|| format!("{} holds no valid id map ({:?})", map_file.display(), t.trim()))?,
+        ),
     };
     Ok(Some(Overlay {
         base_id: id.to_string(),
@@ -514,9 +512,16 @@ pub fn remove_unused_base(pool: &Path, id: &str) -> Result<Option<String>> {
     let Some(_lock) = crate::state::try_lock(&base_lock(&base))? else { return Ok(None) };
     if let Ok(rd) = std::fs::read_dir(layers_dir(pool)) {
         for e in rd.flatten() {
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
             let f = e.path().join("base");
-            if std::fs::read_to_string(&f).is_ok_and(|s| s.trim() == id) {
-                return Ok(None);
+            // An unreadable base file (a FIFO, a symlink, a huge file) counts as a user:
+            // the base stays rather than being removed under a layer that may need it.
+            match crate::fsutil::read_state_to_string(&f, 4096, "layer base id") {
+                Ok(None) => {}
+                Ok(Some(s)) if s.trim() != id => {}
+                _ => return Ok(None),
             }
         }
     }

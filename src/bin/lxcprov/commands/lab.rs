@@ -164,11 +164,11 @@ fn access(
     let jump = jump.as_deref().map(lab::access::Jump::parse).transpose()?;
     let (rec, acc) = lab::access(ctx, lab)?;
     if ssh_config {
-        out.text(&acc.ssh_config(&rec.name, jump.as_ref()))?;
+        out.text(&acc.ssh_config(&rec.name, jump.as_ref())?)?;
         return Ok(Outcome::Ok);
     }
     if jump_keys {
-        out.text(&acc.jump_keys(&rec.name))?;
+        out.text(&acc.jump_keys(&rec.name)?)?;
         return Ok(Outcome::Ok);
     }
     if out.json {

@@ -32,8 +32,10 @@ pub fn run(
         // Its isolated map stays its own (the registry holds it; nothing is allocated).
         provision::assign_idmap(ctx, &mut s, false)?;
         // A lab's student keeps its address, sshd and key.
-        let authorized_key =
-            lxcprov::lab::access_of_member(ctx, &name).and_then(|acc| lxcprov::lab::apply_access(&mut s, &acc));
+        let authorized_key = match lxcprov::lab::access_of_member(ctx, &name) {
+            Some(acc) => lxcprov::lab::apply_access(&mut s, &acc)?,
+            None => None,
+        };
         // The container keeps its storage mode: overlay containers get a new base, copies a new copy.
         let overlay = lxcprov::storage::existing(&ctx.paths.pool, name.as_str())?.is_some();
         let storage = Some(if overlay { lxcprov::storage::Choice::Overlay } else { lxcprov::storage::Choice::Copy });
