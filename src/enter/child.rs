@@ -27,7 +27,6 @@ use std::os::raw::c_char;
 /// Report codes written to the report pipe: `[kind, a, b]` as three native-endian i32.
 pub(super) const MSG_SETUP: i32 = 1; // a = step, b = errno
 pub(super) const MSG_EXEC: i32 = 2; // a = 0, b = errno of the last execve
-pub(super) const MSG_PID: i32 = 3; // a = stage 2's PID on the host
 /// Stage 1's exit status when it failed before the command ran (a MSG_SETUP says why).
 pub(super) const SETUP_FAILED: i32 = 125;
 
@@ -244,6 +243,15 @@ pub(super) unsafe fn stage1(p: &mut Prepared) -> ! {
     if p.no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
         fail(p, S_NNP);
     }
+    // Ctrl-C, SIGTERM and SIGHUP that lxcprov passes on go on to the command (the
+    // handler is inherited by stage 2 only until its execve, with CHILD still 0 there).
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = pass_on as extern "C" fn(i32) as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(sig, &sa, std::ptr::null_mut());
+    }
     let child = libc::fork();
     if child < 0 {
         fail(p, S_FORK);
@@ -251,7 +259,7 @@ pub(super) unsafe fn stage1(p: &mut Prepared) -> ! {
     if child == 0 {
         stage2(p);
     }
-    report(p.report, MSG_PID, child, 0);
+    CHILD.store(child, std::sync::atomic::Ordering::SeqCst);
     libc::close(p.report);
     let mut status = 0;
     while libc::waitpid(child, &mut status, 0) < 0 {
@@ -271,6 +279,17 @@ pub(super) unsafe fn stage1(p: &mut Prepared) -> ! {
         libc::_exit(128 + sig);
     }
     libc::_exit(libc::WEXITSTATUS(status))
+}
+
+/// Stage 2's PID in stage 1 (0 elsewhere).
+static CHILD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn pass_on(sig: i32) {
+    let child = CHILD.load(std::sync::atomic::Ordering::SeqCst);
+    if child > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe { libc::kill(child, sig) };
+    }
 }
 
 /// Permitted and effective capabilities cut to `bounding`; inheritable and ambient empty.

@@ -4,7 +4,7 @@
  *   attacker watch SECONDS LOG   for SECONDS, every new process of the container's PID
  *                                namespace is attacked as it is born the way runc's CVEs were: PTRACE_SEIZE,
  *                                its /proc/PID/{exe,cwd,root,fd/*} opened, its capabilities
- *                                read. One line per finding goes to LOG ("SEIZED", "EXE",
+ *                                read ("SEIZED" only while it is still lxcprov). One line per finding goes to LOG ("SEIZED", "EXE",
  *                                "EXE-WRITABLE", "CWD-OUTSIDE", "ROOT-OUTSIDE", "HOSTFD",
  *                                "CAPS"); a line "seen N" at the end, when SECONDS have
  *                                passed or a file /stop exists.
@@ -59,8 +59,17 @@ static void outside(int pid, const char *which, const char *tag) {
 static void attack(int pid) {
     char p[64], link[512];
     if (ptrace(PTRACE_SEIZE, pid, 0, 0) == 0) {
-        finding("SEIZED", pid, NULL);
-        ptrace(PTRACE_DETACH, pid, 0, 0);
+        /* Stop it, then let it go (a seized tracee that exits would wait for us). Seizing a
+         * process exec has already turned into the command is the container's right;
+         * seizing lxcprov before that is the finding. */
+        int st;
+        if (ptrace(PTRACE_INTERRUPT, pid, 0, 0) == 0 && waitpid(pid, &st, __WALL) == pid && WIFSTOPPED(st)) {
+            snprintf(p, sizeof p, "/proc/%d/exe", pid);
+            ssize_t k = readlink(p, link, sizeof link - 1);
+            link[k > 0 ? k : 0] = 0;
+            if (strstr(link, "lxcprov")) finding("SEIZED", pid, link);
+            ptrace(PTRACE_DETACH, pid, 0, 0);
+        }
     }
     snprintf(p, sizeof p, "/proc/%d/exe", pid);
     ssize_t n = readlink(p, link, sizeof link - 1);
@@ -92,8 +101,19 @@ static void attack(int pid) {
                 continue;
             /* Anything else must be a file of the container's own tree. */
             struct stat a, b;
-            if (stat(fp, &a) == 0 && stat(link, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) continue;
-            finding("HOSTFD", pid, link);
+            if (stat(fp, &a) != 0) continue; /* gone meanwhile */
+            /* Terminals and other devices are the container's (its console is a pty whose
+             * devpts is not mounted where the attacker looks); files and directories matter. */
+            if (!S_ISREG(a.st_mode) && !S_ISDIR(a.st_mode)) continue;
+            if (stat(link, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) continue;
+            char comm[64] = {0}, cp[64];
+            snprintf(cp, sizeof cp, "/proc/%d/comm", pid);
+            int c = open(cp, O_RDONLY);
+            if (c >= 0) { read(c, comm, sizeof comm - 1); close(c); }
+            comm[strcspn(comm, "\n")] = 0;
+            char detail[700];
+            snprintf(detail, sizeof detail, "fd %s -> %s (%s)", e->d_name, link, comm);
+            finding("HOSTFD", pid, detail);
         }
         closedir(d);
     }
