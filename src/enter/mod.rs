@@ -505,6 +505,9 @@ pub fn run(t: &Target, req: &Request) -> Result<Outcome> {
     Ok(Outcome { status: exit.unwrap_or_else(|| 128 + signal.unwrap_or(0)), signal, error, stdout, stderr, truncated })
 }
 
+/// A stage's report: `(kind, a, b)` (see [`child::MSG_SETUP`]).
+type Report = (i32, i32, i32);
+
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     use std::os::fd::FromRawFd;
     let mut fds = [0; 2];
@@ -525,7 +528,7 @@ fn wait_for(
     master: Option<OwnedFd>,
     stdin_tty: bool,
     out_fd: Option<i32>,
-) -> Result<(i32, Vec<(i32, i32, i32)>)> {
+) -> Result<(i32, Vec<Report>)> {
     let mut reports = vec![];
     let mut pending: Vec<u8> = vec![];
     let mut report_open = true;
