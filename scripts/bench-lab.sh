@@ -71,7 +71,7 @@ base="$(ls -d "${LXCPROV_CACHE_DIR:-/var/cache/lxcprov}"/rootfs/debian12-12-*/ |
 # create vs floor without a user namespace or seccomp shim: the floor can do neither, so
 # neither does lxcprov here (lab up below uses the real minimal profile: idmap shift, filter).
 mkdir -p "$work/profiles"
-printf 'description: bench\ndistro: debian12\nmemory_mib: 128\nsecurity: {model: none, label: none, seccomp: none}\n' > "$work/profiles/bench.yaml"
+printf 'description: bench\ndistro: debian12\nmemory_mib: 128\nsecurity: {model: none, label: none, seccomp: none, allow_host_root: true}\n' > "$work/profiles/bench.yaml"
 flat=(--profile bench --profile-file "$work/profiles/bench.yaml")
 "$bin" render bench-floor "${flat[@]}" > "$work/floor.xml"
 "$bin" render bench-floor "${flat[@]}" --network > "$work/net.xml"

@@ -57,7 +57,7 @@ if [[ $what == shim ]]; then
     export LXCPROV_POOL_DIR="$work/pool" LXCPROV_STATE_DIR="$work/state" LXCPROV_CACHE_DIR="$work/cache" LXCPROV_PROFILE_DIR="$work/none" LXCPROV_INIT_SHIM="$shim"
     scripts/lib/busybox-rootfs.sh "$work/bb" >/dev/null
     for sc in default none; do
-        printf 'description: bench\ndistro: debian12\nmemory_mib: 64\nnetwork: {mode: isolated, name: lxcprov-bench-net}\nsecurity:\n  model: none\n  label: none\n  seccomp: %s\n' "$sc" > "$work/b-$sc.yaml"
+        printf 'description: bench\ndistro: debian12\nmemory_mib: 64\nnetwork: {mode: isolated, name: lxcprov-bench-net}\nsecurity:\n  model: none\n  label: none\n  allow_host_root: true\n  seccomp: %s\n' "$sc" > "$work/b-$sc.yaml"
     done
     "$bin" -q create lxcprov-bench-sc --profile b-default --profile-file "$work/b-default.yaml" --rootfs-from "$work/bb" >/dev/null || true
     "$bin" -q create lxcprov-bench-nosc --profile b-none --profile-file "$work/b-none.yaml" --rootfs-from "$work/bb" >/dev/null || true

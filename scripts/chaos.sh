@@ -68,7 +68,7 @@ description: chaos busybox
 distro: debian12
 memory_mib: 64
 network: {mode: isolated, name: chaos-net}
-security: {model: none, label: none}
+security: {model: none, label: none, allow_host_root: true}
 EOF
 cat >"$WORK/profiles/chaosns.yaml" <<'EOF'
 description: chaos busybox, user namespace
@@ -345,7 +345,7 @@ packages: [lxcprov-hello]
 repos:
   - {id: chaos, url: "file://$repo", gpgkeys: ["file://$key"]}
 network: {mode: isolated, name: chaos-net}
-security: {model: none, label: none}
+security: {model: none, label: none, allow_host_root: true}
 EOF
     head -c 40M /dev/zero >"$WORK/small/fill" 2>/dev/null
     dd if=/dev/zero of="$WORK/small/fill2" bs=64k 2>/dev/null

@@ -145,7 +145,7 @@ fn repo_profile(dir: &Path, repo: &Path, key: &Path, which: &str) -> PathBuf {
         dir,
         &format!("rpm-{which}"),
         &format!(
-            "description: local signed rpm repo\ndistro: centos-stream9\nrelease: '9'\nbase_packages: [lxcprov-base]\npackages: [lxcprov-hello]\nrepos:\n  - id: lxcprov-test\n    url: file://{}/{which}\n    gpgkeys: ['file://{}']\nsecurity: {{model: none, label: none}}\n",
+            "description: local signed rpm repo\ndistro: centos-stream9\nrelease: '9'\nbase_packages: [lxcprov-base]\npackages: [lxcprov-hello]\nrepos:\n  - id: lxcprov-test\n    url: file://{}/{which}\n    gpgkeys: ['file://{}']\nsecurity: {{model: none, label: none, allow_host_root: true}}\n",
             repo.display(),
             key.display()
         ),
@@ -222,7 +222,7 @@ fn killed_or_interrupted_installer_leaves_nothing_in_the_pool() {
     let prof = write_profile(
         d.path(),
         "it-kill",
-        "description: kill\ndistro: centos-stream9\nrelease: '9'\ntrust: {gpgcheck: false}\nrepos: [{id: x, url: 'file:///nonexistent/repo'}]\nsecurity: {model: none, label: none}\n",
+        "description: kill\ndistro: centos-stream9\nrelease: '9'\ntrust: {gpgcheck: false}\nrepos: [{id: x, url: 'file:///nonexistent/repo'}]\nsecurity: {model: none, label: none, allow_host_root: true}\n",
     );
     for how in ["kill-installer", "ctrl-c", "sigterm", "sighup"] {
         let child = lxcprov(d.path())
@@ -977,7 +977,7 @@ fn a_signing_key_whose_fingerprint_is_not_pinned_is_refused_before_anything_is_i
             d.path(),
             name,
             &format!(
-                "description: pinned\ndistro: centos-stream9\nrelease: '9'\nbase_packages: [lxcprov-base]\npackages: [lxcprov-hello]\nrepos:\n  - id: lxcprov-test\n    url: file://{}/signed\n    gpgkeys: ['file://{}']\n    fingerprints: ['{fp}']\nsecurity: {{model: none, label: none}}\n",
+                "description: pinned\ndistro: centos-stream9\nrelease: '9'\nbase_packages: [lxcprov-base]\npackages: [lxcprov-hello]\nrepos:\n  - id: lxcprov-test\n    url: file://{}/signed\n    gpgkeys: ['file://{}']\n    fingerprints: ['{fp}']\nsecurity: {{model: none, label: none, allow_host_root: true}}\n",
                 repo.display(),
                 key.display()
             ),
@@ -1040,7 +1040,7 @@ fn the_guests_own_rpm_reads_exactly_what_was_installed_or_the_tree_is_refused() 
             d.path(),
             name,
             &format!(
-                "description: rpmdb\ndistro: {distro}\nrelease: '{release}'\nbase_packages: [lxcprov-base, lxcprov-rpm]\npackages: [lxcprov-hello]\nrepos:\n  - id: t\n    url: file://{}/{which}\n    gpgkeys: ['file://{}']\nsecurity: {{model: none, label: none}}\n",
+                "description: rpmdb\ndistro: {distro}\nrelease: '{release}'\nbase_packages: [lxcprov-base, lxcprov-rpm]\npackages: [lxcprov-hello]\nrepos:\n  - id: t\n    url: file://{}/{which}\n    gpgkeys: ['file://{}']\nsecurity: {{model: none, label: none, allow_host_root: true}}\n",
                 repo.display(),
                 key.display()
             ),

@@ -27,7 +27,7 @@ impl LabelSource for NoLabels {
 }
 
 fn profile() -> Profile {
-    crate::profile::parse("security: {model: none, label: none}\nnetwork: {mode: isolated, name: lxcprov-test}\ntrust: {gpgcheck: false}\n", "t")
+    crate::profile::parse("security: {model: none, label: none, allow_host_root: true}\nnetwork: {mode: isolated, name: lxcprov-test}\ntrust: {gpgcheck: false}\n", "t")
         .unwrap()
 }
 

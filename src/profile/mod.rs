@@ -384,6 +384,12 @@ pub struct Security {
     /// On purpose only: warned.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub idmap_allow_host_ids: bool,
+    /// Accept a container whose root is host root with `CAP_SYS_ADMIN` and no MAC (no user
+    /// namespace, `sys_admin` kept, `model: none`): it can mount the host's cgroup v1
+    /// hierarchies and set their `release_agent` (CVE-2022-0492), or remount lxcprov's
+    /// read-only binds. On purpose only: warned.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allow_host_root: bool,
     /// The container's seccomp filter (paper 3.6), installed by lxcprov's init shim:
     /// `default` (a deny-list), `strict`, `none`, or the path of a JSON policy file.
     pub seccomp: String,
@@ -400,6 +406,7 @@ impl Default for Security {
             capabilities: Capabilities::default(),
             idmap: None,
             idmap_allow_host_ids: false,
+            allow_host_root: false,
             seccomp: "default".into(),
         }
     }

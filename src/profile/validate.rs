@@ -3,7 +3,7 @@
 //! Every problem is a [`Finding`] naming the key it is about (`security.idmap.uid.count`,
 //! `packages[2]`), so that [`located`] can report it at the key's `file:line:column`.
 
-use super::{LabelType, NetMode, Profile, SecModel, CAPABILITIES};
+use super::{CapPolicy, CapState, LabelType, NetMode, Profile, SecModel, CAPABILITIES};
 use crate::distro::{Distro, InstallerKind};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -307,6 +307,34 @@ impl Profile {
 
     fn check_security(&self, c: &mut Collector) {
         let sec = &self.security;
+        // Without a user namespace container root is host root; with CAP_SYS_ADMIN and no
+        // MAC to stop it, it mounts the host's cgroup v1 hierarchies (a container sits at the
+        // root of those libvirt does not place it in) and writes release_agent: the host
+        // then runs its program as root (CVE-2022-0492). It can also remount lxcprov's
+        // read-only binds writable. MAC (sVirt) denies both; a user namespace makes both fail.
+        let caps = &sec.capabilities;
+        let sys_admin = caps.set.get("sys_admin").copied();
+        let keeps_sys_admin = match caps.policy {
+            CapPolicy::Deny => sys_admin == Some(CapState::On),
+            CapPolicy::Default | CapPolicy::Allow => sys_admin != Some(CapState::Off),
+        };
+        if sec.idmap.is_none() && keeps_sys_admin && sec.model == SecModel::None {
+            let msg = "no user namespace, sys_admin kept and no MAC (security.model none): container root \
+                       would be host root able to mount the host's cgroup hierarchies and set their \
+                       release_agent (CVE-2022-0492)";
+            if sec.allow_host_root {
+                c.warn("security.model", format!("{msg}; allowed by security.allow_host_root"));
+            } else {
+                c.error(
+                    "security.model",
+                    format!(
+                        "{msg}; give the profile a security.idmap, turn sys_admin off in \
+                             security.capabilities, use MAC (selinux or apparmor), or set \
+                             security.allow_host_root: true if that is what you want"
+                    ),
+                );
+            }
+        }
         match crate::seccomp::Choice::parse(&sec.seccomp) {
             Err(e) => c.error("security.seccomp", e),
             Ok(crate::seccomp::Choice::File(path)) if path.is_relative() => c.error(

@@ -1,8 +1,9 @@
 //! Root tier, `exec` and `shell` against a hostile container root: the attacker
 //! (tests/root/attacker.c, built statically here) runs inside real busybox containers, one
-//! with a user namespace and one without (libvirt's default capabilities, `sys_ptrace` and
-//! `dac_override` kept, as the built-in `minimal` profile does), and attacks every process
-//! `lxcprov exec` puts there. Domains use the prefix `lxcprov-en-`.
+//! with a user namespace and one without (libvirt's default capabilities but `sys_admin`,
+//! so `sys_ptrace` and `dac_override` kept), and attacks every process `lxcprov exec` puts
+//! there; then it tries cgroup v1's release_agent and lxcprov's read-only binds. Domains use
+//! the prefix `lxcprov-en-`.
 
 use super::*;
 
@@ -10,7 +11,8 @@ const EN_NET: &str = "lxcprov-en-net";
 
 fn en_profile(idmap: bool) -> String {
     let mut p = format!(
-        "description: exec attack test\ndistro: debian12\nmemory_mib: 64\nnetwork: {{mode: isolated, name: {EN_NET}}}\nsecurity:\n  model: none\n  label: none\n  capabilities: {{policy: default, set: {{net_raw: off}}}}\n"
+        "description: exec attack test\ndistro: debian12\nmemory_mib: 64\nnetwork: {{mode: isolated, name: {EN_NET}}}\nsecurity:\n  model: none\n  label: none\n  capabilities: {{policy: default, set: {{sys_admin: {}, net_raw: off}}}}\n",
+        if idmap { "on" } else { "off" }
     );
     if idmap {
         p += "  idmap:\n    uid: {start: 0, target: 200000, count: 65536}\n    gid: {start: 0, target: 200000, count: 65536}\n";
@@ -169,6 +171,38 @@ fn a_hostile_container_root_gets_nothing_of_the_host_from_exec_or_shell() {
     assert!(s.contains("fd1: TIOCSTI"), "the attacker ran: {s}");
     assert!(s.contains("after[]"), "nothing was pushed into the caller's terminal: {s}");
     assert!(!s.contains("after[echo PWNED"), "{s}");
+
+    // cgroup v1 release_agent (CVE-2022-0492) and lxcprov's read-only binds. In the user
+    // namespace (sys_admin kept there): a cgroup hierarchy may be mounted, but its
+    // release_agent not written; /.lxcprov may even be remounted, but its files (the shim
+    // the container's PID 1 ran, the filter exec installs) not written. Without one,
+    // sys_admin is off (lxcprov refuses it kept with no MAC): neither mounts.
+    let shim_dir = d.path().join("state/seccomp/lxcprov-en-userns");
+    let before: Vec<Vec<u8>> =
+        ["lxcprov-init", "filter.bpf"].iter().map(|f| std::fs::read(shim_dir.join(f)).unwrap()).collect();
+    let probe = "mkdir -p /tmp/cg; for h in pids name=systemd; do \
+                 case $h in name=*) o=none,$h;; *) o=$h;; esac; \
+                 if mount -t cgroup -o $o cgroup /tmp/cg 2>/dev/null; then \
+                   if [ -e /tmp/cg/release_agent ] && echo /attacker > /tmp/cg/release_agent 2>/dev/null; then echo AGENT-WRITTEN $h; fi; \
+                   umount /tmp/cg; fi; done; \
+                 mount -o remount,bind,rw /.lxcprov 2>/dev/null; \
+                 for f in /.lxcprov/lxcprov-init /.lxcprov/filter.bpf; do (echo x >> $f) 2>/dev/null && echo WROTE $f; done; \
+                 echo probe-done";
+    for name in names {
+        let o = lx(d.path(), &["exec", name, "--", "/bin/sh", "-c", probe]);
+        let s = stdout(&o);
+        assert!(s.contains("probe-done"), "{s}");
+        assert!(!s.contains("AGENT-WRITTEN") && !s.contains("WROTE"), "{name}: {s}");
+    }
+    let after: Vec<Vec<u8>> =
+        ["lxcprov-init", "filter.bpf"].iter().map(|f| std::fs::read(shim_dir.join(f)).unwrap()).collect();
+    assert!(before == after, "the host's copies of the shim and the filter changed");
+    for h in ["pids", "systemd"] {
+        let p = Path::new("/sys/fs/cgroup").join(h).join("release_agent");
+        if let Ok(t) = std::fs::read_to_string(&p) {
+            assert!(!t.contains("attacker"), "{}: {t}", p.display());
+        }
+    }
 
     for n in names {
         assert!(lx(d.path(), &["destroy", n, "--purge", "--yes"]).status.success());
