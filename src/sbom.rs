@@ -126,10 +126,32 @@ pub fn inventory(root: &Path, runner: &dyn Runner) -> Result<Inventory> {
     let scratch =
         tempfile::Builder::new().prefix("lxcprov-rpmdb-").tempdir().context("creating a scratch directory")?;
     copy_rpmdb(root, &dbpath, scratch.path())?;
-    let out = runner.output(&rpm_query(scratch.path(), &dbpath))?;
+    // The host's rpm parses a database the container's root wrote: it runs as nobody,
+    // bounded (crate::exec::Confine), on a copy nobody owns.
+    // (Run by a user other than root, lxcprov is unprivileged already.)
+    let mut query = rpm_query(scratch.path(), &dbpath);
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let nobody = crate::exec::Confine::NOBODY;
+        chown_tree(scratch.path(), nobody.uid, nobody.gid)?;
+        query = query.confined(nobody);
+    }
+    let out = runner.output(&query)?;
     let (mut packages, keys) = parse_rpm_query(&out);
     sort(&mut packages);
     Ok(Inventory { format: Format::Rpm, database: dbpath, os, packages, keys, apt_sources: vec![] })
+}
+
+/// `lchown -R`: the scratch copy, for the unprivileged rpm that reads it.
+fn chown_tree(dir: &Path, uid: u32, gid: u32) -> Result<()> {
+    std::os::unix::fs::lchown(dir, Some(uid), Some(gid)).with_context(|| format!("chown {}", dir.display()))?;
+    let meta = std::fs::symlink_metadata(dir)?;
+    if meta.is_dir() {
+        for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+            chown_tree(&e?.path(), uid, gid)?;
+        }
+    }
+    Ok(())
 }
 
 fn sort(p: &mut [Package]) {
