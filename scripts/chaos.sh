@@ -18,8 +18,7 @@ for t in virsh busybox dnf rpmbuild createrepo_c gpg losetup mkfs.ext4 jq pgrep;
     command -v "$t" >/dev/null || { echo "$0: $t is missing: run scripts/setup-host.sh" >&2; exit 2; }
 done
 export PATH="$HOME/.cargo/bin:$PATH"
-cargo build --locked -q --bin lxcprov || exit 2
-scripts/build-shim.sh >/dev/null || exit 2   # the seccomp init shim, next to lxcprov
+cargo build --locked -q --bin lxcprov || exit 2   # with the seccomp init shim inside (build.rs)
 LX="${CARGO_TARGET_DIR:-$PWD/target}/debug/lxcprov"
 URI=lxc:///
 mkdir -p /var/tmp/lxcprov-chaos

@@ -76,9 +76,10 @@ impl Drop for Cleanup {
     }
 }
 
-/// The statically linked seccomp init shim next to the lxcprov under test, built once by
-/// scripts/build-shim.sh (scripts/test.sh builds it before the root tier).
-fn shim() -> PathBuf {
+/// A stand-alone seccomp init shim built by scripts/build-shim.sh, for the test of
+/// `--init-shim` (every other test uses the shim built into lxcprov, as a newcomer's
+/// `cargo build` gives it).
+fn standalone_shim() -> PathBuf {
     static ONCE: std::sync::Once = std::sync::Once::new();
     let bin = bin();
     let shim = bin.parent().unwrap().join("lxcprov-init");
@@ -94,7 +95,7 @@ fn shim() -> PathBuf {
 }
 
 fn lx(dir: &Path, args: &[&str]) -> Output {
-    let o = lxcprov(dir).env("LIBVIRT_DEFAULT_URI", URI).env("LXCPROV_INIT_SHIM", shim()).args(args).output().unwrap();
+    let o = lxcprov(dir).env("LIBVIRT_DEFAULT_URI", URI).env_remove("LXCPROV_INIT_SHIM").args(args).output().unwrap();
     eprintln!("$ lxcprov {}\n  exit {:?}\n{}", args.join(" "), o.status.code(), stderr(&o));
     o
 }
@@ -343,6 +344,9 @@ fn busybox_container_lifecycle() {
     }
     assert_eq!(status_of(&c, "trust"), "fail");
     assert_eq!(status_of(&c, "userns"), "skip");
+    // No --init-shim: the shim built into lxcprov is the one the container runs.
+    let copied = std::fs::read(d.path().join("state/seccomp/lxcprov-it-bb/lxcprov-init")).unwrap();
+    assert!(copied == lxcprov::seccomp::host::EMBEDDED_SHIM, "the container's shim is not the embedded one");
     assert_eq!(status_of(&c, "selinux.label"), "skip");
     assert!(network_exists("lxcprov-it-bbnet"));
     // Re-running create is a no-op that says so (and shows the same report).
@@ -403,10 +407,14 @@ fn busybox_runs_under_the_default_seccomp_filter_learns_an_allow_list_and_enforc
     // BB_PROFILE drops sys_admin: the shim must set no_new_privs to install the filter.
     let prof = write_profile(d.path(), "it-bb", BB_PROFILE);
     let pf = prof.to_str().unwrap();
+    // --init-shim still works: a shim built on its own by scripts/build-shim.sh.
+    let shim = standalone_shim();
     let o = lx(
         d.path(),
         &[
             "--json",
+            "--init-shim",
+            shim.to_str().unwrap(),
             "create",
             "lxcprov-it-sc",
             "--profile",
@@ -420,6 +428,7 @@ fn busybox_runs_under_the_default_seccomp_filter_learns_an_allow_list_and_enforc
     assert_eq!(status_of(&checks(&o), "seccomp"), "pass", "{}", stdout(&o));
     let dir = d.path().join("state/seccomp/lxcprov-it-sc");
     assert!(dir.join("lxcprov-init").exists() && !d.path().join("pool/lxcprov-it-sc/.lxcprov/lxcprov-init").exists());
+    assert_eq!(std::fs::read(dir.join("lxcprov-init")).unwrap(), std::fs::read(&shim).unwrap(), "--init-shim's file");
     let o = lx(d.path(), &["--json", "verify", "lxcprov-it-sc", "--probe"]);
     let c = checks(&o);
     let sc = c.iter().find(|c| c["id"] == "seccomp").unwrap();
@@ -1698,11 +1707,9 @@ fn systemd_and_nginx_boot_under_strict_then_under_a_learned_allow_list() {
     let learn = std::thread::spawn({
         let dir = d.path().to_path_buf();
         let learned = learned.clone();
-        let shim = shim();
         move || {
             lxcprov(&dir)
                 .env("LIBVIRT_DEFAULT_URI", URI)
-                .env("LXCPROV_INIT_SHIM", shim)
                 .args(["seccomp", "learn", "lxcprov-it-ngx", "--duration", "25", "-o", learned.to_str().unwrap()])
                 .output()
                 .unwrap()
