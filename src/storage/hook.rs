@@ -269,7 +269,7 @@ fn judge(r: std::result::Result<(), String>) -> Probe {
 
 fn first_line(m: &str) -> String {
     let l = m.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-    let mut s: String = l.chars().take(300).collect();
+    let mut s: String = l.chars().take(600).collect();
     if s.len() < l.len() {
         s.push_str("...");
     }
