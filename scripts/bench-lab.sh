@@ -29,7 +29,6 @@ count="${1:-30}"
 [[ $(id -u) -eq 0 ]] || { echo "$0: run as root" >&2; exit 2; }
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release --locked -q
-scripts/build-shim.sh --release >/dev/null
 bin="${CARGO_TARGET_DIR:-$PWD/target}/release/lxcprov"
 storage="${STORAGE:-overlay}"
 hook=/etc/libvirt/hooks/lxc

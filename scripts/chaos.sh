@@ -18,8 +18,7 @@ for t in virsh busybox dnf rpmbuild createrepo_c gpg losetup mkfs.ext4 jq pgrep;
     command -v "$t" >/dev/null || { echo "$0: $t is missing: run scripts/setup-host.sh" >&2; exit 2; }
 done
 export PATH="$HOME/.cargo/bin:$PATH"
-cargo build --locked -q --bin lxcprov || exit 2
-scripts/build-shim.sh >/dev/null || exit 2   # the seccomp init shim, next to lxcprov
+cargo build --locked -q --bin lxcprov || exit 2   # with the seccomp init shim inside (build.rs)
 LX="${CARGO_TARGET_DIR:-$PWD/target}/debug/lxcprov"
 URI=lxc:///
 mkdir -p /var/tmp/lxcprov-chaos
@@ -49,8 +48,56 @@ cleanup_domain() {
     virsh_ destroy "$1" >/dev/null; virsh_ undefine "$1" >/dev/null
     "$LX" -q destroy "$1" --purge --yes >/dev/null 2>&1 || true
 }
+# On a host with cgroup v1, a name=systemd hierarchy and PID 1 not systemd (the CI machine),
+# a running user-namespaced systemd container (the quick start's web1) holds the shared
+# name=systemd cgroups, and lxcprov refuses a container with another id map beside it. The
+# experiments with isolated maps pause such containers (virsh shutdown) and start them again
+# afterwards (at exit too). Containers of other test runs (lxcprov-*, chaos-*) are waited
+# for, never stopped. Prints the holders' domain names, one a line.
+systemd_holders() {
+    local f pid target
+    [[ "$(cat /proc/1/comm 2>/dev/null)" == systemd ]] && return 0
+    for f in /sys/fs/cgroup/systemd/*/cgroup.procs; do
+        [[ -f "$f" ]] || continue
+        while read -r pid; do
+            target="$(awk 'NR == 1 { print $2 }' "/proc/$pid/uid_map" 2>/dev/null)"
+            [[ -n "$target" && "$target" != 0 ]] || continue
+            sed -n 's/.*\/lxc-[0-9]*-\(.*\)\.libvirt-lxc.*/\1/p' "/proc/$pid/cgroup" 2>/dev/null | head -n 1
+        done <"$f"
+    done | sort -u
+}
+PAUSED=()
+pause_systemd() {
+    local n others deadline=$((SECONDS + 600)) stop_by
+    while :; do
+        n="$(systemd_holders | grep -v -e '^chaos-' -e '^lxcprov-' | head -n 1)"
+        others="$(systemd_holders | grep -e '^chaos-' -e '^lxcprov-' | head -n 1)"
+        if [[ -n "$n" ]]; then
+            log "pausing $n (a running systemd container with another id map): started again afterwards"
+            PAUSED+=("$n")
+            virsh_ shutdown "$n" >/dev/null
+            stop_by=$((SECONDS + 60))
+            until [[ "$(virsh_ domstate "$n")" == "shut off" ]]; do
+                if [[ $SECONDS -gt $stop_by ]]; then virsh_ destroy "$n" >/dev/null; break; fi
+                sleep 0.2
+            done
+        elif [[ -n "$others" && $SECONDS -lt $deadline ]]; then
+            sleep 1   # another test run's container: it goes by itself
+        else
+            return 0
+        fi
+    done
+}
+resume_systemd() {
+    local n
+    for n in "${PAUSED[@]}"; do
+        if virsh_ start "$n" >/dev/null; then log "started $n again"; else echo "$0: WARNING: could not start $n again" >&2; fi
+    done
+    PAUSED=()
+}
 cleanup() {
     for d in $(virsh -q -c "$URI" list --all --name 2>/dev/null | grep '^chaos-'); do cleanup_domain "$d"; done
+    resume_systemd
     "$LX" -q lab down chaos-lab --purge --yes >/dev/null 2>&1 || true
     for n in $(virsh -q -c "$URI" net-list --all --name 2>/dev/null | grep '^chaos-\|^lxcprov-lab-chaos'); do
         virsh_ net-destroy "$n" >/dev/null; virsh_ net-undefine "$n" >/dev/null
@@ -213,9 +260,12 @@ if ov_seed; then
     [[ $short -eq 1 ]] && ov_phases=("${ov_phases[0]}" "${ov_phases[2]}" "${ov_phases[3]}")
     for p in "${ov_phases[@]}"; do
         IFS='|' read -r phase marker delay extra <<<"$p"
+        # An isolated map cannot start beside a running systemd container with another map.
+        [[ "$extra" == *isolated* ]] && pause_systemd
         # shellcheck disable=SC2086 # the extra arguments are words
         kill_ov "$phase" "$marker" "$delay" $extra
     done
+    resume_systemd
 else
     result 1 kill.overlay "could not seed the base cache for overlay storage"
 fi

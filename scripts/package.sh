@@ -45,12 +45,7 @@ if [[ -z "$binary" ]]; then
     cargo build --release --locked >&2
     binary="$target_dir/release/lxcprov"
 fi
-# The seccomp init shim lives next to the binary (lxcprov looks for it there).
-shim="$(dirname -- "$binary")/lxcprov-init"
-if [[ ! -x "$shim" ]]; then
-    log "building the seccomp init shim"
-    if [[ "$(dirname -- "$binary")" == */release ]]; then scripts/build-shim.sh --release >&2; else scripts/build-shim.sh >&2; fi
-fi
+# The seccomp init shim is built into the binary (build.rs): nothing to stage beside it.
 [[ -x "$binary" ]] || { log "$binary is not an executable"; exit 2; }
 
 mkdir -p -- "$out"
@@ -63,7 +58,6 @@ trap 'rm -rf -- "$work"' EXIT
 stage() {
     local root="$1" zsh_dir="$2"
     install -D -m 0755 -- "$binary" "$root/usr/bin/lxcprov"
-    install -D -m 0755 -- "$shim" "$root/usr/bin/lxcprov-init"
     strip --strip-unneeded -- "$root/usr/bin/lxcprov" 2>/dev/null || true
     local bin="$root/usr/bin/lxcprov"
     install -d -m 0755 "$root/usr/share/lxcprov/profiles"
@@ -192,7 +186,6 @@ fi
 
 %files
 %attr(0755,root,root) /usr/bin/lxcprov
-%attr(0755,root,root) /usr/bin/lxcprov-init
 /usr/share/lxcprov
 /usr/share/bash-completion/completions/lxcprov
 /usr/share/zsh/site-functions/_lxcprov

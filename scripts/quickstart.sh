@@ -17,10 +17,8 @@ fi
 export PATH="$HOME/.cargo/bin:$PATH"
 scripts/setup-host.sh
 echo "== building lxcprov" >&2
-cargo build --release --locked
-scripts/build-shim.sh --release >/dev/null   # the seccomp init shim, found next to lxcprov
-install -m 0755 target/release/lxcprov /usr/local/bin/lxcprov
-install -m 0755 target/release/lxcprov-init /usr/local/bin/lxcprov-init
+cargo build --release --locked   # the seccomp init shim is built too, and embedded (build.rs)
+install -m 0755 "${CARGO_TARGET_DIR:-target}/release/lxcprov" /usr/local/bin/lxcprov
 # The libvirt hook runs this lxcprov (setup-host made it exist before libvirtd started), so
 # new containers get overlay storage; it never replaces a hook that is not lxcprov's.
 lxcprov hook install --binary /usr/local/bin/lxcprov || echo "quickstart: the libvirt hook was not installed; containers are copies (see lxcprov doctor)" >&2

@@ -335,9 +335,8 @@ lxcprov_bin() {
         return
     fi
     command -v cargo >/dev/null || die "cargo not found; set LXCPROV_BIN"
+    # The seccomp init shim is built into lxcprov (build.rs).
     (cd "$REPO" && cargo build --release --quiet) >&2 || die "cargo build --release failed"
-    # The seccomp init shim goes next to lxcprov, where lxcprov looks for it.
-    "$REPO/scripts/build-shim.sh" --release >/dev/null || die "building the seccomp init shim failed"
     printf '%s\n' "$REPO/target/release/lxcprov"
 }
 
@@ -373,8 +372,6 @@ make_lab_disk() { # RUN MODE
         size=1536M
     fi
     cp -- "$bin" "$d/lxcprov"
-    [[ -x "$(dirname -- "$bin")/lxcprov-init" ]] || die "no lxcprov-init next to $bin: run scripts/build-shim.sh"
-    cp -- "$(dirname -- "$bin")/lxcprov-init" "$d/lxcprov-init"
     cp -- "$POLICY_DIR/guest-suite.sh" "$d/guest-suite.sh"
     cp -- "$POLICY_DIR"/lab-*.yaml "$d/"
     printf '%s\n' "$mode" >"$d/mode"

@@ -61,7 +61,6 @@ fi
 
 if [[ $root_tier -eq 1 ]]; then
     echo "== root tier: real installers, libvirtd and containers" >&2
-    scripts/build-shim.sh >/dev/null   # the static seccomp init shim, next to lxcprov
     cargo test --locked --lib -- --ignored   # the library's few root-only unit tests
     cargo test --locked --test root -- --ignored --test-threads=1
     echo "== fault experiments (scripts/chaos.sh --short)" >&2

@@ -19,7 +19,7 @@ pub struct Context {
     /// Forces the rpm installer (dnf, dnf5 or yum) instead of choosing from the host's.
     pub rpm_tool: Option<crate::bootstrap::Tool>,
     /// `--init-shim PATH` (`LXCPROV_INIT_SHIM`): the seccomp init shim to copy into each
-    /// container's shim directory; by default `lxcprov-init` next to the running executable.
+    /// container's shim directory; by default the one built into lxcprov.
     pub init_shim: Option<PathBuf>,
     /// `--storage` (`LXCPROV_STORAGE`): how new containers' trees are stored.
     pub storage: crate::storage::Choice,
@@ -31,14 +31,11 @@ impl Context {
         SystemRunner { echo: self.ui.verbosity == Verbosity::Verbose }
     }
 
-    /// Where the seccomp init shim comes from: `--init-shim`, else `lxcprov-init` next to
-    /// the running executable.
-    pub fn init_shim(&self) -> PathBuf {
-        self.init_shim.clone().unwrap_or_else(|| {
-            std::env::current_exe()
-                .ok()
-                .and_then(|e| e.parent().map(|d| d.join(crate::seccomp::SHIM)))
-                .unwrap_or_else(|| PathBuf::from(crate::seccomp::SHIM))
-        })
+    /// Where the seccomp init shim comes from: `--init-shim`, else the one built into
+    /// lxcprov (see [`crate::seccomp::host::ShimSource`] for why a file next to the binary
+    /// is not used).
+    pub fn init_shim(&self) -> crate::seccomp::host::ShimSource {
+        use crate::seccomp::host::ShimSource;
+        self.init_shim.clone().map_or(ShimSource::Embedded, ShimSource::File)
     }
 }

@@ -189,20 +189,25 @@ pub fn checks(uri: &str) -> Vec<Item> {
 
 /// Storage: the libvirt hook that materialises overlay containers at every start, and the
 /// mode new containers get in `pool`, with why.
-pub fn storage_checks(pool: &std::path::Path, choice: crate::storage::Choice) -> Vec<Item> {
+/// `uri` is libvirt's (for the hook probe), `state` lxcprov's state directory (where the
+/// probe's scratch directory goes).
+pub fn storage_checks(
+    pool: &std::path::Path,
+    choice: crate::storage::Choice,
+    uri: &str,
+    state: &std::path::Path,
+) -> Vec<Item> {
     use crate::storage::hook::{self, Status};
     let mut v = vec![];
     let path = std::path::Path::new(hook::HOOK_PATH);
     let fix_install = "scripts/setup-host.sh writes the hook before it starts libvirtd, and starts libvirtd so that it shares mounts with the host; elsewhere run `lxcprov hook install`, then restart libvirtd";
     let st = hook::status(path);
     v.push(match &st {
+        // This file is newer than libvirtd. libvirtd calls a hook if one existed when it
+        // started, whatever file is there now (an older one may have been replaced), so the
+        // file's age alone proves nothing: a probe domain's start tells.
         Status::Current(bin) => match libvirtd_predates(path) {
-            Some(true) => item(
-                "lxc_hook",
-                Level::Warn,
-                format!("{} runs {}, but libvirtd started before it existed and never calls it", path.display(), bin.display()),
-                Some("restart libvirtd (running containers survive it)"),
-            ),
+            Some(true) => hook_probe_item(path, bin, uri, state),
             _ => item("lxc_hook", Level::Ok, format!("{} runs {} hook lxc", path.display(), bin.display()), None),
         },
         Status::Foreign => item(
@@ -297,6 +302,55 @@ pub fn idmap_checks(host: &crate::verify::HostRoot, state_dir: &std::path::Path,
         )
     });
     v
+}
+
+/// The `lxc_hook` item when the hook file is newer than the running libvirtd: what a probe
+/// domain's start shows ([`crate::storage::hook::probe`]), or, when no probe can run (not
+/// root, libvirt unreachable), that it is not known. Never "not called" without the probe.
+fn hook_probe_item(path: &std::path::Path, bin: &std::path::Path, uri: &str, state: &std::path::Path) -> Item {
+    use crate::storage::hook::{probe, Probe};
+    let restart = Some("restart libvirtd (running containers survive it)");
+    let newer = format!("{} runs {}; the file is newer than the running libvirtd, which calls hooks only if one existed when it started", path.display(), bin.display());
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return item(
+            "lxc_hook",
+            Level::Warn,
+            format!("{newer}: run doctor as root to prove whether it calls this one (a probe domain)"),
+            restart,
+        );
+    }
+    let hv = match VirtHypervisor::connect(uri) {
+        Ok(hv) => hv,
+        Err(e) => {
+            return item(
+                "lxc_hook",
+                Level::Warn,
+                format!("{newer}: whether it calls this one is not known (libvirt: {e})"),
+                restart,
+            );
+        }
+    };
+    let scratch = crate::storage::nearest_existing(state);
+    let r = probe(&scratch, &|xml| hv.create_transient(xml).map_err(|e| e.to_string()), &|name| {
+        let _ = hv.destroy_domain(name);
+    });
+    match r {
+        Ok(Probe::Called(evidence)) => item(
+            "lxc_hook",
+            Level::Ok,
+            format!("{} runs {} hook lxc; libvirtd calls it (a probe domain's start failed in the hook, as it must: {evidence})", path.display(), bin.display()),
+            None,
+        ),
+        Ok(Probe::NotCalled(evidence)) => item(
+            "lxc_hook",
+            Level::Warn,
+            format!("{} runs {}, but libvirtd does not call it: a probe domain the hook refuses got past the hook ({evidence}); libvirtd started before any hook existed", path.display(), bin.display()),
+            restart,
+        ),
+        Ok(Probe::Unknown(why)) => item("lxc_hook", Level::Warn, format!("{newer}: the probe domain showed nothing either way ({why})"), restart),
+        Err(e) => item("lxc_hook", Level::Warn, format!("{newer}: the probe could not run ({e:#})"), restart),
+    }
 }
 
 /// Did the running libvirtd start before the hook file was created? `None` when unknown.

@@ -33,6 +33,12 @@ impl VirtHypervisor {
         }
     }
 
+    /// Starts a transient domain from `xml` (gone once it stops; nothing is defined).
+    pub fn create_transient(&self, xml: &str) -> Result<()> {
+        self.conn.create_domain_xml(xml, 0).map_err(|e| self.classify(e, "starting a transient domain", ""))?;
+        Ok(())
+    }
+
     fn dom(&self, name: &str) -> Result<virt::domain::Domain> {
         self.conn.lookup_domain_by_name(name).map_err(|e| self.classify(e, "looking up the domain", name))
     }

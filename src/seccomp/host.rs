@@ -7,14 +7,59 @@ use crate::paths::Paths;
 use crate::profile::Profile;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+/// The init shim built by `build.rs` from `crates/lxcprov-init` (statically linked against
+/// glibc, checked there with [`is_static_elf`]'s logic) and embedded in lxcprov.
+pub static EMBEDDED_SHIM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/lxcprov-init"));
+
+/// Where the shim copied into a container's seccomp directory comes from.
+///
+/// The embedded one unless `--init-shim` / `LXCPROV_INIT_SHIM` names a file. A
+/// `lxcprov-init` lying next to the binary is not looked at any more: the embedded shim was
+/// built from the same tree as the lxcprov that writes `filter.bpf` for it, and a file next
+/// to the binary may be left over from another build or package.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShimSource {
+    /// [`EMBEDDED_SHIM`].
+    Embedded,
+    /// A file given with `--init-shim` (checked static when it is copied).
+    File(PathBuf),
+}
+
+impl ShimSource {
+    /// The shim's bytes: a file is read bounded (a regular file, at most 64 MiB).
+    pub fn bytes(&self, choice: &str) -> Result<std::borrow::Cow<'static, [u8]>> {
+        match self {
+            ShimSource::Embedded => Ok(std::borrow::Cow::Borrowed(EMBEDDED_SHIM)),
+            ShimSource::File(p) => crate::fsutil::read_regular_bounded(p, SHIM_MAX, "init shim")
+                .with_context(|| {
+                    format!(
+                        "the seccomp init shim {} (--init-shim / LXCPROV_INIT_SHIM) is needed for security.seccomp {choice}: drop the option to use the one built into lxcprov, or set security.seccomp: none",
+                        p.display()
+                    )
+                })
+                .map(std::borrow::Cow::Owned),
+        }
+    }
+}
+
+impl std::fmt::Display for ShimSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ShimSource::Embedded => write!(f, "the shim built into lxcprov ({} bytes)", EMBEDDED_SHIM.len()),
+            ShimSource::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
 
 /// Everything needed to fill a container's seccomp directory (a plan action's payload).
 #[derive(Clone, Debug, Serialize)]
 pub struct SeccompDir {
     pub dir: PathBuf,
-    /// The shim to copy (`--init-shim`, or `lxcprov-init` next to lxcprov).
-    pub shim: PathBuf,
+    /// The shim to copy: the embedded one, or `--init-shim`.
+    pub shim: ShimSource,
     /// `security.seccomp` as written.
     pub choice: String,
     pub summary: String,
@@ -28,18 +73,18 @@ pub struct SeccompDir {
 }
 
 /// The directory's contents for a profile; `None` for `security.seccomp: none`.
-pub fn plan(paths: &Paths, name: &Name, p: &Profile, shim: &Path) -> Result<Option<SeccompDir>> {
+pub fn plan(paths: &Paths, name: &Name, p: &Profile, shim: &ShimSource) -> Result<Option<SeccompDir>> {
     let choice = p.security.seccomp_choice();
     let Some(policy) = Policy::of(&choice).context("security.seccomp")? else { return Ok(None) };
     Ok(Some(dir_for(paths.seccomp(name), &p.security.seccomp, &policy, shim)?))
 }
 
 /// The contents for one policy.
-pub fn dir_for(dir: PathBuf, choice: &str, policy: &Policy, shim: &Path) -> Result<SeccompDir> {
+pub fn dir_for(dir: PathBuf, choice: &str, policy: &Policy, shim: &ShimSource) -> Result<SeccompDir> {
     let progs = compile(policy)?;
     Ok(SeccompDir {
         dir,
-        shim: shim.to_path_buf(),
+        shim: shim.clone(),
         choice: choice.to_string(),
         summary: describe(policy),
         programs: progs.len(),
@@ -53,11 +98,7 @@ impl std::fmt::Display for SeccompDir {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let d = self.dir.display();
         writeln!(f, "   mkdir  {d}  (mode 755, owned by root; bind-mounted read-only at /.lxcprov)")?;
-        writeln!(
-            f,
-            "   copy   {} -> {d}/{SHIM}  (the init shim, mode 755: must be statically linked)",
-            self.shim.display()
-        )?;
+        writeln!(f, "   copy   {} -> {d}/{SHIM}  (the init shim, mode 755: must be statically linked)", self.shim)?;
         writeln!(
             f,
             "   write  {d}/{FILTER}  (seccomp {}: {}; {} programs, {} instructions)",
@@ -69,22 +110,7 @@ impl std::fmt::Display for SeccompDir {
 
 /// Whether an ELF file needs no program interpreter (is statically linked).
 pub fn is_static_elf(bytes: &[u8]) -> Result<bool> {
-    if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" || bytes[4] != 2 || bytes[5] != 1 {
-        bail!("not a 64-bit little-endian ELF file");
-    }
-    let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]) as usize;
-    let phoff = u64::from_le_bytes(bytes[32..40].try_into().unwrap()) as usize;
-    let (phentsize, phnum) = (u16_at(54), u16_at(56));
-    for i in 0..phnum {
-        let o = phoff.checked_add(i * phentsize).context("bad program header offset")?;
-        if o + 4 > bytes.len() {
-            bail!("truncated program headers");
-        }
-        if u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap()) == 3 {
-            return Ok(false); // PT_INTERP
-        }
-    }
-    Ok(true)
+    super::elf::is_static_elf(bytes).map_err(anyhow::Error::msg)
 }
 
 /// Largest shim lxcprov copies.
@@ -95,16 +121,11 @@ const SHIM_MAX: u64 = 64 << 20;
 /// read-only and, in a user namespace, as files of an unmapped owner.
 pub fn prepare(s: &SeccompDir) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let shim = crate::fsutil::read_regular_bounded(&s.shim, SHIM_MAX, "init shim").with_context(|| {
-        format!(
-            "the seccomp init shim is needed for security.seccomp {}: build it with scripts/build-shim.sh (it lands next to lxcprov), or point --init-shim / LXCPROV_INIT_SHIM at it, or set security.seccomp: none",
-            s.choice
-        )
-    })?;
-    if !is_static_elf(&shim).with_context(|| format!("init shim {}", s.shim.display()))? {
+    let shim = s.shim.bytes(&s.choice)?;
+    if !is_static_elf(&shim).with_context(|| format!("init shim {}", s.shim))? {
         bail!(
-            "the init shim {} is dynamically linked: it runs inside the container before its init, where the host's libc may be missing. Build it statically with scripts/build-shim.sh",
-            s.shim.display()
+            "the init shim {} is dynamically linked: it runs inside the container before its init, where the host's libc may be missing. Build it statically (scripts/build-shim.sh), or drop --init-shim to use the one built into lxcprov",
+            s.shim
         );
     }
     for d in [s.dir.parent().context("seccomp dir has no parent")?, &s.dir] {

@@ -382,7 +382,7 @@ pub fn apply(env: &crate::container::Env, name: &str, choice: &str) -> anyhow::R
     let Some(dir) = d.seccomp_dir.clone() else {
         bail!("{name} has no seccomp shim directory (created with security.seccomp: none): re-create it with a filter")
     };
-    let s = super::host::dir_for(dir, choice, &policy, std::path::Path::new(""))?;
+    let s = super::host::dir_for(dir, choice, &policy, &super::host::ShimSource::Embedded)?;
     crate::fsutil::write_atomic(&s.dir.join(super::FILTER), &s.filter, 0o644).context("writing the filter")?;
     crate::fsutil::write_atomic(&s.dir.join(super::POLICY), s.policy_json.as_bytes(), 0o644)?;
     Ok(s)

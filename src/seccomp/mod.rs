@@ -11,6 +11,7 @@
 //!   its records into an allow-list.
 
 pub mod audit;
+mod elf;
 pub mod host;
 pub mod learn;
 pub mod probe;

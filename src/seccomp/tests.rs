@@ -183,8 +183,13 @@ fn probe_lines_are_judged_against_the_policy() {
 fn domains_say_what_verify_expects() {
     use crate::verify::SeccompExpect;
     let d = tempfile::tempdir().unwrap();
-    let dir = super::host::dir_for(d.path().join("c1"), "default", &Policy::default_deny(), std::path::Path::new("/x"))
-        .unwrap();
+    let dir = super::host::dir_for(
+        d.path().join("c1"),
+        "default",
+        &Policy::default_deny(),
+        &super::host::ShimSource::Embedded,
+    )
+    .unwrap();
     std::fs::create_dir_all(&dir.dir).unwrap();
     std::fs::write(dir.dir.join(FILTER), &dir.filter).unwrap();
     std::fs::write(dir.dir.join(POLICY), &dir.policy_json).unwrap();
@@ -210,4 +215,26 @@ fn only_static_shims_are_accepted() {
     let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
     assert!(!super::host::is_static_elf(&me).unwrap(), "the test binary is dynamically linked");
     assert!(super::host::is_static_elf(b"#!/bin/sh\n").is_err());
+}
+
+#[test]
+fn the_embedded_shim_is_a_static_elf_and_the_default() {
+    use super::host::{ShimSource, EMBEDDED_SHIM};
+    assert!(super::host::is_static_elf(EMBEDDED_SHIM).unwrap(), "build.rs embeds a static shim");
+    let d = tempfile::tempdir().unwrap();
+    let s =
+        super::host::dir_for(d.path().join("c1"), "default", &Policy::default_deny(), &ShimSource::Embedded).unwrap();
+    super::host::prepare(&s).unwrap();
+    assert_eq!(std::fs::read(d.path().join("c1").join(super::SHIM)).unwrap(), EMBEDDED_SHIM);
+    assert!(s.to_string().contains("the shim built into lxcprov"), "{s}");
+    // A named file that is not there says so, and how to do without it.
+    let s = super::host::dir_for(
+        d.path().join("c2"),
+        "default",
+        &Policy::default_deny(),
+        &ShimSource::File(d.path().join("nope")),
+    )
+    .unwrap();
+    let e = format!("{:#}", super::host::prepare(&s).unwrap_err());
+    assert!(e.contains("--init-shim") && e.contains("built into lxcprov"), "{e}");
 }

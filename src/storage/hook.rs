@@ -182,6 +182,100 @@ pub fn run(runner: &dyn crate::exec::Runner, args: &[String], stdin: &mut dyn Re
     }
 }
 
+/// Domains the hook probe starts are named this, then lxcprov's PID.
+pub const PROBE_PREFIX: &str = "lxcprov-hookprobe-";
+/// The probe domain's init: never present (its root is an empty directory).
+const PROBE_INIT: &str = "/lxcprov-hook-probe";
+
+/// What starting a probe domain showed about libvirtd and the hook.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// libvirtd ran the hook at `prepare` (the start failed in the hook), with the evidence.
+    Called(String),
+    /// The start went past `prepare` without the hook refusing the probe: libvirtd did not
+    /// run it.
+    NotCalled(String),
+    /// The start failed before it showed either.
+    Unknown(String),
+}
+
+/// Proves whether libvirtd calls the LXC hook, by starting a transient probe domain that
+/// lxcprov's hook must refuse at `prepare`: an lxcprov domain in the pool layout
+/// (`POOL/NAME` under a scratch directory in `scratch`) whose overlay layer names a base that
+/// was never prepared. If libvirtd runs the hook, the start fails with the hook's error
+/// ("Hook script execution failed"); if it does not, the start goes on to look for the
+/// domain's init in its empty root and fails there. Nothing is mounted either way; the
+/// domain is transient and the scratch directory is removed. `create` starts a transient
+/// domain from XML (libvirt's `virDomainCreateXML`); `destroy` stops one by name.
+pub fn probe(
+    scratch: &Path,
+    create: &dyn Fn(&str) -> std::result::Result<(), String>,
+    destroy: &dyn Fn(&str),
+) -> Result<Probe> {
+    use std::os::unix::fs::PermissionsExt;
+    let name = format!("{PROBE_PREFIX}{}", std::process::id());
+    let dir = tempfile::Builder::new()
+        .prefix(".lxcprov-hookprobe-")
+        .tempdir_in(scratch)
+        .with_context(|| format!("creating the hook probe's directory in {}", scratch.display()))?;
+    let pool = dir.path();
+    let layer = super::layers_dir(pool).join(&name);
+    for (d, mode) in [
+        (pool.join(&name), 0o755),
+        (super::private_dir(pool), 0o700),
+        (super::bases_dir(pool), 0o700),
+        (super::layers_dir(pool), 0o700),
+        (layer.clone(), 0o700),
+        (layer.join("upper"), 0o755),
+        (layer.join("work"), 0o700),
+    ] {
+        std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode))?;
+    }
+    // A valid base id whose base does not exist: lxcprov's hook refuses to mount it.
+    std::fs::write(layer.join("base"), "hook-probe-never-prepared\n")?;
+    let xml = probe_xml(&name, &pool.join(&name));
+    let r = create(&xml);
+    if r.is_ok() {
+        destroy(&name);
+    }
+    Ok(judge(r))
+}
+
+/// The probe domain: lxcprov's metadata, its root at `rootfs` (`POOL/NAME`), an init that
+/// is not there, a network namespace of its own and no interface.
+fn probe_xml(name: &str, rootfs: &Path) -> String {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('\'', "&apos;").replace('"', "&quot;")
+    };
+    format!(
+        "<domain type='lxc'>\n  <name>{name}</name>\n  <metadata><lxcprov:container xmlns:lxcprov=\"{ns}\" profile=\"hook-probe\" distro=\"none\" release=\"none\" version=\"{v}\" security=\"none\"/></metadata>\n  <memory unit='MiB'>16</memory>\n  <os><type>exe</type><init>{PROBE_INIT}</init></os>\n  <features><privnet/></features>\n  <devices>\n    <filesystem type='mount'><source dir='{root}'/><target dir='/'/></filesystem>\n    <console type='pty'/>\n  </devices>\n</domain>\n",
+        ns = crate::render::NAMESPACE,
+        v = env!("CARGO_PKG_VERSION"),
+        root = esc(&rootfs.display().to_string()),
+    )
+}
+
+/// Reads the probe's start: the hook's failure proves the call; getting as far as the
+/// missing init (or a start) proves there was none.
+fn judge(r: std::result::Result<(), String>) -> Probe {
+    match r {
+        Ok(()) => Probe::NotCalled("the probe domain started although lxcprov's hook refuses it at prepare".into()),
+        Err(m) if m.contains("Hook script") || m.contains(HOOK_PATH) => Probe::Called(first_line(&m)),
+        Err(m) if m.contains(PROBE_INIT) => Probe::NotCalled(first_line(&m)),
+        Err(m) => Probe::Unknown(first_line(&m)),
+    }
+}
+
+fn first_line(m: &str) -> String {
+    let l = m.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let mut s: String = l.chars().take(600).collect();
+    if s.len() < l.len() {
+        s.push_str("...");
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,6 +328,44 @@ mod tests {
         let broken = format!("<domain><metadata xmlns:l='{}'>", crate::render::NAMESPACE);
         assert!(decide(&a(&["web1", "prepare"]), broken.as_bytes(), false).is_err());
         assert!(decide(&a(&["web1"]), x.as_bytes(), false).is_err(), "no operation");
+    }
+
+    #[test]
+    fn the_hook_probe_is_an_lxcprov_domain_the_hook_refuses_and_its_outcome_is_read_strictly() {
+        let d = tempfile::tempdir().unwrap();
+        let seen = std::cell::RefCell::new(String::new());
+        let called = |xml: &str| {
+            *seen.borrow_mut() = xml.to_string();
+            // What lxcprov's hook decides for this XML, as libvirtd would call it.
+            let name = crate::facts::parse_domain(xml).unwrap().name;
+            let v = decide(&a(&[&name, "prepare", "begin", "-"]), xml.as_bytes(), false).unwrap();
+            let Verdict::Mount(pool, n) = v else { panic!("{v:?}") };
+            let base = std::fs::read_to_string(super::super::layers_dir(&pool).join(&n).join("base")).unwrap();
+            assert!(!super::super::bases_dir(&pool).join(base.trim()).exists());
+            // SAFETY: geteuid has no preconditions.
+            let e = if unsafe { libc::geteuid() } == 0 {
+                // As the hook runs it (root): the layer is found, its base refused.
+                let o = super::super::existing(&pool, &n).unwrap().expect("a layer");
+                super::super::ensure_mounted(&crate::exec::SystemRunner { echo: false }, &o).unwrap_err()
+            } else {
+                anyhow::anyhow!("the shared base is missing or incomplete")
+            };
+            Err(format!("Hook script execution failed: internal error: Child process (/etc/libvirt/hooks/lxc {name} prepare begin -) unexpected exit status 2: lxcprov: error: {e:#}"))
+        };
+        let p = probe(d.path(), &called, &|_| panic!("nothing to destroy")).unwrap();
+        assert!(matches!(&p, Probe::Called(m) if m.contains("missing or incomplete")), "{p:?}");
+        assert!(seen.borrow().contains(crate::render::NAMESPACE));
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0, "the probe's directory is removed");
+        // Not called: libvirt got as far as the missing init.
+        let not = |_: &str| {
+            Err(format!("internal error: Timed out while reading log output: Failure in libvirt_lxc startup: cannot find init path '{PROBE_INIT}' relative to container root: No such file or directory"))
+        };
+        assert!(matches!(probe(d.path(), &not, &|_| {}).unwrap(), Probe::NotCalled(_)));
+        let destroyed = std::cell::Cell::new(false);
+        assert!(matches!(probe(d.path(), &|_| Ok(()), &|_| destroyed.set(true)).unwrap(), Probe::NotCalled(_)));
+        assert!(destroyed.get(), "a probe that started is destroyed");
+        // Anything else proves nothing either way.
+        assert!(matches!(probe(d.path(), &|_| Err("out of memory".into()), &|_| {}).unwrap(), Probe::Unknown(_)));
     }
 
     #[test]

@@ -351,6 +351,7 @@ fn isolated_maps_share_one_unshifted_base_through_idmapped_mounts() {
     preflight();
     let names = ["lxcprov-ov-i1", "lxcprov-ov-i2"];
     clean(&names, &["lxcprov-ov-net"]);
+    let _paused = PausedSystemd::pause();
     let _c = Cleanup(names.to_vec(), vec!["lxcprov-ov-net"]);
     let d = workdir("ovi");
     let _u = Unmount(d.path().to_path_buf(), names.to_vec());

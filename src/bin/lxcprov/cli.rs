@@ -68,7 +68,7 @@ pub struct Global {
     /// Locks and per-container records
     #[arg(long, global = true, value_name = "DIR", default_value = lxcprov::paths::DEFAULT_STATE, env = "LXCPROV_STATE_DIR")]
     pub state_dir: PathBuf,
-    /// The seccomp init shim copied into each container (default: lxcprov-init next to lxcprov)
+    /// The seccomp init shim copied into each container (default: the one built into lxcprov)
     #[arg(long, global = true, value_name = "PATH", env = "LXCPROV_INIT_SHIM")]
     pub init_shim: Option<PathBuf>,
     /// How new containers' trees are stored: overlay (a shared base and a layer of their
