@@ -80,7 +80,7 @@ pub(super) fn relabel_before_start(env: &Env, d: &facts::DomainXml) -> Result<()
 }
 
 /// How many times [`wait_for_init`] starts a domain again whose monitor libvirt lost.
-const MONITOR_RESTARTS: u32 = 2;
+const MONITOR_RESTARTS: u32 = 3;
 
 /// How long the lost monitor must stay lost before it counts (two reads of the socket table).
 const MONITOR_CONFIRM: Duration = Duration::from_millis(200);
