@@ -79,13 +79,95 @@ pub(super) fn relabel_before_start(env: &Env, d: &facts::DomainXml) -> Result<()
     }
 }
 
+/// How many times [`wait_for_init`] starts a domain again whose monitor libvirt lost.
+const MONITOR_RESTARTS: u32 = 3;
+
+/// How long the lost monitor must stay lost before it counts (two reads of the socket table).
+const MONITOR_CONFIRM: Duration = Duration::from_millis(200);
+
+/// libvirt 9.0's LXC driver lost its monitor connection to the container's controller
+/// before it learned the init's PID (see [`monitor_lost`]); the domain is a husk.
+#[derive(Debug)]
+pub struct MonitorLost(pub String);
+
+impl std::fmt::Display for MonitorLost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "libvirt lost its monitor connection to {}'s controller before it learned the init's PID (a race in libvirt's LXC driver: the controller's one \"init started\" event arrived before libvirtd listened for it, and libvirtd closed the connection without noticing); libvirt would never see this container's init or its end",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for MonitorLost {}
+
+/// The controller's monitor socket in `/proc/net/unix` text: (a listener is bound at
+/// `sock`, how many connections to it exist). A connection accepted by the controller (or
+/// still queued on its listener) is listed with the listener's path, state 03 (connected).
+fn monitor_sockets(net_unix: &str, sock: &Path) -> (bool, usize) {
+    let want = sock.display().to_string();
+    let (mut listening, mut connected) = (false, 0);
+    // Num RefCount Protocol Flags Type St Inode Path
+    for f in net_unix.lines().skip(1).map(|l| l.split_whitespace().collect::<Vec<_>>()) {
+        if f.len() < 8 || f[7] != want {
+            continue;
+        }
+        match f[5] {
+            "03" => connected += 1,
+            _ if u32::from_str_radix(f[3], 16).is_ok_and(|fl| fl & 0x0001_0000 != 0) => listening = true,
+            _ => {}
+        }
+    }
+    (listening, connected)
+}
+
+/// libvirt 9.0 (`virLXCMonitorNew`) registers its monitor client with the event loop before
+/// it adds the monitor's event program. The controller sends the init's PID once, to its
+/// first client, as soon as it accepts it; when that message is read in the window between
+/// the two (more likely on a busy host, such as one where other containers run and start),
+/// libvirtd drops it ("No program found for event"), closes the connection, and has no
+/// close callback yet to tell it. The domain then stays "running" with `<init pid='0'/>`,
+/// its controller and init alive but unheard: libvirt never learns the init, nor its end.
+/// Seen here as: running, no init PID in libvirt's status, the controller still listening
+/// on `RUN/NAME.sock`, and no connection to it (libvirtd's monitor is always connected
+/// once the start returned). Unknown (false) when the socket table does not show it.
+pub fn monitor_lost(env: &Env, name: &str) -> bool {
+    if facts::init_pid(&env.run_dir, name).is_some_and(|p| p != 0) {
+        return false;
+    }
+    let text = std::fs::read_to_string(env.host.proc().join("net/unix")).unwrap_or_default();
+    let (listening, connected) = monitor_sockets(&text, &env.run_dir.join(format!("{name}.sock")));
+    listening && connected == 0
+}
+
 /// Waits until libvirt reports the container's init, it exists on the host, and it is still
-/// there after a short settling time.
+/// there after a short settling time. A start whose monitor libvirt lost ([`monitor_lost`])
+/// is forced off and started again, at most [`MONITOR_RESTARTS`] times: the caller has just
+/// started the domain ([`start_domain`]) and nothing has run in it that a restart loses.
 pub fn wait_for_init(env: &Env, name: &str, timeout: Duration) -> Result<u32> {
+    let mut restarts = 0;
+    loop {
+        match wait_for_init_once(env, name, timeout) {
+            Err(e) if restarts < MONITOR_RESTARTS && e.is::<MonitorLost>() => {
+                restarts += 1;
+                env.ui.warn(&format!("{e}; forcing it off and starting it again ({restarts} of {MONITOR_RESTARTS})"));
+                if env.hv.domain_state(name)? == State::Running {
+                    env.hv.destroy_domain(name)?;
+                }
+                start_domain(env, name)?;
+            }
+            r => return r,
+        }
+    }
+}
+
+fn wait_for_init_once(env: &Env, name: &str, timeout: Duration) -> Result<u32> {
     let start = Instant::now();
+    let mut lost_since: Option<Instant> = None;
     loop {
         crate::interrupt::check()?;
-        if let Some(pid) = facts::init_pid(&env.run_dir, name) {
+        if let Some(pid) = facts::init_pid(&env.run_dir, name).filter(|p| *p != 0) {
             let proc_dir = env.host.proc().join(pid.to_string());
             if proc_dir.exists() {
                 // Ready on evidence, not after a fixed second: the init is alive and has started
@@ -115,6 +197,15 @@ pub fn wait_for_init(env: &Env, name: &str, timeout: Duration) -> Result<u32> {
         }
         if env.hv.domain_state(name)? != State::Running {
             bail!("{name} stopped while starting; see /var/log/libvirt/lxc/{name}.log");
+        }
+        // Lost for good once it has stayed lost (and the domain running) a moment.
+        if monitor_lost(env, name) {
+            let t = *lost_since.get_or_insert_with(Instant::now);
+            if t.elapsed() >= MONITOR_CONFIRM {
+                return Err(anyhow::Error::new(MonitorLost(name.to_string())));
+            }
+        } else {
+            lost_since = None;
         }
         if start.elapsed() > timeout {
             bail!(

@@ -388,3 +388,88 @@ fn a_systemd_init_is_ready_once_it_answers_on_its_private_socket() {
     run::wait_for_init(&e, "c1", std::time::Duration::from_secs(5)).unwrap();
     assert!(t.elapsed() < std::time::Duration::from_millis(600), "{:?}", t.elapsed());
 }
+
+/// `/proc/net/unix` with c1's controller listening on its monitor socket, and a connection
+/// to it (libvirtd's monitor) or none.
+fn monitor_socket(h: &Harness, connected: bool) {
+    let sock = h.root.join("run/c1.sock").display().to_string();
+    let mut t = format!(
+        "Num       RefCount Protocol Flags    Type St Inode Path\n000000004deb9a60: 00000002 00000000 00010000 0001 01  7321 /run/libvirt/libvirt-sock\n00000000a268f579: 00000002 00000000 00010000 0001 01 21957 {sock}\n"
+    );
+    if connected {
+        t.push_str(&format!("000000002868547c: 00000003 00000000 00000000 0001 03 3663745 {sock}\n"));
+    }
+    std::fs::create_dir_all(h.root.join("proc/net")).unwrap();
+    std::fs::write(h.root.join("proc/net/unix"), t).unwrap();
+}
+
+/// libvirt 9.0 lost the controller's one "init started" event and closed its monitor
+/// connection without noticing: the domain runs, `<init pid='0'/>` for good, the controller
+/// listens with nobody connected.
+fn lost_monitor(h: &Harness) {
+    std::fs::write(h.root.join("run/c1.xml"), "<domstatus state='running'><init pid='0'/></domstatus>").unwrap();
+    monitor_socket(h, false);
+}
+
+#[test]
+fn a_start_whose_monitor_libvirt_lost_is_started_again_not_waited_on_for_15s() {
+    let d = tempfile::tempdir().unwrap();
+    let (hv, h) = running_c1(&d);
+    with_child(&h);
+    lost_monitor(&h);
+    // The restart brings a healthy start: libvirt reports the init, its monitor connected.
+    let (root, hits) = (h.root.clone(), std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0)));
+    let n = hits.clone();
+    *hv.on_start.lock().unwrap() = Some(Box::new(move |_| {
+        n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        std::fs::write(root.join("run/c1.xml"), "<domstatus><init pid='4242'/></domstatus>").unwrap();
+    }));
+    let e = h.env(&hv);
+    let t = std::time::Instant::now();
+    assert_eq!(run::wait_for_init(&e, "c1", std::time::Duration::from_secs(15)).unwrap(), 4242);
+    assert!(t.elapsed() < std::time::Duration::from_secs(3), "{:?}", t.elapsed());
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let log = hv.log.lock().unwrap().clone();
+    assert_eq!(log.iter().filter(|l| *l == "destroy c1").count(), 1, "{log:?}");
+}
+
+#[test]
+fn a_monitor_lost_at_every_start_fails_after_three_restarts_saying_why() {
+    let d = tempfile::tempdir().unwrap();
+    let (hv, h) = running_c1(&d);
+    lost_monitor(&h);
+    let e = h.env(&hv);
+    let t = std::time::Instant::now();
+    let err = run::wait_for_init(&e, "c1", std::time::Duration::from_secs(15)).unwrap_err();
+    assert!(t.elapsed() < std::time::Duration::from_secs(5), "{:?}", t.elapsed());
+    assert!(err.is::<run::MonitorLost>(), "{err:#}");
+    assert!(format!("{err:#}").contains("lost its monitor connection"), "{err:#}");
+    let log = hv.log.lock().unwrap().clone();
+    assert_eq!(log.iter().filter(|l| *l == "destroy c1").count(), 3, "{log:?}");
+    assert_eq!(log.iter().filter(|l| *l == "start c1").count(), 4, "{log:?}");
+}
+
+#[test]
+fn a_start_still_waiting_for_its_init_with_its_monitor_connected_is_not_lost() {
+    let d = tempfile::tempdir().unwrap();
+    let (hv, h) = running_c1(&d);
+    std::fs::write(h.root.join("run/c1.xml"), "<domstatus state='running'><init pid='0'/></domstatus>").unwrap();
+    let e = h.env(&hv);
+    // Connected: libvirt will hear of the init; nothing to restart.
+    monitor_socket(&h, true);
+    assert!(!run::monitor_lost(&e, "c1"));
+    // No socket table (or no listener): cannot be told, so not lost.
+    std::fs::write(h.root.join("proc/net/unix"), "Num       RefCount Protocol Flags    Type St Inode Path\n").unwrap();
+    assert!(!run::monitor_lost(&e, "c1"));
+    // The init known: whatever the sockets say, it is not the lost-event husk.
+    monitor_socket(&h, false);
+    std::fs::write(h.root.join("run/c1.xml"), "<domstatus><init pid='4242'/></domstatus>").unwrap();
+    assert!(!run::monitor_lost(&e, "c1"));
+    let err = format!("{:#}", {
+        std::fs::write(h.root.join("run/c1.xml"), "<domstatus><init pid='0'/></domstatus>").unwrap();
+        monitor_socket(&h, true);
+        run::wait_for_init(&e, "c1", std::time::Duration::from_secs(1)).unwrap_err()
+    });
+    assert!(err.contains("did not appear"), "{err}");
+    assert!(!hv.log.lock().unwrap().iter().any(|l| l == "destroy c1"));
+}

@@ -16,6 +16,9 @@ pub struct FakeHypervisor {
     pub die_on_start: bool,
     pub dead: std::sync::atomic::AtomicBool,
     pub log: Mutex<Vec<String>>,
+    /// Called after each successful `start_domain` (a test changes the host's fixture).
+    #[allow(clippy::type_complexity)]
+    pub on_start: Mutex<Option<Box<dyn FnMut(&str) + Send>>>,
 }
 
 impl FakeHypervisor {
@@ -102,6 +105,10 @@ impl Hypervisor for FakeHypervisor {
         }
         let mut d = self.domains.lock().unwrap();
         d.get_mut(name).ok_or_else(|| no_dom(name))?.1 = State::Running;
+        drop(d);
+        if let Some(f) = self.on_start.lock().unwrap().as_mut() {
+            f(name);
+        }
         Ok(())
     }
     fn shutdown_domain(&self, name: &str) -> Result<()> {
