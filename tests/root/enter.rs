@@ -60,7 +60,7 @@ fn exec_holding_fds(dir: &Path, name: &str, args: &str) -> Output {
         .env("LIBVIRT_DEFAULT_URI", URI)
         .env("LXCPROV_POOL_DIR", dir.join("pool"))
         .env("LXCPROV_STATE_DIR", dir.join("state"))
-        .env("LXCPROV_INIT_SHIM", shim())
+        .env_remove("LXCPROV_INIT_SHIM")
         .stdin(Stdio::null())
         .output()
         .unwrap()
