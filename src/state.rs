@@ -174,19 +174,7 @@ mod tests {
     type Make<'a> = Box<dyn Fn() + 'a>;
     type Take<'a> = Box<dyn Fn() -> Result<()> + 'a>;
 
-    fn mkfifo(p: &Path) {
-        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: c is a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo {}", p.display());
-    }
-
-    /// Runs `f` on another thread; fails the test if it has not answered within 5 s (a FIFO
-    /// read blocks forever, `/dev/zero` is read until memory is gone).
-    fn quickly<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || tx.send(f()).unwrap());
-        rx.recv_timeout(std::time::Duration::from_secs(5)).expect("reading a hostile state file hung")
-    }
+    use crate::fsutil::tests::{mkfifo, quickly};
 
     /// Every hostile shape a state file can take, placed at `file` in turn; `read` must
     /// refuse each quickly with a message naming the file and saying to move it aside.

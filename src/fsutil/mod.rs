@@ -511,7 +511,7 @@ pub fn create_new(path: &Path, mode: u32) -> Result<fs::File> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -586,7 +586,7 @@ mod tests {
         assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o640);
     }
 
-    fn mkfifo(p: &Path) {
+    pub(crate) fn mkfifo(p: &Path) {
         let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
         // SAFETY: c is a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo {}", p.display());
@@ -594,7 +594,7 @@ mod tests {
 
     /// Runs `f` on another thread and fails the test if it has not answered within 5 s
     /// (a FIFO read that blocks would otherwise hang the whole test run).
-    fn quickly<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    pub(crate) fn quickly<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || tx.send(f()).unwrap());
         rx.recv_timeout(std::time::Duration::from_secs(5)).expect("the read hung")
