@@ -93,8 +93,12 @@ impl Drop for Cleanup {
 pub(crate) struct PausedSystemd(Vec<String>);
 impl PausedSystemd {
     pub(crate) fn pause() -> PausedSystemd {
-        let mut paused: Vec<String> = vec![];
-        let deadline = Instant::now() + Duration::from_secs(600);
+        // The guard exists from the start: a panic below still starts what was paused.
+        let mut guard = PausedSystemd(vec![]);
+        let paused = &mut guard.0;
+        // How long other test runs' containers are waited for (LXCPROV_TEST_PAUSE_WAIT s).
+        let wait = std::env::var("LXCPROV_TEST_PAUSE_WAIT").ok().and_then(|s| s.parse().ok()).unwrap_or(600);
+        let deadline = Instant::now() + Duration::from_secs(wait);
         loop {
             let holders = systemd_holders();
             let (tests, users): (Vec<String>, Vec<String>) =
@@ -104,7 +108,7 @@ impl PausedSystemd {
                     break;
                 }
                 // Another test run's container: it goes by itself.
-                assert!(Instant::now() < deadline, "{tests:?} still hold the name=systemd cgroups after 10 minutes");
+                assert!(Instant::now() < deadline, "{tests:?} still hold the name=systemd cgroups after {wait} s");
                 std::thread::sleep(Duration::from_secs(1));
                 continue;
             };
@@ -120,7 +124,7 @@ impl PausedSystemd {
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
-        PausedSystemd(paused)
+        guard
     }
 }
 
