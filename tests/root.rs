@@ -1705,14 +1705,15 @@ fn outdated_finds_a_pending_update_against_the_signed_debian_mirror_and_leaves_t
     assert_eq!(summary["data"]["pending"], u.len());
     assert_eq!(listing(&root), before, "the container's tree is only read");
 
-    // lab outdated: the same check per member, the container named in each record.
+    // lab outdated: the same check per member, the container named in each record (a lab
+    // record's members are its own LAB-* containers: lab "it" may hold "it-old").
     std::fs::create_dir_all(d.path().join("state/labs")).unwrap();
     std::fs::write(
-        d.path().join("state/labs/it-lab.json"),
-        r#"{"name":"it-lab","profile":"minimal","security":"none","prefix":"student","isolate_students":false,"password_dir":"/nonexistent","members":["it-old"]}"#,
+        d.path().join("state/labs/it.json"),
+        r#"{"name":"it","profile":"minimal","security":"none","prefix":"student","isolate_students":false,"password_dir":"/nonexistent","members":["it-old"]}"#,
     )
     .unwrap();
-    let o = lx(d.path(), &["--json", "lab", "outdated", "it-lab"]);
+    let o = lx(d.path(), &["--json", "lab", "outdated", "it"]);
     assert_eq!(o.status.code(), Some(1));
     let lab_updates = updates(&o);
     assert_eq!(lab_updates.len(), u.len());
