@@ -536,15 +536,24 @@ fn wait_for(
     let mut stdin_open = master.is_some() && stdin_tty;
     let mut forwarded = false;
     let mfd = master.as_ref().map(|m| m.as_raw_fd()).unwrap_or(-1);
+    // Readable once stage 1 has exited, so the command's end is seen at once rather than
+    // at the next 100 ms tick (kernels before 5.3 have no pidfd: the tick it is).
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open on our own child; a descriptor it returns is ours.
+    let exited = match unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } {
+        fd if fd >= 0 => Some(unsafe { OwnedFd::from_raw_fd(fd as i32) }),
+        _ => None,
+    };
     let mut buf = [0u8; 16 << 10];
     let status = loop {
         let mut fds = [
             libc::pollfd { fd: if report_open { report.as_raw_fd() } else { -1 }, events: libc::POLLIN, revents: 0 },
             libc::pollfd { fd: if master_open { mfd } else { -1 }, events: libc::POLLIN, revents: 0 },
             libc::pollfd { fd: if stdin_open { 0 } else { -1 }, events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: exited.as_ref().map_or(-1, |f| f.as_raw_fd()), events: libc::POLLIN, revents: 0 },
         ];
         // SAFETY: poll on pollfd structs we own.
-        unsafe { libc::poll(fds.as_mut_ptr(), 3, 100) };
+        unsafe { libc::poll(fds.as_mut_ptr(), 4, 100) };
         if fds[0].revents != 0 {
             // SAFETY: read into our buffer.
             let r = unsafe { libc::read(report.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
