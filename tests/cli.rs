@@ -764,3 +764,46 @@ fn host_root_with_sys_admin_and_no_mac_is_refused_unless_allowed() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("allowed by security.allow_host_root"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_hostile_container_tree_is_data_for_sbom_and_outdated() {
+    // What container root can leave in its tree: the package database as a FIFO, as a
+    // symlink to a host file, as a huge sparse file; os-release as a link to /dev/zero.
+    type Plant = fn(&std::path::Path);
+    let plants: [(&str, Plant); 3] = [
+        ("fifo", |t| {
+            let p = t.join("var/lib/dpkg/status");
+            let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: a valid NUL-terminated path.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        }),
+        ("symlink", |t| std::os::unix::fs::symlink("/etc/shadow", t.join("var/lib/dpkg/status")).unwrap()),
+        ("huge", |t| {
+            std::fs::File::create(t.join("var/lib/dpkg/status")).unwrap().set_len(64 << 30).unwrap();
+        }),
+    ];
+    for (what, plant) in plants {
+        let d = tempfile::tempdir().unwrap();
+        let tree = d.path().join("tree");
+        std::fs::create_dir_all(tree.join("var/lib/dpkg")).unwrap();
+        std::fs::create_dir_all(tree.join("etc")).unwrap();
+        plant(&tree);
+        for cmd in [vec!["sbom", "--rootfs"], vec!["outdated", "--distro", "debian12", "--rootfs"]] {
+            let mut args = cmd.clone();
+            args.push(tree.to_str().unwrap());
+            let o = run_quickly(d.path(), &args);
+            assert_eq!(o.status.code(), Some(2), "{what} {cmd:?}: {}{}", stdout(&o), stderr(&o));
+            assert!(stderr(&o).contains("refusing"), "{what} {cmd:?}: {}", stderr(&o));
+            assert!(!stdout(&o).contains("root:"), "{what}: a host file's content reached stdout");
+        }
+    } // A link to /dev/zero is not followed out of the tree: an empty inventory, at once.
+    let d = tempfile::tempdir().unwrap();
+    let tree = d.path().join("tree");
+    std::fs::create_dir_all(tree.join("var/lib/dpkg")).unwrap();
+    std::fs::create_dir_all(tree.join("etc")).unwrap();
+    std::fs::write(tree.join("var/lib/dpkg/status"), "").unwrap();
+    std::os::unix::fs::symlink("/dev/zero", tree.join("etc/os-release")).unwrap();
+    let o = run_quickly(d.path(), &["sbom", "--rootfs", tree.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("\"components\""), "{}", stdout(&o));
+}
