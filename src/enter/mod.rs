@@ -66,8 +66,6 @@ pub struct Target {
     pub cgroup_procs: Vec<PathBuf>,
     /// Capabilities missing from the init's bounding set.
     pub drop_caps: Vec<u32>,
-    /// The init's bounding set as a mask: the most the command may keep.
-    pub bounding: u64,
     pub no_new_privs: bool,
     /// Where and what to write so the command gets the init's label at execve.
     pub label: Option<(PathBuf, String)>,
@@ -178,19 +176,7 @@ pub fn target(proc: &Path, name: &str, pid: u32, filter: &Path) -> Result<Target
         vec![]
     };
     let label = label_for(&dir, crate::host::selinux_enabled(), crate::host::apparmor_enabled())?;
-    Ok(Target {
-        name: name.into(),
-        pid,
-        ns,
-        pid_ns,
-        userns,
-        cgroup_procs,
-        drop_caps,
-        bounding: bnd,
-        no_new_privs,
-        label,
-        seccomp,
-    })
+    Ok(Target { name: name.into(), pid, ns, pid_ns, userns, cgroup_procs, drop_caps, no_new_privs, label, seccomp })
 }
 
 /// Makes sure lxcprov runs from a sealed, anonymous copy of its own executable before it
@@ -442,7 +428,8 @@ pub fn run(t: &Target, req: &Request) -> Result<Outcome> {
             .map(|(p, v)| Ok::<_, anyhow::Error>((cstr(&p.to_string_lossy(), "label path")?, v.as_bytes().to_vec())))
             .transpose()?,
         drop_caps: t.drop_caps.clone(),
-        bounding: t.bounding,
+        // What the bounding set keeps is the most any capability set may hold.
+        bounding: !t.drop_caps.iter().fold(0u64, |m, &c| m | 1 << c),
         no_new_privs: t.no_new_privs,
         seccomp: t.seccomp.clone(),
         candidates,
