@@ -107,7 +107,7 @@ impl Distro {
     /// The pinned fingerprints for `release`, normalised (40 upper-case hex digits).
     pub fn pins(&self, release: &str) -> Vec<String> {
         let v = self.fingerprints.get(release).or_else(|| self.fingerprints.get("*"));
-        v.into_iter().flatten().filter_map(|f| crate::bootstrap::keys::normalise(f)).collect()
+        v.into_iter().flatten().filter_map(|f| crate::distro::normalise_fingerprint(f)).collect()
     }
 
     /// Is `release` one this distribution accepts ([`ReleaseFormat`])? Never `..`, `/`,
@@ -329,4 +329,30 @@ mod tests {
     fn expands_urls() {
         assert_eq!(expand("a/{release}/{arch}/{debarch}", "9", "x86_64"), "a/9/x86_64/amd64");
     }
+}
+
+/// A key the installer will trust: where it comes from, where lxcprov keeps the verified copy.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PinnedKey {
+    pub url: String,
+    pub local: std::path::PathBuf,
+}
+
+/// A fingerprint as 40 upper-case hex digits (spaces allowed in the input), or `None`.
+pub fn normalise_fingerprint(f: &str) -> Option<String> {
+    let s: String = f.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_uppercase();
+    (s.len() == 40 && s.chars().all(|c| c.is_ascii_hexdigit())).then_some(s)
+}
+
+/// `6341 AB27 ...`: groups of four, as key pages print them.
+pub fn pretty_fingerprint(f: &str) -> String {
+    f.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join(" ")
+}
+
+/// Which package manager keeps the guest's database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Rpm,
+    Dpkg,
 }

@@ -236,7 +236,7 @@ pub fn storage_checks(
 
 /// User namespaces: whether isolated id maps (one range per container) apply on this host,
 /// and the state of their registry in `state_dir`.
-pub fn idmap_checks(host: &crate::verify::HostRoot, state_dir: &std::path::Path, pool: &std::path::Path) -> Vec<Item> {
+pub fn idmap_checks(host: &crate::host::HostRoot, state_dir: &std::path::Path, pool: &std::path::Path) -> Vec<Item> {
     let path = crate::idmap::registry_path(state_dir);
     let reg = match crate::idmap::read(&path) {
         Ok(r) => r,

@@ -7,6 +7,9 @@ use crate::profile::{IdRange, Idmap};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
+/// The XML namespace of lxcprov's `<metadata>` element.
+pub const NAMESPACE: &str = "https://github.com/lxcprov/lxcprov/xmlns/1";
+
 /// lxcprov's `<metadata>` record in a domain.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Meta {
@@ -78,9 +81,8 @@ pub fn parse_domain(xml: &str) -> Result<DomainXml> {
         ..Default::default()
     };
     if let Some(md) = child(root, "metadata") {
-        if let Some(c) = md
-            .children()
-            .find(|c| c.tag_name().name() == "container" && c.tag_name().namespace() == Some(crate::render::NAMESPACE))
+        if let Some(c) =
+            md.children().find(|c| c.tag_name().name() == "container" && c.tag_name().namespace() == Some(NAMESPACE))
         {
             let a = |k: &str| c.attribute(k).unwrap_or_default().to_string();
             d.meta = Some(Meta {

@@ -1,4 +1,39 @@
-//! Facts about the host's security modules.
+//! Facts about the host: where its `/proc`, `/sys` and `/etc` are, and its security modules.
+
+use std::path::{Path, PathBuf};
+
+/// Where `/proc`, `/sys` and `/etc` are: `/` in production, a tempdir in tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostRoot {
+    pub root: PathBuf,
+}
+
+impl HostRoot {
+    /// The real host: `/`.
+    pub fn real() -> HostRoot {
+        HostRoot { root: PathBuf::from("/") }
+    }
+
+    /// A host tree rooted at `root` (a fixture in tests).
+    pub fn new(root: impl Into<PathBuf>) -> HostRoot {
+        HostRoot { root: root.into() }
+    }
+
+    /// `{root}/proc`.
+    pub fn proc(&self) -> PathBuf {
+        self.root.join("proc")
+    }
+
+    /// `{root}/sys`.
+    pub fn sys(&self) -> PathBuf {
+        self.root.join("sys")
+    }
+
+    /// `{root}/etc`.
+    pub fn etc(&self) -> PathBuf {
+        self.root.join("etc")
+    }
+}
 
 /// Is SELinux enabled (enforcing or permissive)?
 pub fn selinux_enabled() -> bool {
@@ -65,6 +100,57 @@ pub fn rootfs_label(lxc_contexts: &str, static_label: Option<&str>) -> Option<St
             Some(format!("{}:{level}", parts.join(":")))
         }
     }
+}
+
+/// Host files read for ids (`passwd`, `group`, `login.defs`, `subuid`) are at most this big.
+pub const MAX_HOST_FILE: u64 = 64 << 20;
+
+/// The first id of a regular account: `UID_MIN` (or `GID_MIN`) in `etc/login.defs`, 1000
+/// when it says nothing.
+pub fn first_regular_id(etc: &Path, gid: bool) -> u64 {
+    let key = if gid { "GID_MIN" } else { "UID_MIN" };
+    crate::fsutil::read_regular_bounded_to_string(&etc.join("login.defs"), MAX_HOST_FILE, "login.defs")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                let mut it = l.split_whitespace();
+                (it.next() == Some(key)).then(|| it.next().and_then(|v| v.parse::<u64>().ok())).flatten()
+            })
+        })
+        .unwrap_or(1000)
+}
+
+/// The host accounts a fixed map's host ids `[target, target + count)` would make container
+/// ids of: a reason naming the first one met, or `None`. Ids below the first regular id
+/// (`UID_MIN`) are the system's own accounts whether or not they are listed; above it,
+/// every uid in `etc/passwd` (for `gid`: every gid in `etc/group` and every primary gid in
+/// `etc/passwd`) counts.
+pub fn host_accounts_met(etc: &Path, gid: bool, target: u32, count: u32) -> Option<String> {
+    let (lo, hi) = (u64::from(target), u64::from(target) + u64::from(count));
+    let what = if gid { "gid" } else { "uid" };
+    let min = first_regular_id(etc, gid);
+    if lo < min {
+        return Some(format!(
+            "host {what} {lo} is below the first regular {what} ({min}, {} in {}/login.defs): a system account's",
+            if gid { "GID_MIN" } else { "UID_MIN" },
+            etc.display()
+        ));
+    }
+    let read = |f: &str| crate::fsutil::read_regular_bounded_to_string(&etc.join(f), MAX_HOST_FILE, "a host id file");
+    let sources: &[(&str, usize)] = if gid { &[("group", 2), ("passwd", 3)] } else { &[("passwd", 2)] };
+    for (file, field) in sources {
+        for line in read(file).unwrap_or_default().lines() {
+            let mut f = line.split(':');
+            let name = f.next().unwrap_or_default();
+            if let Some(Ok(id)) = f.nth(field - 1).map(|s| s.trim().parse::<u64>()) {
+                if (lo..hi).contains(&id) {
+                    let name = crate::text::for_terminal(&name.chars().take(32).collect::<String>()).into_owned();
+                    return Some(format!("host {what} {id} is {name:?}'s in {}/{file}", etc.display()));
+                }
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ const LAST_BLOCK: u32 = 65534;
 /// The registry file is small (tens of bytes a container); this bounds a hostile one.
 const MAX_REGISTRY: u64 = 8 << 20;
 /// Host files read for taken ids (`/etc/passwd` of a directory-backed host can be large).
-const MAX_HOST_FILE: u64 = 64 << 20;
+use crate::host::MAX_HOST_FILE;
 
 /// A half-open interval of ids `[start, end)`.
 pub type Span = (u64, u64);
@@ -179,55 +179,6 @@ impl Locked {
         crate::fsutil::write_atomic(&self.path, serde_json::to_string_pretty(&self.reg)?.as_bytes(), 0o644)
     }
 }
-
-/// The first id of a regular account: `UID_MIN` (or `GID_MIN`) in `etc/login.defs`, 1000
-/// when it says nothing.
-pub fn first_regular_id(etc: &Path, gid: bool) -> u64 {
-    let key = if gid { "GID_MIN" } else { "UID_MIN" };
-    crate::fsutil::read_regular_bounded_to_string(&etc.join("login.defs"), MAX_HOST_FILE, "login.defs")
-        .ok()
-        .and_then(|t| {
-            t.lines().find_map(|l| {
-                let mut it = l.split_whitespace();
-                (it.next() == Some(key)).then(|| it.next().and_then(|v| v.parse::<u64>().ok())).flatten()
-            })
-        })
-        .unwrap_or(1000)
-}
-
-/// The host accounts a fixed map's host ids `[target, target + count)` would make container
-/// ids of: a reason naming the first one met, or `None`. Ids below the first regular id
-/// (`UID_MIN`) are the system's own accounts whether or not they are listed; above it,
-/// every uid in `etc/passwd` (for `gid`: every gid in `etc/group` and every primary gid in
-/// `etc/passwd`) counts.
-pub fn host_accounts_met(etc: &Path, gid: bool, target: u32, count: u32) -> Option<String> {
-    let (lo, hi) = (u64::from(target), u64::from(target) + u64::from(count));
-    let what = if gid { "gid" } else { "uid" };
-    let min = first_regular_id(etc, gid);
-    if lo < min {
-        return Some(format!(
-            "host {what} {lo} is below the first regular {what} ({min}, {} in {}/login.defs): a system account's",
-            if gid { "GID_MIN" } else { "UID_MIN" },
-            etc.display()
-        ));
-    }
-    let read = |f: &str| crate::fsutil::read_regular_bounded_to_string(&etc.join(f), MAX_HOST_FILE, "a host id file");
-    let sources: &[(&str, usize)] = if gid { &[("group", 2), ("passwd", 3)] } else { &[("passwd", 2)] };
-    for (file, field) in sources {
-        for line in read(file).unwrap_or_default().lines() {
-            let mut f = line.split(':');
-            let name = f.next().unwrap_or_default();
-            if let Some(Ok(id)) = f.nth(field - 1).map(|s| s.trim().parse::<u64>()) {
-                if (lo..hi).contains(&id) {
-                    let name = crate::text::for_terminal(&name.chars().take(32).collect::<String>()).into_owned();
-                    return Some(format!("host {what} {id} is {name:?}'s in {}/{file}", etc.display()));
-                }
-            }
-        }
-    }
-    None
-}
-
 /// Ids the host uses, which no isolated range may meet: `/etc/subuid`, `/etc/subgid`,
 /// `/etc/passwd` and `/etc/group` under `etc`; running processes' ids and user-namespace
 /// maps under `proc`; and the maps in lxcprov's container records under `records`.
@@ -299,7 +250,7 @@ pub fn host_taken_now(state_dir: &Path) -> Vec<Span> {
 /// Not on a host whose PID 1 is not systemd but which mounts a `name=systemd` cgroup v1
 /// hierarchy: libvirt puts every container in its root, owned by one map's root, and a
 /// second systemd cannot create its cgroups there (other inits do not care).
-pub fn isolated_maps_run_side_by_side(host: &crate::verify::HostRoot) -> bool {
+pub fn isolated_maps_run_side_by_side(host: &crate::host::HostRoot) -> bool {
     crate::host::pid1_is_systemd(&host.proc()) || !host.sys().join("fs/cgroup/systemd/cgroup.procs").exists()
 }
 

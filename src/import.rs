@@ -26,15 +26,7 @@ use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// The pool's mode: root only. A user-namespaced container's init (host uid 100000 and
-/// up) must still traverse `POOL` to reach `POOL/NAME` (libvirt_lxc pivots inside the user
-/// namespace), so before each start that uid alone gets search permission through a
-/// POSIX ACL entry (`user:UID:--x`, [`crate::fsutil::grant_traverse`]). Host users can
-/// neither list the pool nor reach into a tree by a known name.
-pub const POOL_MODE: u32 = 0o700;
-
-/// The mode of the directory a tree is imported into until it is complete.
-pub const PARTIAL_MODE: u32 = 0o700;
+pub use crate::paths::{PARTIAL_MODE, POOL_MODE};
 
 /// What [`normalise_tree`] changed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -16,6 +16,13 @@ pub enum Verbosity {
     Verbose,
 }
 
+/// Reports the progress of a long operation: a phase, a line of output, the end.
+pub trait Progress {
+    fn phase(&self, text: &str);
+    fn line(&self, text: &str);
+    fn done(&self, text: &str);
+}
+
 /// Progress on stderr.
 pub struct Ui {
     pub verbosity: Verbosity,
@@ -55,7 +62,7 @@ impl Ui {
     }
 }
 
-impl crate::bootstrap::Progress for Ui {
+impl Progress for Ui {
     fn phase(&self, text: &str) {
         if self.verbosity == Verbosity::Quiet {
             return;

@@ -95,3 +95,13 @@ fn lock_beside(path: &std::path::Path) -> PathBuf {
     s.push(".lock");
     PathBuf::from(s)
 }
+
+/// The pool's mode: root only. A user-namespaced container's init (host uid 100000 and
+/// up) must still traverse `POOL` to reach `POOL/NAME` (libvirt_lxc pivots inside the user
+/// namespace), so before each start that uid alone gets search permission through a
+/// POSIX ACL entry (`user:UID:--x`, `crate::fsutil::grant_traverse`). Host users can
+/// neither list the pool nor reach into a tree by a known name.
+pub const POOL_MODE: u32 = 0o700;
+
+/// The mode of the directory a tree is imported into until it is complete.
+pub const PARTIAL_MODE: u32 = 0o700;

@@ -55,7 +55,7 @@ pub enum Action {
     /// Fetch or copy a signing key into lxcprov's cache and check its fingerprint against
     /// the pins; only that copy is given to the installer.
     PinKey {
-        key: crate::bootstrap::keys::PinnedKey,
+        key: crate::distro::PinnedKey,
         pins: Vec<String>,
         homedir: PathBuf,
     },
@@ -77,7 +77,7 @@ pub enum Action {
     /// The guest's own tool must list what was installed, or the tree is not moved into place.
     CheckPackageDb {
         root: PathBuf,
-        family: crate::bootstrap::pkgdb::Family,
+        family: crate::distro::Family,
         dbpath: String,
     },
     /// Refuse to copy `src` into `dest` when it cannot fit (a clear "disk full" up front).
@@ -197,14 +197,14 @@ impl fmt::Display for Action {
                 if pins.is_empty() {
                     writeln!(f, "          fingerprint: NOT PINNED (trusted as fetched; warned)")
                 } else {
-                    let p: Vec<String> = pins.iter().map(|p| crate::bootstrap::keys::pretty(p)).collect();
+                    let p: Vec<String> = pins.iter().map(|p| crate::distro::pretty_fingerprint(p)).collect();
                     writeln!(f, "          fingerprint must be {}", p.join(" or "))
                 }
             }
             Action::PinKeyring { source, pins, dest, .. } => {
                 writeln!(f, "   keys   {} -> {} (only the pinned keys)", source.display(), dest.display())?;
                 for p in pins {
-                    writeln!(f, "          fingerprint {}", crate::bootstrap::keys::pretty(p))?;
+                    writeln!(f, "          fingerprint {}", crate::distro::pretty_fingerprint(p))?;
                 }
                 Ok(())
             }
@@ -218,8 +218,8 @@ impl fmt::Display for Action {
             ),
             Action::CheckPackageDb { root, family, dbpath } => {
                 let tool = match family {
-                    crate::bootstrap::pkgdb::Family::Rpm => "/usr/bin/rpm -qa",
-                    crate::bootstrap::pkgdb::Family::Dpkg => "/usr/bin/dpkg-query -W",
+                    crate::distro::Family::Rpm => "/usr/bin/rpm -qa",
+                    crate::distro::Family::Dpkg => "/usr/bin/dpkg-query -W",
                 };
                 writeln!(
                     f,

@@ -13,7 +13,7 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// The XML namespace of lxcprov's `<metadata>` element.
-pub const NAMESPACE: &str = "https://github.com/lxcprov/lxcprov/xmlns/1";
+pub use crate::facts::NAMESPACE;
 
 const DOMAIN_TEMPLATE: &str = include_str!("../templates/domain.xml");
 const NETWORK_TEMPLATE: &str = include_str!("../templates/network.xml");

@@ -5,16 +5,10 @@
 
 use crate::exec::{Cmd, Runner};
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
-/// A key the installer will trust: where it comes from, where lxcprov keeps the verified copy.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PinnedKey {
-    pub url: String,
-    pub local: PathBuf,
-}
+pub use crate::distro::{normalise_fingerprint as normalise, pretty_fingerprint as pretty, PinnedKey};
 
 /// Keys larger than this are refused (a key is a few kB).
 const KEY_MAX: u64 = 1 << 20;
@@ -24,17 +18,6 @@ pub fn local_copy(keys_dir: &Path, url: &str) -> PathBuf {
     let digest = Sha256::digest(url.as_bytes());
     let hex: String = digest.iter().take(10).map(|b| format!("{b:02x}")).collect();
     keys_dir.join(format!("{hex}.asc"))
-}
-
-/// A fingerprint as 40 upper-case hex digits (spaces allowed in the input), or `None`.
-pub fn normalise(f: &str) -> Option<String> {
-    let s: String = f.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_uppercase();
-    (s.len() == 40 && s.chars().all(|c| c.is_ascii_hexdigit())).then_some(s)
-}
-
-/// `6341 AB27 ...`: groups of four, as key pages print them.
-pub fn pretty(f: &str) -> String {
-    f.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join(" ")
 }
 
 /// The primary keys' fingerprints in `gpg --with-colons` output (subkeys' are skipped).

@@ -15,7 +15,8 @@ pub mod keys;
 pub mod pkgdb;
 mod run;
 
-pub use run::{build, copy_tree, execute, record_for, root_hash};
+pub use crate::fsutil::copy_tree;
+pub use run::{build, execute, record_for, root_hash};
 
 pub use guest::{GuestConfig, GuestFile};
 pub use installer::{choose_tool, InstallSpec, Repo, Tool};
@@ -289,7 +290,7 @@ impl Plan {
             Source::Import { from, cmd } => steps.push(Step::new(
                 format!("import {} (no package signature checks)", from.display()),
                 vec![
-                    Action::MkdirPrivate { path: self.partial.clone(), mode: crate::import::PARTIAL_MODE },
+                    Action::MkdirPrivate { path: self.partial.clone(), mode: crate::paths::PARTIAL_MODE },
                     Action::CheckSpace { src: from.clone(), dest: self.partial.clone() },
                     Action::Run { cmd: cmd.clone() },
                     Action::NormaliseImport { root: self.partial.clone() },
@@ -447,11 +448,5 @@ fn import_cmd(from: &Path, partial: &Path) -> Result<Cmd> {
     }
 }
 
+pub use crate::output::Progress;
 pub use crate::paths::BASE_MARKER;
-
-/// Reports progress of a bootstrap.
-pub trait Progress {
-    fn phase(&self, text: &str);
-    fn line(&self, text: &str);
-    fn done(&self, text: &str);
-}

@@ -9,16 +9,9 @@
 
 use crate::exec::{Cmd, Runner};
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
 use std::path::{Path, PathBuf};
 
-/// Which package manager keeps the guest's database.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Family {
-    Rpm,
-    Dpkg,
-}
+pub use crate::distro::Family;
 
 fn lines(runner: &dyn Runner, cmd: &Cmd) -> Result<Vec<String>> {
     let mut v = vec![];

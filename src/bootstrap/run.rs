@@ -2,8 +2,8 @@
 //! ones `--dry-run` prints), the partial tree's cleanup on failure, the swap into place,
 //! the record, and the base-rootfs cache.
 
-use super::{keys, pkgdb, Plan, Progress, BASE_MARKER};
-use crate::exec::{Cmd, Runner};
+use super::{copy_tree, keys, pkgdb, Plan, Progress, BASE_MARKER};
+use crate::exec::Runner;
 use crate::password::Secret;
 use crate::plan::{Action, Step};
 use crate::state::Record;
@@ -232,20 +232,6 @@ pub fn root_hash(rootfs: &Path) -> Option<String> {
             (f.next() == Some("root")).then(|| f.next().map(str::to_string)).flatten()
         })
         .filter(|h| h.starts_with('$'))
-}
-
-/// `cp -a --reflink=auto SRC DST`: a reflink (O(1) per file) where the file system supports
-/// it, a plain copy otherwise.
-pub fn copy_tree(runner: &dyn Runner, src: &Path, dst: &Path) -> Result<()> {
-    let target_dir = dst.parent().unwrap_or(dst);
-    crate::fsutil::check_free_space(src, target_dir)?;
-    let cmd = Cmd::new("cp")
-        .arg("-a")
-        .arg("--reflink=auto")
-        .arg("--")
-        .arg(src.display().to_string())
-        .arg(dst.display().to_string());
-    runner.run(&cmd, &mut |_| {}).map_err(|e| crate::fsutil::explain_disk_full(anyhow::Error::new(e), target_dir))
 }
 
 /// Replaces the cache entry with a copy of `from`, under the entry's exclusive lock; skips

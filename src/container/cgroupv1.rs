@@ -1,7 +1,7 @@
 //! cgroup v1 housekeeping for hosts whose PID 1 is not systemd but which mount a
 //! `name=systemd` hierarchy (this project's CI machines).
 
-use crate::verify::HostRoot;
+use crate::host::HostRoot;
 use std::path::{Path, PathBuf};
 
 /// On a host whose PID 1 is not systemd but which mounts a `name=systemd` cgroup hierarchy

@@ -79,7 +79,7 @@ fn shift_entry(p: &Path, m: &fs::Metadata, uo: u32, go: u32, count: u32) -> std:
 /// [`grant_traverse`] entries.
 pub fn ensure_pool(path: &Path) -> Result<()> {
     if fs::symlink_metadata(path).is_err() {
-        return super::ensure_private_dir(path, crate::import::POOL_MODE);
+        return super::ensure_private_dir(path, crate::paths::POOL_MODE);
     }
     let m = fs::symlink_metadata(path).with_context(|| format!("inspecting {}", path.display()))?;
     if m.file_type().is_symlink() || !m.is_dir() {

@@ -12,6 +12,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::path::{Component, Path, PathBuf};
 
 mod ids;
+pub mod lock;
 mod space;
 
 pub use ids::{caps_for_namespace, ensure_pool, grant_traverse, shift_acl, shift_one, shift_ownership};
@@ -508,6 +509,20 @@ pub fn create_new(path: &Path, mode: u32) -> Result<fs::File> {
         .mode(mode)
         .open(path)
         .with_context(|| format!("creating {}", path.display()))
+}
+
+/// `cp -a --reflink=auto SRC DST`: a reflink (O(1) per file) where the file system supports
+/// it, a plain copy otherwise.
+pub fn copy_tree(runner: &dyn crate::exec::Runner, src: &Path, dst: &Path) -> Result<()> {
+    let target_dir = dst.parent().unwrap_or(dst);
+    check_free_space(src, target_dir)?;
+    let cmd = crate::exec::Cmd::new("cp")
+        .arg("-a")
+        .arg("--reflink=auto")
+        .arg("--")
+        .arg(src.display().to_string())
+        .arg(dst.display().to_string());
+    runner.run(&cmd, &mut |_| {}).map_err(|e| explain_disk_full(anyhow::Error::new(e), target_dir))
 }
 
 #[cfg(test)]

@@ -486,7 +486,7 @@ fn host_accounts_are_read_from_passwd_group_and_login_defs() {
     std::fs::write(etc.join("login.defs"), "# x\nUID_MIN 500\nGID_MIN\t600\n").unwrap();
     std::fs::write(etc.join("passwd"), "root:x:0:0::/root:/bin/sh\nalice:x:150000:150001::/h:/bin/sh\n").unwrap();
     std::fs::write(etc.join("group"), "root:x:0:\nstaff:x:250000:\n").unwrap();
-    use crate::idmap::host_accounts_met as met;
+    use crate::host::host_accounts_met as met;
     assert!(met(etc, false, 499, 1).unwrap().contains("below the first regular uid (500"));
     assert_eq!(met(etc, false, 500, 1), None);
     assert!(met(etc, true, 500, 1).unwrap().contains("GID_MIN"));

@@ -249,7 +249,7 @@ impl Profile {
                 }
             }
             for (j, f) in r.fingerprints.iter().enumerate() {
-                if crate::bootstrap::keys::normalise(f).is_none() {
+                if crate::distro::normalise_fingerprint(f).is_none() {
                     c.error(
                         format!("repos[{i}].fingerprints[{j}]"),
                         format!("repository {:?}: {f:?} is not a key fingerprint (40 hex digits)", r.id),
@@ -421,7 +421,7 @@ impl Profile {
                         ),
                     );
                 } else if let Some(why) = (r.count > 0)
-                    .then(|| crate::idmap::host_accounts_met(Path::new(HOST_ETC), what == "gid", r.target, r.count))
+                    .then(|| crate::host::host_accounts_met(Path::new(HOST_ETC), what == "gid", r.target, r.count))
                     .flatten()
                 {
                     let msg = format!(

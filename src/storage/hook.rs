@@ -126,7 +126,7 @@ pub fn decide(args: &[String], xml: &[u8], truncated: bool) -> Result<Verdict> {
     let (Some(name), Some(op)) = (args.first(), args.get(1)) else {
         bail!("usage: lxcprov hook lxc DOMAIN OPERATION SUB-OPERATION EXTRA (libvirt calls it)");
     };
-    let ours = xml.windows(crate::render::NAMESPACE.len()).any(|w| w == crate::render::NAMESPACE.as_bytes());
+    let ours = xml.windows(crate::facts::NAMESPACE.len()).any(|w| w == crate::facts::NAMESPACE.as_bytes());
     if !ours {
         return Ok(Verdict::Ignore);
     }
@@ -250,7 +250,7 @@ fn probe_xml(name: &str, rootfs: &Path) -> String {
     };
     format!(
         "<domain type='lxc'>\n  <name>{name}</name>\n  <metadata><lxcprov:container xmlns:lxcprov=\"{ns}\" profile=\"hook-probe\" distro=\"none\" release=\"none\" version=\"{v}\" security=\"none\"/></metadata>\n  <memory unit='MiB'>16</memory>\n  <os><type>exe</type><init>{PROBE_INIT}</init></os>\n  <features><privnet/></features>\n  <devices>\n    <filesystem type='mount'><source dir='{root}'/><target dir='/'/></filesystem>\n    <console type='pty'/>\n  </devices>\n</domain>\n",
-        ns = crate::render::NAMESPACE,
+        ns = crate::facts::NAMESPACE,
         v = env!("CARGO_PKG_VERSION"),
         root = esc(&rootfs.display().to_string()),
     )
@@ -282,7 +282,7 @@ mod tests {
 
     fn xml(name: &str, meta: bool, source: &str) -> String {
         let md = if meta {
-            format!("<metadata><lxcprov:container xmlns:lxcprov=\"{}\" profile=\"web\" distro=\"debian12\" release=\"12\" version=\"0.1\" security=\"none\"/></metadata>", crate::render::NAMESPACE)
+            format!("<metadata><lxcprov:container xmlns:lxcprov=\"{}\" profile=\"web\" distro=\"debian12\" release=\"12\" version=\"0.1\" security=\"none\"/></metadata>", crate::facts::NAMESPACE)
         } else {
             String::new()
         };
@@ -325,7 +325,7 @@ mod tests {
         assert!(format!("{e:#}").contains("refusing"), "{e:#}");
         // Over the size bound, or broken XML that names lxcprov's namespace.
         assert!(decide(&a(&["web1", "prepare"]), x.as_bytes(), true).is_err());
-        let broken = format!("<domain><metadata xmlns:l='{}'>", crate::render::NAMESPACE);
+        let broken = format!("<domain><metadata xmlns:l='{}'>", crate::facts::NAMESPACE);
         assert!(decide(&a(&["web1", "prepare"]), broken.as_bytes(), false).is_err());
         assert!(decide(&a(&["web1"]), x.as_bytes(), false).is_err(), "no operation");
     }
@@ -354,7 +354,7 @@ mod tests {
         };
         let p = probe(d.path(), &called, &|_| panic!("nothing to destroy")).unwrap();
         assert!(matches!(&p, Probe::Called(m) if m.contains("missing or incomplete")), "{p:?}");
-        assert!(seen.borrow().contains(crate::render::NAMESPACE));
+        assert!(seen.borrow().contains(crate::facts::NAMESPACE));
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0, "the probe's directory is removed");
         // Not called: libvirt got as far as the missing init.
         let not = |_: &str| {

@@ -278,7 +278,7 @@ pub fn ensure_private(pool: &Path) -> Result<()> {
 pub fn prepare_base(runner: &dyn crate::exec::Runner, o: &Overlay, on_wait: &dyn Fn()) -> Result<()> {
     let pool = o.target.parent().context("pool")?;
     ensure_private(pool)?;
-    let _lock = crate::state::wait_lock(&o.lock(), false, on_wait)?;
+    let _lock = crate::fsutil::lock::wait_lock(&o.lock(), false, on_wait)?;
     if o.base.join(BASE_DONE).is_file() {
         return Ok(());
     }
@@ -289,7 +289,7 @@ pub fn prepare_base(runner: &dyn crate::exec::Runner, o: &Overlay, on_wait: &dyn
     crate::fsutil::remove_tree(&tmp)?;
     crate::fsutil::remove_tree(&o.base)?; // an incomplete one (no marker): a killed run's
     let r = (|| -> Result<()> {
-        crate::bootstrap::copy_tree(runner, &o.cache_entry, &tmp)?;
+        crate::fsutil::copy_tree(runner, &o.cache_entry, &tmp)?;
         std::fs::remove_file(tmp.join(crate::paths::BASE_MARKER))?;
         if let Some(m) = o.base_map() {
             crate::fsutil::shift_ownership(&tmp, m.uid.target, m.gid.target, m.uid.count.min(m.gid.count))?;
@@ -509,7 +509,7 @@ pub fn remove_unused_base(pool: &Path, id: &str) -> Result<Option<String>> {
         return Ok(None);
     }
     let base = bases_dir(pool).join(id);
-    let Some(_lock) = crate::state::try_lock(&base_lock(&base))? else { return Ok(None) };
+    let Some(_lock) = crate::fsutil::lock::try_lock(&base_lock(&base))? else { return Ok(None) };
     if let Ok(rd) = std::fs::read_dir(layers_dir(pool)) {
         for e in rd.flatten() {
             if !e.file_type().is_ok_and(|t| t.is_dir()) {

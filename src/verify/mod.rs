@@ -38,6 +38,7 @@ mod fixture;
 #[cfg(test)]
 mod tests;
 
+pub use crate::host::HostRoot;
 pub use caps::{cap_bit, CAP_NAMES};
 pub use labels::ProcLabels;
 pub use render::{render_human, render_jsonl};
@@ -47,39 +48,6 @@ use procfs::ProcTable;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-
-/// Where `/proc`, `/sys` and `/etc` are: `/` in production, a tempdir in tests.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HostRoot {
-    pub root: PathBuf,
-}
-
-impl HostRoot {
-    /// The real host: `/`.
-    pub fn real() -> HostRoot {
-        HostRoot { root: PathBuf::from("/") }
-    }
-
-    /// A host tree rooted at `root` (a fixture in tests).
-    pub fn new(root: impl Into<PathBuf>) -> HostRoot {
-        HostRoot { root: root.into() }
-    }
-
-    /// `{root}/proc`.
-    pub fn proc(&self) -> PathBuf {
-        self.root.join("proc")
-    }
-
-    /// `{root}/sys`.
-    pub fn sys(&self) -> PathBuf {
-        self.root.join("sys")
-    }
-
-    /// `{root}/etc`.
-    pub fn etc(&self) -> PathBuf {
-        self.root.join("etc")
-    }
-}
 
 /// What libvirt's live state says about the running domain (from the live XML and
 /// `/run/libvirt/lxc/NAME.xml`).

@@ -9,7 +9,7 @@ use lxcprov::output::Out;
 pub fn run(ctx: &Context, out: &Out) -> Result<Outcome> {
     let mut items = doctor::checks(&ctx.uri);
     items.extend(doctor::storage_checks(&ctx.paths.pool, ctx.storage, &ctx.uri, &ctx.paths.state));
-    items.extend(doctor::idmap_checks(&lxcprov::verify::HostRoot::real(), &ctx.paths.state, &ctx.paths.pool));
+    items.extend(doctor::idmap_checks(&lxcprov::host::HostRoot::real(), &ctx.paths.state, &ctx.paths.pool));
     for i in &items {
         if out.json {
             out.record("item", i)?;

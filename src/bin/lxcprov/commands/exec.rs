@@ -42,7 +42,7 @@ pub fn running_target(ctx: &Context, name: &Name, what: &str) -> Result<Target> 
             .with_context(|| format!("libvirt reports no init PID for {name} (in {})", env.run_dir.display()))
     })?;
     let filter = ctx.paths.seccomp(name).join(lxcprov::seccomp::FILTER);
-    enter::target(&lxcprov::verify::HostRoot::real().proc(), name.as_str(), pid, &filter)
+    enter::target(&lxcprov::host::HostRoot::real().proc(), name.as_str(), pid, &filter)
 }
 
 /// Reports the command's end: a record with --json, then its status as lxcprov's.
