@@ -32,10 +32,10 @@ impl Context {
     }
 
     /// Where the seccomp init shim comes from: `--init-shim`, else the one built into
-    /// lxcprov (see [`crate::seccomp::host::ShimSource`] for why a file next to the binary
+    /// lxcprov (see [`crate::shim::ShimSource`] for why a file next to the binary
     /// is not used).
-    pub fn init_shim(&self) -> crate::seccomp::host::ShimSource {
-        use crate::seccomp::host::ShimSource;
+    pub fn init_shim(&self) -> crate::shim::ShimSource {
+        use crate::shim::ShimSource;
         self.init_shim.clone().map_or(ShimSource::Embedded, ShimSource::File)
     }
 }

@@ -143,7 +143,7 @@ pub enum Action {
         xml: String,
     },
     /// Fill the container's seccomp directory: the init shim, its compiled filter, policy.
-    PrepareSeccomp(crate::seccomp::host::SeccompDir),
+    PrepareSeccomp(crate::shim::SeccompDir),
     DefineDomain {
         name: String,
         uri: String,

@@ -191,6 +191,6 @@ pub fn create_plan(ctx: &Context, spec: &Spec, req: &Request) -> Result<crate::c
     let xml = spec.render(ctx)?;
     let bp = plan(ctx, spec, req)?;
     let mut p = crate::container::CreatePlan::new(spec, &ctx.uri, &ctx.paths, bp, xml);
-    p.seccomp = crate::seccomp::host::plan(&ctx.paths, &spec.name, &spec.profile, &ctx.init_shim())?;
+    p.seccomp = crate::shim::plan(&ctx.paths, &spec.name, &spec.profile, &ctx.init_shim())?;
     Ok(p)
 }

@@ -439,7 +439,7 @@ fn busybox_container_lifecycle() {
     assert_eq!(status_of(&c, "userns"), "skip");
     // No --init-shim: the shim built into lxcprov is the one the container runs.
     let copied = std::fs::read(d.path().join("state/seccomp/lxcprov-it-bb/lxcprov-init")).unwrap();
-    assert!(copied == lxcprov::seccomp::host::EMBEDDED_SHIM, "the container's shim is not the embedded one");
+    assert!(copied == lxcprov::shim::EMBEDDED_SHIM, "the container's shim is not the embedded one");
     assert_eq!(status_of(&c, "selinux.label"), "skip");
     assert!(network_exists("lxcprov-it-bbnet"));
     // Re-running create is a no-op that says so (and shows the same report).

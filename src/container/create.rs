@@ -163,7 +163,7 @@ pub struct CreatePlan {
     pub network_xml: String,
     pub lock: PathBuf,
     /// The seccomp directory to prepare before the define (`security.seccomp` not `none`).
-    pub seccomp: Option<crate::seccomp::host::SeccompDir>,
+    pub seccomp: Option<crate::shim::SeccompDir>,
     /// This run allocated the container's isolated id range: a failed run gives it back.
     pub idmap_allocated: bool,
 }
@@ -408,7 +408,7 @@ fn create_steps(env: &Env, plan: &CreatePlan, password: &Secret, made: &mut Vec<
                         made.push(Made::Network(plan.profile.network.name.clone()));
                     }
                 }
-                Action::PrepareSeccomp(s) => crate::seccomp::host::prepare(s)?,
+                Action::PrepareSeccomp(s) => crate::shim::prepare(s)?,
                 Action::DefineDomain { xml, .. } => {
                     env.ui.info(&format!("defining domain {name} on {}", env.hv.uri()));
                     env.hv.define_domain(xml)?;

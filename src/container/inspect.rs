@@ -134,7 +134,7 @@ pub fn verify_domain_as(env: &Env, name: &str, expected: Option<&Expected>) -> R
         packages: record.as_ref().and_then(|r| r.packages),
         secmodel,
         baseline,
-        seccomp: crate::seccomp::host::expect(&d),
+        seccomp: crate::shim::expect(&d),
     };
     let checks = verify::run_all(&env.host, &facts, &expect, env.labels);
     Ok(Report { name: name.to_string(), checks, note })

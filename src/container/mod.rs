@@ -7,9 +7,11 @@ pub mod create;
 pub mod destroy;
 pub mod inspect;
 pub mod list;
+pub mod mcs_probe;
 pub mod rebuild;
 pub mod reset;
 pub mod run;
+pub mod seccomp_probe;
 #[cfg(test)]
 mod tests;
 
@@ -18,7 +20,6 @@ pub use destroy::destroy;
 pub use inspect::verify_domain;
 pub use list::{list, Row};
 pub use rebuild::rebuild;
-pub use reset::reset;
 pub use run::{start, stop};
 
 use crate::context::Context;

@@ -3,5 +3,5 @@
 //! (Parsing levels and contexts is [`crate::mcs`], a leaf that everything may use.)
 
 pub mod audit;
-pub mod probe;
+
 pub mod registry;

@@ -11,10 +11,8 @@
 //!   its records into an allow-list.
 
 pub mod audit;
-mod elf;
-pub mod host;
-pub mod learn;
-pub mod probe;
+pub(crate) mod elf;
+
 mod table;
 
 use anyhow::{bail, Context, Result};
@@ -405,6 +403,18 @@ pub fn verdict_word(v: Verdict, errno: u32) -> String {
         Verdict::Kill => "kills the process".into(),
         Verdict::Log => "logged".into(),
     }
+}
+
+/// What `seccomp` expects.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum SeccompExpect {
+    /// No filter was asked for (`security.seccomp: none`, or a domain lxcprov did not make).
+    #[default]
+    Off,
+    /// A filter was asked for but cannot be in force: the reason.
+    Broken(String),
+    /// The shim installs `programs` filters from `file` (`summary` describes the policy).
+    Filters { file: std::path::PathBuf, programs: usize, summary: String },
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-use super::learn::{allow_list, learn_policy, parse_record};
 use super::*;
+use crate::ops::seccomp_learn::{allow_list, learn_policy, parse_record};
 
 #[test]
 fn builtin_policies_compile_and_check() {
@@ -149,7 +149,7 @@ fn compiled_filters_do_what_the_policy_says() {
 #[test]
 fn kmsg_records_parse() {
     let l = r#"5,1234,1510960659,-;audit: type=1326 audit(1796179947.173:2): auid=4294967295 uid=0 gid=0 ses=4294967295 pid=22366 comm="t" exe="/tmp/seclog/t" sig=0 arch=c000003e syscall=110 compat=0 ip=0x7f16e1b104f7 code=0x7ffc0000"#;
-    assert_eq!(parse_record(l), Some(super::learn::Record { pid: 22366, syscall: 110, comm: "t".into() }));
+    assert_eq!(parse_record(l), Some(crate::ops::seccomp_learn::Record { pid: 22366, syscall: 110, comm: "t".into() }));
     assert_eq!(parse_record(&l.replace("0x7ffc0000", "0x50001")), None, "an errno record is not a learn record");
     assert_eq!(parse_record(&l.replace("c000003e", "40000003")), None);
     assert_eq!(parse_record("6,1,2,-;eth0: link up"), None);
@@ -157,7 +157,7 @@ fn kmsg_records_parse() {
 
 #[test]
 fn probe_lines_are_judged_against_the_policy() {
-    use super::probe::{judge, parse_probe};
+    use crate::container::seccomp_probe::{judge, parse_probe};
     let out = "probe getppid 110 unfiltered=ok filtered=ok\nprobe keyctl 250 unfiltered=95 filtered=38\nprobe open_by_handle_at 304 unfiltered=14 filtered=1\nnoise\n";
     let lines: Vec<_> = out.lines().filter_map(parse_probe).collect();
     assert_eq!(lines.len(), 3);
@@ -183,25 +183,25 @@ fn probe_lines_are_judged_against_the_policy() {
 fn domains_say_what_verify_expects() {
     use crate::verify::SeccompExpect;
     let d = tempfile::tempdir().unwrap();
-    let dir = super::host::dir_for(
+    let dir = crate::shim::dir_for(
         d.path().join("c1"),
         "default",
         &Policy::default_deny(),
-        &super::host::ShimSource::Embedded,
+        &crate::shim::ShimSource::Embedded,
     )
     .unwrap();
     std::fs::create_dir_all(&dir.dir).unwrap();
     std::fs::write(dir.dir.join(FILTER), &dir.filter).unwrap();
     std::fs::write(dir.dir.join(POLICY), &dir.policy_json).unwrap();
     let mut x = crate::facts::DomainXml::default();
-    assert_eq!(super::host::expect(&x), SeccompExpect::Off);
+    assert_eq!(crate::shim::expect(&x), SeccompExpect::Off);
     x.meta = Some(crate::facts::Meta { seccomp: Some("default".into()), ..Default::default() });
     x.init = Some("/sbin/init".into());
-    assert!(matches!(super::host::expect(&x), SeccompExpect::Broken(w) if w.contains("not lxcprov's shim")));
+    assert!(matches!(crate::shim::expect(&x), SeccompExpect::Broken(w) if w.contains("not lxcprov's shim")));
     x.init = Some(GUEST_SHIM.into());
-    assert!(matches!(super::host::expect(&x), SeccompExpect::Broken(w) if w.contains("mounts nothing at /.lxcprov")));
+    assert!(matches!(crate::shim::expect(&x), SeccompExpect::Broken(w) if w.contains("mounts nothing at /.lxcprov")));
     x.seccomp_dir = Some(dir.dir.clone());
-    match super::host::expect(&x) {
+    match crate::shim::expect(&x) {
         SeccompExpect::Filters { programs, summary, .. } => {
             assert_eq!(programs, dir.programs);
             assert!(summary.starts_with("deny-list of"), "{summary}");
@@ -213,28 +213,28 @@ fn domains_say_what_verify_expects() {
 #[test]
 fn only_static_shims_are_accepted() {
     let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
-    assert!(!super::host::is_static_elf(&me).unwrap(), "the test binary is dynamically linked");
-    assert!(super::host::is_static_elf(b"#!/bin/sh\n").is_err());
+    assert!(!crate::shim::is_static_elf(&me).unwrap(), "the test binary is dynamically linked");
+    assert!(crate::shim::is_static_elf(b"#!/bin/sh\n").is_err());
 }
 
 #[test]
 fn the_embedded_shim_is_a_static_elf_and_the_default() {
-    use super::host::{ShimSource, EMBEDDED_SHIM};
-    assert!(super::host::is_static_elf(EMBEDDED_SHIM).unwrap(), "build.rs embeds a static shim");
+    use crate::shim::{ShimSource, EMBEDDED_SHIM};
+    assert!(crate::shim::is_static_elf(EMBEDDED_SHIM).unwrap(), "build.rs embeds a static shim");
     let d = tempfile::tempdir().unwrap();
     let s =
-        super::host::dir_for(d.path().join("c1"), "default", &Policy::default_deny(), &ShimSource::Embedded).unwrap();
-    super::host::prepare(&s).unwrap();
+        crate::shim::dir_for(d.path().join("c1"), "default", &Policy::default_deny(), &ShimSource::Embedded).unwrap();
+    crate::shim::prepare(&s).unwrap();
     assert_eq!(std::fs::read(d.path().join("c1").join(super::SHIM)).unwrap(), EMBEDDED_SHIM);
     assert!(s.to_string().contains("the shim built into lxcprov"), "{s}");
     // A named file that is not there says so, and how to do without it.
-    let s = super::host::dir_for(
+    let s = crate::shim::dir_for(
         d.path().join("c2"),
         "default",
         &Policy::default_deny(),
         &ShimSource::File(d.path().join("nope")),
     )
     .unwrap();
-    let e = format!("{:#}", super::host::prepare(&s).unwrap_err());
+    let e = format!("{:#}", crate::shim::prepare(&s).unwrap_err());
     assert!(e.contains("--init-shim") && e.contains("built into lxcprov"), "{e}");
 }

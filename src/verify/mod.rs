@@ -39,6 +39,7 @@ mod fixture;
 mod tests;
 
 pub use crate::host::HostRoot;
+pub use crate::seccomp::SeccompExpect;
 pub use caps::{cap_bit, CAP_NAMES};
 pub use labels::ProcLabels;
 pub use render::{render_human, render_jsonl};
@@ -118,18 +119,6 @@ pub struct Expect {
     pub packages: Option<usize>,
     /// The seccomp filter the container's processes must run under.
     pub seccomp: SeccompExpect,
-}
-
-/// What `seccomp` expects.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum SeccompExpect {
-    /// No filter was asked for (`security.seccomp: none`, or a domain lxcprov did not make).
-    #[default]
-    Off,
-    /// A filter was asked for but cannot be in force: the reason.
-    Broken(String),
-    /// The shim installs `programs` filters from `file` (`summary` describes the policy).
-    Filters { file: PathBuf, programs: usize, summary: String },
 }
 
 /// Reads MAC labels. Production: [`ProcLabels`]; tests: a fake map.

@@ -44,7 +44,7 @@ pub fn run(ctx: &Context, out: &Out, action: LabAction) -> Result<Outcome> {
                 bail!("reset deletes every file the students wrote since their containers were created: confirm with --yes");
             }
             lxcprov::container::require_root("lab reset")?;
-            let reports = lxcprov::container::reset::reset_lab(ctx, &lab, student)?;
+            let reports = lxcprov::ops::reset::reset_lab(ctx, &lab, student)?;
             let mut outcome = Outcome::Ok;
             for r in &reports {
                 if print_report(ctx, out, r)? != Outcome::Ok {

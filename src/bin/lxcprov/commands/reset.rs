@@ -17,8 +17,8 @@ pub fn run(ctx: &Context, out: &Out, name: &str, yes: bool) -> Result<Outcome> {
     let _lock = lxcprov::state::lock(&ctx.paths, &name)?;
     let report = container::with_real_env(ctx, &ctx.ui, |env| {
         container::require_domain(env, name.as_str())?;
-        let guest = container::reset::guest_of(ctx, env, &name)?;
-        container::reset(env, &name, &guest)
+        let guest = lxcprov::ops::reset::guest_of(ctx, env, &name)?;
+        lxcprov::ops::reset::reset(env, &name, &guest)
     })?;
     match report {
         Some(r) => print_report(ctx, out, &r),

@@ -6,8 +6,9 @@ use anyhow::{Context as _, Result};
 use lxcprov::container;
 use lxcprov::context::Context;
 use lxcprov::name::Name;
+use lxcprov::ops::seccomp_learn as learn;
 use lxcprov::output::Out;
-use lxcprov::seccomp::{learn, Verdict};
+use lxcprov::seccomp::Verdict;
 use std::time::Duration;
 
 pub fn run(ctx: &Context, out: &Out, a: SeccompAction) -> Result<Outcome> {

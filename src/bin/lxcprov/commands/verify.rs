@@ -18,8 +18,8 @@ pub fn run(ctx: &Context, out: &Out, a: &VerifyArgs) -> Result<Outcome> {
             expect.as_ref().map(|l| container::inspect::Expected { profile_name: &l.name, profile: &l.profile });
         let mut rep = container::inspect::verify_domain_as(env, name.as_str(), expected.as_ref())?;
         if a.probe {
-            rep.checks.push(lxcprov::mac::probe::probe(env, name.as_str(), a.peer.as_deref())?);
-            rep.checks.push(lxcprov::seccomp::probe::probe(env, name.as_str())?);
+            rep.checks.push(lxcprov::container::mcs_probe::probe(env, name.as_str(), a.peer.as_deref())?);
+            rep.checks.push(lxcprov::container::seccomp_probe::probe(env, name.as_str())?);
         }
         Ok(rep)
     })?;

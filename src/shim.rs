@@ -1,10 +1,10 @@
 //! The host side of the shim: the per-container directory (`STATE/seccomp/NAME`) with the
 //! shim, the compiled filter and its policy, prepared at create time as a plan action.
 
-use super::{compile, describe, encode, Policy, FILTER, POLICY, SHIM};
 use crate::name::Name;
 use crate::paths::Paths;
 use crate::profile::Profile;
+use crate::seccomp::{compile, describe, encode, Policy, FILTER, POLICY, SHIM};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -110,7 +110,7 @@ impl std::fmt::Display for SeccompDir {
 
 /// Whether an ELF file needs no program interpreter (is statically linked).
 pub fn is_static_elf(bytes: &[u8]) -> Result<bool> {
-    super::elf::is_static_elf(bytes).map_err(anyhow::Error::msg)
+    crate::seccomp::elf::is_static_elf(bytes).map_err(anyhow::Error::msg)
 }
 
 /// Largest shim lxcprov copies.
@@ -143,24 +143,24 @@ pub fn prepare(s: &SeccompDir) -> Result<()> {
 pub fn expect(d: &crate::facts::DomainXml) -> crate::verify::SeccompExpect {
     use crate::verify::SeccompExpect;
     let asked = d.meta.as_ref().and_then(|m| m.seccomp.clone());
-    let shim = d.init.as_deref() == Some(super::GUEST_SHIM);
+    let shim = d.init.as_deref() == Some(crate::seccomp::GUEST_SHIM);
     match (asked.as_deref(), shim, &d.seccomp_dir) {
         (Some("none"), false, _) | (None, false, _) => SeccompExpect::Off,
         (Some(a), false, _) => SeccompExpect::Broken(format!(
             "security.seccomp is {a}, but the domain's init is {}, not lxcprov's shim {}: nothing installs the filter",
             d.init.as_deref().unwrap_or("unset"),
-            super::GUEST_SHIM
+            crate::seccomp::GUEST_SHIM
         )),
         (_, true, None) => SeccompExpect::Broken(format!(
             "the init is {} but the domain mounts nothing at {}",
-            super::GUEST_SHIM,
-            super::GUEST_DIR
+            crate::seccomp::GUEST_SHIM,
+            crate::seccomp::GUEST_DIR
         )),
         (_, true, Some(dir)) => {
             let file = dir.join(FILTER);
             let programs = crate::fsutil::read_state(&file, 1 << 20, "seccomp filter")
                 .and_then(|b| b.with_context(|| format!("{} is missing", file.display())))
-                .and_then(|b| super::decode(&b).map(|p| p.len()));
+                .and_then(|b| crate::seccomp::decode(&b).map(|p| p.len()));
             match programs {
                 Err(e) => SeccompExpect::Broken(format!("{e:#}")),
                 Ok(programs) => {

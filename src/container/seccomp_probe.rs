@@ -13,9 +13,9 @@
 //! A process entered with nsenter does not inherit the init's filter (seccomp filters pass
 //! only from parent to child); step 1 is what ties step 2's filter to the one in force.
 
-use super::{decode, syscall_name, Policy, Verdict, FILTER, GUEST_SHIM, POLICY};
 use crate::container::Env;
 use crate::exec::Cmd;
+use crate::seccomp::{decode, syscall_name, Policy, Verdict, FILTER, GUEST_SHIM, POLICY};
 use crate::verify::{Check, SeccompExpect};
 use anyhow::{Context, Result};
 
@@ -97,7 +97,7 @@ pub fn judge(policy: &Policy, lines: &[ProbeLine]) -> (Vec<String>, Vec<String>,
             "{name}: unfiltered {}, filtered {} (policy: {})",
             l.unfiltered,
             l.filtered,
-            super::verdict_word(v, errno)
+            crate::seccomp::verdict_word(v, errno)
         ));
         if l.filtered != want {
             problems.push(format!("{name} gave {} under the filter, the policy says {want}", l.filtered));
@@ -110,7 +110,7 @@ pub fn judge(policy: &Policy, lines: &[ProbeLine]) -> (Vec<String>, Vec<String>,
 
 pub fn probe(env: &Env, name: &str) -> Result<Check> {
     let d = crate::facts::parse_domain(&env.hv.domain_xml(name)?)?;
-    let file = match super::host::expect(&d) {
+    let file = match crate::shim::expect(&d) {
         SeccompExpect::Off => return Ok(Check::skip(ID, "no seccomp filter asked for: nothing to probe", vec![])),
         SeccompExpect::Broken(why) => return Ok(Check::fail(ID, why, vec![])),
         SeccompExpect::Filters { file, .. } => file,
@@ -148,7 +148,7 @@ pub fn probe(env: &Env, name: &str) -> Result<Check> {
     };
     let cmd = Cmd::new("nsenter")
         .args(["-t", &pid.to_string(), "-a", GUEST_SHIM, "--probe"])
-        .arg(format!("{}/{FILTER}", super::GUEST_DIR));
+        .arg(format!("{}/{FILTER}", crate::seccomp::GUEST_DIR));
     ev.push(format!("$ {}", cmd.display()));
     let out = match env.runner.output(&cmd) {
         Ok(o) => o,

@@ -10,8 +10,8 @@
 //! path the printk rate limit (`/proc/sys/kernel/printk_ratelimit`, 5 s by default, 10
 //! messages a burst) would drop most records, so it is set to 0 while learning and restored.
 
-use super::audit::{audit_status, AuditListener};
-use super::{Policy, Rule, Verdict};
+use crate::seccomp::audit::{audit_status, AuditListener};
+use crate::seccomp::{Policy, Rule, Verdict};
 use std::collections::BTreeSet;
 
 /// Calls every program makes, allowed without logging so that the log stays small (the kmsg
@@ -160,7 +160,7 @@ pub fn allow_list(seen: &BTreeSet<u32>, default_action: Verdict, errno: u32) -> 
     // The shim installs its programs one by one; systemd installs its services' filters.
     names.insert("seccomp".into());
     for nr in seen {
-        if let Some(n) = super::syscall_name(*nr) {
+        if let Some(n) = crate::seccomp::syscall_name(*nr) {
             names.insert(n.to_string());
         }
     }
@@ -232,7 +232,7 @@ pub fn learn(
     use std::io::{Read, Seek};
     use std::os::unix::fs::OpenOptionsExt;
     let d = crate::facts::parse_domain(&env.hv.domain_xml(name)?)?;
-    let dir = match super::host::expect(&d) {
+    let dir = match crate::shim::expect(&d) {
         crate::verify::SeccompExpect::Filters { file, .. } => file.parent().map(|p| p.to_path_buf()).unwrap_or_default(),
         crate::verify::SeccompExpect::Off => bail!(
             "{name} runs without lxcprov's seccomp shim (security.seccomp: none): create it with a filter (default) to learn"
@@ -252,12 +252,12 @@ pub fn learn(
         env.ui.info(&format!("stopping {name} to restart it under the learn filter"));
         crate::container::stop(env, name, std::time::Duration::from_secs(20))?;
     }
-    let filter = dir.join(super::FILTER);
+    let filter = dir.join(crate::seccomp::FILTER);
     let old = crate::fsutil::read_state(&filter, 1 << 20, "seccomp filter")?
         .with_context(|| format!("{} is missing; run `lxcprov rebuild {name}` first", filter.display()))?;
     let restore_filter = Restore { path: filter.clone(), content: old, mode: 0o644, sysctl: false };
     let learn = learn_policy();
-    crate::fsutil::write_atomic(&filter, &super::encode(&super::compile(&learn)?), 0o644)?;
+    crate::fsutil::write_atomic(&filter, &crate::seccomp::encode(&crate::seccomp::compile(&learn)?), 0o644)?;
     let rate = std::fs::read(PRINTK_RATELIMIT).with_context(|| format!("reading {PRINTK_RATELIMIT}"))?;
     let restore_rate = Restore { path: PRINTK_RATELIMIT.into(), content: rate, mode: 0, sysctl: true };
     std::fs::write(PRINTK_RATELIMIT, "0").with_context(|| format!("writing {PRINTK_RATELIMIT}"))?;
@@ -372,9 +372,9 @@ pub fn learn(
 
 /// `lxcprov seccomp apply NAME POLICY`: recompiles the container's filter from a policy
 /// (takes effect at its next start). Returns the directory's new contents.
-pub fn apply(env: &crate::container::Env, name: &str, choice: &str) -> anyhow::Result<super::host::SeccompDir> {
+pub fn apply(env: &crate::container::Env, name: &str, choice: &str) -> anyhow::Result<crate::shim::SeccompDir> {
     use anyhow::{bail, Context};
-    let c = super::Choice::parse(choice).map_err(anyhow::Error::msg)?;
+    let c = crate::seccomp::Choice::parse(choice).map_err(anyhow::Error::msg)?;
     let Some(policy) = Policy::of(&c)? else {
         bail!("apply a policy (default, strict or a file); `none` needs a re-create")
     };
@@ -382,8 +382,8 @@ pub fn apply(env: &crate::container::Env, name: &str, choice: &str) -> anyhow::R
     let Some(dir) = d.seccomp_dir.clone() else {
         bail!("{name} has no seccomp shim directory (created with security.seccomp: none): re-create it with a filter")
     };
-    let s = super::host::dir_for(dir, choice, &policy, &super::host::ShimSource::Embedded)?;
-    crate::fsutil::write_atomic(&s.dir.join(super::FILTER), &s.filter, 0o644).context("writing the filter")?;
-    crate::fsutil::write_atomic(&s.dir.join(super::POLICY), s.policy_json.as_bytes(), 0o644)?;
+    let s = crate::shim::dir_for(dir, choice, &policy, &crate::shim::ShimSource::Embedded)?;
+    crate::fsutil::write_atomic(&s.dir.join(crate::seccomp::FILTER), &s.filter, 0o644).context("writing the filter")?;
+    crate::fsutil::write_atomic(&s.dir.join(crate::seccomp::POLICY), s.policy_json.as_bytes(), 0o644)?;
     Ok(s)
 }
