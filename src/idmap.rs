@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Ids per isolated map: a full 16-bit id space, as systemd and `/etc/subuid` expect.
-pub const SIZE: u32 = 65536;
+pub const SIZE: u32 = crate::profile::ISOLATED_IDS;
 /// First and last blocks of [`SIZE`] ids handed out.
 const FIRST_BLOCK: u32 = 16;
 const LAST_BLOCK: u32 = 65534;
@@ -35,11 +35,7 @@ pub struct Registry {
     pub ranges: BTreeMap<String, u32>,
 }
 
-/// The map of an isolated range starting at host id `start`.
-pub fn map_at(start: u32) -> Idmap {
-    let r = IdRange { start: 0, target: start, count: SIZE };
-    Idmap { uid: r, gid: r }
-}
+pub use crate::profile::isolated_map_at as map_at;
 
 /// The host ids a map uses, uid and gid spans.
 pub fn spans_of(m: &Idmap) -> [Span; 2] {

@@ -141,7 +141,7 @@ pub fn prepare(s: &SeccompDir) -> Result<()> {
 /// What `verify`'s `seccomp` check expects of a domain: from its metadata (what was asked),
 /// its `<init>` (the shim?) and its `/.lxcprov` mount (the filter file).
 pub fn expect(d: &crate::facts::DomainXml) -> crate::verify::SeccompExpect {
-    use crate::verify::SeccompExpect;
+    use crate::seccomp::SeccompExpect;
     let asked = d.meta.as_ref().and_then(|m| m.seccomp.clone());
     let shim = d.init.as_deref() == Some(crate::seccomp::GUEST_SHIM);
     match (asked.as_deref(), shim, &d.seccomp_dir) {

@@ -296,6 +296,15 @@ pub struct IdRange {
     pub count: u32,
 }
 
+/// Ids per isolated map: a full 16-bit id space, as systemd and `/etc/subuid` expect.
+pub const ISOLATED_IDS: u32 = 65536;
+
+/// The map of an isolated range starting at host id `start`.
+pub fn isolated_map_at(start: u32) -> Idmap {
+    let r = IdRange { start: 0, target: start, count: ISOLATED_IDS };
+    Idmap { uid: r, gid: r }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Idmap {

@@ -167,7 +167,7 @@ pub fn detach(dst: &Path) -> Result<()> {
 /// Can `dir`'s file system give id-mapped views here? Tried for real: a detached clone of
 /// `dir` is id-mapped and dropped, never attached anywhere. Needs root.
 pub fn supported(dir: &Path) -> Result<()> {
-    idmapped_clone(dir, &crate::idmap::map_at(crate::idmap::SIZE * 16)).map(drop)
+    idmapped_clone(dir, &crate::profile::isolated_map_at(crate::profile::ISOLATED_IDS * 16)).map(drop)
 }
 
 #[cfg(test)]
