@@ -2,13 +2,14 @@
 //! Built once by the command layer from its options; the library never sees CLI types.
 
 use crate::exec::SystemRunner;
-use crate::output::{Ui, Verbosity};
+use crate::output::{Observer, Verbosity};
 use crate::paths::Paths;
 use crate::profile;
 use std::path::PathBuf;
 
 pub struct Context {
-    pub ui: Ui,
+    /// Where progress and messages go (the binary's terminal UI; [`crate::output::Silent`] in tests).
+    pub ui: Box<dyn Observer + Send>,
     pub paths: Paths,
     /// Where profiles come from (system directory, extra files).
     pub sources: profile::Sources,
@@ -28,7 +29,7 @@ pub struct Context {
 impl Context {
     /// The real command runner (echoes each command at `-v`).
     pub fn runner(&self) -> SystemRunner {
-        SystemRunner { echo: self.ui.verbosity == Verbosity::Verbose }
+        SystemRunner { echo: self.ui.verbosity() == Verbosity::Verbose }
     }
 
     /// Where the seccomp init shim comes from: `--init-shim`, else the one built into

@@ -1,13 +1,6 @@
-//! What the user sees: results on stdout, progress and logs on stderr.
-//!
-//! Progress is an indicatif spinner per phase when stderr is a terminal, plain lines
-//! otherwise, and nothing with `-q` (errors still print). Installer output is streamed to
-//! stderr above the spinner.
-
-use indicatif::{ProgressBar, ProgressStyle};
-use std::io::IsTerminal;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+//! How the library tells its caller what it is doing: the [`Observer`] the caller passes in.
+//! The library prints nothing itself; the `lxcprov` binary implements the observer with
+//! indicatif spinners on a terminal and plain lines otherwise, and writes results on stdout.
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verbosity {
@@ -16,134 +9,53 @@ pub enum Verbosity {
     Verbose,
 }
 
-/// Reports the progress of a long operation: a phase, a line of output, the end.
-pub trait Progress {
-    fn phase(&self, text: &str);
-    fn line(&self, text: &str);
-    fn done(&self, text: &str);
-}
-
-/// Progress on stderr.
-pub struct Ui {
-    pub verbosity: Verbosity,
-    tty: bool,
-    current: Mutex<Option<(ProgressBar, Instant)>>,
-}
-
-impl Ui {
-    pub fn new(verbosity: Verbosity) -> Ui {
-        Ui { verbosity, tty: std::io::stderr().is_terminal(), current: Mutex::new(None) }
-    }
-
-    /// A message for the user (not a result).
-    pub fn info(&self, msg: &str) {
-        if self.verbosity != Verbosity::Quiet {
-            self.print(msg);
-        }
-    }
-
+/// Progress and messages of an operation, for the user (never results).
+pub trait Observer: Sync {
+    /// How much the user asked to see.
+    fn verbosity(&self) -> Verbosity;
+    /// A message for the user (not a result); nothing with `-q`.
+    fn info(&self, msg: &str);
     /// A warning: always shown.
-    pub fn warn(&self, msg: &str) {
-        self.print(&format!("warning: {msg}"));
-    }
+    fn warn(&self, msg: &str);
+    /// A message shown even with `-q` (validation warnings that carry their own prefix, a
+    /// generated password shown once).
+    fn notice(&self, msg: &str);
+    /// A long phase begins (a spinner on a terminal).
+    fn phase(&self, text: &str);
+    /// A line of a tool's output during a phase.
+    fn line(&self, text: &str);
+    /// The phase ended; `text` says how.
+    fn done(&self, text: &str);
+    /// Work on `total` items at once (a lab's students) begins; `label` names it.
+    fn batch(&self, label: &str, total: usize) -> Box<dyn Batch + '_>;
+}
 
-    /// A message shown even with `-q` (validation warnings that carry their own prefix).
-    pub fn notice(&self, msg: &str) {
-        self.print(msg);
-    }
+/// The items of a batch: each starts, then finishes with one line saying how it went.
+pub trait Batch: Sync {
+    fn start(&self, item: &str);
+    fn finish(&self, item: &str, line: &str);
+}
 
-    fn print(&self, msg: &str) {
-        // Messages carry paths, names and tool output: nothing reaches the terminal raw.
-        let msg = crate::text::for_terminal_lines(msg);
-        match &*self.current.lock().unwrap() {
-            Some((pb, _)) => pb.suspend(|| eprintln!("{msg}")),
-            None => eprintln!("{msg}"),
-        }
+/// Sees nothing and shows nothing: what each of a lab's students runs with (their progress
+/// is the batch's line), and what tests pass.
+pub struct Silent;
+
+impl Observer for Silent {
+    fn verbosity(&self) -> Verbosity {
+        Verbosity::Quiet
+    }
+    fn info(&self, _: &str) {}
+    fn warn(&self, _: &str) {}
+    fn notice(&self, _: &str) {}
+    fn phase(&self, _: &str) {}
+    fn line(&self, _: &str) {}
+    fn done(&self, _: &str) {}
+    fn batch(&self, _: &str, _: usize) -> Box<dyn Batch + '_> {
+        Box::new(Silent)
     }
 }
 
-impl Progress for Ui {
-    fn phase(&self, text: &str) {
-        if self.verbosity == Verbosity::Quiet {
-            return;
-        }
-        let mut cur = self.current.lock().unwrap();
-        if let Some((pb, _)) = cur.take() {
-            pb.finish_and_clear();
-        }
-        if self.tty {
-            let pb = ProgressBar::new_spinner();
-            pb.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").unwrap());
-            pb.set_message(text.to_string());
-            pb.enable_steady_tick(Duration::from_millis(120));
-            *cur = Some((pb, Instant::now()));
-        } else {
-            eprintln!("==> {text}");
-            *cur = None;
-        }
-    }
-
-    fn line(&self, text: &str) {
-        if self.verbosity == Verbosity::Quiet {
-            return;
-        }
-        self.print(&format!("    {text}"));
-    }
-
-    fn done(&self, text: &str) {
-        let mut cur = self.current.lock().unwrap();
-        let took = cur.as_ref().map(|(_, t)| t.elapsed());
-        if let Some((pb, _)) = cur.take() {
-            pb.finish_and_clear();
-        }
-        if self.verbosity != Verbosity::Quiet && !text.is_empty() {
-            match took {
-                Some(d) => eprintln!("✔ {text} ({:.1}s)", d.as_secs_f64()),
-                None => eprintln!("✔ {text}"),
-            }
-        }
-    }
-}
-
-/// The one writer of results on stdout. With `--json`, every record is one line of the
-/// envelope `{"type": TYPE, "data": DATA}` (JSON Lines); without it, text meant for people.
-/// A closed pipe (`lxcprov list | head -1`) surfaces as an `io::ErrorKind::BrokenPipe` error,
-/// which the binary treats as a quiet end.
-pub struct Out {
-    pub json: bool,
-}
-
-impl Out {
-    pub fn new(json: bool) -> Out {
-        Out { json }
-    }
-
-    /// One JSON Lines record of the envelope.
-    pub fn record<T: serde::Serialize + ?Sized>(&self, kind: &str, data: &T) -> std::io::Result<()> {
-        let line = envelope(kind, data)?;
-        self.write(&(line + "\n"))
-    }
-
-    /// Text for people (written as is).
-    pub fn text(&self, s: &str) -> std::io::Result<()> {
-        self.write(s)
-    }
-
-    fn write(&self, s: &str) -> std::io::Result<()> {
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        out.write_all(s.as_bytes())?;
-        out.flush()
-    }
-}
-
-/// `{"type": KIND, "data": DATA}` as one line (no newline).
-pub fn envelope<T: serde::Serialize + ?Sized>(kind: &str, data: &T) -> std::io::Result<String> {
-    #[derive(serde::Serialize)]
-    struct Envelope<'a, T: ?Sized> {
-        #[serde(rename = "type")]
-        kind: &'a str,
-        data: &'a T,
-    }
-    serde_json::to_string(&Envelope { kind, data }).map_err(std::io::Error::other)
+impl Batch for Silent {
+    fn start(&self, _: &str) {}
+    fn finish(&self, _: &str, _: &str) {}
 }

@@ -121,10 +121,10 @@ pub fn refuse_existing(plan: &Plan) -> Result<()> {
     Ok(())
 }
 
-/// Shows a generated password once, on stderr (never stdout, logs or state).
-pub fn announce_password(name: &str, secret: &Secret, generated: bool) {
+/// Shows a generated password once, as a notice on stderr (never stdout, logs or state).
+pub fn announce_password(ui: &dyn crate::output::Observer, name: &str, secret: &Secret, generated: bool) {
     if generated {
-        eprintln!("root password for {name} (shown once, store it now): {}", secret.expose());
+        ui.notice(&format!("root password for {name} (shown once, store it now): {}", secret.expose()));
     }
 }
 
@@ -138,8 +138,8 @@ pub fn bootstrap(ctx: &Context, spec: &Spec, req: &Request) -> Result<Plan> {
         ctx.ui.warn(w);
     }
     let _lock = crate::state::lock(&ctx.paths, &spec.name)?;
-    bootstrap::execute(&plan, &ctx.runner(), &secret, &ctx.ui)?;
-    announce_password(spec.name.as_str(), &secret, generated);
+    bootstrap::execute(&plan, &ctx.runner(), &secret, &*ctx.ui)?;
+    announce_password(&*ctx.ui, spec.name.as_str(), &secret, generated);
     ctx.ui.info(&format!("root filesystem ready: {}", plan.rootfs.display()));
     Ok(plan)
 }

@@ -210,3 +210,67 @@ fn the_cycle_finder_finds_a_cycle() {
     assert_eq!(crate_refs(code, &modules), modules);
     assert!(crate_refs(&code_of("// crate::host is only named\n"), &modules).is_empty());
 }
+
+/// Every file under `dir` (relative to the repository) whose name ends with `ext`.
+fn files_under(dir: &str, ext: &str) -> Vec<PathBuf> {
+    let mut v = vec![];
+    let mut stack = vec![Path::new(ROOT).join(dir)];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(ext) {
+                v.push(p);
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+/// The library tells its caller what it does through `output::Observer`; the terminal UI
+/// (indicatif) and the stdout writer are the binary's. Printing from the library is left to
+/// the few places that cannot reach an observer, each named here with why.
+#[test]
+fn the_progress_ui_and_printing_live_in_the_binary() {
+    let allowed = [
+        // The signal handler says it was interrupted (no allocation, no observer there).
+        "src/interrupt.rs",
+        // `-v`: the runner echoes each command it runs as the shell does (`+ cmd`).
+        "src/exec.rs",
+        // A restore that failed in a destructor, where no caller can be told.
+        "src/ops/seccomp_learn.rs",
+    ];
+    let mut found = vec![];
+    for f in files_under("src", ".rs") {
+        let rel = f.strip_prefix(ROOT).unwrap().display().to_string();
+        if rel.starts_with("src/bin/") {
+            continue;
+        }
+        let code = code_of(&std::fs::read_to_string(&f).unwrap());
+        if code.contains("indicatif") {
+            found.push(format!("{rel}: uses indicatif"));
+        }
+        let prints = ["println!(", "eprintln!(", "print!(", "eprint!("].iter().any(|p| code.contains(p));
+        if prints && !allowed.contains(&rel.as_str()) && !rel.ends_with("/tests.rs") {
+            found.push(format!("{rel}: prints (use the Observer the caller passes)"));
+        }
+    }
+    assert!(found.is_empty(), "the library shows things itself:\n{}", found.join("\n"));
+}
+
+/// No file so long that a newcomer cannot read it at once (sources and tests alike).
+#[test]
+fn no_file_is_over_900_lines() {
+    let mut long = vec![];
+    for dir in ["src", "tests"] {
+        for f in files_under(dir, ".rs") {
+            let n = std::fs::read_to_string(&f).unwrap().lines().count();
+            if n > 900 {
+                long.push(format!("{}: {n} lines", f.strip_prefix(ROOT).unwrap().display()));
+            }
+        }
+    }
+    assert!(long.is_empty(), "split these by feature:\n{}", long.join("\n"));
+}

@@ -448,5 +448,5 @@ fn import_cmd(from: &Path, partial: &Path) -> Result<Cmd> {
     }
 }
 
-pub use crate::output::Progress;
+pub use crate::output::Observer;
 pub use crate::paths::BASE_MARKER;

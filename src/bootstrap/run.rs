@@ -2,7 +2,7 @@
 //! ones `--dry-run` prints), the partial tree's cleanup on failure, the swap into place,
 //! the record, and the base-rootfs cache.
 
-use super::{copy_tree, keys, pkgdb, Plan, Progress, BASE_MARKER};
+use super::{copy_tree, keys, pkgdb, Observer, Plan, BASE_MARKER};
 use crate::exec::Runner;
 use crate::password::Secret;
 use crate::plan::{Action, Step};
@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use std::path::Path;
 
 /// Runs a plan: builds the tree, then moves it into place. The caller holds the name lock.
-pub fn execute(plan: &Plan, runner: &dyn Runner, password: &Secret, progress: &dyn Progress) -> Result<()> {
+pub fn execute(plan: &Plan, runner: &dyn Runner, password: &Secret, progress: &dyn Observer) -> Result<()> {
     if plan.rootfs.exists() && (!plan.force || plan.overlay.is_some()) {
         bail!(
             "{} already exists; lxcprov never overwrites a root filesystem without --force{}",
@@ -32,7 +32,7 @@ pub fn execute(plan: &Plan, runner: &dyn Runner, password: &Secret, progress: &d
 /// Builds the root filesystem in `plan.partial` (configured, with root's `hash`), leaving it
 /// there. On failure the partial tree is removed and the error says so. Returns how many
 /// packages the guest's own tool lists (when it has one).
-pub fn build(plan: &Plan, runner: &dyn Runner, hash: &str, progress: &dyn Progress) -> Result<Option<usize>> {
+pub fn build(plan: &Plan, runner: &dyn Runner, hash: &str, progress: &dyn Observer) -> Result<Option<usize>> {
     // A partial tree can only be a leftover of an interrupted run (we hold the lock).
     crate::fsutil::remove_tree(&plan.partial)?;
     let pool = plan.partial.parent().context("pool")?;
@@ -69,7 +69,7 @@ struct Executor<'a> {
     plan: &'a Plan,
     runner: &'a dyn Runner,
     hash: &'a str,
-    progress: &'a dyn Progress,
+    progress: &'a dyn Observer,
     /// Cache locks taken by the build, released when it ends.
     locks: std::cell::RefCell<Vec<crate::state::FileLock>>,
     /// The packages the guest's own tool lists (for the record).

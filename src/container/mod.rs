@@ -25,7 +25,7 @@ pub use run::{start, stop};
 use crate::context::Context;
 use crate::exec::Runner;
 use crate::libvirt::{Hypervisor, VirtHypervisor};
-use crate::output::Ui;
+use crate::output::Observer;
 use crate::paths::Paths;
 use crate::profile::{Profile, SecModel};
 use crate::verify::{HostRoot, LabelSource, ProcLabels};
@@ -37,7 +37,7 @@ pub struct Env<'a> {
     pub hv: &'a dyn Hypervisor,
     pub runner: &'a dyn Runner,
     pub paths: &'a Paths,
-    pub ui: &'a Ui,
+    pub ui: &'a dyn Observer,
     pub host: HostRoot,
     /// libvirt's LXC status directory (`/run/libvirt/lxc`).
     pub run_dir: PathBuf,
@@ -45,7 +45,7 @@ pub struct Env<'a> {
 }
 
 /// Runs `f` with a fresh libvirt connection and the real host (one per thread in labs).
-pub fn with_real_env<T>(ctx: &Context, ui: &Ui, f: impl FnOnce(&Env) -> Result<T>) -> Result<T> {
+pub fn with_real_env<T>(ctx: &Context, ui: &dyn Observer, f: impl FnOnce(&Env) -> Result<T>) -> Result<T> {
     let hv = VirtHypervisor::connect(&ctx.uri)?;
     let runner = ctx.runner();
     let labels = ProcLabels::new(HostRoot::real());

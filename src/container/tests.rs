@@ -8,7 +8,6 @@ use crate::exec::RecordingRunner;
 use crate::facts;
 use crate::libvirt::FakeHypervisor;
 use crate::name::Name;
-use crate::output::Verbosity;
 use crate::password::Secret;
 use crate::spec::Spec;
 use std::path::Path;
@@ -36,14 +35,14 @@ struct Harness {
     root: PathBuf,
     runner: RecordingRunner,
     paths: Paths,
-    ui: Ui,
+    ui: crate::output::Silent,
 }
 
 impl Harness {
     fn new(d: &tempfile::TempDir) -> Harness {
         let root = d.path().to_path_buf();
         let paths = Paths { pool: root.join("pool"), cache: root.join("cache"), state: root.join("state") };
-        Harness { root, runner: RecordingRunner::new(), paths, ui: Ui::new(Verbosity::Quiet) }
+        Harness { root, runner: RecordingRunner::new(), paths, ui: crate::output::Silent }
     }
 
     fn env<'a>(&'a self, hv: &'a FakeHypervisor) -> Env<'a> {

@@ -11,15 +11,12 @@ pub mod access;
 use crate::container::{self, create::Created};
 use crate::context::Context as Ctx;
 use crate::name::Name;
-use crate::output::{Ui, Verbosity};
 use crate::password::Secret;
 use crate::profile::{LabelType, NetMode, SecModel};
 use crate::provision;
 use crate::spec::{self, IdmapChoice, ProfileOptions, Spec};
 use crate::verify::{self, Report};
 use anyhow::{bail, Context, Result};
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use std::io::IsTerminal;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -192,7 +189,7 @@ pub fn up(ctx: &Ctx, a: &UpOptions) -> Result<UpResult> {
         if std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|v| v.trim() == "1") {
             ctx.ui.notice("this host forwards IPv4 (net.ipv4.ip_forward=1): the lab network's isolated ports stop direct traffic between students, but the host could route it; set net.ipv4.ip_forward=0 for a lab");
         }
-        container::with_real_env(ctx, &ctx.ui, |env| add_missing_leases(env, acc))?;
+        container::with_real_env(ctx, &*ctx.ui, |env| add_missing_leases(env, acc))?;
     }
     let password_dir =
         a.password_dir.clone().unwrap_or_else(|| ctx.paths.state.join("labs").join(lab.as_str()).join("passwords"));
@@ -273,16 +270,7 @@ pub fn up(ctx: &Ctx, a: &UpOptions) -> Result<UpResult> {
 
     let jobs =
         a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2)).max(1);
-    let tty = std::io::stderr().is_terminal() && ctx.ui.verbosity != Verbosity::Quiet;
-    let multi = MultiProgress::new();
-    let total = multi.add(ProgressBar::new(names.len() as u64));
-    if tty {
-        total.set_style(ProgressStyle::with_template("lab {prefix} [{bar:30}] {pos}/{len} [{elapsed}]").unwrap());
-        total.set_prefix(lab.to_string());
-    } else {
-        total.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    let quiet = Ui::new(Verbosity::Quiet);
+    let batch = ctx.ui.batch(&format!("lab {lab}"), names.len());
     let results: Mutex<Vec<StudentResult>> = Mutex::new(vec![]);
     // Every key line is checked here, so none is left out below.
     if let Some(acc) = &lab_access {
@@ -298,18 +286,10 @@ pub fn up(ctx: &Ctx, a: &UpOptions) -> Result<UpResult> {
                 .and_then(|st| st.key_line().ok()),
             ..Default::default()
         };
-        let bar = if tty {
-            let b = multi.insert_before(&total, ProgressBar::new_spinner());
-            b.set_style(ProgressStyle::with_template("  {spinner} {prefix:20} {msg}").unwrap());
-            b.set_prefix(r.name.to_string());
-            b.set_message("creating");
-            b.enable_steady_tick(std::time::Duration::from_millis(150));
-            Some(b)
-        } else {
-            None
-        };
-        let out = provision::create_plan(ctx, r, &req)
-            .and_then(|plan| container::with_real_env(ctx, &quiet, |env| container::create(env, &plan, pw)));
+        batch.start(r.name.as_str());
+        let out = provision::create_plan(ctx, r, &req).and_then(|plan| {
+            container::with_real_env(ctx, &crate::output::Silent, |env| container::create(env, &plan, pw))
+        });
         let res = match out {
             Ok(Created::New { report: rep, .. }) => {
                 let (p, f, _) = rep.counts();
@@ -331,12 +311,7 @@ pub fn up(ctx: &Ctx, a: &UpOptions) -> Result<UpResult> {
             None if res.status == "exists" => format!("✔ {}: already there", res.name),
             None => format!("✔ {}: running, {} checks passed, {} failed", res.name, res.passed, res.failed),
         };
-        match bar {
-            Some(b) => b.finish_with_message(line.clone()),
-            None if ctx.ui.verbosity != Verbosity::Quiet => eprintln!("{line}"),
-            None => {}
-        }
-        total.inc(1);
+        batch.finish(&res.name, &line);
         results.lock().unwrap().push(res);
     };
     // The first student fills the base-rootfs cache; the others copy it in parallel.
@@ -353,7 +328,7 @@ pub fn up(ctx: &Ctx, a: &UpOptions) -> Result<UpResult> {
             });
         }
     });
-    total.finish_and_clear();
+    drop(batch);
     let mut results = results.into_inner().unwrap();
     results.sort_by(|x, y| x.name.cmp(&y.name));
     Ok(UpResult { lab: lab.to_string(), password_dir, students: results })
@@ -495,7 +470,7 @@ pub fn access(ctx: &Ctx, lab: &str) -> Result<(LabRecord, access::LabAccess)> {
 
 /// Verifies every member that exists. Missing members are reported as errors.
 fn reports(ctx: &Ctx, rec: &LabRecord) -> Result<Vec<(String, Result<Report>)>> {
-    container::with_real_env(ctx, &ctx.ui, |env| {
+    container::with_real_env(ctx, &*ctx.ui, |env| {
         Ok(rec
             .members
             .iter()
@@ -545,7 +520,7 @@ pub fn status(ctx: &Ctx, lab: &str) -> Result<Vec<StatusRow>> {
 /// The cross-container checks: labels distinct among members, and the host-wide audit.
 fn cross_checks(ctx: &Ctx, rec: &LabRecord, reps: &[(String, Result<Report>)]) -> Result<Vec<verify::Check>> {
     let mut out = vec![];
-    let labels: Vec<(String, String)> = container::with_real_env(ctx, &ctx.ui, |env| {
+    let labels: Vec<(String, String)> = container::with_real_env(ctx, &*ctx.ui, |env| {
         Ok(rec
             .members
             .iter()
@@ -634,7 +609,7 @@ pub fn down(ctx: &Ctx, lab: &str, purge: bool) -> Result<()> {
     // First every domain is stopped and undefined, one at a time: libvirt on systemd hosts
     // races with machined when several LXC domains are destroyed at once ("Unable to read
     // .../machine-lxc-...scope/cgroup.controllers"). That part is quick.
-    container::with_real_env(ctx, &ctx.ui, |env| {
+    container::with_real_env(ctx, &*ctx.ui, |env| {
         // Every init gets SIGKILL first, so the students stop together, not one by one.
         for m in &rec.members {
             if env.hv.domain_exists(m)? && env.hv.domain_state(m)? == crate::libvirt::State::Running {
@@ -677,7 +652,7 @@ pub fn down(ctx: &Ctx, lab: &str, purge: bool) -> Result<()> {
     std::thread::scope(|s| {
         for _ in 0..jobs {
             s.spawn(|| {
-                let r = container::with_real_env(ctx, &ctx.ui, |env| loop {
+                let r = container::with_real_env(ctx, &*ctx.ui, |env| loop {
                     let next = queue.lock().unwrap().next();
                     let Some(m) = next else { return Ok(()) };
                     if let Err(e) = down_one(env, m) {
@@ -695,7 +670,7 @@ pub fn down(ctx: &Ctx, lab: &str, purge: bool) -> Result<()> {
     let mut nets = networks.into_inner().unwrap();
     nets.sort();
     nets.dedup();
-    match container::with_real_env(ctx, &ctx.ui, |env| container::destroy::remove_unused_networks(env, &nets)) {
+    match container::with_real_env(ctx, &*ctx.ui, |env| container::destroy::remove_unused_networks(env, &nets)) {
         Ok(done) => done.iter().for_each(|d| ctx.ui.info(d)),
         Err(e) => errors.push(format!("{e:#}")),
     }

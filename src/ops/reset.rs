@@ -52,7 +52,7 @@ pub fn reset_lab(ctx: &crate::context::Context, lab: &str, student: Option<u32>)
     std::thread::scope(|s| {
         for _ in 0..members.len().clamp(1, 4) {
             s.spawn(|| {
-                let r = crate::container::with_real_env(ctx, &ctx.ui, |env| loop {
+                let r = crate::container::with_real_env(ctx, &*ctx.ui, |env| loop {
                     let next = queue.lock().unwrap().next();
                     let Some(m) = next else { return Ok(()) };
                     let one = (|| -> Result<Option<Report>> {

@@ -184,7 +184,7 @@ impl Drop for AuditListener {
 }
 
 #[cfg(test)]
-mod audit_tests {
+mod tests {
     #[test]
     #[ignore = "needs root: reads the kernel's audit status"]
     fn audit_status_reads() {

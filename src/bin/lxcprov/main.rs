@@ -3,6 +3,8 @@
 
 mod cli;
 mod commands;
+mod out;
+mod ui;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -37,7 +39,7 @@ fn main() -> ExitCode {
                 // Machines get the same error as one JSON line on stdout.
                 let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
                 let data = serde_json::json!({"message": e.to_string(), "chain": chain});
-                let _ = lxcprov::output::Out::new(true).record("error", &data);
+                let _ = out::Out::new(true).record("error", &data);
             }
             let interrupted = lxcprov::interrupt::requested()
                 || e.chain().any(|c| c.downcast_ref::<lxcprov::interrupt::Interrupted>().is_some());

@@ -1,10 +1,10 @@
 //! `lxcprov audit`: every MCS level in use on the host, by process and root filesystem.
 
 use super::Outcome;
+use crate::out::Out;
 use anyhow::Result;
 use lxcprov::context::Context;
 use lxcprov::mac::audit;
-use lxcprov::output::Out;
 use lxcprov::text::for_terminal;
 use lxcprov::verify::{HostRoot, ProcLabels};
 

@@ -2,9 +2,9 @@
 
 use super::Outcome;
 use crate::cli::BootstrapArgs;
+use crate::out::Out;
 use anyhow::{bail, Result};
 use lxcprov::context::Context;
-use lxcprov::output::Out;
 use lxcprov::provision::{self, PasswordSource, Request};
 
 /// The library's bootstrap request from the command line.

@@ -4,10 +4,10 @@
 
 use super::Outcome;
 use crate::cli::Cli;
+use crate::out::Out;
 use anyhow::Result;
 use clap::CommandFactory;
 use clap_complete::Shell;
-use lxcprov::output::Out;
 
 /// The completion script for `shell`.
 pub fn script(shell: Shell) -> Result<String> {

@@ -9,7 +9,7 @@ use lxcprov::name::Name;
 
 pub fn run(ctx: &Context, name: &str) -> Result<Outcome> {
     let name = Name::parse(name)?;
-    container::with_real_env(ctx, &ctx.ui, |env| container::require_domain(env, name.as_str()))?;
+    container::with_real_env(ctx, &*ctx.ui, |env| container::require_domain(env, name.as_str()))?;
     let cmd = Cmd::new("virsh").arg("-c").arg(ctx.uri.clone()).arg("console").arg(name.as_str());
     let code = lxcprov::exec::interactive(&cmd)?;
     if code != 0 {

@@ -3,10 +3,10 @@
 
 use super::{print_report, Outcome};
 use crate::cli::CreateArgs;
+use crate::out::Out;
 use anyhow::{bail, Result};
 use lxcprov::container::{self, create::Created, CreatePlan};
 use lxcprov::context::Context;
-use lxcprov::output::Out;
 use lxcprov::provision;
 
 pub fn run(ctx: &Context, out: &Out, a: &CreateArgs) -> Result<Outcome> {
@@ -42,10 +42,10 @@ pub fn run(ctx: &Context, out: &Out, a: &CreateArgs) -> Result<Outcome> {
             return Err(e);
         }
     };
-    let created = container::with_real_env(ctx, &ctx.ui, |env| container::create(env, &plan, &secret))?;
+    let created = container::with_real_env(ctx, &*ctx.ui, |env| container::create(env, &plan, &secret))?;
     match created {
         Created::New { report, bootstrapped } => {
-            provision::announce_password(spec.name.as_str(), &secret, generated && bootstrapped);
+            provision::announce_password(&*ctx.ui, spec.name.as_str(), &secret, generated && bootstrapped);
             print_report(ctx, out, &report)
         }
         Created::Existing(_, Some(report)) => print_report(ctx, out, &report),

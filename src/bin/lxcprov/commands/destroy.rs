@@ -12,7 +12,7 @@ pub fn run(ctx: &Context, name: &str, purge: bool, yes: bool) -> Result<Outcome>
         bail!("not confirmed; nothing was changed");
     }
     let _lock = lxcprov::state::lock(&ctx.paths, &name)?;
-    let done = container::with_real_env(ctx, &ctx.ui, |env| container::destroy(env, &name, purge))?;
+    let done = container::with_real_env(ctx, &*ctx.ui, |env| container::destroy(env, &name, purge))?;
     for d in done {
         ctx.ui.info(&d);
     }

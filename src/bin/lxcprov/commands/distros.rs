@@ -1,8 +1,8 @@
 //! `lxcprov distros`: the catalog.
 
 use super::Outcome;
+use crate::out::Out;
 use anyhow::Result;
-use lxcprov::output::Out;
 
 pub fn run(out: &Out) -> Result<Outcome> {
     for d in lxcprov::distro::catalog() {

@@ -1,10 +1,10 @@
 //! `lxcprov doctor`: what this host has and lacks, with a fix for each problem.
 
 use super::Outcome;
+use crate::out::Out;
 use anyhow::Result;
 use lxcprov::context::Context;
 use lxcprov::doctor::{self, Level};
-use lxcprov::output::Out;
 
 pub fn run(ctx: &Context, out: &Out) -> Result<Outcome> {
     let mut items = doctor::checks(&ctx.uri);

@@ -4,13 +4,13 @@
 
 use super::Outcome;
 use crate::cli::ExecArgs;
+use crate::out::Out;
 use anyhow::{bail, Context as _, Result};
 use lxcprov::container;
 use lxcprov::context::Context;
 use lxcprov::enter::{self, Request, Target};
 use lxcprov::libvirt::State;
 use lxcprov::name::Name;
-use lxcprov::output::Out;
 
 pub fn run(ctx: &Context, out: &Out, a: &ExecArgs) -> Result<Outcome> {
     let name = Name::parse(&a.name)?;
@@ -33,7 +33,7 @@ pub fn run(ctx: &Context, out: &Out, a: &ExecArgs) -> Result<Outcome> {
 /// The running container's init, read for entering; errors name what is missing.
 pub fn running_target(ctx: &Context, name: &Name, what: &str) -> Result<Target> {
     container::require_root(what)?;
-    let pid = container::with_real_env(ctx, &ctx.ui, |env| {
+    let pid = container::with_real_env(ctx, &*ctx.ui, |env| {
         container::require_domain(env, name.as_str())?;
         if env.hv.domain_state(name.as_str())? != State::Running {
             bail!("{name} is not running; start it with `lxcprov start {name}`");

@@ -2,10 +2,10 @@
 
 use super::{print_report, print_report_with, Outcome};
 use crate::cli::LabAction;
+use crate::out::Out;
 use anyhow::{bail, Result};
 use lxcprov::context::Context;
 use lxcprov::lab::{self, UpOptions};
-use lxcprov::output::Out;
 
 pub fn run(ctx: &Context, out: &Out, action: LabAction) -> Result<Outcome> {
     match action {

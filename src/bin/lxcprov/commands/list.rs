@@ -1,14 +1,14 @@
 //! `lxcprov list`: every LXC domain on the connection, with its live state.
 
 use super::Outcome;
+use crate::out::Out;
 use anyhow::Result;
 use lxcprov::container;
 use lxcprov::context::Context;
-use lxcprov::output::Out;
 use lxcprov::text::for_terminal;
 
 pub fn run(ctx: &Context, out: &Out) -> Result<Outcome> {
-    let rows = container::with_real_env(ctx, &ctx.ui, container::list)?;
+    let rows = container::with_real_env(ctx, &*ctx.ui, container::list)?;
     if out.json {
         for r in &rows {
             out.record("container", r)?;

@@ -5,9 +5,9 @@
 
 use super::Outcome;
 use crate::cli::Cli;
+use crate::out::Out;
 use anyhow::{Context as _, Result};
 use clap::CommandFactory;
-use lxcprov::output::Out;
 use std::path::{Path, PathBuf};
 
 /// Renders every page into `dir`; returns the paths written, parents before children.

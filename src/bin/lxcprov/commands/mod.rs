@@ -28,9 +28,11 @@ mod stop;
 mod verify;
 
 use crate::cli::{Cli, Command, Global, ProfileArgs};
+use crate::out::Out;
+use crate::ui::Ui;
 use anyhow::{bail, Context as _, Result};
 use lxcprov::context::Context;
-use lxcprov::output::{Out, Ui, Verbosity};
+use lxcprov::output::Verbosity;
 use lxcprov::spec::ProfileOptions;
 use lxcprov::verify::Report;
 use std::io::IsTerminal;
@@ -92,7 +94,7 @@ fn context(g: &Global) -> Result<Context> {
         Verbosity::Normal
     };
     Ok(Context {
-        ui: Ui::new(verbosity),
+        ui: Box::new(Ui::new(verbosity)),
         paths: lxcprov::paths::Paths {
             pool: absolute(&g.pool_dir, "--pool-dir")?,
             cache: absolute(&g.cache_dir, "--cache-dir")?,
@@ -154,7 +156,7 @@ fn resolve_opts(ctx: &Context, name: &str, o: &ProfileOptions) -> Result<lxcprov
 
 /// A verification report: aligned lines for people, `check`/`summary` records with --json.
 fn print_report(ctx: &Context, out: &Out, report: &Report) -> Result<Outcome> {
-    print_report_with(out, report, ctx.ui.verbosity == Verbosity::Verbose)
+    print_report_with(out, report, ctx.ui.verbosity() == Verbosity::Verbose)
 }
 
 /// [`print_report`] with the evidence shown or not.

@@ -4,12 +4,12 @@
 
 use super::Outcome;
 use crate::cli::OutdatedArgs;
+use crate::out::Out;
 use anyhow::{bail, Context as _, Result};
 use lxcprov::bootstrap::{InstallSpec, Tool};
 use lxcprov::context::Context;
 use lxcprov::distro::InstallerKind;
 use lxcprov::name::Name;
-use lxcprov::output::Out;
 use lxcprov::spec::ProfileOptions;
 use lxcprov::text::for_terminal;
 use std::path::Path;
@@ -54,7 +54,7 @@ pub fn check(
     let spec = super::resolve_opts(ctx, "outdated-check", opts)?;
     let runner = ctx.runner();
     let mut on_line = |l: &str| {
-        if ctx.ui.verbosity == lxcprov::output::Verbosity::Verbose {
+        if ctx.ui.verbosity() == lxcprov::output::Verbosity::Verbose {
             ctx.ui.info(&format!("    {l}"));
         }
     };

@@ -2,9 +2,9 @@
 
 use super::Outcome;
 use crate::cli::ProfilesAction;
+use crate::out::Out;
 use anyhow::Result;
 use lxcprov::context::Context;
-use lxcprov::output::Out;
 use lxcprov::profile;
 
 pub fn run(ctx: &Context, out: &Out, action: Option<ProfilesAction>) -> Result<Outcome> {

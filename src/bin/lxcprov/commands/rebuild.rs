@@ -2,11 +2,11 @@
 //! in (paper, section 4.2: update by rebuilding).
 
 use super::{print_report, Outcome};
+use crate::out::Out;
 use anyhow::{bail, Result};
 use lxcprov::container;
 use lxcprov::context::Context;
 use lxcprov::name::Name;
-use lxcprov::output::Out;
 use lxcprov::provision::{self, Request};
 use lxcprov::spec::ProfileOptions;
 use std::path::PathBuf;
@@ -21,7 +21,7 @@ pub fn run(
     let name = Name::parse(name)?;
     container::require_root("rebuild")?;
     let _lock = lxcprov::state::lock(&ctx.paths, &name)?;
-    let report = container::with_real_env(ctx, &ctx.ui, |env| {
+    let report = container::with_real_env(ctx, &*ctx.ui, |env| {
         container::require_domain(env, name.as_str())?;
         let d = lxcprov::facts::parse_domain(&env.hv.domain_xml(name.as_str())?)?;
         let Some(meta) = d.meta else {

@@ -2,9 +2,9 @@
 
 use super::Outcome;
 use crate::cli::RenderArgs;
+use crate::out::Out;
 use anyhow::{bail, Result};
 use lxcprov::context::Context;
-use lxcprov::output::Out;
 use lxcprov::profile::NetMode;
 
 pub fn run(ctx: &Context, out: &Out, a: &RenderArgs) -> Result<Outcome> {

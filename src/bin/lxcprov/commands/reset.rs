@@ -2,11 +2,11 @@
 //! label, id map and network.
 
 use super::{confirm, print_report, Outcome};
+use crate::out::Out;
 use anyhow::{bail, Result};
 use lxcprov::container;
 use lxcprov::context::Context;
 use lxcprov::name::Name;
-use lxcprov::output::Out;
 
 pub fn run(ctx: &Context, out: &Out, name: &str, yes: bool) -> Result<Outcome> {
     let name = Name::parse(name)?;
@@ -15,7 +15,7 @@ pub fn run(ctx: &Context, out: &Out, name: &str, yes: bool) -> Result<Outcome> {
         bail!("not confirmed; nothing was changed");
     }
     let _lock = lxcprov::state::lock(&ctx.paths, &name)?;
-    let report = container::with_real_env(ctx, &ctx.ui, |env| {
+    let report = container::with_real_env(ctx, &*ctx.ui, |env| {
         container::require_domain(env, name.as_str())?;
         let guest = lxcprov::ops::reset::guest_of(ctx, env, &name)?;
         lxcprov::ops::reset::reset(env, &name, &guest)

@@ -3,10 +3,10 @@
 
 use super::Outcome;
 use crate::cli::SbomArgs;
+use crate::out::Out;
 use anyhow::Result;
 use lxcprov::context::Context;
 use lxcprov::name::Name;
-use lxcprov::output::Out;
 use lxcprov::sbom;
 
 pub fn run(ctx: &Context, out: &Out, a: &SbomArgs) -> Result<Outcome> {

@@ -2,12 +2,12 @@
 
 use super::Outcome;
 use crate::cli::SeccompAction;
+use crate::out::Out;
 use anyhow::{Context as _, Result};
 use lxcprov::container;
 use lxcprov::context::Context;
 use lxcprov::name::Name;
 use lxcprov::ops::seccomp_learn as learn;
-use lxcprov::output::Out;
 use lxcprov::seccomp::Verdict;
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ pub fn run(ctx: &Context, out: &Out, a: SeccompAction) -> Result<Outcome> {
             container::require_root("seccomp learn")?;
             let verdict = if action == "kill" { Verdict::Kill } else { Verdict::Errno };
             let path = std::path::absolute(output.unwrap_or_else(|| format!("{name}.seccomp.json").into()))?;
-            let (policy, seen) = container::with_real_env(ctx, &ctx.ui, |env| {
+            let (policy, seen) = container::with_real_env(ctx, &*ctx.ui, |env| {
                 container::require_domain(env, name.as_str())?;
                 let _lock = lxcprov::state::lock(env.paths, &name)?;
                 learn::learn(env, name.as_str(), Duration::from_secs(duration), verdict, errno)
@@ -58,7 +58,7 @@ pub fn run(ctx: &Context, out: &Out, a: SeccompAction) -> Result<Outcome> {
         SeccompAction::Apply { name, policy } => {
             let name = Name::parse(&name)?;
             container::require_root("seccomp apply")?;
-            let s = container::with_real_env(ctx, &ctx.ui, |env| {
+            let s = container::with_real_env(ctx, &*ctx.ui, |env| {
                 container::require_domain(env, name.as_str())?;
                 let _lock = lxcprov::state::lock(env.paths, &name)?;
                 learn::apply(env, name.as_str(), &policy)

@@ -4,11 +4,11 @@
 
 use super::exec::{finish, running_target};
 use super::Outcome;
+use crate::out::Out;
 use anyhow::{bail, Result};
 use lxcprov::context::Context;
 use lxcprov::enter::{self, Request};
 use lxcprov::name::Name;
-use lxcprov::output::Out;
 
 pub fn run(ctx: &Context, out: &Out, name: &str) -> Result<Outcome> {
     let name = Name::parse(name)?;

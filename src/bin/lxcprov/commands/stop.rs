@@ -9,7 +9,7 @@ use std::time::Duration;
 
 pub fn run(ctx: &Context, name: &str, timeout: u64) -> Result<Outcome> {
     let name = Name::parse(name)?;
-    let forced = container::with_real_env(ctx, &ctx.ui, |env| {
+    let forced = container::with_real_env(ctx, &*ctx.ui, |env| {
         container::stop(env, name.as_str(), Duration::from_secs(timeout))
     })?;
     ctx.ui.info(&if forced { format!("{name} forced off") } else { format!("{name} stopped") });
