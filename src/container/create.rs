@@ -3,7 +3,7 @@
 
 use super::cgroupv1::systemd_cgroup_holder;
 use super::inspect::verify_domain;
-use super::run::{start_domain, wait_for_init};
+use super::run::start_and_wait;
 use super::Env;
 use crate::bootstrap;
 use crate::facts;
@@ -13,22 +13,13 @@ use crate::password::Secret;
 use crate::paths::Paths;
 use crate::plan::{Action, Step};
 use crate::profile::{NetMode, Profile};
+use crate::revert::{Revert, Undone};
 use crate::spec::Spec;
 use crate::state::Record;
 use crate::verify::Report;
 use anyhow::{bail, Context, Result};
+use std::cell::Cell;
 use std::path::PathBuf;
-use std::time::Duration;
-
-/// Something this run created, to undo on failure.
-#[derive(Debug)]
-enum Made {
-    Network(String),
-    Domain(String),
-    Rootfs(PathBuf),
-    /// An overlay container's layer and mount point (the shared base stays).
-    Overlay(crate::storage::Overlay),
-}
 
 /// Makes sure the profile's network exists and is active. Returns true when this call
 /// defined it.
@@ -164,8 +155,6 @@ pub struct CreatePlan {
     pub lock: PathBuf,
     /// The seccomp directory to prepare before the define (`security.seccomp` not `none`).
     pub seccomp: Option<crate::shim::SeccompDir>,
-    /// This run allocated the container's isolated id range: a failed run gives it back.
-    pub idmap_allocated: bool,
 }
 
 impl CreatePlan {
@@ -180,7 +169,6 @@ impl CreatePlan {
             network_xml: xml.1,
             lock: paths.lock(&spec.name),
             seccomp: None,
-            idmap_allocated: false,
         }
     }
 
@@ -250,115 +238,83 @@ pub enum Created {
     Existing(String, Option<Report>),
 }
 
-/// Creates, starts and verifies a container, running the plan's steps. On failure, undoes
-/// what this run created; never deletes a tree a domain that could not be undefined may use.
-pub fn create(env: &Env, plan: &CreatePlan, password: &Secret) -> Result<Created> {
+/// What `create` finds before it makes anything, under the name's lock (held by the
+/// caller until the run ends): a refusal (an error), the container already there as asked
+/// (started if it was shut off, then verified), or nothing yet (`None`: go on with [`make`]).
+pub fn begin(env: &Env, plan: &CreatePlan) -> Result<(crate::state::NameLock, Option<Created>)> {
     let name = &plan.name;
-    let _lock = crate::state::lock(env.paths, name)?;
-    let release = || {
-        if plan.idmap_allocated {
-            let _ = crate::idmap::release(&env.paths.state, name.as_str());
-        }
+    let lock = crate::state::lock(env.paths, name)?;
+    let Some((msg, state)) = precheck(env, name, &plan.profile_name, &plan.profile)? else {
+        return Ok((lock, None));
     };
-    let pre = precheck(env, name, &plan.profile_name, &plan.profile).inspect_err(|_| release())?;
-    if let Some((msg, state)) = pre {
-        env.ui.info(&msg);
-        if state == State::Running {
-            return Ok(Created::Existing(msg, Some(verify_domain(env, name.as_str())?)));
-        }
-        // Defined but shut off (an earlier run stopped after the define): converge.
-        start_domain(env, name.as_str())?;
-        let pid = wait_for_init(env, name.as_str(), START_TIMEOUT)?;
-        env.ui.info(&format!("{name} is running; its init is PID {pid} on the host"));
-        return Ok(Created::New { report: verify_domain(env, name.as_str())?, bootstrapped: false });
+    env.ui.info(&msg);
+    if state == State::Running {
+        return Ok((lock, Some(Created::Existing(msg, Some(verify_domain(env, name.as_str())?)))));
     }
-    let mut made: Vec<Made> = vec![];
-    match create_steps(env, plan, password, &mut made) {
-        Ok(r) => Ok(Created::New {
-            report: r,
-            bootstrapped: made.iter().any(|m| matches!(m, Made::Rootfs(_) | Made::Overlay(_))),
-        }),
-        Err(e) => {
-            // The range goes back only when nothing this run made is kept (a domain that may
-            // still exist keeps its tree, shifted for that range).
-            let (e, domain_may_exist) = undo(env, name, made, e);
-            if !domain_may_exist {
-                release();
-            }
-            Err(e)
-        }
-    }
+    // Defined but shut off (an earlier run stopped after the define): converge.
+    let pid = start_and_wait(env, name.as_str())?;
+    env.ui.info(&format!("{name} is running; its init is PID {pid} on the host"));
+    Ok((lock, Some(Created::New { report: verify_domain(env, name.as_str())?, bootstrapped: false })))
 }
 
-const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// Makes, starts and verifies the container, running the plan's steps (after [`begin`]).
+/// Each thing it makes gets its undo step in `revert` (the caller runs them on failure);
+/// `domain_kept` is set when the domain could not be undefined, so an older step keeps the
+/// tree (and the id range) a domain that may still exist uses.
+pub fn make<'a>(
+    env: &'a Env<'a>,
+    plan: &'a CreatePlan,
+    password: &Secret,
+    revert: &mut Revert<'a>,
+    domain_kept: &'a Cell<bool>,
+) -> Result<Created> {
+    let mut bootstrapped = false;
+    let report = create_steps(env, plan, password, revert, domain_kept, &mut bootstrapped)?;
+    Ok(Created::New { report, bootstrapped })
+}
 
-/// Undoes what a failed run made, newest first. A domain that could not be undefined (libvirtd
-/// gone) keeps its root filesystem: the domain may still exist and would run on nothing.
-/// Returns the error with what was undone, and whether the domain may still exist.
-fn undo(env: &Env, name: &Name, made: Vec<Made>, e: anyhow::Error) -> (anyhow::Error, bool) {
-    let mut undone = vec![];
-    let mut kept = vec![];
-    let mut domain_may_exist = false;
-    for c in made.iter().rev() {
-        let r = match c {
-            Made::Domain(d) => {
-                if env.hv.domain_state(d).ok() == Some(State::Running) {
-                    let _ = env.hv.destroy_domain(d);
-                }
-                let r = env.hv.undefine_domain(d).map(|_| format!("domain {d}"));
-                if r.is_err() {
-                    domain_may_exist = true;
-                }
-                r.map_err(anyhow::Error::new)
-            }
-            Made::Network(n) => env.hv.remove_network(n).map(|_| format!("network {n}")).map_err(anyhow::Error::new),
-            Made::Overlay(o) if domain_may_exist => {
-                kept.push(format!(
-                    "kept the layer {} because the domain {name} may still exist and use it; once libvirtd answers, run `lxcprov destroy --purge {name}` or `lxcprov create` again",
-                    o.layer.display()
-                ));
-                continue;
-            }
-            Made::Overlay(o) => {
-                let r = crate::storage::remove(env.runner, o).map(|_| format!("layer {}", o.layer.display()));
+/// The undo of a tree this run made: removed, unless the domain may still exist and use it.
+fn undo_tree<'a>(
+    env: &'a Env<'a>,
+    name: &'a Name,
+    overlay: Option<&'a crate::storage::Overlay>,
+    domain_kept: &'a Cell<bool>,
+) -> impl FnOnce() -> Result<Undone> + 'a {
+    move || {
+        let what = match overlay {
+            Some(o) => format!("the layer {}", o.layer.display()),
+            None => env.paths.rootfs(name).display().to_string(),
+        };
+        if domain_kept.get() {
+            return Ok(Undone::Kept(format!(
+                "kept {what} because the domain {name} may still exist and use it; once libvirtd answers, run `lxcprov destroy --purge {name}` or `lxcprov create` again"
+            )));
+        }
+        match overlay {
+            Some(o) => {
+                crate::storage::remove(env.runner, o)?;
                 let _ = std::fs::remove_file(env.paths.record(name));
                 let _ = crate::storage::remove_unused_base(&env.paths.pool, &o.base_id);
                 crate::storage::tidy(&env.paths.pool);
-                r
+                Ok(Undone::Removed(format!("layer {}", o.layer.display())))
             }
-            Made::Rootfs(p) if domain_may_exist => {
-                kept.push(format!(
-                    "kept {} because the domain {name} may still exist and use it; once libvirtd answers, run `lxcprov destroy --purge {name}` or `lxcprov create` again",
-                    p.display()
-                ));
-                continue;
-            }
-            Made::Rootfs(p) => {
-                let r = crate::fsutil::remove_tree(p).map(|_| format!("root filesystem {}", p.display()));
+            None => {
+                crate::fsutil::remove_tree(&env.paths.rootfs(name))?;
                 let _ = std::fs::remove_file(env.paths.record(name));
-                r
+                Ok(Undone::Removed(format!("root filesystem {what}")))
             }
-        };
-        match r {
-            Ok(s) => undone.push(s),
-            Err(u) => env.ui.warn(&format!("could not undo {c:?}: {u:#}")),
         }
     }
-    let mut what = if undone.is_empty() {
-        "nothing had been created".to_string()
-    } else {
-        format!("removed what this run created: {}", undone.join(", "))
-    };
-    if domain_may_exist {
-        what += &format!("; the domain {name} could not be undefined and may still exist");
-    }
-    for k in kept {
-        what += &format!("; {k}");
-    }
-    (e.context(format!("creating {name} failed; {what}")), domain_may_exist)
 }
 
-fn create_steps(env: &Env, plan: &CreatePlan, password: &Secret, made: &mut Vec<Made>) -> Result<Report> {
+fn create_steps<'a>(
+    env: &'a Env<'a>,
+    plan: &'a CreatePlan,
+    password: &Secret,
+    revert: &mut Revert<'a>,
+    domain_kept: &'a Cell<bool>,
+    bootstrapped: &mut bool,
+) -> Result<Report> {
     let name = &plan.name;
     let rootfs = env.paths.rootfs(name);
     let record = Record::load(&env.paths.record(name))?;
@@ -392,10 +348,8 @@ fn create_steps(env: &Env, plan: &CreatePlan, password: &Secret, made: &mut Vec<
         // Only after success: a failed build cleans up after itself, and a refusal (the tree
         // exists) must not remove what was there.
         bootstrap::execute(&plan.bootstrap, env.runner, password, env.ui)?;
-        match &plan.bootstrap.overlay {
-            Some(o) => made.push(Made::Overlay(o.clone())),
-            None => made.push(Made::Rootfs(rootfs.clone())),
-        }
+        *bootstrapped = true;
+        revert.add(format!("the tree of {name}"), undo_tree(env, name, plan.bootstrap.overlay.as_ref(), domain_kept));
     }
     crate::interrupt::check()?;
     let mut report = None;
@@ -405,18 +359,34 @@ fn create_steps(env: &Env, plan: &CreatePlan, password: &Secret, made: &mut Vec<
                 Action::ShiftIdmap { .. } => shift_for_idmap(env, name, &plan.profile)?,
                 Action::EnsureNetwork { xml, .. } => {
                     if ensure_network(env, &plan.profile, xml)? {
-                        made.push(Made::Network(plan.profile.network.name.clone()));
+                        let net = &plan.profile.network.name;
+                        revert.add(format!("network {net}"), move || {
+                            env.hv.remove_network(net)?;
+                            Ok(Undone::Removed(format!("network {net}")))
+                        });
                     }
                 }
                 Action::PrepareSeccomp(s) => crate::shim::prepare(s)?,
                 Action::DefineDomain { xml, .. } => {
                     env.ui.info(&format!("defining domain {name} on {}", env.hv.uri()));
                     env.hv.define_domain(xml)?;
-                    made.push(Made::Domain(name.to_string()));
+                    revert.add(format!("domain {name}"), move || {
+                        if env.hv.domain_state(name.as_str()).ok() == Some(State::Running) {
+                            let _ = env.hv.destroy_domain(name.as_str());
+                        }
+                        match env.hv.undefine_domain(name.as_str()) {
+                            Ok(_) => Ok(Undone::Removed(format!("domain {name}"))),
+                            Err(e) => {
+                                domain_kept.set(true);
+                                Ok(Undone::Kept(format!(
+                                    "the domain {name} could not be undefined and may still exist ({e})"
+                                )))
+                            }
+                        }
+                    });
                 }
                 Action::Start { .. } => {
-                    start_domain(env, name.as_str())?;
-                    let pid = wait_for_init(env, name.as_str(), START_TIMEOUT)?;
+                    let pid = start_and_wait(env, name.as_str())?;
                     env.ui.info(&format!("{name} is running; its init is PID {pid} on the host"));
                 }
                 Action::Verify { .. } => report = Some(verify_domain(env, name.as_str())?),

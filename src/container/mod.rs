@@ -15,7 +15,7 @@ pub mod seccomp_probe;
 #[cfg(test)]
 mod tests;
 
-pub use create::{create, CreatePlan};
+pub use create::CreatePlan;
 pub use destroy::destroy;
 pub use inspect::verify_domain;
 pub use list::{list, Row};

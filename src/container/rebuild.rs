@@ -2,7 +2,7 @@
 
 use super::create::shift_for_idmap;
 use super::inspect::verify_domain;
-use super::run::{start_domain, stop, wait_for_init};
+use super::run::{start_and_wait, stop};
 use super::Env;
 use crate::bootstrap;
 use crate::libvirt::State;
@@ -51,8 +51,7 @@ pub fn rebuild(env: &Env, plan: &bootstrap::Plan, p: &Profile) -> Result<Report>
     let attempt = (|| -> Result<Report> {
         Record { packages, ..bootstrap::record_for(plan) }.save(&record_path)?;
         shift_for_idmap(env, name, p)?;
-        start_domain(env, name.as_str())?;
-        wait_for_init(env, name.as_str(), Duration::from_secs(15))?;
+        start_and_wait(env, name.as_str())?;
         verify_domain(env, name.as_str())
     })();
     match attempt {
@@ -77,8 +76,7 @@ pub fn rebuild(env: &Env, plan: &bootstrap::Plan, p: &Profile) -> Result<Report>
                 }
                 crate::fsutil::remove_tree(&failed)?;
                 if was_running {
-                    start_domain(env, name.as_str())?;
-                    wait_for_init(env, name.as_str(), Duration::from_secs(15))?;
+                    start_and_wait(env, name.as_str())?;
                 }
                 Ok(())
             })();

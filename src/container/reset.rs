@@ -4,7 +4,7 @@
 //! Its domain, label, id map and network stay as they are.
 
 use super::inspect::verify_domain;
-use super::run::{start_domain, wait_for_init};
+use super::run::start_and_wait;
 use super::Env;
 use crate::bootstrap::GuestConfig;
 use crate::libvirt::State;
@@ -12,7 +12,6 @@ use crate::name::Name;
 use crate::state::Record;
 use crate::verify::Report;
 use anyhow::{bail, Context, Result};
-use std::time::Duration;
 
 /// Resets an overlay container's layer (`crate::ops::reset`), optionally onto another shared base (`rebuild`: prepared by the caller) and
 /// starting it even if it was shut off.
@@ -82,8 +81,7 @@ pub fn reset_onto(
     if !was_running && !start {
         return Ok(None);
     }
-    start_domain(env, name.as_str())?;
-    let pid = wait_for_init(env, name.as_str(), Duration::from_secs(15))?;
+    let pid = start_and_wait(env, name.as_str())?;
     env.ui.info(&format!("{name} is running again; its init is PID {pid} on the host"));
     Ok(Some(verify_domain(env, name.as_str())?))
 }

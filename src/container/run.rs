@@ -302,6 +302,16 @@ pub fn signal_init(env: &Env, name: &str) -> bool {
     false
 }
 
+/// How long a started container's init has to appear.
+pub const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Starts a defined domain ([`start_domain`]) and waits for evidence that its init runs
+/// ([`wait_for_init`]); the init's host PID. The one way lxcprov starts a container.
+pub fn start_and_wait(env: &Env, name: &str) -> Result<u32> {
+    start_domain(env, name)?;
+    wait_for_init(env, name, START_TIMEOUT)
+}
+
 pub fn start(env: &Env, name: &str) -> Result<u32> {
     if !env.hv.domain_exists(name)? {
         bail!("no container named {name} on {}", env.hv.uri());
@@ -309,8 +319,7 @@ pub fn start(env: &Env, name: &str) -> Result<u32> {
     if env.hv.domain_state(name)? == State::Running {
         bail!("{name} is already running");
     }
-    start_domain(env, name)?;
-    wait_for_init(env, name, Duration::from_secs(15))
+    start_and_wait(env, name)
 }
 
 /// Graceful shutdown, then destroy after `timeout`. Returns true when it had to force.

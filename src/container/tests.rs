@@ -110,7 +110,7 @@ fn failed_start_rolls_back_what_this_run_created() {
     let name = Name::parse("c1").unwrap();
     let rootfs = h.paths.rootfs(&name);
     let plan = h.plan(&profile());
-    let err = format!("{:#}", create(&e, &plan, &pw()).err().unwrap());
+    let err = format!("{:#}", crate::ops::create::run_plan_in(&e, &plan, &pw(), false).err().unwrap());
     assert!(err.contains("fake start failure") && err.contains("removed what this run created"), "{err}");
     assert!(hv.domains.lock().unwrap().is_empty());
     assert!(hv.networks.lock().unwrap().is_empty());
@@ -126,7 +126,7 @@ fn libvirtd_dying_at_start_keeps_the_tree_the_domain_may_still_use() {
     let e = h.env(&hv);
     let name = Name::parse("c1").unwrap();
     let plan = h.plan(&profile());
-    let err = format!("{:#}", create(&e, &plan, &pw()).err().unwrap());
+    let err = format!("{:#}", crate::ops::create::run_plan_in(&e, &plan, &pw(), false).err().unwrap());
     assert!(err.contains("lost the connection"), "{err}");
     assert!(err.contains("may still exist"), "{err}");
     assert!(h.paths.rootfs(&name).join("etc/hostname").exists(), "the tree stays for the domain: {err}");
@@ -143,7 +143,7 @@ fn dry_run_steps_are_the_steps_that_run() {
     let hv = FakeHypervisor::default();
     h.fake_init();
     let e = h.env(&hv);
-    let Created::New { .. } = create(&e, &plan, &pw()).unwrap() else { panic!("expected a new container") };
+    let Created::New { .. } = crate::ops::create::run_plan_in(&e, &plan, &pw(), false).unwrap() else { panic!("expected a new container") };
     let ran: Vec<String> = h.runner.calls().iter().map(|c| c.display()).collect();
     for c in &ran {
         assert!(text.contains(&format!("run    {c}")), "{c} ran but is not in the plan:\n{text}");
@@ -162,7 +162,7 @@ fn existing_network_and_foreign_domain_are_never_touched() {
     let h = Harness::new(&d);
     let e = h.env(&hv);
     let plan = h.plan(&profile());
-    let err = format!("{:#}", create(&e, &plan, &pw()).err().unwrap());
+    let err = format!("{:#}", crate::ops::create::run_plan_in(&e, &plan, &pw(), false).err().unwrap());
     assert!(err.contains("already exists (not created by lxcprov)"), "{err}");
     assert!(hv.domain_exists("c1").unwrap());
     assert!(hv.network_exists("lxcprov-test").unwrap());
@@ -177,7 +177,7 @@ fn rerun_of_a_matching_shut_off_container_starts_it() {
     let e = h.env(&hv);
     h.fake_init();
     let plan = h.plan(&profile());
-    let Created::New { bootstrapped: false, .. } = create(&e, &plan, &pw()).unwrap() else {
+    let Created::New { bootstrapped: false, .. } = crate::ops::create::run_plan_in(&e, &plan, &pw(), false).unwrap() else {
         panic!("a defined, shut-off container is started, not bootstrapped again")
     };
     assert_eq!(*hv.log.lock().unwrap(), ["define c1", "start c1"], "no second define, no bootstrap");

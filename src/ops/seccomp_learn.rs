@@ -283,7 +283,7 @@ pub fn learn(
     let lost_before = audit_status().map(|s| s.lost).unwrap_or(0);
     crate::container::run::start_domain(env, name)?;
     let result = (|| -> anyhow::Result<Learned> {
-        let pid = crate::container::run::wait_for_init(env, name, std::time::Duration::from_secs(15))?;
+        let pid = crate::container::run::wait_for_init(env, name, crate::container::run::START_TIMEOUT)?;
         let ns = ns_of(pid).context("the init's pid namespace")?;
         env.ui.info(&format!(
             "{name} runs under the learn filter (init PID {pid}); recording its system calls for {}s: exercise it now",

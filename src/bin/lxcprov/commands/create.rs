@@ -4,52 +4,24 @@
 use super::{print_report, Outcome};
 use crate::cli::CreateArgs;
 use crate::out::Out;
-use anyhow::{bail, Result};
+use anyhow::Result;
 use lxcprov::container::{self, create::Created, CreatePlan};
 use lxcprov::context::Context;
-use lxcprov::provision;
+use lxcprov::ops::{self, create::CreateOptions, create::CreateOutcome};
 
 pub fn run(ctx: &Context, out: &Out, a: &CreateArgs) -> Result<Outcome> {
-    let mut spec = super::resolve(ctx, &a.bootstrap.name, &a.bootstrap.profile)?;
-    let req = super::bootstrap::request(&a.bootstrap);
-    if a.dry_run {
-        provision::assign_idmap(ctx, &mut spec, false)?;
-        let plan = provision::create_plan(ctx, &spec, &req)?;
-        return dry_run(out, &plan, spec.distro_note.as_deref());
-    }
-    if let Some(why) = container::security_refusal(&spec.profile) {
-        bail!("cannot create {}: {why}. Nothing was created.", spec.name);
-    }
-    container::require_root("create")?;
-    // An isolated range is recorded before the XML that names it is rendered; a run that
-    // fails before `create` has made anything gives it back.
-    let allocated = provision::assign_idmap(ctx, &mut spec, true)?;
-    let prepared = (|| {
-        let mut plan = provision::create_plan(ctx, &spec, &req)?;
-        plan.idmap_allocated = allocated;
-        if !plan.bootstrap.rootfs.exists() {
-            provision::preflight(&plan.bootstrap)?;
-        }
-        let (secret, generated) = req.password.read()?;
-        Ok::<_, anyhow::Error>((plan, secret, generated))
-    })();
-    let (plan, secret, generated) = match prepared {
-        Ok(p) => p,
-        Err(e) => {
-            if allocated {
-                let _ = lxcprov::idmap::release(&ctx.paths.state, spec.name.as_str());
-            }
-            return Err(e);
-        }
+    let opts = CreateOptions {
+        name: a.bootstrap.name.clone(),
+        profile: (&a.bootstrap.profile).into(),
+        request: super::bootstrap::request(&a.bootstrap),
+        dry_run: a.dry_run,
     };
-    let created = container::with_real_env(ctx, &*ctx.ui, |env| container::create(env, &plan, &secret))?;
-    match created {
-        Created::New { report, bootstrapped } => {
-            provision::announce_password(&*ctx.ui, spec.name.as_str(), &secret, generated && bootstrapped);
+    match ops::create::create(ctx, &opts)? {
+        CreateOutcome::Planned { plan, distro_note } => dry_run(out, &plan, distro_note.as_deref()),
+        CreateOutcome::Done(Created::New { report, .. } | Created::Existing(_, Some(report))) => {
             print_report(ctx, out, &report)
         }
-        Created::Existing(_, Some(report)) => print_report(ctx, out, &report),
-        Created::Existing(..) => Ok(Outcome::Ok),
+        CreateOutcome::Done(Created::Existing(..)) => Ok(Outcome::Ok),
     }
 }
 

@@ -5,7 +5,8 @@ use crate::cli::LabAction;
 use crate::out::Out;
 use anyhow::{bail, Result};
 use lxcprov::context::Context;
-use lxcprov::lab::{self, UpOptions};
+use lxcprov::lab;
+use lxcprov::ops::lab_up::UpOptions;
 
 pub fn run(ctx: &Context, out: &Out, action: LabAction) -> Result<Outcome> {
     match action {
@@ -44,7 +45,7 @@ pub fn run(ctx: &Context, out: &Out, action: LabAction) -> Result<Outcome> {
                 bail!("reset deletes every file the students wrote since their containers were created: confirm with --yes");
             }
             lxcprov::container::require_root("lab reset")?;
-            let reports = lxcprov::ops::reset::reset_lab(ctx, &lab, student)?;
+            let reports = lxcprov::ops::lab_reset::reset_lab(ctx, &lab, student)?;
             let mut outcome = Outcome::Ok;
             for r in &reports {
                 if print_report(ctx, out, r)? != Outcome::Ok {
@@ -58,14 +59,14 @@ pub fn run(ctx: &Context, out: &Out, action: LabAction) -> Result<Outcome> {
                 let n = lab::load(ctx, &lab)?.members.len();
                 bail!("--purge deletes the root filesystems of {n} containers: confirm with --yes");
             }
-            lab::down(ctx, &lab, purge)?;
+            lxcprov::ops::lab_down::down(ctx, &lab, purge)?;
             Ok(Outcome::Ok)
         }
     }
 }
 
 fn up(ctx: &Context, out: &Out, opts: &UpOptions) -> Result<Outcome> {
-    let r = lab::up(ctx, opts)?;
+    let r = lxcprov::ops::lab_up::up(ctx, opts)?;
     if out.json {
         for s in &r.students {
             out.record("student", s)?;
