@@ -34,7 +34,7 @@ pub fn destroy_keeping_networks(env: &Env, name: &Name, purge: bool) -> Result<(
         .collect();
     let layer = crate::storage::layers_dir(&env.paths.pool).join(name.as_str());
     if !exists && (!purge || (!rootfs.exists() && !layer.exists() && leftovers.is_empty())) {
-        bail!("no container named {name} on {}", env.hv.uri());
+        return Err(env.not_found(name.as_str()));
     }
     let mut networks = vec![];
     if exists {

@@ -25,11 +25,12 @@ pub use run::{start, stop};
 use crate::context::Context;
 use crate::exec::Runner;
 use crate::libvirt::{Hypervisor, VirtHypervisor};
+use crate::name::Name;
 use crate::output::Observer;
 use crate::paths::Paths;
 use crate::profile::{Profile, SecModel};
 use crate::verify::{HostRoot, LabelSource, ProcLabels};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 use std::path::PathBuf;
 
 /// What the container operations work with: the seams, passed in explicitly.
@@ -90,10 +91,58 @@ pub fn require_root(what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Fails with "no container named X" only when libvirt says so; a lost connection is its own error.
+/// There is no domain of that name: libvirt said so (a lost connection is its own error).
+#[derive(Debug, thiserror::Error)]
+#[error("no container named {name} on {uri}")]
+pub struct NotFound {
+    pub name: String,
+    pub uri: String,
+}
+
+/// Fails with [`NotFound`] only when libvirt says so; a lost connection is its own error.
 pub fn require_domain(env: &Env, name: &str) -> Result<()> {
     if !env.hv.domain_exists(name)? {
-        bail!("no container named {name} on {}", env.hv.uri());
+        return Err(env.not_found(name));
     }
     Ok(())
+}
+
+impl Env<'_> {
+    /// The [`NotFound`] error for `name` on this connection.
+    pub fn not_found(&self, name: &str) -> anyhow::Error {
+        NotFound { name: name.to_string(), uri: self.hv.uri() }.into()
+    }
+
+    /// The container `name`, looked up once: [`NotFound`] unless libvirt has its domain,
+    /// whose XML is read and parsed here, once, for the operation that asks.
+    pub fn container(&self, name: &Name) -> Result<Container<'_>> {
+        require_domain(self, name.as_str())?;
+        let domain = crate::facts::parse_domain(&self.hv.domain_xml(name.as_str())?)?;
+        Ok(Container { env: self, name: name.clone(), domain })
+    }
+}
+
+/// A container an operation acts on (youki's `Container`): its name, the seams, and what its
+/// domain's XML says, read once. Each operation on it lives in its own file of this module.
+pub struct Container<'e> {
+    pub env: &'e Env<'e>,
+    pub name: Name,
+    pub domain: crate::facts::DomainXml,
+}
+
+impl Container<'_> {
+    /// The container's state as libvirt has it now.
+    pub fn state(&self) -> Result<crate::libvirt::State> {
+        Ok(self.env.hv.domain_state(self.name.as_str())?)
+    }
+
+    /// lxcprov's metadata in the domain, or why there is none (it was not made by lxcprov).
+    pub fn meta(&self, what: &str) -> Result<&crate::facts::Meta> {
+        self.domain.meta.as_ref().with_context(|| {
+            format!(
+                "{} was not created by lxcprov (no lxcprov metadata): there is nothing to {what} it from",
+                self.name
+            )
+        })
+    }
 }

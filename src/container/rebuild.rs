@@ -19,7 +19,7 @@ use std::time::Duration;
 pub fn rebuild(env: &Env, plan: &bootstrap::Plan, p: &Profile) -> Result<Report> {
     let name = &plan.name;
     if !env.hv.domain_exists(name.as_str())? {
-        bail!("no container named {name} on {}", env.hv.uri());
+        return Err(env.not_found(name.as_str()));
     }
     if crate::storage::existing(&env.paths.pool, name.as_str())?.is_some() {
         // Overlay: a fresh layer on the base the plan names (prepared now), the container's

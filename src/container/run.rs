@@ -314,7 +314,7 @@ pub fn start_and_wait(env: &Env, name: &str) -> Result<u32> {
 
 pub fn start(env: &Env, name: &str) -> Result<u32> {
     if !env.hv.domain_exists(name)? {
-        bail!("no container named {name} on {}", env.hv.uri());
+        return Err(env.not_found(name));
     }
     if env.hv.domain_state(name)? == State::Running {
         bail!("{name} is already running");
@@ -325,7 +325,7 @@ pub fn start(env: &Env, name: &str) -> Result<u32> {
 /// Graceful shutdown, then destroy after `timeout`. Returns true when it had to force.
 pub fn stop(env: &Env, name: &str, timeout: Duration) -> Result<bool> {
     if !env.hv.domain_exists(name)? {
-        bail!("no container named {name} on {}", env.hv.uri());
+        return Err(env.not_found(name));
     }
     if env.hv.domain_state(name)? != State::Running {
         env.ui.info(&format!("{name} is not running"));

@@ -143,7 +143,9 @@ fn dry_run_steps_are_the_steps_that_run() {
     let hv = FakeHypervisor::default();
     h.fake_init();
     let e = h.env(&hv);
-    let Created::New { .. } = crate::ops::create::run_plan_in(&e, &plan, &pw(), false).unwrap() else { panic!("expected a new container") };
+    let Created::New { .. } = crate::ops::create::run_plan_in(&e, &plan, &pw(), false).unwrap() else {
+        panic!("expected a new container")
+    };
     let ran: Vec<String> = h.runner.calls().iter().map(|c| c.display()).collect();
     for c in &ran {
         assert!(text.contains(&format!("run    {c}")), "{c} ran but is not in the plan:\n{text}");
@@ -177,7 +179,8 @@ fn rerun_of_a_matching_shut_off_container_starts_it() {
     let e = h.env(&hv);
     h.fake_init();
     let plan = h.plan(&profile());
-    let Created::New { bootstrapped: false, .. } = crate::ops::create::run_plan_in(&e, &plan, &pw(), false).unwrap() else {
+    let Created::New { bootstrapped: false, .. } = crate::ops::create::run_plan_in(&e, &plan, &pw(), false).unwrap()
+    else {
         panic!("a defined, shut-off container is started, not bootstrapped again")
     };
     assert_eq!(*hv.log.lock().unwrap(), ["define c1", "start c1"], "no second define, no bootstrap");

@@ -51,7 +51,7 @@ pub fn down(ctx: &Ctx, lab: &str, purge: bool) -> Result<()> {
         match container::destroy::destroy_keeping_networks(env, &n, true) {
             Ok((done, _)) => done.iter().for_each(|d| ctx.ui.info(d)),
             // Nothing of it left (no tree, no leftovers): fine.
-            Err(e) if e.to_string().starts_with("no container named") => {}
+            Err(e) if e.is::<container::NotFound>() => {}
             Err(e) => return Err(e),
         }
         Ok(())

@@ -70,7 +70,11 @@ pub(crate) fn levels_in_use(ctx: &Ctx) -> Vec<crate::mcs::Level> {
 /// `isolated`: yes (with a warning where systemd containers with different maps cannot run
 /// side by side). `--idmap profile`: the profile's map. Neither (the default): isolated
 /// where the host runs any containers side by side and the profile uses a user namespace.
-pub(crate) fn lab_isolated(base: &Spec, choice: Option<IdmapChoice>, host: &verify::HostRoot) -> Result<(bool, Option<String>)> {
+pub(crate) fn lab_isolated(
+    base: &Spec,
+    choice: Option<IdmapChoice>,
+    host: &verify::HostRoot,
+) -> Result<(bool, Option<String>)> {
     let side_by_side = crate::idmap::isolated_maps_run_side_by_side(host);
     let asked = base.profile.security.idmap.is_some_and(|i| i.is_isolated());
     match choice {
@@ -273,7 +277,13 @@ pub fn up(ctx: &Ctx, a: &UpOptions) -> Result<UpResult> {
 
 /// The lab's addresses and keys when it has SSH access: from `--ssh-keys` (read and checked
 /// before anything is created), else from an earlier `lab up --ssh-keys` of the same lab.
-pub(crate) fn plan_access(ctx: &Ctx, lab: &Name, a: &UpOptions, base: &Spec, names: &[Name]) -> Result<Option<access::LabAccess>> {
+pub(crate) fn plan_access(
+    ctx: &Ctx,
+    lab: &Name,
+    a: &UpOptions,
+    base: &Spec,
+    names: &[Name],
+) -> Result<Option<access::LabAccess>> {
     let earlier = load(ctx, lab.as_str()).ok();
     let earlier_access = earlier.as_ref().and_then(|r| r.access.clone());
     let Some(dir) = &a.ssh_keys else {

@@ -8,6 +8,18 @@ use crate::name::Name;
 use crate::verify::Report;
 use anyhow::{bail, Result};
 
+/// `lxcprov reset NAME` under the name's lock (the caller has confirmed): its verify report
+/// when it runs again.
+pub fn reset_container(ctx: &crate::context::Context, name: &Name) -> Result<Option<Report>> {
+    crate::container::require_root("reset")?;
+    let _lock = crate::state::lock(&ctx.paths, name)?;
+    crate::container::with_real_env(ctx, &*ctx.ui, |env| {
+        env.container(name)?;
+        let guest = guest_of(ctx, env, name)?;
+        reset(env, name, &guest)
+    })
+}
+
 /// Resets `name`; returns its verify report when it was running (it runs again).
 pub fn reset(env: &Env, name: &Name, guest: &GuestConfig) -> Result<Option<Report>> {
     crate::container::reset::reset_onto(env, name, guest, None, false)

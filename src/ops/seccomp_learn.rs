@@ -387,3 +387,49 @@ pub fn apply(env: &crate::container::Env, name: &str, choice: &str) -> anyhow::R
     crate::fsutil::write_atomic(&s.dir.join(crate::seccomp::POLICY), s.policy_json.as_bytes(), 0o644)?;
     Ok(s)
 }
+
+/// What `seccomp learn` is asked for.
+#[derive(Clone, Debug)]
+pub struct LearnOptions {
+    pub duration: std::time::Duration,
+    /// Where the allow-list is written.
+    pub output: std::path::PathBuf,
+    /// For calls outside the list: kill, else an errno.
+    pub verdict: Verdict,
+    pub errno: u32,
+}
+
+/// `lxcprov seccomp learn NAME`: runs the container under the learn filter for the window,
+/// under its lock, and writes the allow-list to `output`; the policy and what was seen.
+pub fn learn_into(
+    ctx: &crate::context::Context,
+    name: &crate::name::Name,
+    o: &LearnOptions,
+) -> anyhow::Result<(Policy, Learned)> {
+    use anyhow::Context as _;
+    crate::container::require_root("seccomp learn")?;
+    let (policy, seen) = crate::container::with_real_env(ctx, &*ctx.ui, |env| {
+        env.container(name)?;
+        let _lock = crate::state::lock(env.paths, name)?;
+        learn(env, name.as_str(), o.duration, o.verdict, o.errno)
+    })?;
+    let json = serde_json::to_string_pretty(&policy)? + "\n";
+    crate::fsutil::write_atomic(&o.output, json.as_bytes(), 0o644)
+        .with_context(|| format!("writing {}", o.output.display()))?;
+    Ok((policy, seen))
+}
+
+/// `lxcprov seccomp apply NAME POLICY`: the policy compiled into the container's seccomp
+/// directory, under its lock (in force from its next start).
+pub fn apply_to(
+    ctx: &crate::context::Context,
+    name: &crate::name::Name,
+    policy: &str,
+) -> anyhow::Result<crate::shim::SeccompDir> {
+    crate::container::require_root("seccomp apply")?;
+    crate::container::with_real_env(ctx, &*ctx.ui, |env| {
+        env.container(name)?;
+        let _lock = crate::state::lock(env.paths, name)?;
+        apply(env, name.as_str(), policy)
+    })
+}

@@ -416,6 +416,12 @@ pub fn set_layer_base(o: &Overlay) -> Result<()> {
     crate::fsutil::write_atomic(&o.layer.join("base"), format!("{}\n", o.base_id).as_bytes(), 0o600)
 }
 
+/// The storage an existing container has, as the choice that keeps it (`rebuild`: overlay
+/// containers get a new base, copies a new copy).
+pub fn mode_of(pool: &Path, name: &crate::name::Name) -> Result<Choice> {
+    Ok(if existing(pool, name.as_str())?.is_some() { Choice::Overlay } else { Choice::Copy })
+}
+
 /// The overlay of an existing container, from its layer's `base` file: `None` when it has
 /// no layer (a copy-mode container). Every path is checked: directories, no symlinks.
 pub fn existing(pool: &Path, name: &str) -> Result<Option<Overlay>> {

@@ -3,9 +3,10 @@
 use super::Outcome;
 use crate::cli::BootstrapArgs;
 use crate::out::Out;
-use anyhow::{bail, Result};
+use anyhow::Result;
 use lxcprov::context::Context;
-use lxcprov::provision::{self, PasswordSource, Request};
+use lxcprov::ops::bootstrap::BootstrapOptions;
+use lxcprov::provision::{PasswordSource, Request};
 
 /// The library's bootstrap request from the command line.
 pub fn request(a: &BootstrapArgs) -> Request {
@@ -26,18 +27,13 @@ pub fn request(a: &BootstrapArgs) -> Request {
 }
 
 pub fn run(ctx: &Context, out: &Out, a: &BootstrapArgs) -> Result<Outcome> {
-    if a.profile.idmap.is_some() {
-        bail!("--idmap applies to create, render and lab up: bootstrap makes an unshifted tree, which `create` shifts into the container's map");
-    }
-    let spec = super::resolve(ctx, &a.name, &a.profile)?;
-    // A tree without a domain: always a plain copy (nothing would mount an overlay).
-    let req = Request { storage: Some(lxcprov::storage::Choice::Copy), ..request(a) };
-    let plan = provision::bootstrap(ctx, &spec, &req)?;
+    let opts = BootstrapOptions { name: a.name.clone(), profile: (&a.profile).into(), request: request(a) };
+    let plan = lxcprov::ops::bootstrap::bootstrap(ctx, &opts)?;
     if out.json {
         out.record(
             "bootstrap",
             &serde_json::json!({
-                "name": spec.name, "rootfs": plan.rootfs, "distro": plan.spec.distro,
+                "name": plan.name, "rootfs": plan.rootfs, "distro": plan.spec.distro,
                 "release": plan.spec.release, "source": plan.source.kind(),
             }),
         )?;

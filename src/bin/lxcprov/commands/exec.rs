@@ -5,11 +5,9 @@
 use super::Outcome;
 use crate::cli::ExecArgs;
 use crate::out::Out;
-use anyhow::{bail, Context as _, Result};
-use lxcprov::container;
+use anyhow::{Context as _, Result};
 use lxcprov::context::Context;
 use lxcprov::enter::{self, Request, Target};
-use lxcprov::libvirt::State;
 use lxcprov::name::Name;
 
 pub fn run(ctx: &Context, out: &Out, a: &ExecArgs) -> Result<Outcome> {
@@ -25,24 +23,9 @@ pub fn run(ctx: &Context, out: &Out, a: &ExecArgs) -> Result<Outcome> {
                 .with_context(|| format!("--env {kv:?}: expected KEY=VALUE"))
         })
         .collect::<Result<Vec<_>>>()?;
-    let target = running_target(ctx, &name, "exec")?;
+    let target = lxcprov::ops::exec::running_target(ctx, &name, "exec")?;
     let req = Request { argv: a.cmd.clone(), programs: vec![], env, capture: out.json };
     finish(ctx, out, &target, &req, enter::run(&target, &req)?)
-}
-
-/// The running container's init, read for entering; errors name what is missing.
-pub fn running_target(ctx: &Context, name: &Name, what: &str) -> Result<Target> {
-    container::require_root(what)?;
-    let pid = container::with_real_env(ctx, &*ctx.ui, |env| {
-        container::require_domain(env, name.as_str())?;
-        if env.hv.domain_state(name.as_str())? != State::Running {
-            bail!("{name} is not running; start it with `lxcprov start {name}`");
-        }
-        lxcprov::facts::init_pid(&env.run_dir, name.as_str())
-            .with_context(|| format!("libvirt reports no init PID for {name} (in {})", env.run_dir.display()))
-    })?;
-    let filter = ctx.paths.seccomp(name).join(lxcprov::seccomp::FILTER);
-    enter::target(&lxcprov::host::HostRoot::real().proc(), name.as_str(), pid, &filter)
 }
 
 /// Reports the command's end: a record with --json, then its status as lxcprov's.

@@ -131,7 +131,7 @@ fn outdated(ctx: &Context, out: &Out, lab: &str, mirror: Option<&str>) -> Result
     let mut behind = 0;
     for m in &rec.members {
         let name = lxcprov::name::Name::parse(m)?;
-        let c = super::outdated::check_container(ctx, &name, mirror)?;
+        let c = lxcprov::ops::outdated::check_container(ctx, &name, mirror)?;
         total += c.updates.len();
         behind += usize::from(!c.updates.is_empty());
         if out.json {

@@ -1,6 +1,7 @@
-//! One file per subcommand. Each converts its arguments into the library's options, calls
-//! the library, and prints the result through the one stdout writer ([`Out`]). This is the
-//! only place where the real seams (runner, hypervisor, host root) are chosen.
+//! One file per subcommand, an adapter: it converts its arguments into the options of one
+//! operation (`lxcprov::ops`), calls it, and prints the result through the one stdout writer
+//! ([`Out`]). The context built here carries the terminal UI (the observer) and the paths;
+//! the operations open the real seams (libvirt, the host) through `container::with_real_env`.
 
 mod audit;
 mod bootstrap;
@@ -140,18 +141,7 @@ fn rootfs_dir(ctx: &Context, dir: &std::path::Path, cmd: &str) -> Result<std::pa
 
 /// Resolves a container spec from the command line, showing its validation warnings.
 fn resolve(ctx: &Context, name: &str, a: &ProfileArgs) -> Result<lxcprov::spec::Spec> {
-    resolve_opts(ctx, name, &a.into())
-}
-
-fn resolve_opts(ctx: &Context, name: &str, o: &ProfileOptions) -> Result<lxcprov::spec::Spec> {
-    let spec = lxcprov::spec::resolve(ctx, name, o)?;
-    if let Some(n) = &spec.distro_note {
-        ctx.ui.info(n);
-    }
-    for w in &spec.warnings {
-        ctx.ui.notice(&lxcprov::text::for_terminal(w));
-    }
-    Ok(spec)
+    lxcprov::ops::create::resolve(ctx, name, &a.into())
 }
 
 /// A verification report: aligned lines for people, `check`/`summary` records with --json.

@@ -4,23 +4,16 @@
 use super::{confirm, print_report, Outcome};
 use crate::out::Out;
 use anyhow::{bail, Result};
-use lxcprov::container;
 use lxcprov::context::Context;
 use lxcprov::name::Name;
 
 pub fn run(ctx: &Context, out: &Out, name: &str, yes: bool) -> Result<Outcome> {
     let name = Name::parse(name)?;
-    container::require_root("reset")?;
+    lxcprov::container::require_root("reset")?;
     if !yes && !confirm(&format!("Reset {name}: delete every file it wrote since it was created"))? {
         bail!("not confirmed; nothing was changed");
     }
-    let _lock = lxcprov::state::lock(&ctx.paths, &name)?;
-    let report = container::with_real_env(ctx, &*ctx.ui, |env| {
-        container::require_domain(env, name.as_str())?;
-        let guest = lxcprov::ops::reset::guest_of(ctx, env, &name)?;
-        lxcprov::ops::reset::reset(env, &name, &guest)
-    })?;
-    match report {
+    match lxcprov::ops::reset::reset_container(ctx, &name)? {
         Some(r) => print_report(ctx, out, &r),
         None => {
             ctx.ui.info(&format!("{name} was reset; it is shut off (start it with `lxcprov start {name}`)"));

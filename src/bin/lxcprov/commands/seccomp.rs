@@ -3,8 +3,7 @@
 use super::Outcome;
 use crate::cli::SeccompAction;
 use crate::out::Out;
-use anyhow::{Context as _, Result};
-use lxcprov::container;
+use anyhow::Result;
 use lxcprov::context::Context;
 use lxcprov::name::Name;
 use lxcprov::ops::seccomp_learn as learn;
@@ -15,17 +14,11 @@ pub fn run(ctx: &Context, out: &Out, a: SeccompAction) -> Result<Outcome> {
     match a {
         SeccompAction::Learn { name, duration, output, action, errno } => {
             let name = Name::parse(&name)?;
-            container::require_root("seccomp learn")?;
             let verdict = if action == "kill" { Verdict::Kill } else { Verdict::Errno };
             let path = std::path::absolute(output.unwrap_or_else(|| format!("{name}.seccomp.json").into()))?;
-            let (policy, seen) = container::with_real_env(ctx, &*ctx.ui, |env| {
-                container::require_domain(env, name.as_str())?;
-                let _lock = lxcprov::state::lock(env.paths, &name)?;
-                learn::learn(env, name.as_str(), Duration::from_secs(duration), verdict, errno)
-            })?;
-            let json = serde_json::to_string_pretty(&policy)? + "\n";
-            lxcprov::fsutil::write_atomic(&path, json.as_bytes(), 0o644)
-                .with_context(|| format!("writing {}", path.display()))?;
+            let opts =
+                learn::LearnOptions { duration: Duration::from_secs(duration), output: path.clone(), verdict, errno };
+            let (policy, seen) = learn::learn_into(ctx, &name, &opts)?;
             if seen.overruns > 0 || seen.dropped_notes > 0 || seen.lost > 0 {
                 ctx.ui.warn(&format!(
                     "the kernel lost records ({} lost by audit, {} kmsg overruns, {} drop notices): run learn again under the same load and merge, or the allow-list may miss calls",
@@ -57,12 +50,7 @@ pub fn run(ctx: &Context, out: &Out, a: SeccompAction) -> Result<Outcome> {
         }
         SeccompAction::Apply { name, policy } => {
             let name = Name::parse(&name)?;
-            container::require_root("seccomp apply")?;
-            let s = container::with_real_env(ctx, &*ctx.ui, |env| {
-                container::require_domain(env, name.as_str())?;
-                let _lock = lxcprov::state::lock(env.paths, &name)?;
-                learn::apply(env, name.as_str(), &policy)
-            })?;
+            let s = learn::apply_to(ctx, &name, &policy)?;
             ctx.ui.info(&format!(
                 "{name}: {} compiled to {}/{} ({} programs); restart {name} for it to take effect",
                 s.summary,

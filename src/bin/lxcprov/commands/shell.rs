@@ -2,13 +2,14 @@
 //! `/bin/sh`), entered as `exec` enters. The guest's `/etc/passwd` is not read for it: its
 //! root controls that file, and lxcprov reads nothing of the container's tree to enter it.
 
-use super::exec::{finish, running_target};
+use super::exec::finish;
 use super::Outcome;
 use crate::out::Out;
 use anyhow::{bail, Result};
 use lxcprov::context::Context;
 use lxcprov::enter::{self, Request};
 use lxcprov::name::Name;
+use lxcprov::ops::exec::running_target;
 
 pub fn run(ctx: &Context, out: &Out, name: &str) -> Result<Outcome> {
     let name = Name::parse(name)?;

@@ -2,16 +2,13 @@
 
 use super::Outcome;
 use anyhow::Result;
-use lxcprov::container;
 use lxcprov::context::Context;
 use lxcprov::name::Name;
 use std::time::Duration;
 
 pub fn run(ctx: &Context, name: &str, timeout: u64) -> Result<Outcome> {
     let name = Name::parse(name)?;
-    let forced = container::with_real_env(ctx, &*ctx.ui, |env| {
-        container::stop(env, name.as_str(), Duration::from_secs(timeout))
-    })?;
+    let forced = lxcprov::ops::stop::stop(ctx, &name, Duration::from_secs(timeout))?;
     ctx.ui.info(&if forced { format!("{name} forced off") } else { format!("{name} stopped") });
     Ok(Outcome::Ok)
 }
