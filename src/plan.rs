@@ -1,6 +1,8 @@
 //! One plan, two uses: a list of [`Step`]s of concrete [`Action`]s. Execution runs exactly
 //! these actions (bootstrap's and the container's executors match on them), and
-//! `--dry-run` prints exactly these actions, so the two cannot drift apart.
+//! `--dry-run` prints exactly these actions, so the two cannot drift apart. A storage
+//! driver's actions are its own ([`crate::storage::Action`]): their text sits beside the code
+//! that runs them.
 
 use crate::exec::Cmd;
 use serde::Serialize;
@@ -122,15 +124,6 @@ pub enum Action {
     WriteRecord {
         path: PathBuf,
     },
-    /// Overlay storage: make the shared base once (copy of the cache entry, shifted into the
-    /// id map), under its lock.
-    PrepareBase(crate::storage::Overlay),
-    /// Overlay storage: a fresh, empty writable layer for the container.
-    MakeLayer(crate::storage::Overlay),
-    /// Overlay storage: mount base + layer at `POOL/NAME` in the host's mount namespace.
-    MountOverlay(crate::storage::Overlay),
-    /// Overlay storage: shift what guest configuration wrote into the layer (not the base).
-    ShiftLayer(crate::storage::Overlay),
     /// Shift the tree's ownership into the user namespace (recorded, never twice).
     ShiftIdmap {
         root: PathBuf,
@@ -157,6 +150,9 @@ pub enum Action {
         name: String,
         checks: String,
     },
+    /// A storage driver's own action (its text and its execution are in `storage`).
+    #[serde(untagged)]
+    Storage(crate::storage::Action),
 }
 
 /// A numbered step of a plan: what it achieves and the actions that achieve it.
@@ -269,80 +265,6 @@ impl fmt::Display for Action {
                 "   chown  every file under {}: uid +{uid}, gid +{gid} (recorded, never twice)",
                 root.display()
             ),
-            Action::PrepareBase(o) => {
-                writeln!(f, "   lock   {}  (exclusive, waits for other runs)", o.lock().display())?;
-                writeln!(
-                    f,
-                    "   unless {} is complete: cp -a --reflink=auto -- {} {}.partial",
-                    o.base.display(),
-                    o.cache_entry.display(),
-                    o.base.display()
-                )?;
-                if let Some(m) = o.base_map() {
-                    writeln!(
-                        f,
-                        "          chown every file of it: uid +{}, gid +{} (file capabilities, setuid bits and ACLs kept)",
-                        m.uid.target, m.gid.target
-                    )?;
-                } else if o.lower_map().is_some() {
-                    writeln!(f, "          unshifted: each container sees it through an id-mapped mount of its own")?;
-                }
-                writeln!(f, "          rename it to {} (read-only lower layer of every container on it)", o.base.display())
-            }
-            Action::MakeLayer(o) => {
-                let tmp = crate::storage::partial_layer(o);
-                let t = tmp.display();
-                writeln!(
-                    f,
-                    "   mkdir  {t}/upper  (owner and mode of the base's root)\n   mkdir  {t}/work\n   write  {t}/base  ({})",
-                    o.base_id
-                )?;
-                if let Some(m) = o.lower_map() {
-                    writeln!(
-                        f,
-                        "   mkdir  {t}/lower\n   write  {t}/lower-idmap  ({} {} {})",
-                        m.uid.target,
-                        m.gid.target,
-                        m.uid.count.min(m.gid.count)
-                    )?;
-                }
-                writeln!(
-                    f,
-                    "   rename {t} to {}  (exchanged whole with an old layer, renameat2 RENAME_EXCHANGE)",
-                    o.layer.display()
-                )
-            }
-            Action::MountOverlay(o) => {
-                if let Some(m) = o.lower_map() {
-                    writeln!(
-                        f,
-                        "   mount  an id-mapped view of {} at {} (open_tree, mount_setattr MOUNT_ATTR_IDMAP 0 {} {}, move_mount)",
-                        o.base.display(),
-                        o.lower().display(),
-                        m.uid.target,
-                        m.uid.count.min(m.gid.count)
-                    )?;
-                }
-                writeln!(
-                    f,
-                    "   run    {}  (the libvirt hook mounts it so at every start, and unmounts it at the end)",
-                    crate::storage::mount_cmd(o).display()
-                )?;
-                if o.mapped_lower {
-                    writeln!(f, "   umount -l {}  (the overlay keeps its own clone of the view)", o.lower().display())?;
-                }
-                Ok(())
-            }
-            Action::ShiftLayer(o) => {
-                let m = o.idmap.map(|m| (m.uid.target, m.gid.target)).unwrap_or_default();
-                writeln!(
-                    f,
-                    "   chown  the files configuration wrote into {}: uid +{}, gid +{} (the base is shifted already)",
-                    o.upper().display(),
-                    m.0,
-                    m.1
-                )
-            }
             Action::EnsureNetwork { xml, .. } => write!(f, "{}", indent(xml)),
             Action::PrepareSeccomp(s) => write!(f, "{s}"),
             Action::DefineDomain { xml, .. } => write!(f, "{}", indent(xml)),
@@ -350,6 +272,7 @@ impl fmt::Display for Action {
                 writeln!(f, "   start  the domain; wait for its init in libvirt's live state")
             }
             Action::Verify { checks, .. } => writeln!(f, "   verify {checks}"),
+            Action::Storage(s) => write!(f, "{s}"),
         }
     }
 }

@@ -27,6 +27,7 @@ use crate::name::Name;
 use crate::paths::Paths;
 use crate::plan::{Action, Step};
 use crate::profile::Profile;
+use crate::storage::Action as StorageAction;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -340,11 +341,14 @@ impl Plan {
         }
         steps.push(Step::new(
             "prepare the shared base: copied from the cache and shifted once per base and id map, then shared",
-            vec![Action::PrepareBase(o.clone())],
+            vec![Action::Storage(StorageAction::PrepareBase(o.clone()))],
         ));
         steps.push(Step::new(
             format!("make {}'s own writable layer and mount the overlay at {}", self.name, o.target.display()),
-            vec![Action::MakeLayer(o.clone()), Action::MountOverlay(o.clone())],
+            vec![
+                Action::Storage(StorageAction::MakeLayer(o.clone())),
+                Action::Storage(StorageAction::MountOverlay(o.clone())),
+            ],
         ));
         if matches!(self.source, Source::Cache { .. }) {
             steps.push(self.pkgdb_step_on(&o.target));
@@ -355,7 +359,7 @@ impl Plan {
             password: self.password_note.clone(),
         }];
         if o.idmap.is_some() {
-            a.push(Action::ShiftLayer(o.clone()));
+            a.push(Action::Storage(StorageAction::ShiftLayer(o.clone())));
         }
         steps.push(Step::new("configure the guest (its files go into its own layer, never the base)", a));
         steps

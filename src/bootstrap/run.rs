@@ -158,23 +158,9 @@ impl Executor<'_> {
                 }
             }
             Action::Rename { from, to } => swap_into_place(from, to)?,
-            Action::PrepareBase(o) => crate::storage::prepare_base(self.runner, o, &|| {
+            Action::Storage(s) => s.run(self.runner, &|| {
                 self.progress.line("waiting for another lxcprov run preparing the same shared base")
             })?,
-            Action::MakeLayer(o) => {
-                if crate::storage::is_mounted(&o.target) {
-                    crate::storage::unmount(self.runner, &o.target)?; // a killed run's mount
-                }
-                crate::storage::make_layer(o)?
-            }
-            Action::MountOverlay(o) => {
-                crate::storage::ensure_mounted(self.runner, o)?;
-            }
-            Action::ShiftLayer(o) => {
-                if let Some(m) = o.idmap {
-                    crate::storage::shift_layer(o, m)?;
-                }
-            }
             Action::WriteRecord { path } => {
                 let mut r = record_for(self.plan);
                 r.packages = self.packages.get().or_else(|| read_record_packages(&self.plan.record));

@@ -13,10 +13,12 @@
 //! No tree is shared writable: the base is only ever a lower layer, and a container's
 //! files are its layer's. Unmount before deleting anything under `POOL/NAME`.
 
+mod actions;
 pub mod hook;
 pub mod idmapped;
 mod mount;
 
+pub use actions::Action;
 pub use mount::{ensure_mounted, is_mounted, mount_cmd, peers_with, unmount};
 
 use crate::profile::Idmap;
