@@ -116,10 +116,6 @@ pub enum Action {
         files: Vec<GuestFile>,
         password: String,
     },
-    Rename {
-        from: PathBuf,
-        to: PathBuf,
-    },
     /// The per-container record (how it was bootstrapped).
     WriteRecord {
         path: PathBuf,
@@ -258,7 +254,6 @@ impl fmt::Display for Action {
                     root.display()
                 )
             }
-            Action::Rename { from, to } => writeln!(f, "   rename {} -> {}", from.display(), to.display()),
             Action::WriteRecord { path } => writeln!(f, "   write  {}", path.display()),
             Action::ShiftIdmap { root, uid, gid } => writeln!(
                 f,

@@ -27,7 +27,6 @@ use crate::name::Name;
 use crate::paths::Paths;
 use crate::plan::{Action, Step};
 use crate::profile::Profile;
-use crate::storage::Action as StorageAction;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -101,8 +100,8 @@ pub struct Plan {
     pub warnings: Vec<String>,
     #[serde(skip)]
     pub password_note: String,
-    /// Overlay storage: the shared base and this container's layer; `None` for a copy.
-    pub overlay: Option<crate::storage::Overlay>,
+    /// How the container's tree is stored (its storage driver, with its paths).
+    pub layout: crate::storage::Layout,
     /// Which storage mode, and why (the plan and `doctor` say it).
     pub storage: String,
 }
@@ -142,33 +141,15 @@ pub fn plan(
         Source::Install { cache_entry: None, .. } => Err("--no-base-cache: overlay needs the base-rootfs cache"),
         _ => Ok(()),
     };
-    let (mode, mut storage) = crate::storage::decide(o.storage, &paths.pool, cached)?;
-    // An isolated map (a range per container) would need a shifted base per container: it
-    // gets an id-mapped view of the one unshifted base instead, where the kernel allows.
-    let isolated = p.security.idmap.is_some_and(|i| i.is_isolated());
-    let mapped_lower = mode == crate::storage::Mode::Overlay
-        && isolated
-        && match crate::storage::idmapped_lower_impossible(&paths.pool) {
-            None => {
-                storage +=
-                    "; its isolated id map through an id-mapped view of the unshifted shared base (no copy, no shift)";
-                true
-            }
-            Some(why) => {
-                storage += &format!("; its isolated id map needs a shifted base of its own ({why})");
-                false
-            }
-        };
-    let overlay = (mode == crate::storage::Mode::Overlay).then(|| {
-        crate::storage::Overlay::new(
-            &paths.pool,
-            name.as_str(),
-            &cache_entry,
-            &spec.cache_key(),
-            p.security.idmap_map(),
-            mapped_lower,
-        )
-    });
+    let (layout, storage) = crate::storage::Layout::for_new(
+        o.storage,
+        &paths.pool,
+        name,
+        cached,
+        (&cache_entry, &spec.cache_key()),
+        p.security.idmap_map(),
+        p.security.idmap.is_some_and(|i| i.is_isolated()),
+    )?;
     let guest = guest_config(name, p, d, o.authorized_key.clone());
     let mut warnings = vec![];
     if o.import.is_some() {
@@ -200,7 +181,7 @@ pub fn plan(
         spec,
         warnings,
         password_note: o.password_note.clone(),
-        overlay,
+        layout,
         storage,
     })
 }
@@ -297,7 +278,7 @@ impl Plan {
                     Action::NormaliseImport { root: self.partial.clone() },
                 ],
             )),
-            Source::Cache { .. } if self.overlay.is_some() => {}
+            Source::Cache { .. } if !self.layout.driver().copies_cache() => {}
             Source::Cache { cache_entry } => steps.push(Step::new(
                 "copy the cached base root filesystem (cache hit: no install)",
                 vec![
@@ -311,57 +292,23 @@ impl Plan {
                 ],
             )),
         }
-        if let Some(o) = &self.overlay {
-            steps.extend(self.overlay_steps(o));
-            return steps;
+        let d = self.layout.driver();
+        let installed = matches!(self.source, Source::Install { .. }).then_some(self.partial.as_path());
+        for (title, actions) in d.make_steps(&self.name, installed) {
+            steps.push(Step::new(title, actions.into_iter().map(Action::Storage).collect()));
         }
+        let root = d.config_root(&self.partial);
         if matches!(self.source, Source::Cache { .. }) {
-            steps.push(self.pkgdb_step());
+            steps.push(self.pkgdb_step_on(root));
         }
-        steps.push(Step::new(
-            "configure the guest",
-            vec![Action::ConfigureGuest {
-                root: self.partial.clone(),
-                files: self.guest_files.clone(),
-                password: self.password_note.clone(),
-            }],
-        ));
-        steps
-    }
-
-    /// Overlay storage: the shared base (once per base and id map), the container's own
-    /// layer mounted at `POOL/NAME`, and the guest configuration written into that layer.
-    fn overlay_steps(&self, o: &crate::storage::Overlay) -> Vec<Step> {
-        let mut steps = vec![];
-        if matches!(self.source, Source::Install { .. }) {
-            steps.push(Step::new(
-                "remove the installed tree (the base-rootfs cache holds it now)",
-                vec![Action::Remove { path: self.partial.clone() }],
-            ));
-        }
-        steps.push(Step::new(
-            "prepare the shared base: copied from the cache and shifted once per base and id map, then shared",
-            vec![Action::Storage(StorageAction::PrepareBase(o.clone()))],
-        ));
-        steps.push(Step::new(
-            format!("make {}'s own writable layer and mount the overlay at {}", self.name, o.target.display()),
-            vec![
-                Action::Storage(StorageAction::MakeLayer(o.clone())),
-                Action::Storage(StorageAction::MountOverlay(o.clone())),
-            ],
-        ));
-        if matches!(self.source, Source::Cache { .. }) {
-            steps.push(self.pkgdb_step_on(&o.target));
-        }
+        let (title, after) = d.configure_step();
         let mut a = vec![Action::ConfigureGuest {
-            root: o.target.clone(),
+            root: root.to_path_buf(),
             files: self.guest_files.clone(),
             password: self.password_note.clone(),
         }];
-        if o.idmap.is_some() {
-            a.push(Action::Storage(StorageAction::ShiftLayer(o.clone())));
-        }
-        steps.push(Step::new("configure the guest (its files go into its own layer, never the base)", a));
+        a.extend(after.into_iter().map(Action::Storage));
+        steps.push(Step::new(title, a));
         steps
     }
 
@@ -393,23 +340,12 @@ impl Plan {
         Step::new(title, a)
     }
 
-    /// The step that moves the finished tree into place and records it.
+    /// The step that records the container and puts its tree in place (its driver's part).
     pub fn place_step(&self) -> Step {
-        if self.overlay.is_some() {
-            return Step::new(
-                "record the container (overlay: the mounted tree is already in place)",
-                vec![Action::WriteRecord { path: self.record.clone() }],
-            );
-        }
-        Step::new(
-            "move the finished tree into place",
-            // The record first: killed between the two, the next run finds no tree and builds
-            // it again, instead of a tree without a record that it must refuse.
-            vec![
-                Action::WriteRecord { path: self.record.clone() },
-                Action::Rename { from: self.partial.clone(), to: self.rootfs.clone() },
-            ],
-        )
+        let (title, after) = self.layout.driver().place_step(&self.partial);
+        let mut a = vec![Action::WriteRecord { path: self.record.clone() }];
+        a.extend(after.into_iter().map(Action::Storage));
+        Step::new(title, a)
     }
 
     /// Every step of the bootstrap, in order.

@@ -12,15 +12,12 @@ use std::path::Path;
 
 /// Runs a plan: builds the tree, then moves it into place. The caller holds the name lock.
 pub fn execute(plan: &Plan, runner: &dyn Runner, password: &Secret, progress: &dyn Observer) -> Result<()> {
-    if plan.rootfs.exists() && (!plan.force || plan.overlay.is_some()) {
+    let never = plan.layout.driver().never_replaced();
+    if plan.rootfs.exists() && (!plan.force || never.is_some()) {
         bail!(
             "{} already exists; lxcprov never overwrites a root filesystem without --force{}",
             plan.rootfs.display(),
-            if plan.overlay.is_some() {
-                " (overlay storage: remove it with `lxcprov destroy --purge` first)"
-            } else {
-                ""
-            }
+            never.unwrap_or("")
         );
     }
     let hash = password.sha512_crypt()?;
@@ -44,8 +41,8 @@ pub fn build(plan: &Plan, runner: &dyn Runner, hash: &str, progress: &dyn Observ
     if let Err(e) = result {
         progress.phase("removing the partial root filesystem");
         let mut cleanup = crate::fsutil::remove_tree(&plan.partial);
-        if let (Some(o), true) = (&plan.overlay, cleanup.is_ok()) {
-            cleanup = crate::storage::remove(runner, o).map(|_| ());
+        if cleanup.is_ok() {
+            cleanup = plan.layout.driver().abandon(runner);
         }
         progress.done("");
         return match cleanup {
@@ -143,7 +140,7 @@ impl Executor<'_> {
                 // The cache is an optimisation (a full cache disk must not fail the run),
                 // except under overlay storage, where it is the container's base.
                 if let Err(e) = store_base(self.plan, self.runner, from, entry) {
-                    if self.plan.overlay.is_some() {
+                    if self.plan.layout.driver().needs_cache() {
                         return Err(e.context("overlay storage needs the base-rootfs cache entry; use --storage copy"));
                     }
                     self.progress.line(&format!(
@@ -153,11 +150,8 @@ impl Executor<'_> {
             }
             Action::ConfigureGuest { root, .. } => {
                 self.plan.guest.apply(root, self.hash)?;
-                if let Some(o) = &self.plan.overlay {
-                    crate::storage::save_root_hash(o, self.hash)?;
-                }
+                self.plan.layout.driver().configured(self.hash)?;
             }
-            Action::Rename { from, to } => swap_into_place(from, to)?,
             Action::Storage(s) => s.run(self.runner, &|| {
                 self.progress.line("waiting for another lxcprov run preparing the same shared base")
             })?,
@@ -172,21 +166,9 @@ impl Executor<'_> {
     }
 }
 
-/// Renames the built tree to `to`. With `--force` the old tree is moved aside first and
-/// removed last.
-fn swap_into_place(from: &Path, to: &Path) -> Result<()> {
-    let name = to.file_name().context("rootfs name")?.to_string_lossy().to_string();
-    let old = from.with_file_name(format!(".{name}.old"));
-    if to.exists() {
-        crate::fsutil::remove_tree(&old)?;
-        std::fs::rename(to, &old).with_context(|| format!("moving {} aside", to.display()))?;
-    }
-    std::fs::rename(from, to).with_context(|| format!("renaming {} to {}", from.display(), to.display()))?;
-    crate::fsutil::remove_tree(&old)
-}
-
 /// The record execution writes for a plan.
 pub fn record_for(plan: &Plan) -> Record {
+    let (storage, idmap, base, layer) = plan.layout.driver().record();
     Record {
         name: plan.name.to_string(),
         profile: plan.profile.clone(),
@@ -195,12 +177,12 @@ pub fn record_for(plan: &Plan) -> Record {
         gpgcheck: plan.spec.gpgcheck,
         installer: plan.spec.tool.program().into(),
         cache_key: plan.spec.cache_key(),
-        idmap: plan.overlay.as_ref().and_then(|o| o.idmap),
+        idmap,
         shift_started: None,
         packages: None,
-        storage: Some(if plan.overlay.is_some() { crate::storage::Mode::Overlay } else { crate::storage::Mode::Copy }),
-        base: plan.overlay.as_ref().map(|o| o.base_id.clone()),
-        layer: plan.overlay.as_ref().map(|o| o.layer.clone()),
+        storage: Some(storage),
+        base,
+        layer,
     }
 }
 

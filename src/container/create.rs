@@ -181,7 +181,7 @@ impl CreatePlan {
         let p = &self.profile;
         let name = self.name.to_string();
         let mut v = vec![];
-        if let (Some(m), None) = (&p.security.idmap_map(), &self.bootstrap.overlay) {
+        if let (Some(m), true) = (&p.security.idmap_map(), self.bootstrap.layout.driver().shifts_tree()) {
             v.push(Step::new(
                 "shift the root filesystem's ownership into the user namespace",
                 vec![Action::ShiftIdmap { root: self.bootstrap.rootfs.clone(), uid: m.uid.target, gid: m.gid.target }],
@@ -277,33 +277,19 @@ pub fn make<'a>(
 fn undo_tree<'a>(
     env: &'a Env<'a>,
     name: &'a Name,
-    overlay: Option<&'a crate::storage::Overlay>,
+    storage: &'a dyn crate::storage::Driver,
     domain_kept: &'a Cell<bool>,
 ) -> impl FnOnce() -> Result<Undone> + 'a {
     move || {
-        let what = match overlay {
-            Some(o) => format!("the layer {}", o.layer.display()),
-            None => env.paths.rootfs(name).display().to_string(),
-        };
         if domain_kept.get() {
             return Ok(Undone::Kept(format!(
-                "kept {what} because the domain {name} may still exist and use it; once libvirtd answers, run `lxcprov destroy --purge {name}` or `lxcprov create` again"
+                "kept {} because the domain {name} may still exist and use it; once libvirtd answers, run `lxcprov destroy --purge {name}` or `lxcprov create` again",
+                storage.target().display()
             )));
         }
-        match overlay {
-            Some(o) => {
-                crate::storage::remove(env.runner, o)?;
-                let _ = std::fs::remove_file(env.paths.record(name));
-                let _ = crate::storage::remove_unused_base(&env.paths.pool, &o.base_id);
-                crate::storage::tidy(&env.paths.pool);
-                Ok(Undone::Removed(format!("layer {}", o.layer.display())))
-            }
-            None => {
-                crate::fsutil::remove_tree(&env.paths.rootfs(name))?;
-                let _ = std::fs::remove_file(env.paths.record(name));
-                Ok(Undone::Removed(format!("root filesystem {what}")))
-            }
-        }
+        let done = storage.remove(env.runner, &env.paths.pool)?;
+        let _ = std::fs::remove_file(env.paths.record(name));
+        Ok(Undone::Removed(format!("{} ({})", storage.target().display(), done.join(", "))))
     }
 }
 
@@ -321,9 +307,8 @@ fn create_steps<'a>(
     if record.is_none() {
         // A layer without a record is a killed overlay build (the record is written last),
         // and no domain uses it (precheck): remove it and build again.
-        if let Some(o) = crate::storage::existing(&env.paths.pool, name.as_str())? {
-            env.ui.info(&format!("removing the unfinished layer {} of an interrupted run", o.layer.display()));
-            crate::storage::remove(env.runner, &o)?;
+        if let Some(done) = crate::storage::driver::remove_unfinished(env.runner, &env.paths.pool, name)? {
+            env.ui.info(&done);
         }
     }
     let force = plan.bootstrap.force;
@@ -349,7 +334,7 @@ fn create_steps<'a>(
         // exists) must not remove what was there.
         bootstrap::execute(&plan.bootstrap, env.runner, password, env.ui)?;
         *bootstrapped = true;
-        revert.add(format!("the tree of {name}"), undo_tree(env, name, plan.bootstrap.overlay.as_ref(), domain_kept));
+        revert.add(format!("the tree of {name}"), undo_tree(env, name, plan.bootstrap.layout.driver(), domain_kept));
     }
     crate::interrupt::check()?;
     let mut report = None;

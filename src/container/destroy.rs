@@ -110,16 +110,9 @@ pub fn remove_unused_networks(env: &Env, networks: &[String]) -> Result<Vec<Stri
 
 fn purge_tree(env: &Env, name: &Name, purge: bool, rootfs: &std::path::Path, done: &mut Vec<String>) -> Result<()> {
     if purge {
-        if let Some(o) = crate::storage::existing(&env.paths.pool, name.as_str())? {
-            // Overlay: unmount, then only the container's own layer; the shared base goes
-            // when no other container uses it.
-            done.extend(crate::storage::remove(env.runner, &o)?);
-            done.extend(crate::storage::remove_unused_base(&env.paths.pool, &o.base_id)?);
-            crate::storage::tidy(&env.paths.pool);
-        } else if rootfs.exists() {
-            crate::fsutil::remove_tree(rootfs)?;
-            done.push(format!("deleted {}", rootfs.display()));
-        }
+        let layout = crate::storage::Layout::of_container(&env.paths.pool, name)?;
+        debug_assert_eq!(layout.driver().target(), rootfs);
+        done.extend(layout.driver().remove(env.runner, &env.paths.pool)?);
         let rec = env.paths.record(name);
         if rec.exists() {
             std::fs::remove_file(&rec)?;

@@ -8,8 +8,9 @@ use crate::bootstrap;
 use crate::libvirt::State;
 use crate::profile::Profile;
 use crate::state::Record;
+use crate::storage::driver::Rebuild;
 use crate::verify::Report;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::time::Duration;
 
 /// Rebuilds a container (paper 4.2): a fresh root filesystem from `plan`, built beside the
@@ -21,18 +22,13 @@ pub fn rebuild(env: &Env, plan: &bootstrap::Plan, p: &Profile) -> Result<Report>
     if !env.hv.domain_exists(name.as_str())? {
         return Err(env.not_found(name.as_str()));
     }
-    if crate::storage::existing(&env.paths.pool, name.as_str())?.is_some() {
-        // Overlay: a fresh layer on the base the plan names (prepared now), the container's
-        // own configuration and password re-applied; the domain stays.
-        let Some(new) = &plan.overlay else {
-            bail!("{name} is an overlay container: rebuild it from the base-rootfs cache (without --rootfs-from or --no-base-cache), or re-create it");
-        };
+    let old = crate::storage::Layout::of_container(&env.paths.pool, name)?;
+    if let Rebuild::NewLayer(new) = old.rebuild_onto(name, &plan.layout)? {
+        // A fresh layer on the base the plan names (prepared now), the container's own
+        // configuration and password re-applied; the domain stays.
         crate::storage::prepare_base(env.runner, new, &|| env.ui.info("waiting for another run preparing the base"))?;
         let r = super::reset::reset_onto(env, name, &plan.guest, Some(new), true)?;
         return r.context("internal error: the rebuilt container did not start");
-    }
-    if plan.overlay.is_some() {
-        bail!("internal error: a copy-mode container's rebuild was planned with overlay storage");
     }
     let rootfs = env.paths.rootfs(name);
     let hash = bootstrap::root_hash(&rootfs)

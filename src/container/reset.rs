@@ -25,11 +25,8 @@ pub fn reset_onto(
     crate::container::require_domain(env, name.as_str())?;
     let rec = Record::load(&env.paths.record(name))?
         .with_context(|| format!("{name} has no lxcprov record; only containers lxcprov created can be reset"))?;
-    let Some(mut o) = crate::storage::existing(&env.paths.pool, name.as_str())? else {
-        bail!(
-            "{name} uses copy storage (a full tree of its own), so there is no layer to drop; `lxcprov rebuild {name}` gives it a fresh tree instead"
-        );
-    };
+    let layout = crate::storage::Layout::of_container(&env.paths.pool, name)?;
+    let mut o = layout.resettable(name)?.clone();
     if !o.mapped_lower {
         o.idmap = rec.idmap;
     }

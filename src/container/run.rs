@@ -251,10 +251,9 @@ pub fn ensure_overlay(env: &Env, name: &str, d: &facts::DomainXml) -> Result<()>
     if d.rootfs.as_deref() != Some(env.paths.rootfs(&n).as_path()) {
         return Ok(());
     }
-    if let Some(o) = crate::storage::existing(&env.paths.pool, name)? {
-        if crate::storage::ensure_mounted(env.runner, &o)? {
-            env.ui.info(&format!("mounted {}'s overlay at {}", name, o.target.display()));
-        }
+    let layout = crate::storage::Layout::of_container(&env.paths.pool, &n)?;
+    if layout.driver().mount(env.runner)? {
+        env.ui.info(&format!("mounted {name}'s overlay at {}", layout.driver().target().display()));
     }
     Ok(())
 }

@@ -18,6 +18,10 @@ pub enum Action {
     MountOverlay(Overlay),
     /// Shift what guest configuration wrote into the layer (not the base).
     ShiftLayer(Overlay),
+    /// Remove a tree that is not kept (an overlay's installed tree, once the cache holds it).
+    Remove { path: std::path::PathBuf },
+    /// Copy storage: move the finished tree into place (what was there kept aside until then).
+    Rename { from: std::path::PathBuf, to: std::path::PathBuf },
 }
 
 impl Action {
@@ -39,6 +43,8 @@ impl Action {
                     super::shift_layer(o, m)?;
                 }
             }
+            Action::Remove { path } => crate::fsutil::remove_tree(path)?,
+            Action::Rename { from, to } => super::driver::swap_into_place(from, to)?,
         }
         Ok(())
     }
@@ -126,6 +132,8 @@ impl fmt::Display for Action {
                     m.1
                 )
             }
+            Action::Remove { path } => writeln!(f, "   remove {}", path.display()),
+            Action::Rename { from, to } => writeln!(f, "   rename {} -> {}", from.display(), to.display()),
         }
     }
 }

@@ -14,11 +14,13 @@
 //! files are its layer's. Unmount before deleting anything under `POOL/NAME`.
 
 mod actions;
+pub mod driver;
 pub mod hook;
 pub mod idmapped;
 mod mount;
 
 pub use actions::Action;
+pub use driver::{CopyTree, Driver, Layout};
 pub use mount::{ensure_mounted, is_mounted, mount_cmd, peers_with, unmount};
 
 use crate::profile::Idmap;
