@@ -22,6 +22,26 @@ pub struct Meta {
     pub seccomp: Option<String>,
 }
 
+/// A domain's `<seclabel>`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SecLabel {
+    /// `selinux`, `apparmor` or `none`.
+    pub model: String,
+    /// `dynamic`, `static` or `none`.
+    pub kind: String,
+    /// `<label>`: the processes' label.
+    pub label: Option<String>,
+    /// `<imagelabel>`: the label libvirt wants on the container's files.
+    pub imagelabel: Option<String>,
+}
+
+impl DomainXml {
+    /// The processes' label (`<seclabel><label>`), if the domain has one.
+    pub fn label(&self) -> Option<&str> {
+        self.seclabel.as_ref().and_then(|s| s.label.as_deref())
+    }
+}
+
 /// One `<interface>`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Interface {
@@ -34,15 +54,13 @@ pub struct Interface {
 }
 
 /// What the domain XML says.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DomainXml {
     pub name: String,
     pub uuid: Option<String>,
     pub meta: Option<Meta>,
-    pub seclabel_type: Option<String>,
-    pub seclabel_model: Option<String>,
-    pub label: Option<String>,
-    pub imagelabel: Option<String>,
+    /// The first `<seclabel>` (the primary security driver's); `None` without one.
+    pub seclabel: Option<SecLabel>,
     pub interfaces: Vec<Interface>,
     pub idmap: Option<Idmap>,
     pub rootfs: Option<PathBuf>,
@@ -96,10 +114,12 @@ pub fn parse_domain(xml: &str) -> Result<DomainXml> {
     }
     // The first <seclabel> is the primary security driver's.
     if let Some(s) = child(root, "seclabel") {
-        d.seclabel_type = s.attribute("type").map(str::to_string);
-        d.seclabel_model = s.attribute("model").map(str::to_string);
-        d.label = text(child(s, "label"));
-        d.imagelabel = text(child(s, "imagelabel"));
+        d.seclabel = s.attribute("type").map(|kind| SecLabel {
+            model: s.attribute("model").unwrap_or("none").to_string(),
+            kind: kind.to_string(),
+            label: text(child(s, "label")),
+            imagelabel: text(child(s, "imagelabel")),
+        });
     }
     if let Some(devs) = child(root, "devices") {
         for i in devs.children().filter(|c| c.has_tag_name("interface")) {
@@ -208,10 +228,12 @@ mod tests {
     fn parses_live_xml() {
         let d = parse_domain(LIVE).unwrap();
         assert_eq!(d.name, "web1");
-        let m = d.meta.unwrap();
+        let m = d.meta.clone().unwrap();
         assert_eq!((m.profile.as_str(), m.distro.as_str()), ("web", "debian12"));
-        assert_eq!(d.label.as_deref(), Some("system_u:system_r:container_t:s0:c297,c568"));
-        assert_eq!(d.imagelabel.as_deref(), Some("system_u:object_r:container_file_t:s0:c297,c568"));
+        assert_eq!(d.label(), Some("system_u:system_r:container_t:s0:c297,c568"));
+        let s = d.seclabel.as_ref().unwrap();
+        assert_eq!((s.model.as_str(), s.kind.as_str()), ("selinux", "dynamic"));
+        assert_eq!(s.imagelabel.as_deref(), Some("system_u:object_r:container_file_t:s0:c297,c568"));
         assert_eq!(d.interfaces[0].dev.as_deref(), Some("vnet3"));
         assert_eq!(d.interfaces[0].bridge.as_deref(), Some("virbr1"));
         assert_eq!(d.idmap.unwrap().uid.target, 200000);

@@ -6,7 +6,7 @@ use crate::libvirt::State;
 use crate::name::Name;
 use crate::profile::{CapPolicy, CapState, Profile, SecModel};
 use crate::state::Record;
-use crate::verify::{self, DomainFacts, Expect, Iface, Report, SecLabel};
+use crate::verify::{self, DomainFacts, Expect, Iface, Report};
 use anyhow::Result;
 
 /// libvirt's default capability drops (`<capabilities policy='default'>`).
@@ -57,8 +57,8 @@ pub fn verify_domain_as(env: &Env, name: &str, expected: Option<&Expected>) -> R
     // <seclabel> fails instead of skipping), the live seclabel for foreign ones.
     let asked = match &d.meta {
         Some(m) => Some(m.security.as_str()),
-        None if d.seclabel_type.as_deref() == Some("none") => Some("none"),
-        None => d.seclabel_model.as_deref(),
+        None if d.seclabel.as_ref().is_some_and(|s| s.kind == "none") => Some("none"),
+        None => d.seclabel.as_ref().map(|s| s.model.as_str()),
     };
     let mut security = match asked {
         Some("selinux") => SecModel::Selinux,
@@ -104,24 +104,7 @@ pub fn verify_domain_as(env: &Env, name: &str, expected: Option<&Expected>) -> R
         };
         interfaces.push(Iface { target_dev: i.dev.clone(), expected_bridge });
     }
-    let facts = DomainFacts {
-        name: name.to_string(),
-        init_pid,
-        seclabel: d.seclabel_type.as_ref().map(|t| SecLabel {
-            model: d.seclabel_model.clone().unwrap_or_else(|| "none".into()),
-            kind: t.clone(),
-            label: d.label.clone(),
-            imagelabel: d.imagelabel.clone(),
-        }),
-        interfaces,
-        idmap: d.idmap,
-        rootfs: d.rootfs.clone().unwrap_or_default(),
-        memory_limit_kib: d.memory_limit_kib,
-        cpu_shares: d.cpu_shares,
-        cpu_period: d.cpu_period,
-        cpu_quota: d.cpu_quota,
-        blkio_weight: d.blkio_weight,
-    };
+    let facts = DomainFacts { domain: d.clone(), init_pid, interfaces };
     let expect = Expect {
         security,
         dropped_caps: dropped,

@@ -29,9 +29,9 @@ pub fn list(env: &Env) -> Result<Vec<Row>> {
         rows.push(Row {
             init_pid: if state == State::Running { facts::init_pid(&env.run_dir, &name) } else { None },
             vnet: d.interfaces.iter().find_map(|i| i.dev.clone()),
-            profile: d.meta.map(|m| m.profile),
-            label: d.label.clone(),
-            label_type: d.seclabel_type.clone(),
+            profile: d.meta.as_ref().map(|m| m.profile.clone()),
+            label: d.label().map(str::to_string),
+            label_type: d.seclabel.as_ref().map(|s| s.kind.clone()),
             state,
             name,
         });

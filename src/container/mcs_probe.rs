@@ -28,7 +28,8 @@ fn side(env: &Env, name: &str) -> Result<Option<Side>> {
         return Ok(None);
     }
     let d = facts::parse_domain(&env.hv.domain_xml(name)?)?;
-    let (Some(label), Some(imagelabel)) = (d.label, d.imagelabel) else { return Ok(None) };
+    let Some(sec) = d.seclabel else { return Ok(None) };
+    let (Some(label), Some(imagelabel)) = (sec.label, sec.imagelabel) else { return Ok(None) };
     let Some(init) = facts::init_pid(&env.run_dir, name) else { return Ok(None) };
     Ok(Some(Side { name: name.into(), label, imagelabel, init }))
 }

@@ -63,18 +63,18 @@ fn label_tree(env: &Env, rootfs: &Path, static_label: Option<&str>) -> Result<()
 /// last run carry that run's categories, which its next run (new categories) could no longer
 /// touch; bring the tree back to the shared level first. Static labels keep their level.
 pub(super) fn relabel_before_start(env: &Env, d: &facts::DomainXml) -> Result<()> {
-    if d.seclabel_model.as_deref() != Some("selinux") {
+    let Some(sec) = d.seclabel.as_ref().filter(|s| s.model == "selinux") else {
         return Ok(());
-    }
+    };
     // The seccomp shim directory: the shared container file context, so the confined init
     // can execute the shim and read its filter (read-only to every container anyway).
     if let Some(dir) = &d.seccomp_dir {
         label_tree(env, dir, None)?;
     }
     let Some(rootfs) = &d.rootfs else { return Ok(()) };
-    match d.seclabel_type.as_deref() {
-        Some("dynamic") => label_tree(env, rootfs, None),
-        Some("static") => label_tree(env, rootfs, d.label.as_deref()),
+    match sec.kind.as_str() {
+        "dynamic" => label_tree(env, rootfs, None),
+        "static" => label_tree(env, rootfs, sec.label.as_deref()),
         _ => Ok(()),
     }
 }

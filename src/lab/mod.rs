@@ -202,7 +202,7 @@ fn cross_checks(ctx: &Ctx, rec: &LabRecord, reps: &[(String, Result<Report>)]) -
                     .domain_xml(m)
                     .ok()
                     .and_then(|x| crate::facts::parse_domain(&x).ok())
-                    .and_then(|d| d.label)
+                    .and_then(|d| d.seclabel.and_then(|s| s.label))
                     .map(|l| (m.clone(), l))
             })
             .collect())

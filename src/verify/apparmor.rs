@@ -85,7 +85,7 @@ fn host_prerequisites(cx: &Ctx, ev: &mut Vec<String>, bad: &mut Vec<String>) {
 
 /// The live `<label>` of an AppArmor seclabel.
 fn domain_profile(cx: &Ctx) -> Result<String, String> {
-    let sec = cx.facts.seclabel.as_ref().ok_or("the domain has no <seclabel>: it runs unconfined")?;
+    let sec = cx.facts.domain.seclabel.as_ref().ok_or("the domain has no <seclabel>: it runs unconfined")?;
     if sec.model != "apparmor" || sec.kind == "none" {
         return Err(format!(
             "the domain's seclabel is model {:?} type {:?}, not an AppArmor profile",

@@ -70,23 +70,23 @@ fn wanted(f: &DomainFacts) -> Vec<Setting> {
         "memory",
         &["memory.limit_in_bytes"],
         V2::File("memory.max"),
-        f.memory_limit_kib.map(|k| i128::from(k) * 1024),
+        f.domain.memory_limit_kib.map(|k| i128::from(k) * 1024),
         true,
     );
     add(
         "cpu",
         &["cpu.shares"],
         V2::Skip("cpu.shares is cpu.weight on cgroup v2 (converted by libvirt): not compared"),
-        f.cpu_shares.map(i128::from),
+        f.domain.cpu_shares.map(i128::from),
         false,
     );
-    add("cpu", &["cpu.cfs_period_us"], V2::CpuMax(1), f.cpu_period.map(i128::from), false);
-    add("cpu", &["cpu.cfs_quota_us"], V2::CpuMax(0), f.cpu_quota.map(i128::from), false);
+    add("cpu", &["cpu.cfs_period_us"], V2::CpuMax(1), f.domain.cpu_period.map(i128::from), false);
+    add("cpu", &["cpu.cfs_quota_us"], V2::CpuMax(0), f.domain.cpu_quota.map(i128::from), false);
     add(
         "blkio",
         &["blkio.weight", "blkio.bfq.weight"],
         V2::Skip("blkio.weight is io.weight on cgroup v2: not compared"),
-        f.blkio_weight.map(i128::from),
+        f.domain.blkio_weight.map(i128::from),
         false,
     );
     out

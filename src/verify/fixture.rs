@@ -4,6 +4,7 @@
 use super::*;
 use crate::profile::{IdRange, Idmap};
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 pub const INIT: u32 = 4242;
 pub const CTRL: u32 = 4241;
@@ -71,23 +72,27 @@ impl Fixture {
             uid: IdRange { start: 0, target: 200000, count: 65536 },
             gid: IdRange { start: 0, target: 200000, count: 65536 },
         };
-        let facts = DomainFacts {
+        let domain = crate::facts::DomainXml {
             name: "web1".into(),
-            init_pid: Some(INIT),
             seclabel: Some(SecLabel {
                 model: "selinux".into(),
                 kind: "dynamic".into(),
                 label: Some(LABEL.into()),
                 imagelabel: Some(IMAGE.into()),
             }),
-            interfaces: vec![Iface { target_dev: Some("vnet0".into()), expected_bridge: Some("virbr1".into()) }],
             idmap: Some(idmap),
-            rootfs: ROOTFS.into(),
+            rootfs: Some(ROOTFS.into()),
             memory_limit_kib: Some(512 * 1024),
             cpu_shares: Some(512),
             cpu_period: Some(100000),
             cpu_quota: Some(50000),
             blkio_weight: Some(500),
+            ..Default::default()
+        };
+        let facts = DomainFacts {
+            domain,
+            init_pid: Some(INIT),
+            interfaces: vec![Iface { target_dev: Some("vnet0".into()), expected_bridge: Some("virbr1".into()) }],
         };
         let expect = Expect {
             security: SecModel::Selinux,

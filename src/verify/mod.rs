@@ -48,43 +48,21 @@ use crate::profile::{Idmap, SecModel};
 use procfs::ProcTable;
 use serde::Serialize;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// What libvirt's live state says about the running domain (from the live XML and
-/// `/run/libvirt/lxc/NAME.xml`).
+/// What libvirt's live state says about the running domain: its live XML (one description,
+/// [`DomainXml`]), the init's PID from `/run/libvirt/lxc/NAME.xml`, and the bridge each
+/// interface's device must be enslaved to (from its network).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DomainFacts {
-    pub name: String,
+    pub domain: DomainXml,
     /// Host PID of the container's init (`<init pid=.../>`), not the controller's PID.
     pub init_pid: Option<u32>,
-    /// `None` when the domain has no `<seclabel>`.
-    pub seclabel: Option<SecLabel>,
+    /// One per `<interface>` of the domain, with the bridge it must be on.
     pub interfaces: Vec<Iface>,
-    /// The live XML's `<idmap>`.
-    pub idmap: Option<Idmap>,
-    /// The root filesystem's host path (`<filesystem><source dir=.../>` for `/`).
-    pub rootfs: PathBuf,
-    /// The effective memory limit in KiB: `<memtune><hard_limit>` when set, else
-    /// `<memory>` (libvirt writes both to `memory.limit_in_bytes`, the hard limit last).
-    pub memory_limit_kib: Option<u64>,
-    pub cpu_shares: Option<u64>,
-    pub cpu_period: Option<u64>,
-    pub cpu_quota: Option<i64>,
-    pub blkio_weight: Option<u64>,
 }
 
-/// The live `<seclabel>`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SecLabel {
-    /// `selinux`, `apparmor` or `none`.
-    pub model: String,
-    /// `dynamic`, `static` or `none`.
-    pub kind: String,
-    /// `<label>`: the processes' label.
-    pub label: Option<String>,
-    /// `<imagelabel>`: the label libvirt wants on the container's files.
-    pub imagelabel: Option<String>,
-}
+pub use crate::facts::{DomainXml, SecLabel};
 
 /// One live `<interface>`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -247,7 +225,7 @@ pub fn run_all(host: &HostRoot, facts: &DomainFacts, expect: &Expect, labels: &d
 
 /// Runs every check and wraps them in a [`Report`] named after the domain.
 pub fn verify(host: &HostRoot, facts: &DomainFacts, expect: &Expect, labels: &dyn LabelSource) -> Report {
-    Report { name: facts.name.clone(), checks: run_all(host, facts, expect, labels), note: None }
+    Report { name: facts.domain.name.clone(), checks: run_all(host, facts, expect, labels), note: None }
 }
 
 /// Everything a check may look at, with the process table read once.

@@ -71,7 +71,7 @@ pub(super) fn userns(cx: &Ctx) -> Check {
                 "no user namespace: root in the container is root on the host (paper, section 3.5)",
                 vec![format!(
                     "the live XML has {}",
-                    if cx.facts.idmap.is_some() { "an <idmap>" } else { "no <idmap>" }
+                    if cx.facts.domain.idmap.is_some() { "an <idmap>" } else { "no <idmap>" }
                 )],
             );
         }
@@ -87,7 +87,7 @@ pub(super) fn userns(cx: &Ctx) -> Check {
     for (file, range) in [("uid_map", want.uid), ("gid_map", want.gid)] {
         check_map(&dir.join(file), file, range, &mut ev, &mut bad);
     }
-    match cx.facts.idmap {
+    match cx.facts.domain.idmap {
         Some(live) if live == want => ev.push("live XML <idmap> matches the profile".into()),
         Some(live) => bad.push(format!("the live XML's idmap {live:?} is not the profile's {want:?}")),
         None => bad.push("the live XML has no <idmap>".into()),

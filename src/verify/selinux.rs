@@ -88,7 +88,8 @@ impl Context {
 
 /// The domain's live SELinux process label, or why there is none.
 fn domain_label(cx: &Ctx) -> Result<(String, Context), String> {
-    let sec = cx.facts.seclabel.as_ref().ok_or("the domain has no <seclabel>: it runs without an SELinux label")?;
+    let sec =
+        cx.facts.domain.seclabel.as_ref().ok_or("the domain has no <seclabel>: it runs without an SELinux label")?;
     if sec.model != "selinux" || sec.kind == "none" {
         return Err(format!(
             "the domain's seclabel is model {:?} type {:?}, not an SELinux label",
@@ -335,7 +336,7 @@ pub(super) fn imagelabel(cx: &Ctx) -> Check {
         Ok(w) => w,
         Err(why) => return Check::fail(ID, why, vec![]),
     };
-    let rootfs = &cx.facts.rootfs;
+    let rootfs = &cx.facts.domain.rootfs.clone().unwrap_or_default();
     let mut ev = vec![format!("expected image label (live XML): {}", want.0)];
     let Some(label) = cx.labels.file_label(rootfs) else {
         return Check::fail(ID, format!("the rootfs {} has no readable SELinux label", rootfs.display()), ev);
@@ -350,7 +351,7 @@ pub(super) fn imagelabel(cx: &Ctx) -> Check {
 /// The label the rootfs should have: `<imagelabel>`, else the process label's level with
 /// `container_file_t`. Returns (text for evidence, parsed).
 fn wanted_image(cx: &Ctx) -> Result<(String, Context), String> {
-    let sec = cx.facts.seclabel.as_ref().ok_or("the domain has no <seclabel>: nothing labels its files")?;
+    let sec = cx.facts.domain.seclabel.as_ref().ok_or("the domain has no <seclabel>: nothing labels its files")?;
     if sec.model != "selinux" || sec.kind == "none" {
         return Err(format!(
             "the domain's seclabel is model {:?} type {:?}, not an SELinux label",

@@ -89,7 +89,7 @@ fn a_virtd_t_that_dominates_is_evidence_not_failure() {
 fn a_single_category_label_fails() {
     let mut f = Fixture::good();
     let one = "system_u:system_r:container_t:s0:c297";
-    f.facts.seclabel.as_mut().unwrap().label = Some(one.into());
+    f.facts.domain.seclabel.as_mut().unwrap().label = Some(one.into());
     f.process(INIT, CTRL, "systemd", Some(one), CONT_NS);
     f.process(CHILD, INIT, "nginx", Some(one), CONT_NS);
     expect(&f.check("selinux.mcs_unique"), Status::Fail, "single category");
@@ -122,7 +122,7 @@ fn a_process_entered_into_the_pid_namespace_is_checked_too() {
 fn a_domain_label_of_an_unconfined_type_fails() {
     let mut f = Fixture::good();
     let l = "system_u:system_r:spc_t:s0:c297,c568";
-    f.facts.seclabel.as_mut().unwrap().label = Some(l.into());
+    f.facts.domain.seclabel.as_mut().unwrap().label = Some(l.into());
     f.process(INIT, CTRL, "systemd", Some(l), CONT_NS);
     f.process(CHILD, INIT, "nginx", Some(l), CONT_NS);
     expect(&f.check("selinux.label"), Status::Fail, "type spc_t is not confined");
@@ -131,11 +131,12 @@ fn a_domain_label_of_an_unconfined_type_fails() {
 #[test]
 fn no_seclabel_fails_the_selinux_label_checks() {
     let mut f = Fixture::good();
-    f.facts.seclabel = None;
+    f.facts.domain.seclabel = None;
     expect(&f.check("selinux.label"), Status::Fail, "no <seclabel>");
     expect(&f.check("selinux.mcs_unique"), Status::Fail, "no <seclabel>");
     expect(&f.check("selinux.imagelabel"), Status::Fail, "no <seclabel>");
-    f.facts.seclabel = Some(SecLabel { model: "selinux".into(), kind: "none".into(), label: None, imagelabel: None });
+    f.facts.domain.seclabel =
+        Some(SecLabel { model: "selinux".into(), kind: "none".into(), label: None, imagelabel: None });
     expect(&f.check("selinux.label"), Status::Fail, "not an SELinux label");
 }
 
@@ -197,7 +198,7 @@ fn an_identity_map_fails_userns() {
     let mut f = Fixture::good();
     f.write(&format!("proc/{INIT}/uid_map"), "         0          0 4294967295\n");
     f.write(&format!("proc/{INIT}/gid_map"), "         0          0 4294967295\n");
-    f.facts.idmap = None;
+    f.facts.domain.idmap = None;
     f.process(INIT, CTRL, "systemd", Some(LABEL), Ns { user: HOST_NS.user, ..CONT_NS });
     let c = f.check("userns");
     assert_eq!(c.status, Status::Fail);
@@ -294,11 +295,11 @@ fn cgroup_v2_compares_memory_and_cpu_max() {
 #[test]
 fn cgroup_skips_without_limits_and_fails_in_the_root_cgroup() {
     let mut f = Fixture::good();
-    f.facts.memory_limit_kib = None;
-    f.facts.cpu_shares = None;
-    f.facts.cpu_period = None;
-    f.facts.cpu_quota = None;
-    f.facts.blkio_weight = None;
+    f.facts.domain.memory_limit_kib = None;
+    f.facts.domain.cpu_shares = None;
+    f.facts.domain.cpu_period = None;
+    f.facts.domain.cpu_quota = None;
+    f.facts.domain.blkio_weight = None;
     expect(&f.check("cgroup"), Status::Skip, "sets no resource limits");
     let f = Fixture::good();
     f.write(&format!("proc/{INIT}/cgroup"), "4:memory:/\n5:cpu,cpuacct:/\n11:blkio:/\n");
@@ -369,7 +370,8 @@ fn nspid_without_namespacing_fails_pidns() {
 fn security_none_skips_the_mac_checks() {
     let mut f = Fixture::good();
     f.expect.security = SecModel::None;
-    f.facts.seclabel = Some(SecLabel { model: "none".into(), kind: "none".into(), label: None, imagelabel: None });
+    f.facts.domain.seclabel =
+        Some(SecLabel { model: "none".into(), kind: "none".into(), label: None, imagelabel: None });
     f.labels = FakeLabels::default();
     for c in f.run() {
         if c.id.starts_with("selinux.") || c.id.starts_with("apparmor.") {
@@ -386,7 +388,7 @@ fn apparmor_profiles_are_checked_and_selinux_skipped() {
     let profile = "libvirt-7b1a8e6e-0d7e-4c38-9c6e-6b7a3b1b2a11";
     f.expect.security = SecModel::Apparmor;
     f.expect.secmodel = Some("apparmor".into());
-    f.facts.seclabel = Some(SecLabel {
+    f.facts.domain.seclabel = Some(SecLabel {
         model: "apparmor".into(),
         kind: "dynamic".into(),
         label: Some(profile.into()),
