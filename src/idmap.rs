@@ -128,35 +128,29 @@ impl Registry {
 }
 
 /// The registry, locked for as long as this value lives.
-pub struct Locked {
-    path: PathBuf,
-    _lock: std::fs::File,
-    pub reg: Registry,
+pub type Locked = crate::state::Locked<Registry>;
+
+impl crate::state::RegistryFile for Registry {
+    const BASE: &'static str = "idmap-registry";
+    const WHAT: &'static str = "id-map registry";
+    const MAX: u64 = MAX_REGISTRY;
+    fn parse(text: &str) -> std::result::Result<Registry, String> {
+        Registry::parse(text)
+    }
 }
 
 pub fn registry_path(state_dir: &Path) -> PathBuf {
-    state_dir.join("idmap-registry.json")
+    crate::state::registry_path::<Registry>(state_dir)
 }
 
 /// Opens and locks the registry in `state_dir` (created if missing).
 pub fn open(state_dir: &Path) -> Result<Locked> {
-    let (path, lock, text) = crate::state::lock_and_read(state_dir, "idmap-registry", MAX_REGISTRY, "id-map registry")?;
-    debug_assert_eq!(path, registry_path(state_dir));
-    let reg = parse_registry(&path, text)?;
-    Ok(Locked { path, _lock: lock, reg })
+    crate::state::open_registry(state_dir)
 }
 
-/// Reads the registry without taking its lock (`doctor`, `--dry-run`): empty when missing.
+/// Reads the registry at `path` (`STATE/idmap-registry.json`) without taking its lock.
 pub fn read(path: &Path) -> Result<Registry> {
-    let text = crate::fsutil::read_state_to_string(path, MAX_REGISTRY, "id-map registry")?;
-    parse_registry(path, text)
-}
-
-fn parse_registry(path: &Path, text: Option<String>) -> Result<Registry> {
-    let Some(text) = text else { return Ok(Registry::default()) };
-    Registry::parse(&text).map_err(|e| {
-        anyhow::anyhow!("{} is not a valid id-map registry ({e}); move it aside to start a new one", path.display())
-    })
+    crate::state::read_registry(path.parent().unwrap_or(Path::new(".")))
 }
 
 /// Gives back `name`'s range, if it has one (its tree is gone, or was never made).
@@ -169,12 +163,6 @@ pub fn release(state_dir: &Path, name: &str) -> Result<Option<Idmap>> {
     Ok(m)
 }
 
-impl Locked {
-    /// Writes the registry atomically.
-    pub fn save(&self) -> Result<()> {
-        crate::fsutil::write_atomic(&self.path, serde_json::to_string_pretty(&self.reg)?.as_bytes(), 0o644)
-    }
-}
 /// Ids the host uses, which no isolated range may meet: `/etc/subuid`, `/etc/subgid`,
 /// `/etc/passwd` and `/etc/group` under `etc`; running processes' ids and user-namespace
 /// maps under `proc`; and the maps in lxcprov's container records under `records`.

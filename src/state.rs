@@ -105,6 +105,60 @@ fn lock_path(path: &Path, name: &str) -> Result<NameLock> {
 
 pub use crate::fsutil::lock::{lock_and_read, try_lock, wait_lock, FileLock};
 
+/// A registry kept as `STATE/BASE.json` next to its lock `STATE/BASE.lock`: what lxcprov hands
+/// out one per container (MCS levels, isolated id ranges). One implementation opens, reads
+/// and saves every registry, so they refuse the same hostile files the same way.
+pub trait RegistryFile: Default + Serialize + Sized {
+    /// The file's base name (`mcs-registry`).
+    const BASE: &'static str;
+    /// What it is, in messages (`MCS registry`).
+    const WHAT: &'static str;
+    /// The largest file read (a hostile one is refused beyond it).
+    const MAX: u64;
+    /// The registry from its text, checked: why it is not valid otherwise.
+    fn parse(text: &str) -> std::result::Result<Self, String>;
+}
+
+/// A registry, locked for as long as this value lives.
+pub struct Locked<T> {
+    path: std::path::PathBuf,
+    _lock: std::fs::File,
+    pub reg: T,
+}
+
+/// Where a registry's data file is in `state_dir`.
+pub fn registry_path<T: RegistryFile>(state_dir: &Path) -> std::path::PathBuf {
+    state_dir.join(format!("{}.json", T::BASE))
+}
+
+/// Opens and locks a registry in `state_dir` (empty when the file does not exist yet).
+pub fn open_registry<T: RegistryFile>(state_dir: &Path) -> Result<Locked<T>> {
+    let (path, lock, text) = lock_and_read(state_dir, T::BASE, T::MAX, T::WHAT)?;
+    let reg = parse_registry(&path, text)?;
+    Ok(Locked { path, _lock: lock, reg })
+}
+
+/// Reads a registry without taking its lock (`doctor`, `--dry-run`): empty when missing.
+pub fn read_registry<T: RegistryFile>(state_dir: &Path) -> Result<T> {
+    let path = registry_path::<T>(state_dir);
+    let text = crate::fsutil::read_state_to_string(&path, T::MAX, T::WHAT)?;
+    parse_registry(&path, text)
+}
+
+fn parse_registry<T: RegistryFile>(path: &Path, text: Option<String>) -> Result<T> {
+    let Some(text) = text else { return Ok(T::default()) };
+    T::parse(&text).map_err(|e| {
+        anyhow::anyhow!("{} is not a valid {} ({e}); move it aside to start a new one", path.display(), T::WHAT)
+    })
+}
+
+impl<T: RegistryFile> Locked<T> {
+    /// Writes the registry atomically (temporary file, then rename).
+    pub fn save(&self) -> Result<()> {
+        crate::fsutil::write_atomic(&self.path, serde_json::to_string_pretty(&self.reg)?.as_bytes(), 0o644)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

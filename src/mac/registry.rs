@@ -8,9 +8,9 @@
 //! caller passes the levels it found on processes and root filesystems (see `audit`).
 
 use crate::mcs::Level;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Categories handed out: c0 and the top of the range are left to the host (c0.c1023 ranges
 /// and s0:c0 are common administrative levels).
@@ -23,29 +23,21 @@ pub struct Registry {
     pub labels: BTreeMap<String, String>,
 }
 
-pub struct Locked {
-    path: PathBuf,
-    _lock: std::fs::File,
-    pub reg: Registry,
+/// The registry, locked for as long as this value lives.
+pub type Locked = crate::state::Locked<Registry>;
+
+impl crate::state::RegistryFile for Registry {
+    const BASE: &'static str = "mcs-registry";
+    const WHAT: &'static str = "MCS registry";
+    const MAX: u64 = crate::fsutil::STATE_MAX;
+    fn parse(text: &str) -> std::result::Result<Registry, String> {
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    }
 }
 
 /// Opens and locks the registry in `state_dir` (created if missing).
 pub fn open(state_dir: &Path) -> Result<Locked> {
-    let (path, lock, text) =
-        crate::state::lock_and_read(state_dir, "mcs-registry", crate::fsutil::STATE_MAX, "MCS registry")?;
-    let reg = match text {
-        Some(t) => serde_json::from_str(&t)
-            .with_context(|| format!("{} is not a valid registry; move it aside to start a new one", path.display()))?,
-        None => Registry::default(),
-    };
-    Ok(Locked { path, _lock: lock, reg })
-}
-
-impl Locked {
-    /// Writes the registry atomically.
-    pub fn save(&self) -> Result<()> {
-        crate::fsutil::write_atomic(&self.path, serde_json::to_string_pretty(&self.reg)?.as_bytes(), 0o644)
-    }
+    crate::state::open_registry(state_dir)
 }
 
 impl Registry {
@@ -167,7 +159,7 @@ mod tests {
         drop(l);
         std::fs::write(d.path().join("mcs-registry.json"), "{ torn").unwrap();
         let e = open(d.path()).err().unwrap().to_string();
-        assert!(e.contains("not a valid registry"), "{e}");
+        assert!(e.contains("not a valid MCS registry") && e.contains("move it aside"), "{e}");
     }
 
     #[test]
