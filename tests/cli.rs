@@ -1,6 +1,7 @@
 //! The binary as a user runs it, without root: profiles, render, dry-run, bad input.
 
 mod common;
+use common::json::*;
 use common::*;
 use std::path::Path;
 
@@ -160,9 +161,10 @@ fn json_mode_reports_errors_as_one_json_line() {
     let d = tempfile::tempdir().unwrap();
     let o = run(d.path(), &["--json", "render", "x", "--profile", "nope"]);
     assert_eq!(o.status.code(), Some(2));
-    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
-    assert_eq!(v["type"], "error");
-    assert!(v["data"]["message"].as_str().unwrap().contains("no profile named"));
+    let recs = records(&o.stdout);
+    let [Record::Error(e)] = recs.as_slice() else { panic!("not one error record: {recs:?}") };
+    assert!(e.message.contains("no profile named"), "{e:?}");
+    assert_eq!(e.chain.first(), Some(&e.message), "the chain starts with the error itself");
     assert!(stderr(&o).contains("no profile named"));
 }
 
@@ -190,10 +192,23 @@ fn profiles_list_and_show() {
     let s = stdout(&o);
     assert!(s.contains("distro: centos7") && s.contains("memory_mib: 256") && s.contains("tty: pts/0"), "{s}");
     let o = run(d.path(), &["--json", "profiles"]);
-    let lines: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), PROFILES.len());
+    let mut listed: Vec<String> = records(&o.stdout)
+        .iter()
+        .map(|r| r.as_profile().unwrap_or_else(|| panic!("not a profile: {r:?}")).name.clone())
+        .collect();
+    listed.sort();
+    assert_eq!(listed, PROFILES);
+    let o = run(d.path(), &["--json", "profiles", "show", "paper"]);
+    let recs = records(&o.stdout);
+    let [Record::Profile(p)] = recs.as_slice() else { panic!("not one profile record: {recs:?}") };
+    assert_eq!((p.name.as_str(), p.source.as_str()), ("paper", "built-in:paper"));
+    assert_eq!(p.profile.as_ref().expect("the profile itself")["distro"], "centos7");
     let o = run(d.path(), &["--json", "distros"]);
-    assert_eq!(stdout(&o).lines().count(), DISTROS.len());
+    let distros = records(&o.stdout);
+    assert_eq!(distros.len(), DISTROS.len());
+    for name in DISTROS {
+        assert!(distros.iter().filter_map(Record::as_distro).any(|d| d["name"] == *name), "{name}: {distros:?}");
+    }
 }
 
 #[test]
@@ -232,17 +247,21 @@ fn dry_run_of_the_paper_profile_shows_the_guides_command_and_touches_nothing() {
     }
 }
 
-/// Every line of a `--json` run: one object with `type` and `data`.
-fn json_lines(o: &std::process::Output) -> Vec<serde_json::Value> {
-    stdout(o)
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
-            assert!(v["type"].is_string() && v.get("data").is_some(), "not the envelope: {l}");
-            assert_eq!(v.as_object().unwrap().len(), 2, "extra keys: {l}");
-            v
-        })
-        .collect()
+/// The typed reader (tests/common/json.rs) notices what it does not know: a new or renamed
+/// type, a key beside `type` and `data`, a record without its data.
+#[test]
+fn the_typed_json_reader_refuses_unknown_types_and_keys() {
+    for bad in [
+        r#"{"type":"chek","data":{"message":"m"}}"#,
+        r#"{"type":"problem","data":{"message":"m"},"extra":1}"#,
+        r#"{"type":"problem"}"#,
+        r#"{"type":"problem","data":{"msg":"m"}}"#,
+        "not json",
+    ] {
+        assert!(std::panic::catch_unwind(|| records(bad.as_bytes())).is_err(), "{bad} was decoded");
+    }
+    let good = br#"{"type":"problem","data":{"message":"m","new_field":true}}"#;
+    assert_eq!(records(good), [Record::Problem(Problem { message: "m".into() })]);
 }
 
 #[test]
@@ -250,12 +269,15 @@ fn dry_run_json_is_machine_readable() {
     let d = tempfile::tempdir().unwrap();
     let o = run(d.path(), &["--json", "create", "d1", "--profile", "minimal", "--dry-run", "--security", "none"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let lines = json_lines(&o);
-    assert_eq!(lines[0]["type"], "plan");
-    assert_eq!(lines[0]["data"]["dry_run"], true);
-    let steps: Vec<&serde_json::Value> = lines.iter().filter(|l| l["type"] == "step").map(|l| &l["data"]).collect();
+    let lines = records(&o.stdout);
+    let Record::Plan(plan) = &lines[0] else { panic!("the plan first: {lines:?}") };
+    assert!(plan.dry_run);
+    assert_eq!((plan.name.as_str(), plan.profile.as_str(), plan.installer.as_str()), ("d1", "minimal", "debootstrap"));
+    let steps: Vec<&Step> = lines.iter().filter_map(Record::as_step).collect();
     assert!(steps.len() >= 5, "{lines:?}");
-    let actions: Vec<&serde_json::Value> = steps.iter().flat_map(|s| s["actions"].as_array().unwrap()).collect();
+    assert_eq!(steps.len(), lines.len() - 1, "a plan, then steps only: {lines:?}");
+    assert!(steps.iter().enumerate().all(|(i, s)| s.n == i as u64 + 1), "steps are numbered from 1: {steps:?}");
+    let actions: Vec<&serde_json::Value> = steps.iter().flat_map(|s| &s.actions).collect();
     let run = actions.iter().find(|a| a["action"] == "run").expect("an installer run");
     assert!(run["cmd"]["args"].as_array().unwrap().iter().any(|a| a == "--force-check-gpg"));
     let define = actions.iter().find(|a| a["action"] == "define_domain").expect("a define step");
@@ -276,10 +298,10 @@ fn every_json_line_is_one_envelope() {
         &["--json", "create", "Bad Name", "--dry-run"],
     ] {
         let o = run(d.path(), args);
-        let lines = json_lines(&o);
+        let lines = records(&o.stdout);
         assert!(!lines.is_empty(), "{args:?}: no output; {}", stderr(&o));
         if o.status.code() == Some(2) {
-            assert_eq!(lines.last().unwrap()["type"], "error", "{args:?}");
+            assert!(matches!(lines.last(), Some(Record::Error(_))), "{args:?}: {lines:?}");
         }
     }
 }
@@ -366,11 +388,10 @@ fn completions_for_bash_zsh_and_fish_know_the_subcommands() {
     let st = std::process::Command::new("bash").arg("-n").arg(&f).status().unwrap();
     assert!(st.success(), "bash -n rejects the completion script");
     // --json wraps it in the envelope; a shell clap does not know is a usage error.
-    let lines = json_lines(&run(d.path(), &["--json", "completions", "fish"]));
-    assert_eq!(lines.len(), 1);
-    assert_eq!(lines[0]["type"], "completions");
-    assert_eq!(lines[0]["data"]["shell"], "fish");
-    assert!(lines[0]["data"]["script"].as_str().unwrap().contains("complete -c lxcprov"));
+    let lines = records(&run(d.path(), &["--json", "completions", "fish"]).stdout);
+    let [Record::Completions(c)] = lines.as_slice() else { panic!("not one completions record: {lines:?}") };
+    assert_eq!(c.shell, "fish");
+    assert!(c.script.contains("complete -c lxcprov"));
     assert_eq!(run(d.path(), &["completions", "tcsh"]).status.code(), Some(2));
     // Packaging commands stay out of the user's --help.
     let help = stdout(&run(d.path(), &["--help"]));
@@ -407,9 +428,12 @@ fn manpages_writes_one_page_per_subcommand() {
     }
     // --json: one `manpage` record per file.
     let o = run(d.path(), &["--json", "manpages", dir.to_str().unwrap()]);
-    let lines = json_lines(&o);
+    let lines = records(&o.stdout);
     assert_eq!(lines.len(), files.len());
-    assert!(lines.iter().all(|l| l["type"] == "manpage" && l["data"]["path"].is_string()));
+    for l in &lines {
+        let Record::Manpage(m) = l else { panic!("not a manpage record: {l:?}") };
+        assert!(m.path.starts_with(&dir) && m.path.is_file(), "{m:?}");
+    }
 }
 
 #[test]
@@ -438,17 +462,15 @@ fn sbom_of_a_tree_is_cyclonedx_on_stdout_and_one_record_with_json() {
         ]
     );
     assert_eq!(run(d.path(), &["sbom", "--rootfs", root.to_str().unwrap()]).stdout, o.stdout, "stable");
-    let lines = json_lines(&run(d.path(), &["--json", "sbom", "--rootfs", root.to_str().unwrap()]));
-    assert_eq!(lines.len(), 1);
-    assert_eq!(lines[0]["type"], "sbom");
-    assert_eq!(lines[0]["data"], doc);
+    let lines = records(&run(d.path(), &["--json", "sbom", "--rootfs", root.to_str().unwrap()]).stdout);
+    assert_eq!(lines, [Record::Sbom(doc)], "one record, the document itself");
     // NAME or --rootfs, not both, not neither; a container without a rootfs is an error.
     assert_eq!(run(d.path(), &["sbom"]).status.code(), Some(2));
     assert_eq!(run(d.path(), &["sbom", "x", "--rootfs", "/"]).status.code(), Some(2));
     let o = run(d.path(), &["--json", "sbom", "nosuch"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("no root filesystem for nosuch"), "{}", stderr(&o));
-    assert_eq!(json_lines(&o).last().unwrap()["type"], "error");
+    assert!(matches!(records(&o.stdout).last(), Some(Record::Error(_))), "{}", stdout(&o));
 }
 
 #[test]
@@ -480,7 +502,7 @@ fn outdated_needs_a_record_or_a_package_database() {
     let o = run(d.path(), &["--json", "outdated", "--rootfs", d.path().to_str().unwrap(), "--distro", "almalinux9"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("no rpm database"), "{}", stderr(&o));
-    assert_eq!(json_lines(&o).last().unwrap()["type"], "error");
+    assert!(matches!(records(&o.stdout).last(), Some(Record::Error(_))), "{}", stdout(&o));
 }
 
 #[test]
@@ -518,18 +540,18 @@ fn idmap_isolated_dry_run_shows_its_range_and_a_bad_registry_is_one_clear_error(
         run(d.path(), &a)
     };
     let idmap_of = |o: &std::process::Output| {
-        json_lines(o).into_iter().find(|v| v["type"] == "plan").map(|v| v["data"]["idmap"].clone()).unwrap()
+        records(&o.stdout).iter().find_map(Record::as_plan).map(|p| p.idmap.clone()).expect("a plan")
     };
     let o = plan(&[]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(idmap_of(&o)["mode"], "profile");
-    assert_eq!(idmap_of(&o)["host_uid"], 100000);
+    assert_eq!(idmap_of(&o).mode, "profile");
+    assert_eq!(idmap_of(&o).host_uid, Some(100000));
     let o = plan(&["--idmap", "isolated"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let m = idmap_of(&o);
-    assert_eq!(m["mode"], "isolated");
-    let start = m["host_uid"].as_u64().unwrap();
-    assert!(start >= 1048576 && start % 65536 == 0 && m["host_gid"] == m["host_uid"] && m["count"] == 65536, "{m}");
+    assert_eq!(m.mode, "isolated");
+    let start = m.host_uid.unwrap();
+    assert!(start >= 1048576 && start % 65536 == 0 && m.host_gid == m.host_uid && m.count == Some(65536), "{m:?}");
     assert!(!d.path().join("state").exists(), "a dry run records nothing");
     let o = run(
         d.path(),
@@ -556,7 +578,7 @@ fn idmap_isolated_dry_run_shows_its_range_and_a_bad_registry_is_one_clear_error(
             "{}",
             stderr(&o)
         );
-        assert!(stdout(&o).lines().all(|l| l.contains("\"type\":\"error\"")), "{}", stdout(&o));
+        assert!(records(&o.stdout).iter().all(|r| matches!(r, Record::Error(_))), "{}", stdout(&o));
     }
     std::fs::remove_file(&reg).unwrap();
     let s = std::process::Command::new("mkfifo").arg(&reg).status().unwrap();
@@ -572,7 +594,7 @@ fn idmap_isolated_dry_run_shows_its_range_and_a_bad_registry_is_one_clear_error(
         &["--json", "create", "iso2", "--profile", "iso", "--profile-file", pf.to_str().unwrap(), "--dry-run"],
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(idmap_of(&o)["mode"], "isolated");
+    assert_eq!(idmap_of(&o).mode, "isolated");
 }
 
 /// Runs the binary and fails the test if it has not finished within 20 s: a hostile state

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: run the real binary with a clean environment.
 #![allow(dead_code)]
 
+pub mod json;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 

@@ -74,10 +74,10 @@ fn seed_cache(dir: &Path, profile: &Path) {
             "--dry-run",
         ],
     );
-    let entry = stdout(&o)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .flat_map(|v| v["data"]["actions"].as_array().cloned().unwrap_or_default())
+    let entry = records(&o.stdout)
+        .iter()
+        .filter_map(Record::as_step)
+        .flat_map(|s| s.actions.clone())
         .find(|a| a["action"] == "store_base")
         .and_then(|a| a["entry"].as_str().map(PathBuf::from))
         .expect("the plan stores a base");
@@ -135,14 +135,10 @@ fn overlay_containers_come_back_after_virsh_destroy_and_start_keep_their_files_a
     std::fs::write(&pw, "correct horse\n").unwrap();
     // doctor: the hook runs this lxcprov, and overlay is what new containers get.
     let o = lo(d.path(), &["--json", "doctor"]);
-    let items: Vec<serde_json::Value> = stdout(&o)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .map(|v| v["data"].clone())
-        .collect();
-    let item = |id: &str| items.iter().find(|i| i["id"] == id).unwrap_or_else(|| panic!("no {id}: {items:?}")).clone();
-    assert_eq!(item("lxc_hook")["level"], "ok", "{:?}", item("lxc_hook"));
-    assert_eq!(item("storage")["level"], "ok", "{:?}", item("storage"));
+    let items: Vec<Item> = records(&o.stdout).iter().filter_map(Record::as_item).cloned().collect();
+    let item = |id: &str| items.iter().find(|i| i.id == id).unwrap_or_else(|| panic!("no {id}: {items:?}")).clone();
+    assert_eq!(item("lxc_hook").level, ItemLevel::Ok, "{:?}", item("lxc_hook"));
+    assert_eq!(item("storage").level, ItemLevel::Ok, "{:?}", item("storage"));
     // The plan says overlay, and why.
     let o = lo(d.path(), &["create", "lxcprov-ov-a", "--profile", "it-ov", "--profile-file", pf, "--dry-run"]);
     assert!(stdout(&o).contains("mount -t overlay overlay -o lowerdir="), "{}", stdout(&o));
@@ -164,7 +160,7 @@ fn overlay_containers_come_back_after_virsh_destroy_and_start_keep_their_files_a
         );
         assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
         for id in ["pidns", "userns", "trust"] {
-            assert_eq!(status_of(&checks(&o), id), "pass");
+            assert_eq!(status_of(&checks(&o), id), Status::Pass);
         }
     }
     let pool = d.path().join("pool");
@@ -334,7 +330,7 @@ fn lab_reset_puts_one_student_or_all_back_on_the_shared_base() {
     assert_eq!(o.status.code(), Some(2), "there is no student 3");
     let o = lo(d.path(), &["--json", "--profile-file", pf, "lab", "reset", "lxcprov-ov-lab", "--yes"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(checks(&o).iter().filter(|c| c["id"] == "pidns" && c["status"] == "pass").count(), 2);
+    assert_eq!(checks(&o).iter().filter(|c| c.id == "pidns" && c.status == Status::Pass).count(), 2);
     assert!(!pool.join("lxcprov-ov-lab-s02/root/work.txt").exists());
     let o = lo(d.path(), &["lab", "down", "lxcprov-ov-lab", "--purge", "--yes"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -375,8 +371,8 @@ fn isolated_maps_share_one_unshifted_base_through_idmapped_mounts() {
         let o = create(n);
         assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
         let c = checks(&o);
-        let u = c.iter().find(|c| c["id"] == "userns").unwrap();
-        assert!(u["summary"].as_str().unwrap().contains("isolated: no other user namespace maps"), "{u}");
+        let u = c.iter().find(|c| c.id == "userns").unwrap();
+        assert!(u.summary.contains("isolated: no other user namespace maps"), "{u:?}");
     }
     let reg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.path().join("state/idmap-registry.json")).unwrap()).unwrap();
