@@ -274,3 +274,46 @@ fn no_file_is_over_900_lines() {
     }
     assert!(long.is_empty(), "split these by feature:\n{}", long.join("\n"));
 }
+
+/// The floors `docs/architecture.md` gives each module: rows `| \`module\` | N | ... |`.
+fn documented_floors() -> BTreeMap<String, u32> {
+    let doc = std::fs::read_to_string(Path::new(ROOT).join("docs/architecture.md")).unwrap();
+    doc.lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let module = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            let floor = cells.get(2)?.parse().ok()?;
+            Some((module.to_string(), floor))
+        })
+        .collect()
+}
+
+/// Each module imports only modules on its floor or below, as the architecture page says,
+/// and the page lists every module (and no other).
+#[test]
+fn every_module_keeps_to_its_documented_floor() {
+    let floors = documented_floors();
+    let g = import_graph();
+    let mut wrong = vec![];
+    for m in g.keys() {
+        if !floors.contains_key(m) {
+            wrong.push(format!("{m} is not in docs/architecture.md's table"));
+        }
+    }
+    for m in floors.keys() {
+        if !g.contains_key(m) {
+            wrong.push(format!("docs/architecture.md lists {m}, which src/lib.rs does not declare"));
+        }
+    }
+    for (a, edges) in &g {
+        for (b, files) in edges {
+            if let (Some(fa), Some(fb)) = (floors.get(a), floors.get(b)) {
+                if fb > fa {
+                    let files = files.iter().cloned().collect::<Vec<_>>().join(", ");
+                    wrong.push(format!("{a} (floor {fa}) imports {b} (floor {fb}) in {files}"));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "the layers do not hold:\n{}", wrong.join("\n"));
+}
