@@ -6,7 +6,14 @@
 //! Everything else (profiles, the catalog, rendering, plans) is pure and needs no root.
 //!
 //! This library never sees command-line types: the `lxcprov` binary turns its arguments
-//! into the options structs here ([`spec::ProfileOptions`], [`provision::Request`], ...).
+//! into the options of one operation ([`ops`]: [`ops::create::CreateOptions`], ...), runs it
+//! with a [`context::Context`] that carries its [`output::Observer`], and prints the result.
+//! The library prints nothing. `docs/architecture.md` puts every module on a floor; a
+//! module imports only its floor and those below (`tests/layers.rs` holds that).
+//!
+//! The public surface is what the binary and the integration tests use; the registries,
+//! records, passwords and the undo and worker-pool mechanisms are the library's own
+//! (`pub(crate)`).
 
 pub mod bootstrap;
 pub mod container;
@@ -18,7 +25,7 @@ pub mod exec;
 pub mod facts;
 pub mod fsutil;
 pub mod host;
-pub mod idmap;
+pub(crate) mod idmap;
 pub mod import;
 pub mod interrupt;
 pub mod lab;
@@ -29,19 +36,19 @@ pub mod name;
 pub mod ops;
 pub mod outdated;
 pub mod output;
-pub mod password;
+pub(crate) mod password;
 pub mod paths;
 pub mod plan;
-pub mod pool;
+pub(crate) mod pool;
 pub mod profile;
 pub mod provision;
 pub mod render;
-pub mod revert;
+pub(crate) mod revert;
 pub mod sbom;
 pub mod seccomp;
 pub mod shim;
 pub mod spec;
-pub mod state;
+pub(crate) mod state;
 pub mod storage;
 pub mod text;
 pub mod verify;

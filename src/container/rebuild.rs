@@ -7,6 +7,7 @@ use super::Env;
 use crate::bootstrap;
 use crate::libvirt::State;
 use crate::profile::Profile;
+use crate::revert::{Revert, Undone};
 use crate::state::Record;
 use crate::storage::driver::Rebuild;
 use crate::verify::Report;
@@ -40,11 +41,39 @@ pub fn rebuild(env: &Env, plan: &bootstrap::Plan, p: &Profile) -> Result<Report>
     }
     let old = env.paths.old(name);
     crate::fsutil::remove_tree(&old)?;
-    std::fs::rename(&rootfs, &old).with_context(|| format!("moving {} aside", rootfs.display()))?;
-    std::fs::rename(&plan.partial, &rootfs).with_context(|| format!("moving the new tree to {}", rootfs.display()))?;
     let record_path = env.paths.record(name);
     let old_record = Record::load(&record_path)?;
+    std::fs::rename(&rootfs, &old).with_context(|| format!("moving {} aside", rootfs.display()))?;
+    let mut revert = Revert::new();
+    // Undone last: the old tree back in place, its record, and the container as it was.
+    revert.add(format!("the old root filesystem of {name}"), || {
+        if env.hv.domain_state(name.as_str()).ok() == Some(State::Running) {
+            let _ = env.hv.destroy_domain(name.as_str());
+        }
+        let failed = env.paths.failed(name);
+        crate::fsutil::remove_tree(&failed)?;
+        if rootfs.exists() {
+            std::fs::rename(&rootfs, &failed)?;
+        }
+        std::fs::rename(&old, &rootfs)?;
+        match &old_record {
+            Some(r) => r.save(&record_path)?,
+            None => {
+                let _ = std::fs::remove_file(&record_path);
+            }
+        }
+        crate::fsutil::remove_tree(&failed)?;
+        if was_running {
+            start_and_wait(env, name.as_str())?;
+        }
+        Ok(Undone::Kept(format!(
+            "the old root filesystem was kept{}",
+            if was_running { " and the container restarted on it" } else { "" }
+        )))
+    });
     let attempt = (|| -> Result<Report> {
+        std::fs::rename(&plan.partial, &rootfs)
+            .with_context(|| format!("moving the new tree to {}", rootfs.display()))?;
         Record { packages, ..bootstrap::record_for(plan) }.save(&record_path)?;
         shift_for_idmap(env, name, p)?;
         start_and_wait(env, name.as_str())?;
@@ -52,36 +81,20 @@ pub fn rebuild(env: &Env, plan: &bootstrap::Plan, p: &Profile) -> Result<Report>
     })();
     match attempt {
         Ok(r) => {
+            revert.success();
             crate::fsutil::remove_tree(&old)?;
             Ok(r)
         }
         Err(e) => {
-            if env.hv.domain_state(name.as_str()).ok() == Some(State::Running) {
-                let _ = env.hv.destroy_domain(name.as_str());
-            }
-            let failed = env.paths.failed(name);
-            let restore = (|| -> Result<()> {
-                crate::fsutil::remove_tree(&failed)?;
-                std::fs::rename(&rootfs, &failed)?;
-                std::fs::rename(&old, &rootfs)?;
-                match &old_record {
-                    Some(r) => r.save(&record_path)?,
-                    None => {
-                        let _ = std::fs::remove_file(&record_path);
-                    }
-                }
-                crate::fsutil::remove_tree(&failed)?;
-                if was_running {
-                    start_and_wait(env, name.as_str())?;
-                }
-                Ok(())
-            })();
-            match restore {
-                Ok(()) => Err(e.context(format!(
-                    "rebuilding {name} failed; the old root filesystem was kept{}",
-                    if was_running { " and the container restarted on it" } else { "" }
-                ))),
-                Err(r) => Err(e.context(format!("rebuilding {name} failed, and restoring the old root filesystem failed too ({r:#}); the old tree is at {}", old.display()))),
+            let undone = revert.fail();
+            if undone.failed.is_empty() {
+                Err(e.context(format!("rebuilding {name} failed; {}", undone.kept.join("; "))))
+            } else {
+                Err(e.context(format!(
+                    "rebuilding {name} failed, and restoring the old root filesystem failed too ({}); the old tree is at {}",
+                    undone.failed.join("; "),
+                    old.display()
+                )))
             }
         }
     }

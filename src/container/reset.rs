@@ -26,10 +26,7 @@ pub fn reset_onto(
     let rec = Record::load(&env.paths.record(name))?
         .with_context(|| format!("{name} has no lxcprov record; only containers lxcprov created can be reset"))?;
     let layout = crate::storage::Layout::of_container(&env.paths.pool, name)?;
-    let mut o = layout.resettable(name)?.clone();
-    if !o.mapped_lower {
-        o.idmap = rec.idmap;
-    }
+    let mut o = layout.resettable(name)?.with_recorded_map(rec.idmap);
     let old_base = o.base_id.clone();
     // The password lxcprov set (a lab's), else the one it has now, read through the
     // mounted overlay before the layer goes.
@@ -52,9 +49,7 @@ pub fn reset_onto(
         if n.idmap != rec.idmap {
             bail!("the new base of {name} is for another id map than the container's; re-create it to change the map");
         }
-        o.base = n.base.clone();
-        o.base_id = n.base_id.clone();
-        o.mapped_lower = n.mapped_lower;
+        o = o.onto(n);
     }
     crate::storage::make_layer(&o)?;
     if o.base_id != old_base {

@@ -137,6 +137,19 @@ impl Overlay {
     pub fn lock(&self) -> PathBuf {
         base_lock(&self.base)
     }
+    /// This overlay with the id map its record holds (the base's own, unless the base is
+    /// seen through an id-mapped view, whose map the layer names).
+    pub fn with_recorded_map(&self, idmap: Option<Idmap>) -> Overlay {
+        let mut o = self.clone();
+        if !o.mapped_lower {
+            o.idmap = idmap;
+        }
+        o
+    }
+    /// This container's layer on another base (`rebuild`: the new base it was planned with).
+    pub fn onto(self, new: &Overlay) -> Overlay {
+        Overlay { base: new.base.clone(), base_id: new.base_id.clone(), mapped_lower: new.mapped_lower, ..self }
+    }
 }
 
 /// `POOL/.lxcprov`: lxcprov's private part of the pool.
