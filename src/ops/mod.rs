@@ -3,12 +3,14 @@
 //! binary only turn arguments into options, call one of these, and print the result.
 
 pub mod bootstrap;
+pub mod console;
 pub mod create;
 pub mod destroy;
 pub mod exec;
 pub mod lab_down;
 pub mod lab_reset;
 pub mod lab_up;
+pub mod list;
 pub mod outdated;
 pub mod rebuild;
 pub mod reset;

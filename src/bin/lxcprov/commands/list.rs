@@ -3,12 +3,11 @@
 use super::Outcome;
 use crate::out::Out;
 use anyhow::Result;
-use lxcprov::container;
 use lxcprov::context::Context;
 use lxcprov::text::for_terminal;
 
 pub fn run(ctx: &Context, out: &Out) -> Result<Outcome> {
-    let rows = container::with_real_env(ctx, &*ctx.ui, container::list)?;
+    let rows = lxcprov::ops::list::list(ctx)?;
     if out.json {
         for r in &rows {
             out.record("container", r)?;
