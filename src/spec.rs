@@ -1,6 +1,7 @@
 //! The resolved container spec: a name, a profile with the command line's overrides
 //! applied and validated, and the distribution it installs. Rendering the domain and
-//! network XML from it. Pure: touches nothing.
+//! network XML from it. Reads the profile files it is pointed at, the catalog, the id-map
+//! registry (`ProfileOptions::of_container`) and the templates; writes nothing.
 
 use crate::context::Context;
 use crate::distro::{self, Distro};
@@ -61,6 +62,7 @@ impl std::str::FromStr for IdmapChoice {
 }
 
 /// A container's name, profile and distro, resolved and validated.
+#[derive(Clone)]
 pub struct Spec {
     pub name: Name,
     pub profile_name: String,
@@ -73,7 +75,7 @@ pub struct Spec {
     pub distro_note: Option<String>,
 }
 
-/// Resolves name + profile + overrides. Touches nothing.
+/// Resolves name + profile + overrides. Reads the profile; writes nothing.
 pub fn resolve(ctx: &Context, name: &str, o: &ProfileOptions) -> Result<Spec> {
     let name = Name::parse(name)?;
     let loaded = profile::find(&ctx.sources, &o.profile)?;
@@ -109,6 +111,12 @@ pub fn resolve(ctx: &Context, name: &str, o: &ProfileOptions) -> Result<Spec> {
 }
 
 impl Spec {
+    /// The same spec for another container (a lab's next student): resolved once, not per
+    /// name. Its notes and warnings were shown for the first.
+    pub fn for_name(&self, name: &Name) -> Spec {
+        Spec { name: name.clone(), warnings: vec![], distro_note: None, ..self.clone() }
+    }
+
     /// The domain and network XML, from one load of the templates.
     pub fn render(&self, ctx: &Context) -> Result<(String, String)> {
         let t = Templates::load(ctx.templates.as_deref())?;

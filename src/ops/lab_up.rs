@@ -187,7 +187,9 @@ pub fn up(ctx: &Ctx, a: &UpOptions) -> Result<UpResult> {
     // Per-student resolution: network, static label, password.
     let mut students: Vec<(Spec, Secret)> = vec![];
     for (i, n) in names.iter().enumerate() {
-        let mut r = spec::resolve(ctx, n.as_str(), &a.profile)?;
+        // Resolved once for the lab: a student differs only by name (a student's name,
+        // LAB-PREFIXnn, is never a catalog distro, which would change its distro).
+        let mut r = base.for_name(n);
         if r.profile.network.mode == NetMode::Isolated {
             r.profile.network.name =
                 if a.isolate_students { format!("lxcprov-{n}") } else { format!("lxcprov-lab-{lab}") };
