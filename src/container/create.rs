@@ -249,12 +249,12 @@ pub fn begin(env: &Env, plan: &CreatePlan) -> Result<(crate::state::NameLock, Op
     };
     env.ui.info(&msg);
     if state == State::Running {
-        return Ok((lock, Some(Created::Existing(msg, Some(verify_domain(env, name.as_str())?)))));
+        return Ok((lock, Some(Created::Existing(msg, Some(verify_domain(env, name)?)))));
     }
     // Defined but shut off (an earlier run stopped after the define): converge.
-    let pid = start_and_wait(env, name.as_str())?;
+    let pid = start_and_wait(env, name)?;
     env.ui.info(&format!("{name} is running; its init is PID {pid} on the host"));
-    Ok((lock, Some(Created::New { report: verify_domain(env, name.as_str())?, bootstrapped: false })))
+    Ok((lock, Some(Created::New { report: verify_domain(env, name)?, bootstrapped: false })))
 }
 
 /// Makes, starts and verifies the container, running the plan's steps (after [`begin`]).
@@ -371,10 +371,10 @@ fn create_steps<'a>(
                     });
                 }
                 Action::Start { .. } => {
-                    let pid = start_and_wait(env, name.as_str())?;
+                    let pid = start_and_wait(env, name)?;
                     env.ui.info(&format!("{name} is running; its init is PID {pid} on the host"));
                 }
-                Action::Verify { .. } => report = Some(verify_domain(env, name.as_str())?),
+                Action::Verify { .. } => report = Some(verify_domain(env, name)?),
                 other => bail!("internal error: {other:?} is not a container action"),
             }
             crate::interrupt::check()?;

@@ -51,7 +51,7 @@ pub fn destroy_keeping_networks(env: &Env, name: &Name, purge: bool) -> Result<(
         }
         networks = d.interfaces.iter().filter_map(|i| i.network.clone()).collect();
         if env.hv.domain_state(name.as_str())? == State::Running {
-            super::run::kill_init(env, name.as_str())?;
+            super::run::kill_init(env, name)?;
             let still = env.hv.domain_state(name.as_str())? == State::Running;
             if let Err(e) = if still { env.hv.destroy_domain(name.as_str()) } else { Ok(()) } {
                 // libvirt can report a cleanup error (a systemd scope already gone) for a

@@ -14,7 +14,7 @@ pub const LIBVIRT_DEFAULT_DROPS: &[&str] = &["sys_module", "sys_time", "mknod", 
 
 /// Builds the verifier's inputs from the live domain and lxcprov's record, and runs it. A
 /// domain lxcprov did not create is judged against the paper's baseline.
-pub fn verify_domain(env: &Env, name: &str) -> Result<Report> {
+pub fn verify_domain(env: &Env, name: &Name) -> Result<Report> {
     verify_domain_as(env, name, None)
 }
 
@@ -42,12 +42,12 @@ pub fn dropped_caps(p: &Profile) -> Vec<String> {
 }
 
 /// [`verify_domain`], or judged against `expected` when given.
-pub fn verify_domain_as(env: &Env, name: &str, expected: Option<&Expected>) -> Result<Report> {
-    let xml = env.hv.domain_xml(name)?;
+pub fn verify_domain_as(env: &Env, name: &Name, expected: Option<&Expected>) -> Result<Report> {
+    let xml = env.hv.domain_xml(name.as_str())?;
     let d = facts::parse_domain(&xml)?;
-    let running = env.hv.domain_state(name)? == State::Running;
-    let init_pid = if running { facts::init_pid(&env.run_dir, name) } else { None };
-    let record = Name::parse(name).ok().and_then(|n| Record::load(&env.paths.record(&n)).ok().flatten());
+    let running = env.hv.domain_state(name.as_str())? == State::Running;
+    let init_pid = if running { facts::init_pid(&env.run_dir, name.as_str()) } else { None };
+    let record = Record::load(&env.paths.record(name)).ok().flatten();
     // The user namespace lxcprov shifted the rootfs for; the live XML's for foreign domains.
     let expected_idmap = match &record {
         Some(r) => r.idmap,
@@ -112,7 +112,7 @@ pub fn verify_domain_as(env: &Env, name: &str, expected: Option<&Expected>) -> R
         // Its own range in the registry: no other user namespace may map those ids.
         idmap_isolated: expected_idmap.is_some()
             && crate::idmap::read(&crate::idmap::registry_path(&env.paths.state))
-                .is_ok_and(|r| r.get(name) == expected_idmap),
+                .is_ok_and(|r| r.get(name.as_str()) == expected_idmap),
         gpgcheck: record.as_ref().map(|r| r.gpgcheck),
         packages: record.as_ref().and_then(|r| r.packages),
         secmodel,

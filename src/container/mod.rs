@@ -100,9 +100,9 @@ pub struct NotFound {
 }
 
 /// Fails with [`NotFound`] only when libvirt says so; a lost connection is its own error.
-pub fn require_domain(env: &Env, name: &str) -> Result<()> {
-    if !env.hv.domain_exists(name)? {
-        return Err(env.not_found(name));
+pub fn require_domain(env: &Env, name: &Name) -> Result<()> {
+    if !env.hv.domain_exists(name.as_str())? {
+        return Err(env.not_found(name.as_str()));
     }
     Ok(())
 }
@@ -116,7 +116,7 @@ impl Env<'_> {
     /// The container `name`, looked up once: [`NotFound`] unless libvirt has its domain,
     /// whose XML is read and parsed here, once, for the operation that asks.
     pub fn container(&self, name: &Name) -> Result<Container<'_>> {
-        require_domain(self, name.as_str())?;
+        require_domain(self, name)?;
         let domain = crate::facts::parse_domain(&self.hv.domain_xml(name.as_str())?)?;
         Ok(Container { env: self, name: name.clone(), domain })
     }

@@ -37,7 +37,7 @@ pub fn rebuild(env: &Env, plan: &bootstrap::Plan, p: &Profile) -> Result<Report>
     let packages = bootstrap::build(plan, env.runner, &hash, env.ui)?;
     let was_running = env.hv.domain_state(name.as_str())? == State::Running;
     if was_running {
-        stop(env, name.as_str(), Duration::from_secs(30))?;
+        stop(env, name, Duration::from_secs(30))?;
     }
     let old = env.paths.old(name);
     crate::fsutil::remove_tree(&old)?;
@@ -64,7 +64,7 @@ pub fn rebuild(env: &Env, plan: &bootstrap::Plan, p: &Profile) -> Result<Report>
         }
         crate::fsutil::remove_tree(&failed)?;
         if was_running {
-            start_and_wait(env, name.as_str())?;
+            start_and_wait(env, name)?;
         }
         Ok(Undone::Kept(format!(
             "the old root filesystem was kept{}",
@@ -76,8 +76,8 @@ pub fn rebuild(env: &Env, plan: &bootstrap::Plan, p: &Profile) -> Result<Report>
             .with_context(|| format!("moving the new tree to {}", rootfs.display()))?;
         Record { packages, ..bootstrap::record_for(plan) }.save(&record_path)?;
         shift_for_idmap(env, name, p)?;
-        start_and_wait(env, name.as_str())?;
-        verify_domain(env, name.as_str())
+        start_and_wait(env, name)?;
+        verify_domain(env, name)
     })();
     match attempt {
         Ok(r) => {

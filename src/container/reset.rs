@@ -22,7 +22,7 @@ pub fn reset_onto(
     onto: Option<&crate::storage::Overlay>,
     start: bool,
 ) -> Result<Option<Report>> {
-    crate::container::require_domain(env, name.as_str())?;
+    crate::container::require_domain(env, name)?;
     let rec = Record::load(&env.paths.record(name))?
         .with_context(|| format!("{name} has no lxcprov record; only containers lxcprov created can be reset"))?;
     let layout = crate::storage::Layout::of_container(&env.paths.pool, name)?;
@@ -40,7 +40,7 @@ pub fn reset_onto(
     let was_running = env.hv.domain_state(name.as_str())? == State::Running;
     if was_running {
         // Its state is being thrown away: no graceful shutdown to wait for.
-        crate::container::run::force_off(env, name.as_str())?;
+        crate::container::run::force_off(env, name)?;
     }
     if crate::storage::is_mounted(&o.target) {
         crate::storage::unmount(env.runner, &o.target)?;
@@ -73,9 +73,9 @@ pub fn reset_onto(
     if !was_running && !start {
         return Ok(None);
     }
-    let pid = start_and_wait(env, name.as_str())?;
+    let pid = start_and_wait(env, name)?;
     env.ui.info(&format!("{name} is running again; its init is PID {pid} on the host"));
-    Ok(Some(verify_domain(env, name.as_str())?))
+    Ok(Some(verify_domain(env, name)?))
 }
 
 /// The guest's SSH host keys (`/etc/ssh/ssh_host_*`: regular files only, 64 KiB each at most),

@@ -4,6 +4,7 @@ use super::cgroupv1::{prune_stale_systemd_cgroups, systemd_cgroup_holder};
 use super::Env;
 use crate::facts;
 use crate::libvirt::State;
+use crate::name::Name;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -132,8 +133,8 @@ fn monitor_sockets(net_unix: &str, sock: &Path) -> (bool, usize) {
 /// Seen here as: running, no init PID in libvirt's status, the controller still listening
 /// on `RUN/NAME.sock`, and no connection to it (libvirtd's monitor is always connected
 /// once the start returned). Unknown (false) when the socket table does not show it.
-pub fn monitor_lost(env: &Env, name: &str) -> bool {
-    if facts::init_pid(&env.run_dir, name).is_some_and(|p| p != 0) {
+pub fn monitor_lost(env: &Env, name: &Name) -> bool {
+    if facts::init_pid(&env.run_dir, name.as_str()).is_some_and(|p| p != 0) {
         return false;
     }
     let text = std::fs::read_to_string(env.host.proc().join("net/unix")).unwrap_or_default();
@@ -145,15 +146,15 @@ pub fn monitor_lost(env: &Env, name: &str) -> bool {
 /// there after a short settling time. A start whose monitor libvirt lost ([`monitor_lost`])
 /// is forced off and started again, at most [`MONITOR_RESTARTS`] times: the caller has just
 /// started the domain ([`start_domain`]) and nothing has run in it that a restart loses.
-pub fn wait_for_init(env: &Env, name: &str, timeout: Duration) -> Result<u32> {
+pub fn wait_for_init(env: &Env, name: &Name, timeout: Duration) -> Result<u32> {
     let mut restarts = 0;
     loop {
         match wait_for_init_once(env, name, timeout) {
             Err(e) if restarts < MONITOR_RESTARTS && e.is::<MonitorLost>() => {
                 restarts += 1;
                 env.ui.warn(&format!("{e}; forcing it off and starting it again ({restarts} of {MONITOR_RESTARTS})"));
-                if env.hv.domain_state(name)? == State::Running {
-                    env.hv.destroy_domain(name)?;
+                if env.hv.domain_state(name.as_str())? == State::Running {
+                    env.hv.destroy_domain(name.as_str())?;
                 }
                 start_domain(env, name)?;
             }
@@ -162,12 +163,12 @@ pub fn wait_for_init(env: &Env, name: &str, timeout: Duration) -> Result<u32> {
     }
 }
 
-fn wait_for_init_once(env: &Env, name: &str, timeout: Duration) -> Result<u32> {
+fn wait_for_init_once(env: &Env, name: &Name, timeout: Duration) -> Result<u32> {
     let start = Instant::now();
     let mut lost_since: Option<Instant> = None;
     loop {
         crate::interrupt::check()?;
-        if let Some(pid) = facts::init_pid(&env.run_dir, name).filter(|p| *p != 0) {
+        if let Some(pid) = facts::init_pid(&env.run_dir, name.as_str()).filter(|p| *p != 0) {
             let proc_dir = env.host.proc().join(pid.to_string());
             if proc_dir.exists() {
                 // Ready on evidence, not after a fixed second: the init is alive and has started
@@ -176,7 +177,10 @@ fn wait_for_init_once(env: &Env, name: &str, timeout: Duration) -> Result<u32> {
                 // counts once it has stayed up for SETTLE.
                 let seen = Instant::now();
                 let mut children_since: Option<Instant> = None;
-                while seen.elapsed() < SETTLE && alive(&proc_dir) && env.hv.domain_state(name)? == State::Running {
+                while seen.elapsed() < SETTLE
+                    && alive(&proc_dir)
+                    && env.hv.domain_state(name.as_str())? == State::Running
+                {
                     crate::interrupt::check()?;
                     // Forked once is evidence enough (systemd's first helpers come and go).
                     if children_since.is_none() && has_children(&proc_dir, pid) {
@@ -187,7 +191,7 @@ fn wait_for_init_once(env: &Env, name: &str, timeout: Duration) -> Result<u32> {
                     }
                     std::thread::sleep(Duration::from_millis(5));
                 }
-                if alive(&proc_dir) && env.hv.domain_state(name)? == State::Running {
+                if alive(&proc_dir) && env.hv.domain_state(name.as_str())? == State::Running {
                     return Ok(pid);
                 }
                 bail!(
@@ -195,7 +199,7 @@ fn wait_for_init_once(env: &Env, name: &str, timeout: Duration) -> Result<u32> {
                 );
             }
         }
-        if env.hv.domain_state(name)? != State::Running {
+        if env.hv.domain_state(name.as_str())? != State::Running {
             bail!("{name} stopped while starting; see /var/log/libvirt/lxc/{name}.log");
         }
         // Lost for good once it has stayed lost (and the domain running) a moment.
@@ -218,8 +222,8 @@ fn wait_for_init_once(env: &Env, name: &str, timeout: Duration) -> Result<u32> {
 }
 
 /// Starts a domain, first clearing stale cgroups a user-namespaced container would trip on.
-pub fn start_domain(env: &Env, name: &str) -> Result<()> {
-    let d = facts::parse_domain(&env.hv.domain_xml(name)?)?;
+pub fn start_domain(env: &Env, name: &Name) -> Result<()> {
+    let d = facts::parse_domain(&env.hv.domain_xml(name.as_str())?)?;
     relabel_before_start(env, &d)?;
     if let Some(m) = d.idmap {
         // The pool is root's (0700): only this container's root uid may pass through it.
@@ -240,18 +244,17 @@ pub fn start_domain(env: &Env, name: &str) -> Result<()> {
         }
     }
     ensure_overlay(env, name, &d)?;
-    Ok(env.hv.start_domain(name)?)
+    Ok(env.hv.start_domain(name.as_str())?)
 }
 
 /// An overlay container's root is mounted before libvirt starts it. The libvirt hook does
 /// the same at `prepare` (for `virsh start` and autostart); doing it here too keeps
 /// `lxcprov start` working on a host where the hook is missing.
-pub fn ensure_overlay(env: &Env, name: &str, d: &facts::DomainXml) -> Result<()> {
-    let Ok(n) = crate::name::Name::parse(name) else { return Ok(()) };
-    if d.rootfs.as_deref() != Some(env.paths.rootfs(&n).as_path()) {
+pub fn ensure_overlay(env: &Env, name: &Name, d: &facts::DomainXml) -> Result<()> {
+    if d.rootfs.as_deref() != Some(env.paths.rootfs(name).as_path()) {
         return Ok(());
     }
-    let layout = crate::storage::Layout::of_container(&env.paths.pool, &n)?;
+    let layout = crate::storage::Layout::of_container(&env.paths.pool, name)?;
     if layout.driver().mount(env.runner)? {
         env.ui.info(&format!("mounted {name}'s overlay at {}", layout.driver().target().display()));
     }
@@ -263,20 +266,20 @@ pub fn ensure_overlay(env: &Env, name: &str, d: &facts::DomainXml) -> Result<()>
 /// about 2 s for an init that ignores it (systemd does). libvirt's destroy still runs if the
 /// domain is up after that. Only on the real host (never a fixture's `/proc`), and only a
 /// PID that is a namespace's init.
-pub fn force_off(env: &Env, name: &str) -> Result<()> {
+pub fn force_off(env: &Env, name: &Name) -> Result<()> {
     kill_init(env, name)?;
-    if env.hv.domain_state(name)? == State::Running {
-        env.hv.destroy_domain(name)?;
+    if env.hv.domain_state(name.as_str())? == State::Running {
+        env.hv.destroy_domain(name.as_str())?;
     }
     Ok(())
 }
 
 /// The first half of [`force_off`]: SIGKILL to the container's init, then a wait (at most
 /// 3 s) for libvirt to see it stop. The caller destroys it if it still runs.
-pub fn kill_init(env: &Env, name: &str) -> Result<()> {
+pub fn kill_init(env: &Env, name: &Name) -> Result<()> {
     if signal_init(env, name) {
         let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(3) && env.hv.domain_state(name)? == State::Running {
+        while t.elapsed() < Duration::from_secs(3) && env.hv.domain_state(name.as_str())? == State::Running {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -285,9 +288,9 @@ pub fn kill_init(env: &Env, name: &str) -> Result<()> {
 
 /// SIGKILL to the container's init without waiting (`lab down` signals every student's
 /// first); true when it was sent.
-pub fn signal_init(env: &Env, name: &str) -> bool {
+pub fn signal_init(env: &Env, name: &Name) -> bool {
     let real = env.host.proc() == Path::new("/proc");
-    if let (true, Some(pid)) = (real, facts::init_pid(&env.run_dir, name)) {
+    if let (true, Some(pid)) = (real, facts::init_pid(&env.run_dir, name.as_str())) {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         let ns_init = status
             .lines()
@@ -306,42 +309,42 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Starts a defined domain ([`start_domain`]) and waits for evidence that its init runs
 /// ([`wait_for_init`]); the init's host PID. The one way lxcprov starts a container.
-pub fn start_and_wait(env: &Env, name: &str) -> Result<u32> {
+pub fn start_and_wait(env: &Env, name: &Name) -> Result<u32> {
     start_domain(env, name)?;
     wait_for_init(env, name, START_TIMEOUT)
 }
 
-pub fn start(env: &Env, name: &str) -> Result<u32> {
-    if !env.hv.domain_exists(name)? {
-        return Err(env.not_found(name));
+pub fn start(env: &Env, name: &Name) -> Result<u32> {
+    if !env.hv.domain_exists(name.as_str())? {
+        return Err(env.not_found(name.as_str()));
     }
-    if env.hv.domain_state(name)? == State::Running {
+    if env.hv.domain_state(name.as_str())? == State::Running {
         bail!("{name} is already running");
     }
     start_and_wait(env, name)
 }
 
 /// Graceful shutdown, then destroy after `timeout`. Returns true when it had to force.
-pub fn stop(env: &Env, name: &str, timeout: Duration) -> Result<bool> {
-    if !env.hv.domain_exists(name)? {
-        return Err(env.not_found(name));
+pub fn stop(env: &Env, name: &Name, timeout: Duration) -> Result<bool> {
+    if !env.hv.domain_exists(name.as_str())? {
+        return Err(env.not_found(name.as_str()));
     }
-    if env.hv.domain_state(name)? != State::Running {
+    if env.hv.domain_state(name.as_str())? != State::Running {
         env.ui.info(&format!("{name} is not running"));
         return Ok(false);
     }
-    if let Err(e) = env.hv.shutdown_domain(name) {
+    if let Err(e) = env.hv.shutdown_domain(name.as_str()) {
         env.ui.warn(&format!("graceful shutdown request failed ({e:#}); forcing it off"));
     } else {
         let start = Instant::now();
         while start.elapsed() < timeout {
-            if env.hv.domain_state(name)? != State::Running {
+            if env.hv.domain_state(name.as_str())? != State::Running {
                 return Ok(false);
             }
             std::thread::sleep(Duration::from_millis(100));
         }
         env.ui.warn(&format!("{name} did not shut down within {}s; forcing it off", timeout.as_secs()));
     }
-    env.hv.destroy_domain(name)?;
+    env.hv.destroy_domain(name.as_str())?;
     Ok(true)
 }

@@ -15,6 +15,7 @@
 
 use crate::container::Env;
 use crate::exec::Cmd;
+use crate::name::Name;
 use crate::seccomp::{decode, syscall_name, Policy, Verdict, FILTER, GUEST_SHIM, POLICY};
 use crate::verify::{Check, SeccompExpect};
 use anyhow::{Context, Result};
@@ -108,14 +109,14 @@ pub fn judge(policy: &Policy, lines: &[ProbeLine]) -> (Vec<String>, Vec<String>,
     (problems, ev, proven)
 }
 
-pub fn probe(env: &Env, name: &str) -> Result<Check> {
-    let d = crate::facts::parse_domain(&env.hv.domain_xml(name)?)?;
+pub fn probe(env: &Env, name: &Name) -> Result<Check> {
+    let d = crate::facts::parse_domain(&env.hv.domain_xml(name.as_str())?)?;
     let file = match crate::shim::expect(&d) {
         SeccompExpect::Off => return Ok(Check::skip(ID, "no seccomp filter asked for: nothing to probe", vec![])),
         SeccompExpect::Broken(why) => return Ok(Check::fail(ID, why, vec![])),
         SeccompExpect::Filters { file, .. } => file,
     };
-    let Some(pid) = crate::facts::init_pid(&env.run_dir, name) else {
+    let Some(pid) = crate::facts::init_pid(&env.run_dir, name.as_str()) else {
         return Ok(Check::fail(ID, "the container is not running", vec![]));
     };
     let mut ev = vec![];

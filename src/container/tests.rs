@@ -101,6 +101,10 @@ fn pw() -> Secret {
 const DOMAIN: &str = "<domain type='lxc'><name>c1</name><metadata><lxcprov:container xmlns:lxcprov='https://github.com/lxcprov/lxcprov/xmlns/1' profile='p' distro='debian12' release='12' version='0' security='none'/></metadata><devices><interface type='network'><source network='lxcprov-test'/></interface></devices></domain>";
 const NETWORK: &str = "<network><name>lxcprov-test</name><metadata><lxcprov:network xmlns:lxcprov='https://github.com/lxcprov/lxcprov/xmlns/1' created-by='lxcprov' version='0'/></metadata></network>";
 
+fn c1() -> Name {
+    Name::parse("c1").unwrap()
+}
+
 #[test]
 fn failed_start_rolls_back_what_this_run_created() {
     let d = tempfile::tempdir().unwrap();
@@ -233,7 +237,7 @@ fn a_lost_connection_is_never_no_such_container() {
     hv.dead.store(true, std::sync::atomic::Ordering::SeqCst);
     let h = Harness::new(&d);
     let e = h.env(&hv);
-    let err = format!("{:#}", require_domain(&e, "c1").unwrap_err());
+    let err = format!("{:#}", require_domain(&e, &c1()).unwrap_err());
     assert!(err.contains("lost the connection") && !err.contains("no container named"), "{err}");
     let err = format!("{:#}", destroy(&e, &Name::parse("c1").unwrap(), true).unwrap_err());
     assert!(err.contains("lost the connection"), "{err}");
@@ -348,12 +352,12 @@ fn an_init_with_children_is_ready_without_the_fixed_settle() {
     let e = h.env(&hv);
     // Alive but no child yet: it counts only after the settle time.
     let t = std::time::Instant::now();
-    assert_eq!(run::wait_for_init(&e, "c1", std::time::Duration::from_secs(5)).unwrap(), 4242);
+    assert_eq!(run::wait_for_init(&e, &c1(), std::time::Duration::from_secs(5)).unwrap(), 4242);
     assert!(t.elapsed() >= std::time::Duration::from_millis(900), "{:?}", t.elapsed());
     // Its first child is the evidence.
     with_child(&h);
     let t = std::time::Instant::now();
-    run::wait_for_init(&e, "c1", std::time::Duration::from_secs(5)).unwrap();
+    run::wait_for_init(&e, &c1(), std::time::Duration::from_secs(5)).unwrap();
     assert!(t.elapsed() < std::time::Duration::from_millis(600), "{:?}", t.elapsed());
 }
 
@@ -365,11 +369,11 @@ fn an_init_that_is_a_zombie_is_dead_not_ready() {
     with_child(&h);
     std::fs::write(h.root.join("proc/4242/stat"), "4242 (init) Z 4241 4242 4242 0 -1 4194560").unwrap();
     let e = h.env(&hv);
-    let err = format!("{:#}", run::wait_for_init(&e, "c1", std::time::Duration::from_secs(5)).unwrap_err());
+    let err = format!("{:#}", run::wait_for_init(&e, &c1(), std::time::Duration::from_secs(5)).unwrap_err());
     assert!(err.contains("exited at once"), "{err}");
     // Alive (sleeping), the same evidence makes it ready.
     std::fs::write(h.root.join("proc/4242/stat"), "4242 (init) S 4241 4242 4242 0 -1 4194560").unwrap();
-    assert_eq!(run::wait_for_init(&e, "c1", std::time::Duration::from_secs(5)).unwrap(), 4242);
+    assert_eq!(run::wait_for_init(&e, &c1(), std::time::Duration::from_secs(5)).unwrap(), 4242);
 }
 
 #[test]
@@ -381,13 +385,13 @@ fn a_systemd_init_is_ready_once_it_answers_on_its_private_socket() {
     let e = h.env(&hv);
     // Forked, but it cannot answer systemctl yet: only the settle time makes it ready.
     let t = std::time::Instant::now();
-    run::wait_for_init(&e, "c1", std::time::Duration::from_secs(5)).unwrap();
+    run::wait_for_init(&e, &c1(), std::time::Duration::from_secs(5)).unwrap();
     assert!(t.elapsed() >= std::time::Duration::from_millis(900), "{:?}", t.elapsed());
     // Its private socket, through the container's root, is the evidence.
     std::fs::create_dir_all(h.root.join("proc/4242/root/run/systemd")).unwrap();
     std::fs::write(h.root.join("proc/4242/root/run/systemd/private"), "").unwrap();
     let t = std::time::Instant::now();
-    run::wait_for_init(&e, "c1", std::time::Duration::from_secs(5)).unwrap();
+    run::wait_for_init(&e, &c1(), std::time::Duration::from_secs(5)).unwrap();
     assert!(t.elapsed() < std::time::Duration::from_millis(600), "{:?}", t.elapsed());
 }
 
@@ -428,7 +432,7 @@ fn a_start_whose_monitor_libvirt_lost_is_started_again_not_waited_on_for_15s() {
     }));
     let e = h.env(&hv);
     let t = std::time::Instant::now();
-    assert_eq!(run::wait_for_init(&e, "c1", std::time::Duration::from_secs(15)).unwrap(), 4242);
+    assert_eq!(run::wait_for_init(&e, &c1(), std::time::Duration::from_secs(15)).unwrap(), 4242);
     assert!(t.elapsed() < std::time::Duration::from_secs(3), "{:?}", t.elapsed());
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
     let log = hv.log.lock().unwrap().clone();
@@ -442,7 +446,7 @@ fn a_monitor_lost_at_every_start_fails_after_three_restarts_saying_why() {
     lost_monitor(&h);
     let e = h.env(&hv);
     let t = std::time::Instant::now();
-    let err = run::wait_for_init(&e, "c1", std::time::Duration::from_secs(15)).unwrap_err();
+    let err = run::wait_for_init(&e, &c1(), std::time::Duration::from_secs(15)).unwrap_err();
     assert!(t.elapsed() < std::time::Duration::from_secs(5), "{:?}", t.elapsed());
     assert!(err.is::<run::MonitorLost>(), "{err:#}");
     assert!(format!("{err:#}").contains("lost its monitor connection"), "{err:#}");
@@ -459,18 +463,18 @@ fn a_start_still_waiting_for_its_init_with_its_monitor_connected_is_not_lost() {
     let e = h.env(&hv);
     // Connected: libvirt will hear of the init; nothing to restart.
     monitor_socket(&h, true);
-    assert!(!run::monitor_lost(&e, "c1"));
+    assert!(!run::monitor_lost(&e, &c1()));
     // No socket table (or no listener): cannot be told, so not lost.
     std::fs::write(h.root.join("proc/net/unix"), "Num       RefCount Protocol Flags    Type St Inode Path\n").unwrap();
-    assert!(!run::monitor_lost(&e, "c1"));
+    assert!(!run::monitor_lost(&e, &c1()));
     // The init known: whatever the sockets say, it is not the lost-event husk.
     monitor_socket(&h, false);
     std::fs::write(h.root.join("run/c1.xml"), "<domstatus><init pid='4242'/></domstatus>").unwrap();
-    assert!(!run::monitor_lost(&e, "c1"));
+    assert!(!run::monitor_lost(&e, &c1()));
     let err = format!("{:#}", {
         std::fs::write(h.root.join("run/c1.xml"), "<domstatus><init pid='0'/></domstatus>").unwrap();
         monitor_socket(&h, true);
-        run::wait_for_init(&e, "c1", std::time::Duration::from_secs(1)).unwrap_err()
+        run::wait_for_init(&e, &c1(), std::time::Duration::from_secs(1)).unwrap_err()
     });
     assert!(err.contains("did not appear"), "{err}");
     assert!(!hv.log.lock().unwrap().iter().any(|l| l == "destroy c1"));

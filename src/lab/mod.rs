@@ -149,7 +149,7 @@ fn reports(ctx: &Ctx, rec: &LabRecord) -> Result<Vec<(String, Result<Report>)>> 
             .iter()
             .map(|m| {
                 let r = if env.hv.domain_exists(m).unwrap_or(false) {
-                    container::verify_domain(env, m)
+                    Name::parse(m).map_err(anyhow::Error::from).and_then(|n| container::verify_domain(env, &n))
                 } else {
                     Err(anyhow::anyhow!("{m} does not exist; run `lxcprov lab up {}` again", rec.name))
                 };

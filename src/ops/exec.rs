@@ -12,7 +12,7 @@ use anyhow::{bail, Context as _, Result};
 pub fn running_target(ctx: &Context, name: &Name, what: &str) -> Result<Target> {
     container::require_root(what)?;
     let pid = container::with_real_env(ctx, &*ctx.ui, |env| {
-        container::require_domain(env, name.as_str())?;
+        container::require_domain(env, name)?;
         if env.hv.domain_state(name.as_str())? != State::Running {
             bail!("{name} is not running; start it with `lxcprov start {name}`");
         }

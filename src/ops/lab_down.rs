@@ -22,7 +22,7 @@ pub fn down(ctx: &Ctx, lab: &str, purge: bool) -> Result<()> {
         // Every init gets SIGKILL first, so the students stop together, not one by one.
         for m in &rec.members {
             if env.hv.domain_exists(m)? && env.hv.domain_state(m)? == crate::libvirt::State::Running {
-                container::run::signal_init(env, m);
+                container::run::signal_init(env, &Name::parse(m)?);
             }
         }
         for m in &rec.members {

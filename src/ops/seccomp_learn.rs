@@ -223,7 +223,7 @@ fn ns_of(pid: u32) -> Option<std::path::PathBuf> {
 /// and returns the allow-list built from what its processes called.
 pub fn learn(
     env: &crate::container::Env,
-    name: &str,
+    name: &crate::name::Name,
     duration: std::time::Duration,
     default_action: Verdict,
     errno: u32,
@@ -231,7 +231,7 @@ pub fn learn(
     use anyhow::{bail, Context};
     use std::io::{Read, Seek};
     use std::os::unix::fs::OpenOptionsExt;
-    let d = crate::facts::parse_domain(&env.hv.domain_xml(name)?)?;
+    let d = crate::facts::parse_domain(&env.hv.domain_xml(name.as_str())?)?;
     let dir = match crate::shim::expect(&d) {
         crate::verify::SeccompExpect::Filters { file, .. } => file.parent().map(|p| p.to_path_buf()).unwrap_or_default(),
         crate::verify::SeccompExpect::Off => bail!(
@@ -247,7 +247,7 @@ pub fn learn(
             logged.trim()
         );
     }
-    let was_running = env.hv.domain_state(name)? == crate::libvirt::State::Running;
+    let was_running = env.hv.domain_state(name.as_str())? == crate::libvirt::State::Running;
     if was_running {
         env.ui.info(&format!("stopping {name} to restart it under the learn filter"));
         crate::container::stop(env, name, std::time::Duration::from_secs(20))?;
@@ -301,7 +301,7 @@ pub fn learn(
             if stopping.is_none() && start.elapsed() >= duration {
                 env.ui.info(&format!("shutting {name} down, still recording"));
                 stopping = Some(std::time::Instant::now());
-                if let Err(e) = env.hv.shutdown_domain(name) {
+                if let Err(e) = env.hv.shutdown_domain(name.as_str()) {
                     env.ui.warn(&format!("graceful shutdown request failed ({e:#})"));
                 }
             }
@@ -311,7 +311,7 @@ pub fn learn(
                 }
                 if polled.elapsed() > std::time::Duration::from_millis(200) {
                     polled = std::time::Instant::now();
-                    if env.hv.domain_state(name)? != crate::libvirt::State::Running {
+                    if env.hv.domain_state(name.as_str())? != crate::libvirt::State::Running {
                         break;
                     }
                 }
@@ -372,13 +372,17 @@ pub fn learn(
 
 /// `lxcprov seccomp apply NAME POLICY`: recompiles the container's filter from a policy
 /// (takes effect at its next start). Returns the directory's new contents.
-pub fn apply(env: &crate::container::Env, name: &str, choice: &str) -> anyhow::Result<crate::shim::SeccompDir> {
+pub fn apply(
+    env: &crate::container::Env,
+    name: &crate::name::Name,
+    choice: &str,
+) -> anyhow::Result<crate::shim::SeccompDir> {
     use anyhow::{bail, Context};
     let c = crate::seccomp::Choice::parse(choice).map_err(anyhow::Error::msg)?;
     let Some(policy) = Policy::of(&c)? else {
         bail!("apply a policy (default, strict or a file); `none` needs a re-create")
     };
-    let d = crate::facts::parse_domain(&env.hv.domain_xml(name)?)?;
+    let d = crate::facts::parse_domain(&env.hv.domain_xml(name.as_str())?)?;
     let Some(dir) = d.seccomp_dir.clone() else {
         bail!("{name} has no seccomp shim directory (created with security.seccomp: none): re-create it with a filter")
     };
@@ -411,7 +415,7 @@ pub fn learn_into(
     let (policy, seen) = crate::container::with_real_env(ctx, &*ctx.ui, |env| {
         env.container(name)?;
         let _lock = crate::state::lock(env.paths, name)?;
-        learn(env, name.as_str(), o.duration, o.verdict, o.errno)
+        learn(env, name, o.duration, o.verdict, o.errno)
     })?;
     let json = serde_json::to_string_pretty(&policy)? + "\n";
     crate::fsutil::write_atomic(&o.output, json.as_bytes(), 0o644)
@@ -430,6 +434,6 @@ pub fn apply_to(
     crate::container::with_real_env(ctx, &*ctx.ui, |env| {
         env.container(name)?;
         let _lock = crate::state::lock(env.paths, name)?;
-        apply(env, name.as_str(), policy)
+        apply(env, name, policy)
     })
 }

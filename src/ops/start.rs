@@ -12,6 +12,6 @@ pub fn start(ctx: &Context, name: &Name) -> Result<u32> {
         if c.state()? == crate::libvirt::State::Running {
             bail!("{name} is already running");
         }
-        container::run::start_and_wait(env, name.as_str())
+        container::run::start_and_wait(env, name)
     })
 }

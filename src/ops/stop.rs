@@ -10,6 +10,6 @@ use std::time::Duration;
 pub fn stop(ctx: &Context, name: &Name, timeout: Duration) -> Result<bool> {
     container::with_real_env(ctx, &*ctx.ui, |env| {
         env.container(name)?;
-        container::stop(env, name.as_str(), timeout)
+        container::stop(env, name, timeout)
     })
 }

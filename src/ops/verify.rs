@@ -24,10 +24,10 @@ pub fn verify(ctx: &Context, name: &Name, o: &VerifyOptions) -> Result<Report> {
         env.container(name)?;
         let expected =
             expect.as_ref().map(|l| container::inspect::Expected { profile_name: &l.name, profile: &l.profile });
-        let mut rep = container::inspect::verify_domain_as(env, name.as_str(), expected.as_ref())?;
+        let mut rep = container::inspect::verify_domain_as(env, name, expected.as_ref())?;
         if o.probe {
             rep.checks.push(container::mcs_probe::probe(env, name.as_str(), o.peer.as_deref())?);
-            rep.checks.push(container::seccomp_probe::probe(env, name.as_str())?);
+            rep.checks.push(container::seccomp_probe::probe(env, name)?);
         }
         Ok(rep)
     })
