@@ -11,9 +11,10 @@
 //! - `tar_import`: generated tar archives (raw ustar/GNU/pax headers: `..`, absolute names,
 //!   symlinks out of the tree and members written through them, hard links to outside files,
 //!   device nodes, setuid files, 0777 directories, xattrs, very long names, garbage) are
-//!   imported the way `lxcprov bootstrap --rootfs-from` does: the import step of the real
-//!   bootstrap plan (its tar argv, run by the real runner), `normalise_tree`, the guest
-//!   configuration, the rename into place, and on failure the removal of the partial tree.
+//!   imported the way `lxcprov bootstrap --rootfs-from` does: the real bootstrap plan run by
+//!   the real executor, `bootstrap::build` (its tar argv through the real runner,
+//!   `normalise_tree`, the guest configuration, and on failure the removal of the partial
+//!   tree), then the rename into place.
 //!
 //! What is asserted, per case:
 //! - profiles: no panic; the result is `Ok` or an `Err` whose message carries no terminal
@@ -29,8 +30,9 @@
 //!   symlink target); on failure nothing is left in the pool; on success the pool holds
 //!   exactly `NAME`, is `0700` root-owned, the tree's root is `0755` root-owned, the tree
 //!   holds no character or block device and shares no inode with a file outside it; while it
-//!   is assembled, the partial directory is never group- or other-accessible; each case takes
-//!   less than 10 s of wall time.
+//!   is assembled, the partial directory is never group- or other-accessible (checked after
+//!   each command the executor runs, by the runner the test hands it); each case takes less
+//!   than 10 s of wall time.
 //!
 //! A watchdog aborts the process, printing the input, when a single case runs for more than
 //! `FUZZ_HANG_SECS` (30) seconds: a hang is reported instead of waited on.
@@ -43,6 +45,12 @@
 //! The tar property extracts with `--same-owner` and creates device nodes, so it needs
 //! root. Like a missing tool, a missing root fails under CI (`CI=true` or
 //! `LXCPROV_REQUIRE_TOOLS=1`, as `scripts/test.sh` sets) and skips with a message elsewhere.
+//!
+//! Layout: this file is the crate root; `fuzz/harness.rs` is the runner every property
+//! shares (case counts, seeds, the watchdog, the CPU budget, `fuzz()`); `fuzz/hostile.rs`
+//! the hostile strings; `fuzz/yaml.rs` and `fuzz/mutations.rs` the structured and mutated
+//! profile generators; `fuzz/profiles.rs` the profile properties; `fuzz/tarballs.rs` the
+//! archive generators; `fuzz/import.rs` the tar import property.
 
 mod common;
 

@@ -6,6 +6,7 @@ use super::common;
 use super::harness::{fuzz, total_cases, Stats};
 use super::profiles::FULL_PROFILE;
 use super::tarballs::{archive, build_tar, Archive};
+use lxcprov::exec::{Cmd, CommandError, Runner, SystemRunner};
 use lxcprov::name::Name;
 use lxcprov::profile;
 use proptest::prelude::*;
@@ -13,6 +14,7 @@ use proptest::test_runner::TestCaseError;
 use std::collections::BTreeMap;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Everything about one path that an escape could change (not atime).
@@ -110,9 +112,44 @@ fn walk(root: &Path) -> Vec<(PathBuf, std::fs::Metadata)> {
     out
 }
 
+/// The real runner, checking after each command what the harness holds of the tree while
+/// it is assembled: the partial directory stays a directory no group or other user can
+/// reach. A violation is recorded (the last mode seen) for the case to fail on.
+struct Watchful<'a> {
+    inner: SystemRunner,
+    partial: &'a Path,
+    /// How many commands ended with the partial tree there to inspect, and the mode of a
+    /// partial tree found group- or other-accessible (or not a directory).
+    seen: Mutex<(u64, Option<u32>)>,
+}
+
+impl<'a> Watchful<'a> {
+    fn new(partial: &'a Path) -> Self {
+        Watchful { inner: SystemRunner::default(), partial, seen: Mutex::new((0, None)) }
+    }
+
+    fn verdict(&self) -> (u64, Option<u32>) {
+        *self.seen.lock().unwrap()
+    }
+}
+
+impl Runner for Watchful<'_> {
+    fn run(&self, cmd: &Cmd, on_line: &mut dyn FnMut(&str)) -> Result<(), CommandError> {
+        let r = self.inner.run(cmd, on_line);
+        // While the tree is assembled, host users must not reach into it.
+        if let Ok(m) = std::fs::symlink_metadata(self.partial) {
+            let mut seen = self.seen.lock().unwrap();
+            seen.0 += 1;
+            if m.mode() & 0o077 != 0 || !m.is_dir() {
+                seen.1 = Some(m.mode());
+            }
+        }
+        r
+    }
+}
+
 /// Imports `a` as `lxcprov bootstrap c1 --rootfs-from T/in.tar` does, and checks.
 fn tar_case(a: &Archive, st: &mut Stats) -> Result<(), TestCaseError> {
-    use lxcprov::plan::Action;
     let t0 = Instant::now();
     // On a tmpfs where there is one: the guest configuration fsyncs each file it writes.
     let base = std::env::var_os("FUZZ_TMPDIR").map(PathBuf::from).unwrap_or_else(|| {
@@ -146,58 +183,36 @@ fn tar_case(a: &Archive, st: &mut Stats) -> Result<(), TestCaseError> {
     let opts = lxcprov::bootstrap::Options { import: Some(ball.clone()), ..Default::default() };
     let plan = lxcprov::bootstrap::plan(&paths, &name, "full", &p, &distro, tool, &opts)
         .map_err(|e| TestCaseError::fail(format!("plan: {e:#}")))?;
-    let runner = lxcprov::exec::SystemRunner::default();
     let strict_window = match &plan.source {
         lxcprov::bootstrap::Source::Import { cmd, .. } => cmd.args.iter().any(|a| a == "--no-overwrite-dir"),
         other => panic!("an import plan with source {}", other.kind()),
     };
     let hash = "$6$fuzzsalt$0123456789abcdef";
 
-    // bootstrap::build: a clean partial tree, the private pool, then the build steps.
-    lxcprov::fsutil::remove_tree(&plan.partial).unwrap();
-    lxcprov::fsutil::ensure_private_dir(&paths.pool, lxcprov::import::POOL_MODE).unwrap();
-    let mut exposed = None;
-    let mut run = || -> anyhow::Result<()> {
-        for step in plan.build_steps() {
-            for action in &step.actions {
-                match action {
-                    Action::MkdirPrivate { path, mode } => lxcprov::fsutil::ensure_private_dir(path, *mode)?,
-                    Action::Run { cmd } => {
-                        let r = lxcprov::exec::Runner::run(&runner, cmd, &mut |_| {});
-                        // While the tree is assembled, host users must not reach into it.
-                        if let Ok(m) = std::fs::symlink_metadata(&plan.partial) {
-                            if m.mode() & 0o077 != 0 || !m.is_dir() {
-                                exposed = Some(m.mode());
-                            }
-                        }
-                        r?
-                    }
-                    Action::CheckSpace { src, dest } => lxcprov::fsutil::check_free_space(src, dest)?,
-                    Action::NormaliseImport { root } => {
-                        lxcprov::import::normalise_tree(root)?;
-                    }
-                    Action::ConfigureGuest { root, .. } => plan.guest.apply(root, hash)?,
-                    other => panic!("the import step has an action this harness does not know: {other:?}"),
-                }
-            }
-        }
-        Ok(())
-    };
-    let result = run();
+    // The real executor, as `lxcprov bootstrap` runs it: it clears a leftover partial tree,
+    // ensures the private pool, runs the build steps (the commands through `runner`) and, on
+    // failure, removes the partial tree.
+    let runner = Watchful::new(&plan.partial);
+    let result = lxcprov::bootstrap::build(&plan, &runner, hash, &lxcprov::output::Silent);
     let ok = match &result {
-        Ok(()) => {
+        Ok(_) => {
             std::fs::rename(&plan.partial, &plan.rootfs).unwrap();
             st.count("imported");
             true
         }
         Err(e) => {
-            // bootstrap::build removes the partial tree on failure.
-            lxcprov::fsutil::remove_tree(&plan.partial)
-                .map_err(|r| TestCaseError::fail(format!("removing the partial tree after {e:#} failed: {r:#}")))?;
+            if std::fs::symlink_metadata(&plan.partial).is_ok() {
+                return Err(TestCaseError::fail(format!(
+                    "the partial tree {} is left after a failed build: {e:#}",
+                    plan.partial.display()
+                )));
+            }
             st.count(if format!("{e:#}").contains("`tar") { "refused by tar" } else { "refused after tar" });
             false
         }
     };
+    let (checked, exposed) = runner.verdict();
+    prop_assert!(checked > 0, "no command ran while the partial tree existed: the mode check never looked");
     if let Some(m) = exposed {
         // KNOWN FINDING (issue 14, class 7): a member named `./` sets the partial directory's
         // mode and owner (0777, any uid) until normalise_tree runs, against the README's
