@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The property-based fuzz harness (tests/fuzz.rs), in release mode: N cases in total,
-# 45% structured profiles, 45% mutated profiles, 10% tar imports (which need root).
+# The property-based fuzz harness (tests/fuzz.rs and its modules in tests/fuzz/), in
+# release mode: N cases in total, 45% structured profiles, 45% mutated profiles, 10% tar
+# imports (which need root).
 # Prints each property's count, time and seed, then the total. A failure prints the
 # smallest failing input and the FUZZ_SEED that replays the run.
 # Usage: scripts/fuzz.sh [N]   (default 1000000; FUZZ_SEED=<64 hex digits> replays)
