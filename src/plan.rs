@@ -1,12 +1,12 @@
 //! One plan, two uses: a list of [`Step`]s of concrete [`Action`]s. Execution runs exactly
 //! these actions (bootstrap's and the container's executors match on them), and
-//! `--dry-run` prints exactly these actions, so the two cannot drift apart. A storage
-//! driver's actions are its own ([`crate::storage::Action`]): their text sits beside the code
-//! that runs them.
+//! `--dry-run` prints exactly these actions, so the two cannot drift apart. What each action
+//! says in `--dry-run` is written beside the code that runs it: a storage driver's in
+//! `storage::actions`, bootstrap's in `bootstrap::run` (`describe`, next to its executor),
+//! the container's in `container::create` (which implements `Display` for [`Action`]).
 
 use crate::exec::Cmd;
 use serde::Serialize;
-use std::fmt;
 use std::path::PathBuf;
 
 /// One file written into the guest.
@@ -164,112 +164,9 @@ impl Step {
     }
 }
 
-fn indent(s: &str) -> String {
+/// Text shown as a block under an action (`   | line`).
+pub fn indent(s: &str) -> String {
     s.lines().map(|l| format!("   | {l}\n")).collect()
-}
-
-impl fmt::Display for Action {
-    /// The lines `--dry-run` prints for this action.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Action::Lock { path } => writeln!(f, "   lock   {}", path.display()),
-            Action::Mkdir { path } => writeln!(f, "   mkdir  {}", path.display()),
-            Action::LockCache { path, shared, what } => writeln!(
-                f,
-                "   lock   {}  ({what}, {})",
-                path.display(),
-                if *shared { "shared" } else { "exclusive, waits for other runs" }
-            ),
-            Action::MkdirPrivate { path, mode } => writeln!(f, "   mkdir  {}  (mode {mode:o})", path.display()),
-            Action::WriteFile { path, mode, why, content } => {
-                write!(f, "   write  {}  ({why}, mode {mode:o})\n{}", path.display(), indent(content))
-            }
-            Action::PinKey { key, pins, .. } => {
-                writeln!(f, "   key    {} -> {}", key.url, key.local.display())?;
-                if pins.is_empty() {
-                    writeln!(f, "          fingerprint: NOT PINNED (trusted as fetched; warned)")
-                } else {
-                    let p: Vec<String> = pins.iter().map(|p| crate::distro::pretty_fingerprint(p)).collect();
-                    writeln!(f, "          fingerprint must be {}", p.join(" or "))
-                }
-            }
-            Action::PinKeyring { source, pins, dest, .. } => {
-                writeln!(f, "   keys   {} -> {} (only the pinned keys)", source.display(), dest.display())?;
-                for p in pins {
-                    writeln!(f, "          fingerprint {}", crate::distro::pretty_fingerprint(p))?;
-                }
-                Ok(())
-            }
-            Action::RegisterWithGuestRpm { root, search, dbpath } => write!(
-                f,
-                "   copy   the installed packages' files from {} to {}/var/tmp/lxcprov-rpms\n   move   {}{dbpath} aside (the host rpm's database)\n   run    chroot {} /usr/bin/rpm -i --justdb --nodeps --noscripts ... --dbpath {dbpath} /var/tmp/lxcprov-rpms/*.rpm\n",
-                search.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
-                root.display(),
-                root.display(),
-                root.display()
-            ),
-            Action::CheckPackageDb { root, family, dbpath } => {
-                let tool = match family {
-                    crate::distro::Family::Rpm => "/usr/bin/rpm -qa",
-                    crate::distro::Family::Dpkg => "/usr/bin/dpkg-query -W",
-                };
-                writeln!(
-                    f,
-                    "   check  chroot {} {tool}: the guest's own tool lists every installed package ({dbpath}), else stop here",
-                    root.display()
-                )
-            }
-            Action::CheckSpace { src, dest } => {
-                writeln!(f, "   check  free space under {} for {}", dest.display(), src.display())
-            }
-            Action::Run { cmd } => writeln!(f, "   run    {}", cmd.display()),
-            Action::CopyTree { from, to } => {
-                writeln!(f, "   run    cp -a --reflink=auto -- {} {}", from.display(), to.display())
-            }
-            Action::Remove { path } => writeln!(f, "   remove {}", path.display()),
-            Action::NormaliseImport { root } => writeln!(
-                f,
-                "   check  {}: drop device nodes; root directory 0755, owned by root",
-                root.display()
-            ),
-            Action::StoreBase { from, entry } => write!(
-                f,
-                "   lock   {entry}.lock  (exclusive if free, else the cache is left to the other run)\n   run    cp -a --reflink=auto -- {from} {entry}.partial.PID\n   write  {entry}.partial.PID/{marker}\n   rename {entry}.partial.PID -> {entry}\n",
-                from = from.display(),
-                entry = entry.display(),
-                marker = crate::paths::BASE_MARKER
-            ),
-            Action::ConfigureGuest { root, files, password } => {
-                for g in files {
-                    if g.remove {
-                        writeln!(f, "   remove {}{}  ({})", root.display(), g.path, g.why)?;
-                        continue;
-                    }
-                    let verb = if g.append_line { "append" } else { "write " };
-                    writeln!(f, "   {verb} {}{}  ({}, mode {:o})", root.display(), g.path, g.why, g.mode)?;
-                }
-                writeln!(
-                    f,
-                    "   write  {}/etc/shadow  (root password as a SHA-512 crypt hash; password {password})",
-                    root.display()
-                )
-            }
-            Action::WriteRecord { path } => writeln!(f, "   write  {}", path.display()),
-            Action::ShiftIdmap { root, uid, gid } => writeln!(
-                f,
-                "   chown  every file under {}: uid +{uid}, gid +{gid} (recorded, never twice)",
-                root.display()
-            ),
-            Action::EnsureNetwork { xml, .. } => write!(f, "{}", indent(xml)),
-            Action::PrepareSeccomp(s) => write!(f, "{s}"),
-            Action::DefineDomain { xml, .. } => write!(f, "{}", indent(xml)),
-            Action::Start { .. } => {
-                writeln!(f, "   start  the domain; wait for its init in libvirt's live state")
-            }
-            Action::Verify { checks, .. } => writeln!(f, "   verify {checks}"),
-            Action::Storage(s) => write!(f, "{s}"),
-        }
-    }
 }
 
 /// The numbered human rendering of steps: `\nN. title\n   actions...`.

@@ -16,7 +16,7 @@ pub mod pkgdb;
 mod run;
 
 pub use crate::fsutil::copy_tree;
-pub use run::{build, execute, record_for, root_hash};
+pub use run::{build, describe, execute, record_for, root_hash};
 
 pub use guest::{GuestConfig, GuestFile};
 pub use installer::{choose_tool, InstallSpec, Repo, Tool};

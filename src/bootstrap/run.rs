@@ -186,6 +186,98 @@ pub fn record_for(plan: &Plan) -> Record {
     }
 }
 
+/// What `--dry-run` prints for one of bootstrap's actions (the ones [`Executor`] runs, just
+/// above); the container's are in `container::create`.
+pub fn describe(a: &Action, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    use crate::plan::indent;
+    match a {
+        Action::Mkdir { path } => writeln!(f, "   mkdir  {}", path.display()),
+        Action::LockCache { path, shared, what } => writeln!(
+            f,
+            "   lock   {}  ({what}, {})",
+            path.display(),
+            if *shared { "shared" } else { "exclusive, waits for other runs" }
+        ),
+        Action::MkdirPrivate { path, mode } => writeln!(f, "   mkdir  {}  (mode {mode:o})", path.display()),
+        Action::WriteFile { path, mode, why, content } => {
+            write!(f, "   write  {}  ({why}, mode {mode:o})\n{}", path.display(), indent(content))
+        }
+        Action::PinKey { key, pins, .. } => {
+            writeln!(f, "   key    {} -> {}", key.url, key.local.display())?;
+            if pins.is_empty() {
+                writeln!(f, "          fingerprint: NOT PINNED (trusted as fetched; warned)")
+            } else {
+                let p: Vec<String> = pins.iter().map(|p| crate::distro::pretty_fingerprint(p)).collect();
+                writeln!(f, "          fingerprint must be {}", p.join(" or "))
+            }
+        }
+        Action::PinKeyring { source, pins, dest, .. } => {
+            writeln!(f, "   keys   {} -> {} (only the pinned keys)", source.display(), dest.display())?;
+            for p in pins {
+                writeln!(f, "          fingerprint {}", crate::distro::pretty_fingerprint(p))?;
+            }
+            Ok(())
+        }
+        Action::RegisterWithGuestRpm { root, search, dbpath } => write!(
+            f,
+            "   copy   the installed packages' files from {} to {}/var/tmp/lxcprov-rpms\n   move   {}{dbpath} aside (the host rpm's database)\n   run    chroot {} /usr/bin/rpm -i --justdb --nodeps --noscripts ... --dbpath {dbpath} /var/tmp/lxcprov-rpms/*.rpm\n",
+            search.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+            root.display(),
+            root.display(),
+            root.display()
+        ),
+        Action::CheckPackageDb { root, family, dbpath } => {
+            let tool = match family {
+                crate::distro::Family::Rpm => "/usr/bin/rpm -qa",
+                crate::distro::Family::Dpkg => "/usr/bin/dpkg-query -W",
+            };
+            writeln!(
+                f,
+                "   check  chroot {} {tool}: the guest's own tool lists every installed package ({dbpath}), else stop here",
+                root.display()
+            )
+        }
+        Action::CheckSpace { src, dest } => {
+            writeln!(f, "   check  free space under {} for {}", dest.display(), src.display())
+        }
+        Action::Run { cmd } => writeln!(f, "   run    {}", cmd.display()),
+        Action::CopyTree { from, to } => {
+            writeln!(f, "   run    cp -a --reflink=auto -- {} {}", from.display(), to.display())
+        }
+        Action::Remove { path } => writeln!(f, "   remove {}", path.display()),
+        Action::NormaliseImport { root } => writeln!(
+            f,
+            "   check  {}: drop device nodes; root directory 0755, owned by root",
+            root.display()
+        ),
+        Action::StoreBase { from, entry } => write!(
+            f,
+            "   lock   {entry}.lock  (exclusive if free, else the cache is left to the other run)\n   run    cp -a --reflink=auto -- {from} {entry}.partial.PID\n   write  {entry}.partial.PID/{marker}\n   rename {entry}.partial.PID -> {entry}\n",
+            from = from.display(),
+            entry = entry.display(),
+            marker = crate::paths::BASE_MARKER
+        ),
+        Action::ConfigureGuest { root, files, password } => {
+            for g in files {
+                if g.remove {
+                    writeln!(f, "   remove {}{}  ({})", root.display(), g.path, g.why)?;
+                    continue;
+                }
+                let verb = if g.append_line { "append" } else { "write " };
+                writeln!(f, "   {verb} {}{}  ({}, mode {:o})", root.display(), g.path, g.why, g.mode)?;
+            }
+            writeln!(
+                f,
+                "   write  {}/etc/shadow  (root password as a SHA-512 crypt hash; password {password})",
+                root.display()
+            )
+        }
+        Action::WriteRecord { path } => writeln!(f, "   write  {}", path.display()),
+        // Not one of bootstrap's (the container describes its own before it asks here).
+        other => writeln!(f, "   {other:?}"),
+    }
+}
+
 fn read_record_packages(path: &Path) -> Option<usize> {
     Record::load(path).ok().flatten().and_then(|r| r.packages)
 }

@@ -382,3 +382,28 @@ fn create_steps<'a>(
     }
     report.context("internal error: the plan has no verify step")
 }
+
+/// What `--dry-run` prints for an action: the container's own here, beside the code that
+/// runs them ([`create_steps`]); bootstrap's and storage's beside theirs.
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::plan::indent;
+        match self {
+            Action::Lock { path } => writeln!(f, "   lock   {}", path.display()),
+            Action::ShiftIdmap { root, uid, gid } => writeln!(
+                f,
+                "   chown  every file under {}: uid +{uid}, gid +{gid} (recorded, never twice)",
+                root.display()
+            ),
+            Action::EnsureNetwork { xml, .. } => write!(f, "{}", indent(xml)),
+            Action::PrepareSeccomp(s) => write!(f, "{s}"),
+            Action::DefineDomain { xml, .. } => write!(f, "{}", indent(xml)),
+            Action::Start { .. } => {
+                writeln!(f, "   start  the domain; wait for its init in libvirt's live state")
+            }
+            Action::Verify { checks, .. } => writeln!(f, "   verify {checks}"),
+            Action::Storage(s) => write!(f, "{s}"),
+            other => crate::bootstrap::describe(other, f),
+        }
+    }
+}
