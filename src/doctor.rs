@@ -218,12 +218,9 @@ pub fn storage_checks(
         ),
         s => item("lxc_hook", Level::Warn, format!("the libvirt hook {} is {}", path.display(), s.describe()), Some(fix_install)),
     });
-    let cached = Ok(());
-    v.push(match crate::storage::decide(choice, pool, cached) {
-        Ok((crate::storage::Mode::Overlay, why)) => {
-            item("storage", Level::Ok, format!("new containers in {}: {why}", pool.display()), None)
-        }
-        Ok((_, why)) => item(
+    v.push(match crate::storage::for_new_containers(choice, pool) {
+        Ok((true, why)) => item("storage", Level::Ok, format!("new containers in {}: {why}", pool.display()), None),
+        Ok((false, why)) => item(
             "storage",
             Level::Warn,
             format!("new containers in {}: {why} (every container a full copy)", pool.display()),

@@ -246,6 +246,13 @@ fn fs_type(p: &Path) -> Option<i64> {
     (unsafe { libc::statfs(c.as_ptr(), &mut st) } == 0).then_some(st.f_type as i64)
 }
 
+/// What new containers in `pool` get, for `doctor`: true with a shared base and a layer of
+/// their own each, false when each is a full copy; and why.
+pub fn for_new_containers(choice: Choice, pool: &Path) -> Result<(bool, String)> {
+    let (mode, why) = decide(choice, pool, Ok(()))?;
+    Ok((mode == Mode::Overlay, why))
+}
+
 /// Decides the mode for a new container: `(mode, why)`. `cached` is false for imports and
 /// `--no-base-cache` (overlay needs a cached base). An explicit `overlay` that cannot work
 /// is an error.
