@@ -289,7 +289,7 @@ fn undo_tree<'a>(
         }
         let done = storage.remove(env.runner, &env.paths.pool)?;
         let _ = std::fs::remove_file(env.paths.record(name));
-        Ok(Undone::Removed(format!("{} ({})", storage.target().display(), done.join(", "))))
+        Ok(if done.is_empty() { Undone::Nothing } else { Undone::Removed(done.join(", ")) })
     }
 }
 

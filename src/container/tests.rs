@@ -116,6 +116,8 @@ fn failed_start_rolls_back_what_this_run_created() {
     let plan = h.plan(&profile());
     let err = format!("{:#}", crate::ops::create::run_plan_in(&e, &plan, &pw(), false).err().unwrap());
     assert!(err.contains("fake start failure") && err.contains("removed what this run created"), "{err}");
+    let undone = format!("domain c1, network lxcprov-test, deleted {}", rootfs.display());
+    assert!(err.contains(&undone), "{err}");
     assert!(hv.domains.lock().unwrap().is_empty());
     assert!(hv.networks.lock().unwrap().is_empty());
     assert!(!rootfs.exists());
