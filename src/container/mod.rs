@@ -12,6 +12,7 @@ pub mod rebuild;
 pub mod reset;
 pub mod run;
 pub mod seccomp_probe;
+pub mod snapshot;
 #[cfg(test)]
 mod tests;
 

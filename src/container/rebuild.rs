@@ -28,7 +28,7 @@ pub fn rebuild(env: &Env, plan: &bootstrap::Plan, p: &Profile) -> Result<Report>
         // A fresh layer on the base the plan names (prepared now), the container's own
         // configuration and password re-applied; the domain stays.
         crate::storage::prepare_base(env.runner, new, &|| env.ui.info("waiting for another run preparing the base"))?;
-        let r = super::reset::reset_onto(env, name, &plan.guest, Some(new), true)?;
+        let r = super::reset::reset_onto(env, name, &plan.guest, Some(new), None, true)?;
         return r.context("internal error: the rebuilt container did not start");
     }
     let rootfs = env.paths.rootfs(name);

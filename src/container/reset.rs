@@ -10,16 +10,20 @@ use crate::bootstrap::GuestConfig;
 use crate::libvirt::State;
 use crate::name::Name;
 use crate::state::Record;
+use crate::storage::snapshot::Snapshot;
 use crate::verify::Report;
 use anyhow::{bail, Context, Result};
 
-/// Resets an overlay container's layer (`crate::ops::reset`), optionally onto another shared base (`rebuild`: prepared by the caller) and
-/// starting it even if it was shut off.
+/// Resets an overlay container's layer (`crate::ops::reset`): a fresh one, or one filled
+/// from a snapshot `from` (`restore`), optionally onto another shared base `onto`
+/// (`rebuild`: prepared by the caller), and starts it again if it ran (or if `start`). Its
+/// configuration, root password and SSH host keys are written into the new layer.
 pub fn reset_onto(
     env: &Env,
     name: &Name,
     guest: &GuestConfig,
     onto: Option<&crate::storage::Overlay>,
+    from: Option<&Snapshot>,
     start: bool,
 ) -> Result<Option<Report>> {
     crate::container::require_domain(env, name)?;
@@ -28,6 +32,16 @@ pub fn reset_onto(
     let layout = crate::storage::Layout::of_container(&env.paths.pool, name)?;
     let mut o = layout.resettable(name)?.with_recorded_map(rec.idmap);
     let old_base = o.base_id.clone();
+    if let Some(s) = from {
+        if s.base != o.base_id {
+            bail!(
+                "snapshot {} of {name} was taken on the base {}, and {name} is on {} now (rebuilt since); it cannot be restored onto another base",
+                s.tag,
+                s.base,
+                o.base_id
+            );
+        }
+    }
     // The password lxcprov set (a lab's), else the one it has now, read through the
     // mounted overlay before the layer goes.
     crate::storage::ensure_mounted(env.runner, &o)?;
@@ -51,7 +65,10 @@ pub fn reset_onto(
         }
         o = o.onto(n);
     }
-    crate::storage::make_layer(&o)?;
+    match from {
+        Some(s) => crate::storage::make_layer_from(env.runner, &o, s)?,
+        None => crate::storage::make_layer(&o)?,
+    }
     if o.base_id != old_base {
         let path = env.paths.record(name);
         Record { base: Some(o.base_id.clone()), ..rec.clone() }.save(&path)?;
@@ -69,7 +86,10 @@ pub fn reset_onto(
     if let Some(m) = o.idmap {
         crate::storage::shift_layer(&o, m)?;
     }
-    env.ui.info(&format!("{name}: a fresh layer on {}", o.base_id));
+    match from {
+        Some(s) => env.ui.info(&format!("{name}: its layer as in snapshot {}", s.tag)),
+        None => env.ui.info(&format!("{name}: a fresh layer on {}", o.base_id)),
+    }
     if !was_running && !start {
         return Ok(None);
     }

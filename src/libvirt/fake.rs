@@ -122,6 +122,16 @@ impl Hypervisor for FakeHypervisor {
         d.get_mut(name).ok_or_else(|| no_dom(name))?.1 = State::Shutoff;
         Ok(())
     }
+    fn suspend_domain(&self, name: &str) -> Result<()> {
+        self.alive()?;
+        self.note(format!("suspend {name}"));
+        Ok(())
+    }
+    fn resume_domain(&self, name: &str) -> Result<()> {
+        self.alive()?;
+        self.note(format!("resume {name}"));
+        Ok(())
+    }
     fn undefine_domain(&self, name: &str) -> Result<()> {
         self.alive()?;
         self.note(format!("undefine {name}"));

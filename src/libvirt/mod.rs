@@ -72,6 +72,9 @@ pub trait Hypervisor {
     /// Asks the container to shut down (initctl, else SIGTERM to its init).
     fn shutdown_domain(&self, name: &str) -> Result<()>;
     fn destroy_domain(&self, name: &str) -> Result<()>;
+    /// Freezes a running domain's processes (libvirt's freezer cgroup); [`Hypervisor::resume_domain`] thaws them.
+    fn suspend_domain(&self, name: &str) -> Result<()>;
+    fn resume_domain(&self, name: &str) -> Result<()>;
     fn undefine_domain(&self, name: &str) -> Result<()>;
     fn network_exists(&self, name: &str) -> Result<bool>;
     fn network_active(&self, name: &str) -> Result<bool>;

@@ -125,6 +125,16 @@ impl Hypervisor for VirtHypervisor {
         Ok(())
     }
 
+    fn suspend_domain(&self, name: &str) -> Result<()> {
+        self.dom(name)?.suspend().map_err(|e| self.classify(e, &format!("freezing {name}"), name))?;
+        Ok(())
+    }
+
+    fn resume_domain(&self, name: &str) -> Result<()> {
+        self.dom(name)?.resume().map_err(|e| self.classify(e, &format!("thawing {name}"), name))?;
+        Ok(())
+    }
+
     fn undefine_domain(&self, name: &str) -> Result<()> {
         self.dom(name)?.undefine().map_err(|e| self.classify(e, &format!("undefining {name}"), name))?;
         Ok(())

@@ -15,6 +15,7 @@ pub mod outdated;
 pub mod rebuild;
 pub mod reset;
 pub mod seccomp_learn;
+pub mod snapshot;
 pub mod start;
 pub mod stop;
 pub mod verify;

@@ -22,7 +22,7 @@ pub fn reset_container(ctx: &crate::context::Context, name: &Name) -> Result<Opt
 
 /// Resets `name`; returns its verify report when it was running (it runs again).
 pub fn reset(env: &Env, name: &Name, guest: &GuestConfig) -> Result<Option<Report>> {
-    crate::container::reset::reset_onto(env, name, guest, None, false)
+    crate::container::reset::reset_onto(env, name, guest, None, None, false)
 }
 
 /// The guest configuration of an lxcprov container, from its domain's metadata (profile,

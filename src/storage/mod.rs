@@ -18,6 +18,7 @@ pub mod driver;
 pub mod hook;
 pub mod idmapped;
 mod mount;
+pub mod snapshot;
 
 pub use actions::Action;
 pub use driver::{CopyTree, Driver, Layout};
@@ -331,13 +332,23 @@ pub fn prepare_base(runner: &dyn crate::exec::Runner, o: &Overlay, on_wait: &dyn
 /// Makes the container's empty writable layer (an old one is replaced) and records its
 /// base. The upper directory gets the base root's owner and mode: it is the container's `/`.
 pub fn make_layer(o: &Overlay) -> Result<()> {
+    make_layer_with(o, |_| Ok(()))
+}
+
+/// [`make_layer`], its `upper` filled from a snapshot of the container (`restore`).
+pub fn make_layer_from(runner: &dyn crate::exec::Runner, o: &Overlay, s: &snapshot::Snapshot) -> Result<()> {
+    let pool = o.target.parent().context("pool")?;
+    make_layer_with(o, |upper| snapshot::fill_upper(runner, pool, s, upper))
+}
+
+fn make_layer_with(o: &Overlay, fill_upper: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let pool = o.target.parent().context("pool")?;
     ensure_private(pool)?;
     // Built beside it and swapped in whole: a killed run leaves the old layer or the new
     // one, never a layer without its `base` (or an id-mapped one without its map).
     let tmp = partial_layer(o);
     crate::fsutil::remove_tree(&tmp)?;
-    let r = fill_layer(o, &tmp).and_then(|()| swap_in(&tmp, &o.layer));
+    let r = fill_layer(o, &tmp).and_then(|()| fill_upper(&tmp.join("upper"))).and_then(|()| swap_in(&tmp, &o.layer));
     let _ = crate::fsutil::remove_tree(&tmp);
     r.with_context(|| format!("making the layer {}", o.layer.display()))
 }

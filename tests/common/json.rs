@@ -38,6 +38,8 @@ pub enum Record {
     Completions(Completions),
     Manpage(Manpage),
     SeccompLearned(SeccompLearned),
+    /// `snapshot`, `snapshots`: one snapshot of a container.
+    Snapshot(Snapshot),
     Error(ErrorData),
 }
 
@@ -84,6 +86,7 @@ accessors! {
     as_sbom => Sbom(serde_json::Value);
     as_update => Update(Update);
     as_exec => Exec(Exec);
+    as_snapshot => Snapshot(Snapshot);
     as_error => Error(ErrorData);
 }
 
@@ -309,6 +312,16 @@ pub struct Exec {
 pub struct Completions {
     pub shell: String,
     pub script: String,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshot {
+    pub container: String,
+    pub tag: String,
+    pub created: u64,
+    pub base: String,
+    pub bytes: u64,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]

@@ -427,3 +427,88 @@ fn isolated_maps_share_one_unshifted_base_through_idmapped_mounts() {
     assert!(!reg.contains("lxcprov-ov-i"), "{reg}");
     assert!(pool_leftovers(d.path()).is_empty(), "{:?}", pool_leftovers(d.path()));
 }
+
+#[test]
+#[ignore = "root tier: needs root and libvirtd (scripts/test.sh)"]
+fn a_snapshot_keeps_a_containers_own_changes_and_a_restore_puts_them_back_with_its_identity() {
+    preflight();
+    let n = "lxcprov-ov-snap";
+    clean(&[n], &["lxcprov-ov-net"]);
+    let _c = Cleanup(vec![n], vec!["lxcprov-ov-net"]);
+    let d = workdir("ov-snap");
+    let _u = Unmount(d.path().to_path_buf(), vec![n]);
+    let _hook = HookFor::install(d.path());
+    let prof = write_profile(d.path(), "it-ov", OV_PROFILE);
+    let pf = prof.to_str().unwrap();
+    seed_cache(d.path(), &prof);
+    let pw = d.path().join("pw");
+    std::fs::write(&pw, "correct horse\n").unwrap();
+    let o = lo(
+        d.path(),
+        &["create", n, "--profile", "it-ov", "--profile-file", pf, "--root-password-file", pw.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let root = d.path().join("pool").join(n);
+    let snaps = d.path().join("pool/.lxcprov/snapshots").join(n);
+    let identity = || {
+        let uuid = String::from_utf8_lossy(&virsh(&["domuuid", n]).stdout).trim().to_string();
+        let shadow = std::fs::read_to_string(root.join("etc/shadow")).unwrap();
+        let map = in_container(n, "cat /proc/self/uid_map");
+        (uuid, shadow, map)
+    };
+    in_container(n, "echo one > /root/f && mkfifo /root/fifo && ln -s /etc/shadow /root/host-link");
+    let before = identity();
+
+    // A hostile tag is refused before anything is made.
+    for bad in ["../x", "-rf", "a/b", ".hidden"] {
+        let o = lo(d.path(), &["snapshot", n, "--tag", bad]);
+        assert_eq!(o.status.code(), Some(2), "{bad}");
+        assert!(stderr(&o).contains("snapshot tag"), "{}", stderr(&o));
+    }
+    assert!(!snaps.exists() || std::fs::read_dir(&snaps).unwrap().next().is_none());
+
+    // Taken while it runs (frozen for the copy, thawed after), O(what it changed).
+    let t = Instant::now();
+    let o = lo(d.path(), &["--json", "snapshot", n, "--tag", "t1"]);
+    let took = t.elapsed();
+    assert_eq!(o.status.code(), Some(0));
+    let s = records(&o.stdout).iter().filter_map(Record::as_snapshot).next().cloned().expect("a snapshot record");
+    assert_eq!((s.container.as_str(), s.tag.as_str()), (n, "t1"));
+    assert!(s.bytes < 1 << 20, "a snapshot holds the container's changes only, not the base: {} bytes", s.bytes);
+    assert_eq!(domain_state(n), "running", "thawed after the copy");
+    let link = snaps.join("t1/upper/root/host-link");
+    assert_eq!(std::fs::read_link(&link).unwrap(), PathBuf::from("/etc/shadow"), "a student's link is kept as a link");
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::symlink_metadata(snaps.join("t1/upper/root/fifo")).unwrap().file_type().is_fifo());
+    assert_eq!(std::fs::metadata(snaps.parent().unwrap()).map(|m| m.permissions().mode() & 0o777).unwrap(), 0o700);
+    let o = lo(d.path(), &["--json", "snapshots", n]);
+    let tags: Vec<String> = records(&o.stdout).iter().filter_map(Record::as_snapshot).map(|s| s.tag.clone()).collect();
+    assert_eq!(tags, ["t1"]);
+
+    // Changed after the snapshot; a restore without --yes and no terminal changes nothing.
+    in_container(n, "echo two > /root/f && echo new > /root/g");
+    let o = lo(d.path(), &["restore", n, "t1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(std::fs::read_to_string(root.join("root/f")).unwrap(), "two\n");
+
+    let t = Instant::now();
+    let o = lo(d.path(), &["--json", "restore", n, "t1", "--yes"]);
+    let restored = t.elapsed();
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert_eq!(std::fs::read_to_string(root.join("root/f")).unwrap(), "one\n");
+    assert!(!root.join("root/g").exists(), "a file made after the snapshot survived the restore");
+    assert_eq!(identity(), before, "the restore changed the container's domain, password or id map");
+    eprintln!("snapshot of {} bytes: {took:?}; restore: {restored:?}", s.bytes);
+
+    // Deleted one by one, and with the container.
+    let o = lo(d.path(), &["snapshot", n, "--tag", "t2"]);
+    assert_eq!(o.status.code(), Some(0));
+    let o = lo(d.path(), &["snapshot", n, "--tag", "t1", "--delete"]);
+    assert_eq!(o.status.code(), Some(0));
+    let o = lo(d.path(), &["restore", n, "t1", "--yes"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("has no snapshot t1; it has t2"), "{}", stderr(&o));
+    let o = lo(d.path(), &["destroy", n, "--purge", "--yes"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(!snaps.exists(), "destroy --purge left the snapshots");
+}

@@ -121,7 +121,7 @@ pub enum Command {
     /// Run a command in a running container: its namespaces, mapped root, cgroups,
     /// capability bounding set and MAC label; exits with the command's status
     Exec(ExecArgs),
-    /// A login shell in a running container (root's shell from the guest's /etc/passwd)
+    /// A login shell in a running container (/bin/bash -l, else /bin/sh -l)
     Shell { name: String },
     /// Check this host for what lxcprov needs, with a fix for each problem
     Doctor,
@@ -130,6 +130,27 @@ pub enum Command {
     Reset {
         name: String,
         /// Do not ask for confirmation (the container's own files are deleted)
+        #[arg(short, long)]
+        yes: bool,
+    },
+    /// Keep what an overlay container changed (its writable layer), frozen while copied
+    Snapshot {
+        name: String,
+        /// The snapshot's name (default: snap-N, one more than the highest)
+        #[arg(long, value_name = "TAG")]
+        tag: Option<String>,
+        /// Delete the snapshot --tag names instead
+        #[arg(long, requires = "tag")]
+        delete: bool,
+    },
+    /// A container's snapshots, oldest first
+    Snapshots { name: String },
+    /// Put a snapshot back: the container's files as they were then; its label, id map,
+    /// address, SSH host keys and root password stay as they are now
+    Restore {
+        name: String,
+        tag: String,
+        /// Do not ask for confirmation (what the container changed since is deleted)
         #[arg(short, long)]
         yes: bool,
     },

@@ -21,9 +21,12 @@ mod profiles;
 mod rebuild;
 mod render;
 mod reset;
+mod restore;
 mod sbom;
 mod seccomp;
 mod shell;
+mod snapshot;
+mod snapshots;
 mod start;
 mod stop;
 mod verify;
@@ -69,6 +72,9 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Doctor => doctor::run(&ctx, &out),
         Command::Hook { action } => hook::run(&ctx, action),
         Command::Reset { name, yes } => reset::run(&ctx, &out, &name, yes),
+        Command::Snapshot { name, tag, delete } => snapshot::run(&ctx, &out, &name, tag.as_deref(), delete),
+        Command::Snapshots { name } => snapshots::run(&ctx, &out, &name),
+        Command::Restore { name, tag, yes } => restore::run(&ctx, &out, &name, &tag, yes),
         Command::Completions { shell } => completions::run(&out, shell),
         Command::Manpages { dir } => manpages::run(&out, &dir),
         Command::Audit => audit::run(&ctx, &out),
