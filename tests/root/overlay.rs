@@ -461,7 +461,7 @@ fn a_snapshot_keeps_a_containers_own_changes_and_a_restore_puts_them_back_with_i
 
     // A hostile tag is refused before anything is made.
     for bad in ["../x", "-rf", "a/b", ".hidden"] {
-        let o = lo(d.path(), &["snapshot", n, "--tag", bad]);
+        let o = lo(d.path(), &["snapshot", n, &format!("--tag={bad}")]);
         assert_eq!(o.status.code(), Some(2), "{bad}");
         assert!(stderr(&o).contains("snapshot tag"), "{}", stderr(&o));
     }
