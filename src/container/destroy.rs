@@ -112,8 +112,8 @@ fn purge_tree(env: &Env, name: &Name, purge: bool, rootfs: &std::path::Path, don
     if purge {
         let layout = crate::storage::Layout::of_container(&env.paths.pool, name)?;
         debug_assert_eq!(layout.driver().target(), rootfs);
-        done.extend(layout.driver().remove(env.runner, &env.paths.pool)?);
         done.extend(crate::storage::snapshot::delete_all(&env.paths.pool, name)?);
+        done.extend(layout.driver().remove(env.runner, &env.paths.pool)?);
         let rec = env.paths.record(name);
         if rec.exists() {
             std::fs::remove_file(&rec)?;

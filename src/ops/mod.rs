@@ -9,6 +9,7 @@ pub mod destroy;
 pub mod exec;
 pub mod lab_down;
 pub mod lab_reset;
+pub mod lab_snapshot;
 pub mod lab_up;
 pub mod list;
 pub mod outdated;

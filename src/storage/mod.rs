@@ -587,7 +587,7 @@ pub fn mount_for_reading(pool: &Path, name: &str) -> Result<()> {
 /// Removes `POOL/.lxcprov` and its two directories when they are empty (the last
 /// container of the pool is gone).
 pub fn tidy(pool: &Path) {
-    for d in [bases_dir(pool), layers_dir(pool), private_dir(pool)] {
+    for d in [bases_dir(pool), layers_dir(pool), private_dir(pool).join("snapshots"), private_dir(pool)] {
         let _ = std::fs::remove_dir(d); // only succeeds when empty
     }
 }

@@ -40,6 +40,8 @@ pub enum Record {
     SeccompLearned(SeccompLearned),
     /// `snapshot`, `snapshots`: one snapshot of a container.
     Snapshot(Snapshot),
+    /// `lab snapshot`: the tag every student's snapshot has.
+    LabSnapshot(LabSnapshot),
     Error(ErrorData),
 }
 
@@ -87,6 +89,7 @@ accessors! {
     as_update => Update(Update);
     as_exec => Exec(Exec);
     as_snapshot => Snapshot(Snapshot);
+    as_lab_snapshot => LabSnapshot(LabSnapshot);
     as_error => Error(ErrorData);
 }
 
@@ -322,6 +325,13 @@ pub struct Snapshot {
     pub created: u64,
     pub base: String,
     pub bytes: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LabSnapshot {
+    pub lab: String,
+    pub tag: String,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]

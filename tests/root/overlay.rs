@@ -322,6 +322,25 @@ fn lab_reset_puts_one_student_or_all_back_on_the_shared_base() {
     for n in names {
         in_container(n, "echo work > /root/work.txt");
     }
+    // lab snapshot: one tag for the class; lab restore --student 1 puts only student 1 back.
+    let o = lo(d.path(), &["--json", "--profile-file", pf, "lab", "snapshot", "lxcprov-ov-lab"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let tag = records(&o.stdout).iter().find_map(Record::as_lab_snapshot).expect("a lab_snapshot record").tag.clone();
+    assert_eq!(tag, "snap-1");
+    for n in names {
+        in_container(n, "echo later > /root/work.txt");
+    }
+    let o = lo(d.path(), &["--profile-file", pf, "lab", "restore", "lxcprov-ov-lab", &tag, "--student", "1", "--yes"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(pool.join("lxcprov-ov-lab-s01/root/work.txt")).unwrap(), "work\n");
+    assert_eq!(std::fs::read_to_string(pool.join("lxcprov-ov-lab-s02/root/work.txt")).unwrap(), "later\n");
+    let o = lo(d.path(), &["--profile-file", pf, "lab", "restore", "lxcprov-ov-lab", "no-such-tag", "--yes"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("2 of 2 restores failed") && stderr(&o).contains("has no snapshot no-such-tag"),
+        "{}",
+        stderr(&o)
+    );
     let o = lo(d.path(), &["--profile-file", pf, "lab", "reset", "lxcprov-ov-lab", "--student", "1", "--yes"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(!pool.join("lxcprov-ov-lab-s01/root/work.txt").exists());
@@ -335,6 +354,7 @@ fn lab_reset_puts_one_student_or_all_back_on_the_shared_base() {
     let o = lo(d.path(), &["lab", "down", "lxcprov-ov-lab", "--purge", "--yes"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(pool_leftovers(d.path()).is_empty(), "{:?}", pool_leftovers(d.path()));
+    assert!(!pool.join(".lxcprov/snapshots/lxcprov-ov-lab-s01").exists(), "lab down --purge left snapshots");
 }
 
 /// Isolated id maps in overlay storage: every container a range of its own, all on one

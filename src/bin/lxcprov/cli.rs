@@ -256,6 +256,24 @@ pub enum LabAction {
         #[arg(long, value_name = "URL")]
         mirror: Option<String>,
     },
+    /// Every student's snapshot under one tag (overlay storage)
+    Snapshot {
+        lab: String,
+        /// The tag (default: snap-N, one more than the highest any student has)
+        #[arg(long, value_name = "TAG")]
+        tag: Option<String>,
+    },
+    /// Every student (or student N) back to snapshot TAG; labels, maps, addresses, SSH host
+    /// keys and passwords kept
+    Restore {
+        lab: String,
+        tag: String,
+        /// Only this student (1 is the first)
+        #[arg(long, value_name = "N")]
+        student: Option<u32>,
+        #[arg(short, long)]
+        yes: bool,
+    },
     /// Back to the golden base: every student's (or student N's) writable layer replaced,
     /// passwords, labels and maps kept (overlay storage)
     Reset {

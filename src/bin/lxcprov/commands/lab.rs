@@ -54,6 +54,28 @@ pub fn run(ctx: &Context, out: &Out, action: LabAction) -> Result<Outcome> {
             }
             Ok(outcome)
         }
+        LabAction::Snapshot { lab, tag } => {
+            let tag = lxcprov::ops::lab_snapshot::snapshot_lab(ctx, &lab, tag.as_deref())?;
+            if out.json {
+                out.record("lab_snapshot", &serde_json::json!({"lab": lab, "tag": tag}))?;
+            } else {
+                out.text(&format!("{tag}\n"))?;
+            }
+            Ok(Outcome::Ok)
+        }
+        LabAction::Restore { lab, tag, student, yes } => {
+            if !yes {
+                bail!("restore deletes every file the students wrote since snapshot {tag}: confirm with --yes");
+            }
+            let reports = lxcprov::ops::lab_snapshot::restore_lab(ctx, &lab, student, &tag)?;
+            let mut outcome = Outcome::Ok;
+            for r in &reports {
+                if print_report(ctx, out, r)? != Outcome::Ok {
+                    outcome = Outcome::ChecksFailed;
+                }
+            }
+            Ok(outcome)
+        }
         LabAction::Down { lab, purge, yes } => {
             if purge && !yes {
                 let n = lab::load(ctx, &lab)?.members.len();
