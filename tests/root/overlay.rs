@@ -507,12 +507,12 @@ fn a_snapshot_keeps_a_containers_own_changes_and_a_restore_puts_them_back_with_i
 
     // Changed after the snapshot; a restore without --yes and no terminal changes nothing.
     in_container(n, "echo two > /root/f && echo new > /root/g");
-    let o = lo(d.path(), &["restore", n, "t1"]);
+    let o = lo(d.path(), &["--profile-file", pf, "restore", n, "t1"]);
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(std::fs::read_to_string(root.join("root/f")).unwrap(), "two\n");
 
     let t = Instant::now();
-    let o = lo(d.path(), &["--json", "restore", n, "t1", "--yes"]);
+    let o = lo(d.path(), &["--json", "--profile-file", pf, "restore", n, "t1", "--yes"]);
     let restored = t.elapsed();
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert_eq!(std::fs::read_to_string(root.join("root/f")).unwrap(), "one\n");
@@ -525,7 +525,7 @@ fn a_snapshot_keeps_a_containers_own_changes_and_a_restore_puts_them_back_with_i
     assert_eq!(o.status.code(), Some(0));
     let o = lo(d.path(), &["snapshot", n, "--tag", "t1", "--delete"]);
     assert_eq!(o.status.code(), Some(0));
-    let o = lo(d.path(), &["restore", n, "t1", "--yes"]);
+    let o = lo(d.path(), &["--profile-file", pf, "restore", n, "t1", "--yes"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("has no snapshot t1; it has t2"), "{}", stderr(&o));
     let o = lo(d.path(), &["destroy", n, "--purge", "--yes"]);
