@@ -16,7 +16,7 @@ pub mod lock;
 mod space;
 
 pub use ids::{caps_for_namespace, ensure_pool, grant_traverse, shift_acl, shift_one, shift_ownership};
-pub use space::{check_free_space, explain_disk_full, free_bytes, tree_bytes};
+pub use space::{check_free_space, check_room, explain_disk_full, free_bytes, tree_bytes};
 
 /// Resolves `rel` (such as `/etc/shadow`) under `root`, refusing `..` and any existing
 /// symlink among the parents or the file itself.
@@ -523,6 +523,23 @@ pub fn copy_tree(runner: &dyn crate::exec::Runner, src: &Path, dst: &Path) -> Re
         .arg(src.display().to_string())
         .arg(dst.display().to_string());
     runner.run(&cmd, &mut |_| {}).map_err(|e| explain_disk_full(anyhow::Error::new(e), target_dir))
+}
+
+/// The SHA-256 of a file, as lower-case hex (read in blocks: any size).
+pub fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut f = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf).with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 #[cfg(test)]

@@ -97,6 +97,22 @@ pub fn explain_disk_full(e: anyhow::Error, where_: &Path) -> anyhow::Error {
     e
 }
 
+/// Fails unless the file system of `dir` has `need` bytes free ("disk full" up front, before
+/// anything is written; unknown free space counts as room).
+pub fn check_room(dir: &Path, need: u64) -> Result<()> {
+    if let Some(free) = free_bytes(dir) {
+        if need > free {
+            bail!(
+                "disk full: {} MiB are needed but the file system of {} has {} MiB free; free some space or choose another directory. Nothing was written.",
+                need.div_ceil(1 << 20),
+                dir.display(),
+                free / (1 << 20)
+            );
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

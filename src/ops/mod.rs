@@ -7,6 +7,7 @@ pub mod console;
 pub mod create;
 pub mod destroy;
 pub mod exec;
+pub mod lab_collect;
 pub mod lab_down;
 pub mod lab_reset;
 pub mod lab_snapshot;

@@ -14,6 +14,7 @@
 //! files are its layer's. Unmount before deleting anything under `POOL/NAME`.
 
 mod actions;
+pub mod collect;
 pub mod driver;
 pub mod hook;
 pub mod idmapped;

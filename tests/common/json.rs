@@ -40,6 +40,8 @@ pub enum Record {
     SeccompLearned(SeccompLearned),
     /// `snapshot`, `snapshots`: one snapshot of a container.
     Snapshot(Snapshot),
+    /// `lab collect`: one student's archive.
+    Collected(Collected),
     /// `lab snapshot`: the tag every student's snapshot has.
     LabSnapshot(LabSnapshot),
     Error(ErrorData),
@@ -90,6 +92,7 @@ accessors! {
     as_exec => Exec(Exec);
     as_snapshot => Snapshot(Snapshot);
     as_lab_snapshot => LabSnapshot(LabSnapshot);
+    as_collected => Collected(Collected);
     as_error => Error(ErrorData);
 }
 
@@ -325,6 +328,18 @@ pub struct Snapshot {
     pub created: u64,
     pub base: String,
     pub bytes: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Collected {
+    pub student: String,
+    pub container: String,
+    pub archive: String,
+    pub sha256: String,
+    pub bytes: u64,
+    pub time: u64,
+    pub package_changes: usize,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]

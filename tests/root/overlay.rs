@@ -334,6 +334,40 @@ fn lab_reset_puts_one_student_or_all_back_on_the_shared_base() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(std::fs::read_to_string(pool.join("lxcprov-ov-lab-s01/root/work.txt")).unwrap(), "work\n");
     assert_eq!(std::fs::read_to_string(pool.join("lxcprov-ov-lab-s02/root/work.txt")).unwrap(), "later\n");
+    // lab collect: each student's own changes, their link kept as a link, a manifest.
+    in_container("lxcprov-ov-lab-s01", "ln -s /etc/shadow /root/host-link && mkfifo /root/fifo");
+    let out = d.path().join("collected");
+    let o = lo(
+        d.path(),
+        &["--json", "--profile-file", pf, "lab", "collect", "lxcprov-ov-lab", "--out", out.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let got: Vec<Collected> = records(&o.stdout).iter().filter_map(Record::as_collected).cloned().collect();
+    assert_eq!(got.iter().map(|c| c.archive.as_str()).collect::<Vec<_>>(), ["s01.tar", "s02.tar"]);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["students"][0]["sha256"], got[0].sha256.as_str());
+    for n in names {
+        assert_eq!(domain_state(n), "running", "{n} was left frozen");
+    }
+    let x = d.path().join("x1");
+    std::fs::create_dir(&x).unwrap();
+    assert!(Command::new("tar").arg("-xf").arg(out.join("s01.tar")).arg("-C").arg(&x).status().unwrap().success());
+    assert_eq!(std::fs::read_to_string(x.join("files/root/work.txt")).unwrap(), "work\n");
+    assert_eq!(std::fs::read_link(x.join("files/root/host-link")).unwrap(), PathBuf::from("/etc/shadow"));
+    assert!(std::fs::read_to_string(x.join("lxcprov/verify.jsonl")).unwrap().contains("\"type\":\"summary\""));
+    let list = Command::new("tar").arg("-tf").arg(out.join("s02.tar")).output().unwrap();
+    assert!(!String::from_utf8_lossy(&list.stdout).contains("host-link"), "student 1's files in student 2's archive");
+    let o = lo(d.path(), &["--profile-file", pf, "lab", "collect", "lxcprov-ov-lab", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "a second collect into the same directory overwrote it");
+    let small = d.path().join("small");
+    let o = lo(
+        d.path(),
+        &["--profile-file", pf, "lab", "collect", "lxcprov-ov-lab", "--out", small.to_str().unwrap(), "--max-mib", "0"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("more than the limit"), "{}", stderr(&o));
+    assert!(std::fs::read_dir(&small).map(|r| r.count()).unwrap_or(0) == 0, "a refused collect wrote files");
     let o = lo(d.path(), &["--profile-file", pf, "lab", "restore", "lxcprov-ov-lab", "no-such-tag", "--yes"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(

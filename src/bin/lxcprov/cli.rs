@@ -256,6 +256,20 @@ pub enum LabAction {
         #[arg(long, value_name = "URL")]
         mirror: Option<String>,
     },
+    /// Each student's work for grading: a tar archive of what they changed, their checks
+    /// and package changes, and a manifest.json (overlay storage)
+    Collect {
+        lab: String,
+        /// Directory for the archives and the manifest (created if missing; never overwritten)
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Only this student (1 is the first)
+        #[arg(long, value_name = "N")]
+        student: Option<u32>,
+        /// The most a student's changes may hold, in MiB; a student beyond it is refused
+        #[arg(long, value_name = "MIB", default_value_t = 1024)]
+        max_mib: u64,
+    },
     /// Every student's snapshot under one tag (overlay storage)
     Snapshot {
         lab: String,

@@ -6,6 +6,7 @@ use crate::out::Out;
 use anyhow::{bail, Result};
 use lxcprov::context::Context;
 use lxcprov::lab;
+use lxcprov::ops::lab_collect::CollectOptions;
 use lxcprov::ops::lab_up::UpOptions;
 
 pub fn run(ctx: &Context, out: &Out, action: LabAction) -> Result<Outcome> {
@@ -53,6 +54,20 @@ pub fn run(ctx: &Context, out: &Out, action: LabAction) -> Result<Outcome> {
                 }
             }
             Ok(outcome)
+        }
+        LabAction::Collect { lab, out: dir, student, max_mib } => {
+            let o =
+                CollectOptions { out: std::path::absolute(&dir)?, student, max_bytes: max_mib.saturating_mul(1 << 20) };
+            let (manifest, entries) = lxcprov::ops::lab_collect::collect(ctx, &lab, &o)?;
+            for e in &entries {
+                if out.json {
+                    out.record("collected", e)?;
+                } else {
+                    out.text(&format!("{:12} {:24} {:>12} {}\n", e.student, e.archive, e.bytes, e.sha256))?;
+                }
+            }
+            ctx.ui.info(&format!("manifest: {}", manifest.display()));
+            Ok(Outcome::Ok)
         }
         LabAction::Snapshot { lab, tag } => {
             let tag = lxcprov::ops::lab_snapshot::snapshot_lab(ctx, &lab, tag.as_deref())?;
