@@ -168,6 +168,37 @@ pub struct StatusRow {
     pub passed: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// The last login in the container's own login records (`/var/log/wtmp`), seconds since
+    /// the epoch; `None` without one.
+    pub last_login: Option<u64>,
+    /// When the student last changed a file of their own (their layer), seconds since the
+    /// epoch; `None` where it cannot be told (copy storage).
+    pub last_change: Option<u64>,
+}
+
+/// The largest `wtmp` read (its newest records are at its end).
+const WTMP_MAX: u64 = 4 << 20;
+/// glibc's `struct utmp` on Linux: 384 bytes; `ut_type` at 0, `ut_tv.tv_sec` at 340.
+const UTMP_SIZE: usize = 384;
+const USER_PROCESS: i16 = 7;
+
+/// The time of the last login recorded in `wtmp` bytes (a container's own, untrusted: any
+/// bytes give an answer or none).
+pub fn last_login_in(wtmp: &[u8]) -> Option<u64> {
+    wtmp.chunks_exact(UTMP_SIZE)
+        .filter(|r| i16::from_ne_bytes([r[0], r[1]]) == USER_PROCESS)
+        .map(|r| i32::from_ne_bytes([r[340], r[341], r[342], r[343]]))
+        .filter(|&t| t > 0)
+        .max()
+        .map(|t| t as u64)
+}
+
+/// The last login in a container's tree (`/var/log/wtmp`, resolved inside it, a regular file
+/// of at most 4 MiB, else no answer).
+fn last_login(root: &std::path::Path) -> Option<u64> {
+    let p = crate::fsutil::resolve_in(root, "/var/log/wtmp").ok()?;
+    let bytes = crate::fsutil::read_state(&p, WTMP_MAX, "login records").ok()??;
+    last_login_in(&bytes)
 }
 
 /// One row per member, with its checks summarised.
@@ -185,7 +216,20 @@ pub fn status(ctx: &Ctx, lab: &str) -> Result<Vec<StatusRow>> {
                 }
                 Err(_) => ("missing", 0, 0, 0),
             };
-            StatusRow { lab: rec.name.clone(), name: name.clone(), state, passed, failed, skipped }
+            let layout =
+                Name::parse(name).ok().and_then(|n| crate::storage::Layout::of_container(&ctx.paths.pool, &n).ok());
+            let last_change = layout.as_ref().and_then(|l| l.driver().last_change());
+            let last_login = layout.as_ref().and_then(|l| last_login(l.driver().target()));
+            StatusRow {
+                lab: rec.name.clone(),
+                name: name.clone(),
+                state,
+                passed,
+                failed,
+                skipped,
+                last_login,
+                last_change,
+            }
         })
         .collect())
 }
@@ -278,6 +322,24 @@ mod tests {
     use super::*;
     use crate::ops::lab_up::student_password;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_last_login_is_read_from_any_bytes_a_container_hands_over() {
+        let rec = |kind: i16, sec: i32| {
+            let mut r = vec![0u8; 384];
+            r[0..2].copy_from_slice(&kind.to_ne_bytes());
+            r[340..344].copy_from_slice(&sec.to_ne_bytes());
+            r
+        };
+        let mut w = rec(7, 1_700_000_000);
+        w.extend(rec(8, 1_800_000_000)); // a logout: not a login
+        w.extend(rec(7, 1_750_000_000));
+        assert_eq!(last_login_in(&w), Some(1_750_000_000));
+        assert_eq!(last_login_in(&[]), None);
+        assert_eq!(last_login_in(&[0xff; 383]), None, "a torn record");
+        assert_eq!(last_login_in(&rec(7, -5)), None, "a time before the epoch");
+        assert_eq!(last_login_in(&vec![0xa5; 384 * 100]), None);
+    }
 
     #[test]
     fn member_names_are_valid_and_padded() {

@@ -46,6 +46,9 @@ pub trait Driver {
     fn usage(&self) -> u64;
     /// Why an existing tree is not replaced (appended to the refusal), when it never is.
     fn never_replaced(&self) -> Option<&'static str>;
+    /// When the container last changed a file of its own (seconds since the epoch), if the
+    /// driver can tell without reading the whole tree.
+    fn last_change(&self) -> Option<u64>;
 }
 
 /// Copy storage: a full tree of the container's own at `POOL/NAME`.
@@ -114,6 +117,10 @@ impl Driver for CopyTree {
         crate::fsutil::tree_bytes(&self.target)
     }
     fn never_replaced(&self) -> Option<&'static str> {
+        None
+    }
+    fn last_change(&self) -> Option<u64> {
+        // A full tree of its own: its changes cannot be told from the base's files.
         None
     }
 }
@@ -188,6 +195,45 @@ impl Driver for Overlay {
     fn never_replaced(&self) -> Option<&'static str> {
         Some(" (overlay storage: remove it with `lxcprov destroy --purge` first)")
     }
+    fn last_change(&self) -> Option<u64> {
+        newest_mtime(&self.upper(), LAST_CHANGE_ENTRIES)
+    }
+}
+
+/// How many entries of a layer [`Driver::last_change`] looks at, at most (a student's layer
+/// is theirs to fill; the answer is then "at least this recent").
+const LAST_CHANGE_ENTRIES: usize = 200_000;
+
+/// The newest modification time under `dir` (the directory itself included), looking at no
+/// more than `budget` entries; symbolic links are not followed, nothing is opened.
+fn newest_mtime(dir: &Path, budget: usize) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut newest: Option<i64> = None;
+    let mut stack = vec![dir.to_path_buf()];
+    let mut seen = 0;
+    while let Some(d) = stack.pop() {
+        let Ok(m) = std::fs::symlink_metadata(&d) else { continue };
+        newest = newest.max(Some(m.mtime()));
+        if !m.is_dir() {
+            continue;
+        }
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            seen += 1;
+            if seen > budget {
+                return newest.and_then(|t| u64::try_from(t).ok());
+            }
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                _ => {
+                    if let Ok(m) = e.metadata() {
+                        newest = newest.max(Some(m.mtime()));
+                    }
+                }
+            }
+        }
+    }
+    newest.and_then(|t| u64::try_from(t).ok())
 }
 
 /// A container's storage: which driver, with its paths.

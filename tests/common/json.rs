@@ -290,6 +290,8 @@ pub struct Member {
     pub passed: u64,
     pub failed: u64,
     pub skipped: u64,
+    pub last_login: Option<u64>,
+    pub last_change: Option<u64>,
 }
 
 /// A pending update (`lab outdated` names the member's container).

@@ -319,8 +319,17 @@ fn lab_reset_puts_one_student_or_all_back_on_the_shared_base() {
         1,
         "one shared base"
     );
+    let t0 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     for n in names {
         in_container(n, "echo work > /root/work.txt");
+    }
+    // lab status: who is working (busybox keeps no login records).
+    let o = lo(d.path(), &["--json", "--profile-file", pf, "lab", "status", "lxcprov-ov-lab"]);
+    let members: Vec<Member> = records(&o.stdout).iter().filter_map(Record::as_member).cloned().collect();
+    assert_eq!(members.len(), 2);
+    for m in &members {
+        assert!(m.last_change.is_some_and(|t| t >= t0), "{m:?}");
+        assert_eq!(m.last_login, None, "{m:?}");
     }
     // lab snapshot: one tag for the class; lab restore --student 1 puts only student 1 back.
     let o = lo(d.path(), &["--json", "--profile-file", pf, "lab", "snapshot", "lxcprov-ov-lab"]);

@@ -131,15 +131,23 @@ fn up(ctx: &Context, out: &Out, opts: &UpOptions) -> Result<Outcome> {
 
 fn status(ctx: &Context, out: &Out, lab: &str) -> Result<Outcome> {
     let rows = lab::status(ctx, lab)?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let mut bad = false;
     for r in &rows {
         bad |= r.failed > 0 || r.state == "missing";
         if out.json {
             out.record("member", r)?;
         } else {
+            let ago = |t: Option<u64>| t.map_or("-".to_string(), |t| format!("{}s ago", now.saturating_sub(t)));
             out.text(&format!(
-                "{:24} {:8} {} passed, {} failed, {} skipped\n",
-                r.name, r.state, r.passed, r.failed, r.skipped
+                "{:24} {:8} {} passed, {} failed, {} skipped; last login {}, last change {}\n",
+                r.name,
+                r.state,
+                r.passed,
+                r.failed,
+                r.skipped,
+                ago(r.last_login),
+                ago(r.last_change)
             ))?;
         }
     }
