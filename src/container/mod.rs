@@ -137,6 +137,23 @@ impl Container<'_> {
         Ok(self.env.hv.domain_state(self.name.as_str())?)
     }
 
+    /// Runs `f` with the container's processes frozen (libvirt suspend) when it runs, and
+    /// thaws it again whatever `f` returns. A failure to thaw is an error of its own, saying
+    /// how to thaw it by hand; `what` names the work in it ("taking snapshot t1").
+    pub fn frozen<T>(&self, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let name = self.name.as_str();
+        if self.state()? != crate::libvirt::State::Running {
+            return f();
+        }
+        self.env.hv.suspend_domain(name)?;
+        let r = f();
+        if let Err(e) = self.env.hv.resume_domain(name) {
+            let done = if r.is_ok() { "done" } else { "failed" };
+            bail!("{what} {done}, but {name} could not be thawed ({e}); run `virsh -c lxc:/// resume {name}`");
+        }
+        r
+    }
+
     /// lxcprov's metadata in the domain, or why there is none (it was not made by lxcprov).
     pub fn meta(&self, what: &str) -> Result<&crate::facts::Meta> {
         self.domain.meta.as_ref().with_context(|| {

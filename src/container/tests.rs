@@ -481,3 +481,28 @@ fn a_start_still_waiting_for_its_init_with_its_monitor_connected_is_not_lost() {
     assert!(err.contains("did not appear"), "{err}");
     assert!(!hv.log.lock().unwrap().iter().any(|l| l == "destroy c1"));
 }
+
+#[test]
+fn a_running_container_is_frozen_for_the_work_and_thawed_whatever_it_returns() {
+    let d = tempfile::tempdir().unwrap();
+    let (hv, h) = running_c1(&d);
+    let e = h.env(&hv);
+    let c = e.container(&c1()).unwrap();
+    assert_eq!(c.frozen("copying", || Ok(7)).unwrap(), 7);
+    let err = c.frozen("copying", || -> anyhow::Result<()> { anyhow::bail!("disk full") }).unwrap_err();
+    assert_eq!(format!("{err:#}"), "disk full");
+    let log: Vec<String> = hv
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.starts_with("suspend") || l.starts_with("resume"))
+        .cloned()
+        .collect();
+    assert_eq!(log, ["suspend c1", "resume c1", "suspend c1", "resume c1"]);
+    // Shut off: nothing to freeze.
+    hv.destroy_domain("c1").unwrap();
+    hv.log.lock().unwrap().clear();
+    assert_eq!(c.frozen("copying", || Ok(1)).unwrap(), 1);
+    assert!(!hv.log.lock().unwrap().iter().any(|l| l.starts_with("suspend")));
+}

@@ -8,7 +8,6 @@
 use crate::context::Context;
 use crate::libvirt::State;
 use crate::name::Name;
-use crate::revert::{Revert, Undone};
 use crate::storage::Layout;
 use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
@@ -129,21 +128,10 @@ fn collect_one(
     };
     let student = n.as_str().strip_prefix(&format!("{lab}-")).unwrap_or(n.as_str()).to_string();
     let archive = format!("{student}.tar");
-    let mut thaw = Revert::new();
-    if running {
-        env.hv.suspend_domain(n.as_str())?;
-        thaw.add(format!("freezing {n}"), || {
-            env.hv.resume_domain(n.as_str())?;
-            Ok(Undone::Nothing)
-        });
-    }
     let notes = [("verify.jsonl", verify), ("packages.json", serde_json::to_vec_pretty(&packages)?)];
-    let r = crate::storage::collect::archive_layer(env.runner, ov, &notes, &o.out.join(&archive), o.max_bytes);
-    let thawed = thaw.fail();
-    let a = r?;
-    if let Some(f) = thawed.failed.first() {
-        bail!("{n} was archived but could not be thawed ({f}); run `virsh -c lxc:/// resume {n}`");
-    }
+    let a = c.frozen(&format!("archiving {n}"), || {
+        crate::storage::collect::archive_layer(env.runner, ov, &notes, &o.out.join(&archive), o.max_bytes)
+    })?;
     Ok(Collected {
         student,
         container: n.to_string(),

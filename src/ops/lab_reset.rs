@@ -12,7 +12,7 @@ use std::sync::Mutex;
 /// `lab reset LAB [--student N]`: resets every student (or the Nth, counting from 1), in
 /// parallel; returns the reports of those that run again. One failure does not stop the rest.
 pub fn reset_lab(ctx: &Context, lab: &str, student: Option<u32>) -> Result<Vec<Report>> {
-    for_each_student(ctx, lab, student, "resets", &|env, n| reset(env, n, &guest_of(ctx, env, n)?))
+    for_each_student(ctx, lab, student, "resets", &|env, n| reset(env, n, &guest_of(ctx, &env.container(n)?)?))
 }
 
 /// The lab's students (or student N, counting from 1), by name.

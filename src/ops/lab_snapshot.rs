@@ -38,6 +38,6 @@ pub fn restore_lab(ctx: &Context, lab: &str, student: Option<u32>, tag: &str) ->
     crate::container::require_root("lab restore")?;
     for_each_student(ctx, lab, student, "restores", &|env, n| {
         let s = snapshot::find(&env.paths.pool, n, tag)?;
-        crate::container::reset::reset_onto(env, n, &guest_of(ctx, env, n)?, None, Some(&s), false)
+        crate::container::reset::reset_onto(env, n, &guest_of(ctx, &env.container(n)?)?, None, Some(&s), false)
     })
 }

@@ -3,10 +3,10 @@
 //! created with, a lab's student keeping its address and key.
 
 use crate::bootstrap::GuestConfig;
-use crate::container::Env;
+use crate::container::{Container, Env};
 use crate::name::Name;
 use crate::verify::Report;
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 /// `lxcprov reset NAME` under the name's lock (the caller has confirmed): its verify report
 /// when it runs again.
@@ -14,8 +14,7 @@ pub fn reset_container(ctx: &crate::context::Context, name: &Name) -> Result<Opt
     crate::container::require_root("reset")?;
     let _lock = crate::state::lock(&ctx.paths, name)?;
     crate::container::with_real_env(ctx, &*ctx.ui, |env| {
-        env.container(name)?;
-        let guest = guest_of(ctx, env, name)?;
+        let guest = guest_of(ctx, &env.container(name)?)?;
         reset(env, name, &guest)
     })
 }
@@ -27,12 +26,9 @@ pub fn reset(env: &Env, name: &Name, guest: &GuestConfig) -> Result<Option<Repor
 
 /// The guest configuration of an lxcprov container, from its domain's metadata (profile,
 /// distro, release, security as created).
-pub fn guest_of(ctx: &crate::context::Context, env: &Env, name: &Name) -> Result<GuestConfig> {
-    let d = crate::facts::parse_domain(&env.hv.domain_xml(name.as_str())?)?;
-    let Some(meta) = d.meta else {
-        bail!("{name} was not created by lxcprov (no lxcprov metadata): there is nothing to reset it to");
-    };
-    let opts = crate::spec::ProfileOptions::of_container(&meta, &ctx.paths.state, name)?;
+pub fn guest_of(ctx: &crate::context::Context, c: &Container) -> Result<GuestConfig> {
+    let name = &c.name;
+    let opts = crate::spec::ProfileOptions::of_container(c.meta("reset")?, &ctx.paths.state, name)?;
     let mut s = crate::spec::resolve(ctx, name.as_str(), &opts)?;
     // A lab's student keeps its address, sshd and key (as `rebuild` does).
     let key = match crate::lab::access_of_member(ctx, name) {

@@ -39,8 +39,7 @@ pub fn restore(ctx: &Context, name: &Name, tag: &str) -> Result<Option<Report>> 
     container::require_root("restore")?;
     let _lock = crate::state::lock(&ctx.paths, name)?;
     container::with_real_env(ctx, &*ctx.ui, |env| {
-        env.container(name)?;
-        let guest = crate::ops::reset::guest_of(ctx, env, name)?;
+        let guest = crate::ops::reset::guest_of(ctx, &env.container(name)?)?;
         container::reset::reset_onto(env, name, &guest, None, Some(&s), false)
     })
 }
