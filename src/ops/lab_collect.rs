@@ -113,8 +113,12 @@ fn collect_one(
     let verify = if running {
         crate::verify::render_jsonl(&crate::container::verify_domain(env, n)?).into_bytes()
     } else {
-        format!("{{\"type\":\"note\",\"data\":{{\"container\":\"{n}\",\"message\":\"not running: not verified\"}}}}\n")
-            .into_bytes()
+        let report = crate::verify::Report {
+            name: n.to_string(),
+            checks: vec![],
+            note: Some("not running: not verified".into()),
+        };
+        crate::verify::render_jsonl(&report).into_bytes()
     };
     layout.driver().mount(env.runner)?;
     // A tree without a package database (busybox) has no package changes to report: said

@@ -15,12 +15,11 @@ pub fn snapshot_lab(ctx: &Context, lab: &str, tag: Option<&str>) -> Result<Strin
         Some(t) => t.to_string(),
         None => {
             let (_, names) = students(ctx, lab, None)?;
-            let mut n = 0;
+            let mut highest = 0;
             for m in &names {
-                let t = snapshot::next_tag(&ctx.paths.pool, m)?;
-                n = n.max(t.trim_start_matches("snap-").parse::<u64>().unwrap_or(1));
+                highest = highest.max(snapshot::highest_numbered(&ctx.paths.pool, m)?);
             }
-            format!("snap-{}", n.max(1))
+            format!("snap-{}", highest + 1)
         }
     };
     snapshot::check_tag(&tag)?;

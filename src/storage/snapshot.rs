@@ -95,14 +95,18 @@ pub fn find(pool: &Path, name: &Name, tag: &str) -> Result<Snapshot> {
     }
 }
 
-/// A tag for a snapshot taken without one: `snap-N`, N one more than the highest in use.
-pub fn next_tag(pool: &Path, name: &Name) -> Result<String> {
-    let n = list(pool, name)?
+/// The highest N of the container's `snap-N` tags (0 without one).
+pub fn highest_numbered(pool: &Path, name: &Name) -> Result<u64> {
+    Ok(list(pool, name)?
         .iter()
         .filter_map(|s| s.tag.strip_prefix("snap-").and_then(|n| n.parse::<u64>().ok()))
         .max()
-        .unwrap_or(0);
-    Ok(format!("snap-{}", n + 1))
+        .unwrap_or(0))
+}
+
+/// A tag for a snapshot taken without one: `snap-N`, N one more than the highest in use.
+pub fn next_tag(pool: &Path, name: &Name) -> Result<String> {
+    Ok(format!("snap-{}", highest_numbered(pool, name)? + 1))
 }
 
 /// Copies the layer's `upper` into a new snapshot `tag` (the caller freezes a running
