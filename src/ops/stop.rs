@@ -8,8 +8,5 @@ use std::time::Duration;
 
 /// Stops `name`; true when it had to be forced off after `timeout`.
 pub fn stop(ctx: &Context, name: &Name, timeout: Duration) -> Result<bool> {
-    container::with_real_env(ctx, &*ctx.ui, |env| {
-        env.container(name)?;
-        container::stop(env, name, timeout)
-    })
+    container::with_real_env(ctx, &*ctx.ui, |env| container::stop(env, name, timeout))
 }
