@@ -87,6 +87,17 @@ fn seed_cache(dir: &Path, profile: &Path) {
     std::fs::write(entry.join(".lxcprov-base.json"), "{}").unwrap();
 }
 
+/// The set-up every overlay test starts with: the hook pointed at this lxcprov (while the
+/// guard lives), the busybox overlay profile, its base in the cache, a root password file.
+fn seeded(dir: &Path) -> (HookFor, PathBuf, PathBuf) {
+    let hook = HookFor::install(dir);
+    let prof = write_profile(dir, "it-ov", OV_PROFILE);
+    seed_cache(dir, &prof);
+    let pw = dir.join("pw");
+    std::fs::write(&pw, "correct horse\n").unwrap();
+    (hook, prof, pw)
+}
+
 fn init_pid(name: &str) -> u32 {
     let x = std::fs::read_to_string(format!("/run/libvirt/lxc/{name}.xml")).unwrap();
     let i = x.find("<init pid='").unwrap() + 11;
@@ -127,12 +138,8 @@ fn overlay_containers_come_back_after_virsh_destroy_and_start_keep_their_files_a
     let _c = Cleanup(names.to_vec(), vec!["lxcprov-ov-net"]);
     let d = workdir("ov");
     let _u = Unmount(d.path().to_path_buf(), names.to_vec());
-    let _hook = HookFor::install(d.path());
-    let prof = write_profile(d.path(), "it-ov", OV_PROFILE);
+    let (_hook, prof, pw) = seeded(d.path());
     let pf = prof.to_str().unwrap();
-    seed_cache(d.path(), &prof);
-    let pw = d.path().join("pw");
-    std::fs::write(&pw, "correct horse\n").unwrap();
     // doctor: the hook runs this lxcprov, and overlay is what new containers get.
     let o = lo(d.path(), &["--json", "doctor"]);
     let items: Vec<Item> = records(&o.stdout).iter().filter_map(Record::as_item).cloned().collect();
@@ -304,10 +311,8 @@ fn lab_reset_puts_one_student_or_all_back_on_the_shared_base() {
     let _c = Cleanup(names.to_vec(), vec!["lxcprov-ov-net"]);
     let d = workdir("ovlab");
     let _u = Unmount(d.path().to_path_buf(), names.to_vec());
-    let _hook = HookFor::install(d.path());
-    let prof = write_profile(d.path(), "it-ov", OV_PROFILE);
+    let (_hook, prof, _) = seeded(d.path());
     let pf = prof.to_str().unwrap();
-    seed_cache(d.path(), &prof);
     let o = lo(
         d.path(),
         &["lab", "up", "lxcprov-ov-lab", "--count", "2", "--prefix", "s", "--profile", "it-ov", "--profile-file", pf],
@@ -414,12 +419,8 @@ fn isolated_maps_share_one_unshifted_base_through_idmapped_mounts() {
     let _c = Cleanup(names.to_vec(), vec!["lxcprov-ov-net"]);
     let d = workdir("ovi");
     let _u = Unmount(d.path().to_path_buf(), names.to_vec());
-    let _hook = HookFor::install(d.path());
-    let prof = write_profile(d.path(), "it-ov", OV_PROFILE);
+    let (_hook, prof, pw) = seeded(d.path());
     let pf = prof.to_str().unwrap();
-    seed_cache(d.path(), &prof);
-    let pw = d.path().join("pw");
-    std::fs::write(&pw, "correct horse\n").unwrap();
     let create = |n: &str| {
         let a = ["--json", "create", n, "--profile", "it-ov", "--profile-file", pf, "--idmap", "isolated"];
         lo(d.path(), &[&a[..], &["--root-password-file", pw.to_str().unwrap()]].concat())
@@ -500,12 +501,8 @@ fn a_snapshot_keeps_a_containers_own_changes_and_a_restore_puts_them_back_with_i
     let _c = Cleanup(vec![n], vec!["lxcprov-ov-net"]);
     let d = workdir("ov-snap");
     let _u = Unmount(d.path().to_path_buf(), vec![n]);
-    let _hook = HookFor::install(d.path());
-    let prof = write_profile(d.path(), "it-ov", OV_PROFILE);
+    let (_hook, prof, pw) = seeded(d.path());
     let pf = prof.to_str().unwrap();
-    seed_cache(d.path(), &prof);
-    let pw = d.path().join("pw");
-    std::fs::write(&pw, "correct horse\n").unwrap();
     let o = lo(
         d.path(),
         &["create", n, "--profile", "it-ov", "--profile-file", pf, "--root-password-file", pw.to_str().unwrap()],
