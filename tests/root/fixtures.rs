@@ -154,6 +154,23 @@ pub fn lx(dir: &Path, args: &[&str]) -> Output {
     o
 }
 
+/// `lxcprov bootstrap NAME --profile P --profile-file FILE --root-password-file PW`.
+pub fn bootstrap_with(dir: &Path, name: &str, profile: &str, file: &Path, pw: &Path) -> Output {
+    lx(
+        dir,
+        &[
+            "bootstrap",
+            name,
+            "--profile",
+            profile,
+            "--profile-file",
+            file.to_str().unwrap(),
+            "--root-password-file",
+            pw.to_str().unwrap(),
+        ],
+    )
+}
+
 /// `DIR/NAME.yaml`, for `--profile-file`.
 pub fn write_profile(dir: &Path, name: &str, yaml: &str) -> PathBuf {
     let p = dir.join(format!("{name}.yaml"));

@@ -14,19 +14,7 @@ fn dnf_installs_signed_packages_and_refuses_unsigned_or_tampered_ones() {
     let pw = d.path().join("pw");
     std::fs::write(&pw, "s3cret-pw\n").unwrap();
     let prof = repo.profile("rpm-signed").write(d.path());
-    let o = lx(
-        d.path(),
-        &[
-            "bootstrap",
-            "it-rpm",
-            "--profile",
-            "rpm-signed",
-            "--profile-file",
-            prof.to_str().unwrap(),
-            "--root-password-file",
-            pw.to_str().unwrap(),
-        ],
-    );
+    let o = bootstrap_with(d.path(), "it-rpm", "rpm-signed", &prof, &pw);
     assert!(o.status.success());
     let root = d.path().join("pool/it-rpm");
     assert!(root.join("usr/share/lxcprov-hello/hello.txt").is_file());
@@ -38,19 +26,7 @@ fn dnf_installs_signed_packages_and_refuses_unsigned_or_tampered_ones() {
     for which in ["unsigned", "tampered"] {
         let prof = repo.profile(&format!("rpm-{which}")).flavour(which).write(d.path());
         let name = format!("it-{which}");
-        let o = lx(
-            d.path(),
-            &[
-                "bootstrap",
-                &name,
-                "--profile",
-                &format!("rpm-{which}"),
-                "--profile-file",
-                prof.to_str().unwrap(),
-                "--root-password-file",
-                pw.to_str().unwrap(),
-            ],
-        );
+        let o = bootstrap_with(d.path(), &name, &format!("rpm-{which}"), &prof, &pw);
         assert_eq!(o.status.code(), Some(2), "{which} must fail");
         let err = stderr(&o);
         assert!(err.contains("GPG check FAILED") || err.contains("not signed"), "{which}: {err}");
@@ -70,36 +46,12 @@ fn a_signing_key_whose_fingerprint_is_not_pinned_is_refused_before_anything_is_i
     let pw = d.path().join("pw");
     std::fs::write(&pw, "pinned-password\n").unwrap();
     let wrong = profile("pin-wrong", &"A".repeat(40));
-    let o = lx(
-        d.path(),
-        &[
-            "--profile-file",
-            wrong.to_str().unwrap(),
-            "bootstrap",
-            "it-pin",
-            "--profile",
-            "pin-wrong",
-            "--root-password-file",
-            pw.to_str().unwrap(),
-        ],
-    );
+    let o = bootstrap_with(d.path(), "it-pin", "pin-wrong", &wrong, &pw);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("which is not pinned"), "{}", stderr(&o));
     assert!(pool_leftovers(d.path()).is_empty(), "{:?}", pool_leftovers(d.path()));
     let right = profile("pin-right", &fpr);
-    let o = lx(
-        d.path(),
-        &[
-            "--profile-file",
-            right.to_str().unwrap(),
-            "bootstrap",
-            "it-pin",
-            "--profile",
-            "pin-right",
-            "--root-password-file",
-            pw.to_str().unwrap(),
-        ],
-    );
+    let o = bootstrap_with(d.path(), "it-pin", "pin-right", &right, &pw);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(pool_leftovers(d.path()), ["it-pin"]);
 }
@@ -126,21 +78,7 @@ fn the_guests_own_rpm_reads_exactly_what_was_installed_or_the_tree_is_refused() 
             .base_packages(&["lxcprov-base", "lxcprov-rpm"])
             .write(d.path())
     };
-    let boot = |name: &str, pf: &Path, profile: &str| {
-        lx(
-            d.path(),
-            &[
-                "--profile-file",
-                pf.to_str().unwrap(),
-                "bootstrap",
-                name,
-                "--profile",
-                profile,
-                "--root-password-file",
-                pw.to_str().unwrap(),
-            ],
-        )
-    };
+    let boot = |name: &str, pf: &Path, profile: &str| bootstrap_with(d.path(), name, profile, pf, &pw);
     let own_rpm = |name: &str| -> Vec<String> {
         let o = Command::new("chroot")
             .arg(d.path().join("pool").join(name))
@@ -231,20 +169,7 @@ fn sbom_lists_a_signed_rpm_bootstrap_with_its_signatures_and_the_hosts_dpkg_pack
     let pw = d.path().join("pw");
     std::fs::write(&pw, "pw\n").unwrap();
     let prof = repo.profile("rpm-signed").write(d.path());
-    let pf = prof.to_str().unwrap();
-    let o = lx(
-        d.path(),
-        &[
-            "bootstrap",
-            "it-sbom",
-            "--profile",
-            "rpm-signed",
-            "--profile-file",
-            pf,
-            "--root-password-file",
-            pw.to_str().unwrap(),
-        ],
-    );
+    let o = bootstrap_with(d.path(), "it-sbom", "rpm-signed", &prof, &pw);
     assert!(o.status.success());
     // The guest's own rpm database, read by the host's rpm: both packages, signed, gpgcheck on.
     let o = lx(d.path(), &["--json", "sbom", "it-sbom"]);
@@ -293,19 +218,7 @@ fn outdated_finds_a_newer_rpm_in_the_bootstrap_repository() {
     let pw = d.path().join("pw");
     std::fs::write(&pw, "pw\n").unwrap();
     let prof = repo.profile("rpm-signed").write(d.path());
-    let o = lx(
-        d.path(),
-        &[
-            "bootstrap",
-            "it-rpmold",
-            "--profile",
-            "rpm-signed",
-            "--profile-file",
-            prof.to_str().unwrap(),
-            "--root-password-file",
-            pw.to_str().unwrap(),
-        ],
-    );
+    let o = bootstrap_with(d.path(), "it-rpmold", "rpm-signed", &prof, &pw);
     assert!(o.status.success());
     // Against the repository it was installed from: nothing pending.
     let o = lx(d.path(), &["--json", "outdated", "it-rpmold", "--profile-file", prof.to_str().unwrap()]);
