@@ -341,6 +341,36 @@ mod tests {
         assert_eq!(last_login_in(&vec![0xa5; 384 * 100]), None);
     }
 
+    /// A container's `/var/log/wtmp` that is a link out of its tree, a FIFO, a directory or a
+    /// huge file gives no answer, at once, and reads nothing of the host.
+    #[test]
+    fn a_hostile_wtmp_gives_no_last_login_and_nothing_of_the_host() {
+        let d = tempfile::tempdir().unwrap();
+        let log = d.path().join("var/log");
+        std::fs::create_dir_all(&log).unwrap();
+        let mut rec = vec![0u8; 384];
+        rec[0..2].copy_from_slice(&7i16.to_ne_bytes());
+        rec[340..344].copy_from_slice(&1_700_000_000i32.to_ne_bytes());
+        let host = d.path().join("host-wtmp");
+        std::fs::write(&host, &rec).unwrap();
+        let wtmp = log.join("wtmp");
+        let shapes: Vec<Box<dyn Fn()>> = vec![
+            Box::new(|| std::os::unix::fs::symlink(&host, &wtmp).unwrap()),
+            Box::new(|| crate::fsutil::tests::mkfifo(&wtmp)),
+            Box::new(|| std::fs::create_dir(&wtmp).unwrap()),
+            Box::new(|| std::fs::File::create(&wtmp).unwrap().set_len(64 << 30).unwrap()),
+        ];
+        for make in shapes {
+            make();
+            let t = std::time::Instant::now();
+            assert_eq!(last_login(d.path()), None);
+            assert!(t.elapsed() < std::time::Duration::from_secs(5));
+            let _ = std::fs::remove_file(&wtmp).or_else(|_| std::fs::remove_dir(&wtmp));
+        }
+        std::fs::write(&wtmp, &rec).unwrap();
+        assert_eq!(last_login(d.path()), Some(1_700_000_000), "a regular wtmp is read");
+    }
+
     #[test]
     fn member_names_are_valid_and_padded() {
         let lab = Name::parse("intro").unwrap();

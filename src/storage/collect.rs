@@ -93,6 +93,14 @@ mod tests {
         // SAFETY: a NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
         std::fs::File::create(root.join("big")).unwrap().set_len(64 << 30).unwrap();
+        // A device node (root only can make one): an entry, never opened.
+        // SAFETY: geteuid has no preconditions.
+        let root_user = unsafe { libc::geteuid() } == 0;
+        if root_user {
+            let dev = std::ffi::CString::new(root.join("tty").as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: a NUL-terminated path; a character device 5:0 (/dev/tty's numbers).
+            assert_eq!(unsafe { libc::mknod(dev.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(5, 0)) }, 0);
+        }
         let out = d.path().join("out");
         std::fs::create_dir(&out).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -113,6 +121,9 @@ mod tests {
         assert_eq!(std::fs::read_link(x.join("files/root/host-link")).unwrap(), Path::new("/etc/shadow"));
         assert!(std::fs::symlink_metadata(x.join("files/root/fifo")).unwrap().file_type().is_fifo());
         assert_eq!(std::fs::metadata(x.join("files/root/big")).unwrap().len(), 64 << 30);
+        if root_user {
+            assert!(std::fs::symlink_metadata(x.join("files/root/tty")).unwrap().file_type().is_char_device());
+        }
         assert_eq!(std::fs::read_to_string(x.join("lxcprov/verify.jsonl")).unwrap(), "{}\n");
         let names: Vec<_> = std::fs::read_dir(&out).unwrap().flatten().map(|e| e.file_name()).collect();
         assert_eq!(names, ["s01.tar"], "staging or partial files were left");
