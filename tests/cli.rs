@@ -678,6 +678,41 @@ fn a_hand_edited_lab_record_never_reaches_ssh_config_or_a_foreign_container() {
     let o = run(d.path(), &["lab", "access", "l1", "--jump-keys"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("restrict,port-forwarding,permitopen=\"10.213.7.11:22\" ssh-ed25519 "));
+    // Self-service: the student's forced command carries this run's directories (sudo passes
+    // no environment on), and the sudoers rule allows exactly that command.
+    let o = run(d.path(), &["lab", "access", "l1", "--jump-keys", "--self-service"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let forced = format!(
+        "/usr/bin/sudo -n {} --pool-dir {} --cache-dir {} --state-dir {} --profile-dir {} lab self-service l1 s01 -- ",
+        bin().display(),
+        d.path().join("pool").display(),
+        d.path().join("cache").display(),
+        d.path().join("state").display(),
+        d.path().join("no-system-profiles").display()
+    );
+    assert!(
+        stdout(&o).contains(&format!(
+            "permitopen=\"10.213.7.11:22\",command=\"{forced}\\\"$SSH_ORIGINAL_COMMAND\\\"\" ssh-ed25519 "
+        )),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(d.path(), &["lab", "access", "l1", "--sudoers", "lab-l1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rule = format!("lab-l1 ALL=(root) NOPASSWD: {} *\n", forced.trim_start_matches("/usr/bin/sudo -n ").trim_end());
+    assert!(stdout(&o).contains(&rule), "{}\n{rule}", stdout(&o));
+    for user in ["root ALL=(ALL) ALL", "a,b", "Lab"] {
+        let o = run(d.path(), &["lab", "access", "l1", "--sudoers", user]);
+        assert_eq!(o.status.code(), Some(2), "{user}");
+        assert!(stderr(&o).contains("is not a user name for sudoers") && stdout(&o).is_empty(), "{}", stderr(&o));
+    }
+    let mut odd = lxcprov(d.path());
+    odd.env("LXCPROV_STATE_DIR", d.path().join("state dir"));
+    std::fs::create_dir_all(d.path().join("state dir/labs")).unwrap();
+    std::fs::write(d.path().join("state dir/labs/l1.json"), &good).unwrap();
+    let o = odd.args(["lab", "access", "l1", "--jump-keys", "--self-service"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("cannot go into a forced command"), "{}", stderr(&o));
     for (bad, what) in [
         (record("l1", r#""l1-s01""#, "s01", r"10.213.7.11\n    ProxyCommand sh -c id"), "address"),
         (record("l1", r#""l1-s01""#, r"s01\n    ProxyCommand sh -c id", "10.213.7.11"), "student name"),
@@ -690,6 +725,8 @@ fn a_hand_edited_lab_record_never_reaches_ssh_config_or_a_foreign_container() {
         for args in [
             &["lab", "access", "l1", "--ssh-config"][..],
             &["lab", "access", "l1", "--jump-keys"],
+            &["lab", "access", "l1", "--jump-keys", "--self-service"],
+            &["lab", "access", "l1", "--sudoers", "lab-l1"],
             &["lab", "access", "l1"],
             // `lab down` reads only names (its members): a record that names another
             // container is refused before libvirt is asked anything.

@@ -37,6 +37,8 @@ mod package;
 mod rpm;
 #[path = "root/seccomp.rs"]
 mod seccomp;
+#[path = "root/selfservice.rs"]
+mod selfservice;
 
 use common::json::*;
 use common::*;

@@ -60,6 +60,9 @@ HOST_PACKAGES=(
     # high port (its package's own service is never started, see host_ensure_packages).
     openssh-client
     openssh-server
+    # Students' self-service: the jump account runs lxcprov through sudo (and the root
+    # tier checks the rule `lab access --sudoers` writes with visudo).
+    sudo
     man-db
 )
 

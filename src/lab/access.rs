@@ -515,16 +515,36 @@ impl LabAccess {
 
     /// The jump account's `authorized_keys`: each student's key may open one tunnel, to its
     /// own container's port 22, and nothing else (no shell, no pty, no other forwarding).
-    pub fn jump_keys(&self, lab: &str) -> Result<String> {
+    /// With `self_service`, each key also runs its own student's forced command (the account
+    /// then needs a shell, `/bin/sh`, for sshd to run it, and the sudoers rule of
+    /// [`super::self_service::Forced::sudoers`]).
+    pub fn jump_keys(&self, lab: &str, self_service: Option<&super::self_service::Forced>) -> Result<String> {
         self.check()?;
         checked_name(lab, "lab name")?;
-        let mut s = format!("# lxcprov lab {lab}: authorized_keys of the jump account (no shell is needed)\n");
+        let mut s = match self_service {
+            None => format!("# lxcprov lab {lab}: authorized_keys of the jump account (no shell is needed)\n"),
+            Some(_) => format!(
+                "# lxcprov lab {lab}: authorized_keys of the jump account (shell /bin/sh; sudoers from `lxcprov lab access {lab} --sudoers USER`)\n"
+            ),
+        };
         for st in &self.students {
             let ip = checked_ip(&st.address, "address")?;
             // The restrictions are always there: the key line itself carries no options.
-            s.push_str(&format!("restrict,port-forwarding,permitopen=\"{ip}:22\" {}\n", st.key_line()?));
+            let forced = match self_service {
+                Some(f) => format!(",{}", f.key_option(lab, checked_name(&st.student, "student name")?)?),
+                None => String::new(),
+            };
+            s.push_str(&format!("restrict,port-forwarding,permitopen=\"{ip}:22\"{forced} {}\n", st.key_line()?));
         }
         Ok(s)
+    }
+
+    /// The sudoers rule for the jump account `user` (see [`Self::jump_keys`]).
+    pub fn sudoers(&self, lab: &str, user: &str, forced: &super::self_service::Forced) -> Result<String> {
+        self.check()?;
+        checked_name(lab, "lab name")?;
+        let students: Vec<&str> = self.students.iter().map(|s| s.student.as_str()).collect();
+        forced.sudoers(lab, user, &students)
     }
 }
 
@@ -705,9 +725,11 @@ mod tests {
         for (what, edit) in edits {
             let mut a = good.clone();
             edit(&mut a);
-            for e in
-                [a.check().unwrap_err(), a.ssh_config("l", Some(&jump)).unwrap_err(), a.jump_keys("l").unwrap_err()]
-            {
+            for e in [
+                a.check().unwrap_err(),
+                a.ssh_config("l", Some(&jump)).unwrap_err(),
+                a.jump_keys("l", None).unwrap_err(),
+            ] {
                 let e = format!("{e:#}");
                 assert!(e.contains(what) && e.contains("not what lxcprov wrote"), "{what}: {e}");
             }
@@ -717,9 +739,9 @@ mod tests {
         a.students[0].key.blob.push_str(" x\nssh-rsa AAAA");
         assert!(a.students[0].key_line().is_err());
         assert!(good.ssh_config("l\nProxyCommand id", None).is_err());
-        assert!(good.jump_keys("l\nssh-ed25519 AAAA").is_err());
+        assert!(good.jump_keys("l\nssh-ed25519 AAAA", None).is_err());
         // Every jump key line carries its restrictions.
-        let jk = good.jump_keys("l").unwrap();
+        let jk = good.jump_keys("l", None).unwrap();
         let lines: Vec<&str> = jk.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(lines.len(), 2);
         assert!(lines.iter().all(|l| l.starts_with("restrict,port-forwarding,permitopen=\"10.213.7.")), "{jk}");
@@ -781,8 +803,20 @@ mod tests {
         assert!(cfg.contains(
             "Host s02 l-s02\n    HostName 10.213.7.12\n    User root\n    ProxyJump lab-l@host.example:2222\n"
         ));
-        let jk = a.jump_keys("l").unwrap();
+        let jk = a.jump_keys("l", None).unwrap();
         assert!(jk.contains("restrict,port-forwarding,permitopen=\"10.213.7.13:22\" ssh-ed25519 "));
+        // Self-service: the same restrictions, plus the student's own forced command.
+        let f = super::super::self_service::Forced::new(Path::new("/usr/bin/lxcprov"), &[]).unwrap();
+        let jk = a.jump_keys("l", Some(&f)).unwrap();
+        assert!(jk.contains("restrict,port-forwarding,permitopen=\"10.213.7.13:22\",command=\"/usr/bin/sudo -n /usr/bin/lxcprov lab self-service l s03 -- \\\"$SSH_ORIGINAL_COMMAND\\\"\" ssh-ed25519 "), "{jk}");
+        let su = a.sudoers("l", "lab-l", &f).unwrap();
+        assert_eq!(
+            su.lines()
+                .filter(|l| l.starts_with("lab-l ALL=(root) NOPASSWD: /usr/bin/lxcprov lab self-service l s0"))
+                .count(),
+            3,
+            "{su}"
+        );
         let many: Vec<(String, String)> = (0..=MAX_STUDENTS).map(|i| (format!("c{i}"), format!("s{i}"))).collect();
         assert!(assign("n", 7, &many, &vec![k; many.len()]).is_err());
     }

@@ -7,6 +7,7 @@
 //! With `--ssh-keys`, students reach their own container over SSH (see [`access`]).
 
 pub mod access;
+pub mod self_service;
 
 use crate::container;
 use crate::context::Context as Ctx;
@@ -29,6 +30,10 @@ pub struct LabRecord {
     /// Addresses and keys, for labs brought up with `--ssh-keys`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access: Option<access::LabAccess>,
+    /// The `--profile-file` paths `lab up` was given (absolute), so that later work on the
+    /// lab (reset, restore, a student's self-service) finds the same profile without them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profile_files: Vec<PathBuf>,
 }
 
 pub(crate) fn record_path(ctx: &Ctx, lab: &Name) -> PathBuf {

@@ -92,6 +92,18 @@ pub(crate) fn lab_isolated(
     }
 }
 
+/// The `--profile-file` paths to record (absolute); a re-run without any keeps the ones
+/// recorded before.
+fn recorded_profile_files(ctx: &Ctx, lab: &Name) -> Vec<PathBuf> {
+    let given: Vec<PathBuf> =
+        ctx.sources.files.iter().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone())).collect();
+    if given.is_empty() {
+        crate::lab::load(ctx, lab.as_str()).map(|r| r.profile_files).unwrap_or_default()
+    } else {
+        given
+    }
+}
+
 /// One student's outcome.
 #[derive(Debug, serde::Serialize)]
 pub struct StudentResult {
@@ -179,6 +191,7 @@ pub fn up(ctx: &Ctx, a: &UpOptions) -> Result<UpResult> {
         password_dir: password_dir.clone(),
         members: names.iter().map(|n| n.to_string()).collect(),
         access: lab_access.clone(),
+        profile_files: recorded_profile_files(ctx, &lab),
     };
     let rp = record_path(ctx, &lab);
     std::fs::create_dir_all(rp.parent().unwrap())?;

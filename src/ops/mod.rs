@@ -10,6 +10,7 @@ pub mod exec;
 pub mod lab_collect;
 pub mod lab_down;
 pub mod lab_reset;
+pub mod lab_self_service;
 pub mod lab_snapshot;
 pub mod lab_up;
 pub mod list;

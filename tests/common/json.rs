@@ -44,6 +44,8 @@ pub enum Record {
     Collected(Collected),
     /// `lab snapshot`: the tag every student's snapshot has.
     LabSnapshot(LabSnapshot),
+    /// `lab self-service`: what a student's request did.
+    SelfService(SelfService),
     Error(ErrorData),
 }
 
@@ -93,6 +95,7 @@ accessors! {
     as_snapshot => Snapshot(Snapshot);
     as_lab_snapshot => LabSnapshot(LabSnapshot);
     as_collected => Collected(Collected);
+    as_self_service => SelfService(SelfService);
     as_error => Error(ErrorData);
 }
 
@@ -349,6 +352,16 @@ pub struct Collected {
 pub struct LabSnapshot {
     pub lab: String,
     pub tag: String,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SelfService {
+    pub lab: String,
+    pub student: String,
+    pub container: String,
+    pub verb: String,
+    pub message: String,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]

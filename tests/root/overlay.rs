@@ -4,12 +4,12 @@
 
 use super::*;
 
-const OV_PROFILE: &str = "description: busybox overlay test\ndistro: debian12\nmemory_mib: 64\nnetwork: {mode: isolated, name: lxcprov-ov-net}\nsecurity:\n  model: none\n  label: none\n  seccomp: none\n  capabilities: {policy: default, set: {sys_admin: off, net_raw: off}}\n  idmap:\n    uid: {start: 0, target: 200000, count: 65536}\n    gid: {start: 0, target: 200000, count: 65536}\n";
+pub(crate) const OV_PROFILE: &str = "description: busybox overlay test\ndistro: debian12\nmemory_mib: 64\nnetwork: {mode: isolated, name: lxcprov-ov-net}\nsecurity:\n  model: none\n  label: none\n  seccomp: none\n  capabilities: {policy: default, set: {sys_admin: off, net_raw: off}}\n  idmap:\n    uid: {start: 0, target: 200000, count: 65536}\n    gid: {start: 0, target: 200000, count: 65536}\n";
 
 const HOOK: &str = "/etc/libvirt/hooks/lxc";
 
 /// Points libvirt's hook at the lxcprov under test while it lives; puts the old text back.
-struct HookFor(Option<String>);
+pub(crate) struct HookFor(Option<String>);
 impl HookFor {
     fn install(dir: &Path) -> HookFor {
         let old = std::fs::read_to_string(HOOK).ok();
@@ -38,7 +38,7 @@ impl Drop for HookFor {
 /// Dropped before the work directory (declare it after): a failed test's domains go and its
 /// overlays are unmounted, so removing the directory never reaches through a mount into a
 /// layer or a live container's lower directory.
-struct Unmount(PathBuf, Vec<&'static str>);
+pub(crate) struct Unmount(pub(crate) PathBuf, pub(crate) Vec<&'static str>);
 impl Drop for Unmount {
     fn drop(&mut self) {
         clean(&self.1, &[]);
@@ -53,7 +53,7 @@ impl Drop for Unmount {
     }
 }
 
-fn lo(dir: &Path, args: &[&str]) -> Output {
+pub(crate) fn lo(dir: &Path, args: &[&str]) -> Output {
     let o = lxcprov(dir).env("LIBVIRT_DEFAULT_URI", URI).env("LXCPROV_STORAGE", "overlay").args(args).output().unwrap();
     eprintln!("$ lxcprov {}\n  exit {:?}\n{}", args.join(" "), o.status.code(), stderr(&o));
     o
@@ -90,8 +90,13 @@ fn seed_cache(dir: &Path, profile: &Path) {
 /// The set-up every overlay test starts with: the hook pointed at this lxcprov (while the
 /// guard lives), the busybox overlay profile, its base in the cache, a root password file.
 fn seeded(dir: &Path) -> (HookFor, PathBuf, PathBuf) {
+    seeded_with(dir, OV_PROFILE)
+}
+
+/// [`seeded`] with another profile `it-ov` (the base cached is the one it asks for).
+pub(crate) fn seeded_with(dir: &Path, yaml: &str) -> (HookFor, PathBuf, PathBuf) {
     let hook = HookFor::install(dir);
-    let prof = write_profile(dir, "it-ov", OV_PROFILE);
+    let prof = write_profile(dir, "it-ov", yaml);
     seed_cache(dir, &prof);
     let pw = dir.join("pw");
     std::fs::write(&pw, "correct horse\n").unwrap();
@@ -104,7 +109,7 @@ fn init_pid(name: &str) -> u32 {
     x[i..].split('\'').next().unwrap().parse().unwrap()
 }
 
-fn in_container(name: &str, script: &str) -> String {
+pub(crate) fn in_container(name: &str, script: &str) -> String {
     let o =
         Command::new("nsenter").args(["-t", &init_pid(name).to_string(), "-a", "sh", "-c", script]).output().unwrap();
     assert!(o.status.success(), "{script}: {}", String::from_utf8_lossy(&o.stderr));

@@ -242,8 +242,27 @@ pub enum LabAction {
         jump: Option<String>,
         /// Print the jump account's authorized_keys: each key may only tunnel to its own
         /// student's port 22
-        #[arg(long)]
+        #[arg(long, conflicts_with = "sudoers")]
         jump_keys: bool,
+        /// With --jump-keys: each key also runs its student's self-service (reset, restart,
+        /// snapshot, restore of their own container) through sudo
+        #[arg(long, requires = "jump_keys")]
+        self_service: bool,
+        /// Print the sudoers rule that lets the jump account USER run each student's
+        /// self-service and nothing else
+        #[arg(long, value_name = "USER", conflicts_with = "ssh_config")]
+        sudoers: Option<String>,
+    },
+    /// Run by a student's key at the jump account (`lab access --jump-keys --self-service`):
+    /// one request (`help`, `status`, `restart`, `reset --yes`, `snapshot`, `snapshots`,
+    /// `restore TAG --yes`) for that student's own container; rate-limited and logged
+    #[command(name = "self-service")]
+    SelfService {
+        lab: String,
+        student: String,
+        /// What the student sent (SSH_ORIGINAL_COMMAND), after `--`
+        #[arg(last = true, value_parser = clap::value_parser!(std::ffi::OsString))]
+        request: Option<std::ffi::OsString>,
     },
     /// One line per student container, with its checks summarised
     Status { lab: String },
@@ -306,6 +325,25 @@ pub enum LabAction {
         #[arg(short, long)]
         yes: bool,
     },
+}
+
+impl LabAction {
+    /// The lab every action names.
+    pub fn lab(&self) -> &str {
+        match self {
+            LabAction::Up { lab, .. }
+            | LabAction::Access { lab, .. }
+            | LabAction::SelfService { lab, .. }
+            | LabAction::Status { lab }
+            | LabAction::Verify { lab }
+            | LabAction::Outdated { lab, .. }
+            | LabAction::Collect { lab, .. }
+            | LabAction::Snapshot { lab, .. }
+            | LabAction::Restore { lab, .. }
+            | LabAction::Reset { lab, .. }
+            | LabAction::Down { lab, .. } => lab,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

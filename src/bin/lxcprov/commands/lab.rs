@@ -3,13 +3,25 @@
 use super::{print_report, print_report_with, Outcome};
 use crate::cli::LabAction;
 use crate::out::Out;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 use lxcprov::context::Context;
 use lxcprov::lab;
 use lxcprov::ops::lab_collect::CollectOptions;
 use lxcprov::ops::lab_up::UpOptions;
 
-pub fn run(ctx: &Context, out: &Out, action: LabAction) -> Result<Outcome> {
+pub fn run(mut ctx: Context, out: &Out, action: LabAction) -> Result<Outcome> {
+    // Work on an existing lab finds its profile where `lab up` did (its recorded
+    // --profile-file paths), unless this run names its own.
+    // A student sees the answer, not the host's progress (paths, bases, maps).
+    if matches!(action, LabAction::SelfService { .. }) {
+        ctx.ui = Box::new(lxcprov::output::Silent);
+    }
+    if ctx.sources.files.is_empty() && !matches!(action, LabAction::Up { .. }) {
+        if let Ok(rec) = lab::load(&ctx, action.lab()) {
+            ctx.sources.files = rec.profile_files;
+        }
+    }
+    let ctx = &ctx;
     match action {
         LabAction::Up {
             lab,
@@ -37,7 +49,32 @@ pub fn run(ctx: &Context, out: &Out, action: LabAction) -> Result<Outcome> {
             };
             up(ctx, out, &opts)
         }
-        LabAction::Access { lab, ssh_config, jump, jump_keys } => access(ctx, out, &lab, ssh_config, jump, jump_keys),
+        LabAction::Access { lab, ssh_config, jump, jump_keys, self_service, sudoers } => {
+            // What the command line says is checked before the lab is read.
+            let jump = jump.as_deref().map(lab::access::Jump::parse).transpose()?;
+            let forced = (self_service || sudoers.is_some()).then(|| forced_command(ctx)).transpose()?;
+            let (rec, acc) = lab::access(ctx, &lab)?;
+            if let (Some(user), Some(f)) = (&sudoers, &forced) {
+                out.text(&acc.sudoers(&rec.name, user, f)?)?;
+                return Ok(Outcome::Ok);
+            }
+            if jump_keys {
+                out.text(&acc.jump_keys(&rec.name, forced.as_ref())?)?;
+                return Ok(Outcome::Ok);
+            }
+            access(ctx, out, &rec, &acc, ssh_config, jump.as_ref())
+        }
+        LabAction::SelfService { lab, student, request } => {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let sent = request.map(|r| r.into_encoded_bytes()).unwrap_or_default();
+            let served = lxcprov::ops::lab_self_service::serve(ctx, &lab, &student, &sent, now)?;
+            if out.json {
+                out.record("self_service", &served)?;
+            } else {
+                out.text(&served.message)?;
+            }
+            Ok(Outcome::Ok)
+        }
         LabAction::Status { lab } => status(ctx, out, &lab),
         LabAction::Verify { lab } => verify(ctx, out, &lab),
         LabAction::Outdated { lab, mirror } => outdated(ctx, out, &lab, mirror.as_deref()),
@@ -198,23 +235,47 @@ fn outdated(ctx: &Context, out: &Out, lab: &str, mirror: Option<&str>) -> Result
     Ok(if behind > 0 { Outcome::ChecksFailed } else { Outcome::Ok })
 }
 
-/// `lab access LAB`: the table (or `--ssh-config`, `--jump-keys`).
+/// The forced command of a student's jump key: this lxcprov, with the directories this run
+/// uses where they are not the defaults (sudo passes no environment on).
+fn forced_command(ctx: &Context) -> Result<lab::self_service::Forced> {
+    let bin = std::env::current_exe().context("finding the running lxcprov")?;
+    let p = &ctx.paths;
+    let mut opts: Vec<(&str, &std::path::Path)> = vec![];
+    let defaults = lxcprov::paths::Paths::default();
+    for (opt, dir, default) in [
+        ("--pool-dir", &p.pool, &defaults.pool),
+        ("--cache-dir", &p.cache, &defaults.cache),
+        ("--state-dir", &p.state, &defaults.state),
+    ] {
+        if dir != default {
+            opts.push((opt, dir));
+        }
+    }
+    if let Some(d) = &ctx.sources.system_dir {
+        if d.as_path() != std::path::Path::new(lxcprov::profile::SYSTEM_DIR) {
+            opts.push(("--profile-dir", d));
+        }
+    }
+    if !std::path::Path::new(lab::self_service::SUDO).is_file() {
+        bail!(
+            "{} is missing: the jump account runs self-service through sudo (apt-get install sudo)",
+            lab::self_service::SUDO
+        );
+    }
+    lab::self_service::Forced::new(&bin, &opts)
+}
+
+/// `lab access LAB`: the table (or `--ssh-config`).
 fn access(
     ctx: &Context,
     out: &Out,
-    lab: &str,
+    rec: &lab::LabRecord,
+    acc: &lab::access::LabAccess,
     ssh_config: bool,
-    jump: Option<String>,
-    jump_keys: bool,
+    jump: Option<&lab::access::Jump>,
 ) -> Result<Outcome> {
-    let jump = jump.as_deref().map(lab::access::Jump::parse).transpose()?;
-    let (rec, acc) = lab::access(ctx, lab)?;
     if ssh_config {
-        out.text(&acc.ssh_config(&rec.name, jump.as_ref())?)?;
-        return Ok(Outcome::Ok);
-    }
-    if jump_keys {
-        out.text(&acc.jump_keys(&rec.name)?)?;
+        out.text(&acc.ssh_config(&rec.name, jump)?)?;
         return Ok(Outcome::Ok);
     }
     if out.json {

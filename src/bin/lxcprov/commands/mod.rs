@@ -81,7 +81,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Sbom(a) => sbom::run(&ctx, &out, &a),
         Command::Outdated(a) => outdated::run(&ctx, &out, &a),
         Command::Rebuild { name, rootfs_from, mirror } => rebuild::run(&ctx, &out, &name, rootfs_from, mirror),
-        Command::Lab { action } => lab::run(&ctx, &out, action),
+        Command::Lab { action } => lab::run(ctx, &out, action),
         Command::Seccomp { action } => seccomp::run(&ctx, &out, action),
     }
 }
