@@ -1,5 +1,7 @@
 //! `lab collect LAB --out DIR [--student N]`: each student's work back for grading. Per
-//! student one plain tar archive of what they changed (their overlay layer, under `files/`),
+//! student one plain tar archive of what they changed (their overlay layer, or in copy
+//! storage the entries that differ from the golden base, under `files/`, with what they
+//! deleted in `lxcprov/deleted.json`),
 //! with their container's `verify` records and their package changes against the golden
 //! base (`lxcprov/verify.jsonl`, `lxcprov/packages.json`), taken with the container frozen;
 //! and one `manifest.json` for the class (each archive's sha256, size, student, container,
@@ -68,6 +70,21 @@ fn package_changes(
     Ok(serde_json::to_value(changes)?)
 }
 
+/// The base-cache entry a copy-storage container was made from (it must still be cached:
+/// it is what the student's changes are told apart from).
+fn copy_base(env: &crate::container::Env, n: &Name) -> Result<PathBuf> {
+    let record =
+        crate::state::Record::load(&env.paths.record(n))?.with_context(|| format!("{n} has no lxcprov record"))?;
+    let base = env.paths.base(&record.cache_key);
+    if !base.join(crate::paths::BASE_MARKER).is_file() {
+        bail!(
+            "{n} uses copy storage and its golden base {} is no longer cached, so what the student changed cannot be told apart; bring the base back with `lxcprov bootstrap` of the lab's profile (or use overlay storage, whose layer is the changes)",
+            base.display()
+        );
+    }
+    Ok(base)
+}
+
 fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
@@ -107,7 +124,6 @@ fn collect_one(
     let _lock = crate::state::lock(&ctx.paths, n)?;
     let c = env.container(n)?;
     let layout = Layout::of_container(&env.paths.pool, n)?;
-    let ov = layout.resettable(n).context("lab collect archives what a student changed in their own layer")?;
     let running = c.state()? == State::Running;
     // The checks and the packages first, with the container running as it is.
     let verify = if running {
@@ -121,9 +137,15 @@ fn collect_one(
         crate::verify::render_jsonl(&report).into_bytes()
     };
     layout.driver().mount(env.runner)?;
+    // The golden base and the tree as the guest sees it: an overlay's shared base, or the
+    // base-cache entry a copy was made from.
+    let (base, tree) = match &layout {
+        Layout::Overlay(ov) => (ov.base.clone(), ov.target.clone()),
+        Layout::Copy(_) => (copy_base(env, n)?, env.paths.rootfs(n)),
+    };
     // A tree without a package database (busybox) has no package changes to report: said
     // in the file, not a failure of the collect.
-    let (packages, changes) = match package_changes(&ov.base, &ov.target, env.runner) {
+    let (packages, changes) = match package_changes(&base, &tree, env.runner) {
         Ok(p) => {
             let n = p.as_object().map_or(0, |m| m.len());
             (serde_json::json!({ "changes": p }), n)
@@ -132,9 +154,27 @@ fn collect_one(
     };
     let student = n.as_str().strip_prefix(&format!("{lab}-")).unwrap_or(n.as_str()).to_string();
     let archive = format!("{student}.tar");
-    let notes = [("verify.jsonl", verify), ("packages.json", serde_json::to_vec_pretty(&packages)?)];
-    let a = c.frozen(&format!("archiving {n}"), || {
-        crate::storage::collect::archive_layer(env.runner, ov, &notes, &o.out.join(&archive), o.max_bytes)
+    let mut notes = vec![("verify.jsonl", verify), ("packages.json", serde_json::to_vec_pretty(&packages)?)];
+    let out = o.out.join(&archive);
+    let a = c.frozen(&format!("archiving {n}"), || match &layout {
+        Layout::Overlay(ov) => crate::storage::collect::archive_layer(env.runner, ov, &notes, &out, o.max_bytes),
+        Layout::Copy(_) => {
+            // What differs from the base, listed with the container frozen, then archived.
+            let record = crate::state::Record::load(&env.paths.record(n))?
+                .with_context(|| format!("{n} has no lxcprov record"))?;
+            let shift = record.idmap.map(|m| (m.uid.target, m.gid.target));
+            let ch = crate::storage::diff::changes(&base, &tree, shift)?;
+            // The cache's own marker is not the student's doing.
+            let deleted: Vec<String> = ch
+                .deleted
+                .iter()
+                .filter(|p| p.as_os_str() != crate::paths::BASE_MARKER)
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect();
+            notes.push(("deleted.json", serde_json::to_vec_pretty(&deleted)?));
+            let src = crate::storage::collect::Source::Listed { root: &tree, changes: &ch };
+            crate::storage::collect::archive(env.runner, &src, &notes, &out, o.max_bytes)
+        }
     })?;
     Ok(Collected {
         student,

@@ -17,9 +17,14 @@ pub struct Archive {
     pub sha256: String,
 }
 
-/// Archives `o`'s layer into `out` (a new file), with `notes` (name, content) under
-/// `lxcprov/`. Refused, before anything is written, when the layer holds more than `max`
-/// bytes or `out`'s file system has less room than the layer needs.
+/// What a student changed: an overlay container's layer, or the entries of a copy-storage
+/// container's tree that differ from its golden base ([`super::diff::changes`]).
+pub enum Source<'a> {
+    Layer(&'a Overlay),
+    Listed { root: &'a Path, changes: &'a super::diff::Changes },
+}
+
+/// Archives `o`'s layer into `out`; see [`archive`].
 pub fn archive_layer(
     runner: &dyn Runner,
     o: &Overlay,
@@ -27,12 +32,21 @@ pub fn archive_layer(
     out: &Path,
     max: u64,
 ) -> Result<Archive> {
-    let upper = o.upper();
-    let size = crate::fsutil::tree_bytes(&upper);
+    archive(runner, &Source::Layer(o), notes, out, max)
+}
+
+/// Archives what `src` holds into `out` (a new file) under `files/`, with `notes` (name,
+/// content) under `lxcprov/`. Refused, before anything is written, when the changes hold more
+/// than `max` bytes or `out`'s file system has less room than they need.
+pub fn archive(runner: &dyn Runner, src: &Source, notes: &[(&str, Vec<u8>)], out: &Path, max: u64) -> Result<Archive> {
+    let (root, size) = match src {
+        Source::Layer(o) => (o.upper(), crate::fsutil::tree_bytes(&o.upper())),
+        Source::Listed { root, changes } => (root.to_path_buf(), changes.bytes),
+    };
     if size > max {
         bail!(
-            "{} holds {size} bytes, more than the limit of {max} bytes: not collected (the student's own files; raise --max-mib to take them)",
-            upper.display()
+            "{} holds {size} bytes of changes, more than the limit of {max} bytes: not collected (the student's own files; raise --max-mib to take them)",
+            root.display()
         );
     }
     let dir = out.parent().context("archive path")?;
@@ -44,6 +58,18 @@ pub fn archive_layer(
     std::fs::create_dir(staging.path().join("lxcprov"))?;
     for (name, content) in notes {
         std::fs::write(staging.path().join("lxcprov").join(name), content)?;
+    }
+    // A copy's changes are a list of entries, each archived alone (a listed directory is
+    // not recursed into: what changed below it is listed itself).
+    let list = staging.path().join("entries");
+    if let Source::Listed { changes, .. } = src {
+        let mut l = Vec::new();
+        for p in &changes.changed {
+            l.extend_from_slice(b"./");
+            l.extend_from_slice(p.as_os_str().as_encoded_bytes());
+            l.push(0);
+        }
+        std::fs::write(&list, l)?;
     }
     let tmp = dir.join(format!(".{}.partial", out.file_name().and_then(|n| n.to_str()).unwrap_or("archive")));
     let _ = std::fs::remove_file(&tmp);
@@ -57,8 +83,13 @@ pub fn archive_layer(
         .arg("lxcprov")
         .args(["--transform", "s,^\\.,files,S"])
         .arg("--directory")
-        .arg(upper.display().to_string())
-        .arg(".");
+        .arg(root.display().to_string());
+    let cmd = match src {
+        Source::Layer(_) => cmd.arg("."),
+        Source::Listed { .. } => cmd
+            .args(["--no-recursion", "--null", "--verbatim-files-from", "--files-from"])
+            .arg(list.display().to_string()),
+    };
     let r = runner.run(&cmd, &mut |_| {}).map_err(anyhow::Error::new).context("writing the archive");
     if let Err(e) = r {
         let _ = std::fs::remove_file(&tmp);
@@ -148,5 +179,45 @@ mod tests {
             archive_layer(&crate::exec::SystemRunner::default(), &o, &[], &out.join("s01.tar"), 1 << 30).unwrap_err();
         assert!(format!("{e:#}").contains("never overwrites"));
         assert_eq!(std::fs::read_to_string(out.join("s01.tar")).unwrap(), "old");
+    }
+
+    /// A copy-storage container: only the entries that differ from its base are archived,
+    /// each alone (an unchanged file beside a changed one stays out), links as links.
+    #[test]
+    fn a_copys_changes_are_archived_entry_by_entry() {
+        let d = tempfile::tempdir().unwrap();
+        let base = d.path().join("base");
+        std::fs::create_dir_all(base.join("etc")).unwrap();
+        std::fs::write(base.join("etc/keep"), "same\n").unwrap();
+        std::fs::write(base.join("etc/motd"), "hello\n").unwrap();
+        let tree = d.path().join("tree");
+        assert!(std::process::Command::new("cp").arg("-a").arg(&base).arg(&tree).status().unwrap().success());
+        std::fs::write(tree.join("etc/motd"), "mine\n").unwrap();
+        std::fs::create_dir_all(tree.join("root/a b")).unwrap();
+        std::fs::write(tree.join("root/a b/new\nline"), "x").unwrap();
+        std::os::unix::fs::symlink("/etc/shadow", tree.join("root/host-link")).unwrap();
+        let c = crate::storage::diff::changes(&base, &tree, None).unwrap();
+        let out = d.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let src = Source::Listed { root: &tree, changes: &c };
+        let a = archive(&crate::exec::SystemRunner::default(), &src, &[], &out.join("s01.tar"), 1 << 20).unwrap();
+        let x = d.path().join("x");
+        std::fs::create_dir(&x).unwrap();
+        assert!(std::process::Command::new("tar")
+            .arg("-xf")
+            .arg(&a.path)
+            .arg("-C")
+            .arg(&x)
+            .status()
+            .unwrap()
+            .success());
+        assert_eq!(std::fs::read_to_string(x.join("files/etc/motd")).unwrap(), "mine\n");
+        assert!(!x.join("files/etc/keep").exists(), "an unchanged file was archived");
+        assert_eq!(std::fs::read_to_string(x.join("files/root/a b/new\nline")).unwrap(), "x");
+        assert_eq!(std::fs::read_link(x.join("files/root/host-link")).unwrap(), Path::new("/etc/shadow"));
+        // Beyond the limit: refused before anything is written.
+        let e = archive(&crate::exec::SystemRunner::default(), &src, &[], &out.join("s02.tar"), 1).unwrap_err();
+        assert!(format!("{e:#}").contains("more than the limit"));
+        assert!(!out.join("s02.tar").exists());
     }
 }

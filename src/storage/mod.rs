@@ -15,6 +15,7 @@
 
 mod actions;
 pub mod collect;
+pub mod diff;
 pub mod driver;
 pub mod hook;
 pub mod idmapped;

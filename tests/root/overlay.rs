@@ -410,6 +410,79 @@ fn lab_reset_puts_one_student_or_all_back_on_the_shared_base() {
     assert!(!pool.join(".lxcprov/snapshots/lxcprov-ov-lab-s01").exists(), "lab down --purge left snapshots");
 }
 
+/// `lab collect` of a copy-storage lab: each student's archive holds what differs from the
+/// golden base they were copied from (their own files, a link as a link, a changed base
+/// file), never the unchanged base, and `deleted.json` lists what they removed.
+#[test]
+#[ignore = "root tier: needs root and libvirtd (scripts/test.sh)"]
+fn lab_collect_of_a_copy_lab_archives_what_differs_from_the_golden_base() {
+    preflight();
+    let names = ["lxcprov-ov-cp-s01", "lxcprov-ov-cp-s02"];
+    clean(&names, &["lxcprov-ov-net"]);
+    let _c = Cleanup(names.to_vec(), vec!["lxcprov-ov-net"]);
+    let d = workdir("ovcp");
+    let (_hook, prof, _) = seeded(d.path());
+    let pf = prof.to_str().unwrap();
+    let copy = |args: &[&str]| {
+        let o = lxcprov(d.path()).env("LIBVIRT_DEFAULT_URI", URI).env("LXCPROV_STORAGE", "copy").args(args).output();
+        let o = o.unwrap();
+        eprintln!("$ lxcprov {}\n  exit {:?}\n{}", args.join(" "), o.status.code(), stderr(&o));
+        o
+    };
+    let o = copy(&[
+        "lab",
+        "up",
+        "lxcprov-ov-cp",
+        "--count",
+        "2",
+        "--prefix",
+        "s",
+        "--profile",
+        "it-ov",
+        "--profile-file",
+        pf,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!d.path().join("pool/lxcprov-ov-cp-s01/.lxcprov-layer").exists());
+    in_container(
+        names[0],
+        "echo work > /root/work.txt && ln -s /etc/shadow /root/host-link && echo changed > /etc/hostname && rm /bin/vi",
+    );
+    in_container(names[1], "echo theirs > /root/theirs.txt");
+    let out = d.path().join("collected");
+    let o = copy(&["--json", "lab", "collect", "lxcprov-ov-cp", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let got: Vec<Collected> = records(&o.stdout).iter().filter_map(Record::as_collected).cloned().collect();
+    assert_eq!(got.len(), 2);
+    for n in names {
+        assert_eq!(domain_state(n), "running", "{n} was left frozen");
+    }
+    let list = |a: &str| {
+        let o = Command::new("tar").arg("-tf").arg(out.join(a)).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    let (l1, l2) = (list("s01.tar"), list("s02.tar"));
+    for want in ["files/root/work.txt", "files/root/host-link", "files/etc/hostname", "lxcprov/deleted.json"] {
+        assert!(l1.iter().any(|l| l == want), "{want} not in {l1:?}");
+    }
+    assert!(
+        !l1.iter().any(|l| l == "files/bin/busybox" || l == "files/etc/passwd"),
+        "the unchanged base was archived: {l1:?}"
+    );
+    assert!(l1.len() < 30, "{l1:?}");
+    assert!(l2.iter().any(|l| l == "files/root/theirs.txt") && !l2.iter().any(|l| l.contains("work.txt")), "{l2:?}");
+    let x = d.path().join("x");
+    std::fs::create_dir(&x).unwrap();
+    assert!(Command::new("tar").arg("-xf").arg(out.join("s01.tar")).arg("-C").arg(&x).status().unwrap().success());
+    assert_eq!(std::fs::read_to_string(x.join("files/root/work.txt")).unwrap(), "work\n");
+    assert_eq!(std::fs::read_link(x.join("files/root/host-link")).unwrap(), PathBuf::from("/etc/shadow"));
+    let deleted: Vec<String> =
+        serde_json::from_str(&std::fs::read_to_string(x.join("lxcprov/deleted.json")).unwrap()).unwrap();
+    assert_eq!(deleted, ["bin/vi"]);
+    let o = copy(&["lab", "down", "lxcprov-ov-cp", "--purge", "--yes"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
 /// Isolated id maps in overlay storage: every container a range of its own, all on one
 /// unshifted shared base seen through an id-mapped mount each (no copy, no chown of the
 /// base); their files apart; `virsh destroy` + `virsh start` mounts the view again; reset

@@ -275,8 +275,9 @@ pub enum LabAction {
         #[arg(long, value_name = "URL")]
         mirror: Option<String>,
     },
-    /// Each student's work for grading: a tar archive of what they changed, their checks
-    /// and package changes, and a manifest.json (overlay storage)
+    /// Each student's work for grading: a tar archive of what they changed (their overlay
+    /// layer, or what differs from the golden base in copy storage), their checks and
+    /// package changes, and a manifest.json
     Collect {
         lab: String,
         /// Directory for the archives and the manifest (created if missing; never overwritten)
