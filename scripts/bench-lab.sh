@@ -17,6 +17,8 @@
 #   disk       the shared base and the COUNT booted containers' layers (du)
 #                                                      target: <= base + COUNT x 10 MB
 #   lab reset  `lab reset --student 1`                             target: <= 1 s
+#   collect    `lab collect` after each student wrote 1 MiB (reported, no target)
+#   snapshot   `snapshot` and `restore` of one student (reported, no target)
 #   lab down   `lab down --purge`                                  target: <= 10 s for 30
 #   verify     `lxcprov verify` per container (mean of 10)          target: <= 50 ms
 #   audit      `lxcprov audit` over every process on the host       target: <= 1 s / 100
@@ -154,6 +156,21 @@ labreset="n/a (copy storage has no layer) "
 if [[ $storage == overlay ]]; then
     t0=$(now); "$bin" -q lab reset "$lab" --student 1 --yes >/dev/null || true; t1=$(now); labreset=$(secs "$t0" "$t1")
 fi
+# Classroom work: each student writes 1 MiB of their own; the class is collected, one
+# student snapshotted and restored (overlay storage; copy storage collects its differences).
+for d in "$work"/pool/"$lab"-*/root; do
+    head -c 1048576 /dev/urandom >"$d/work.bin"
+done
+echo "bench-lab: lab collect of $count students..." >&2
+t0=$(now); "$bin" -q lab collect "$lab" --out "$work/collected" >/dev/null || true; t1=$(now); collect=$(secs "$t0" "$t1")
+collect_mb=$(kib "$work"/collected/*.tar | awk '{ printf "%.1f", $1 / 1024 }')
+snap="n/a (copy storage has no layer) "; restore="$snap"; snap_kib=0
+if [[ $storage == overlay ]]; then
+    one="$lab-student$(printf '%02d' 2)"
+    t0=$(now); "$bin" -q snapshot "$one" --tag bench >/dev/null || true; t1=$(now); snap=$(secs "$t0" "$t1")
+    snap_kib=$(kib "$work"/pool/.lxcprov/snapshots/"$one"/bench)
+    t0=$(now); "$bin" -q --profile-file "$work/profiles/bench.yaml" restore "$one" bench --yes >/dev/null || true; t1=$(now); restore=$(secs "$t0" "$t1")
+fi
 t0=$(now); "$bin" -q lab down "$lab" --purge --yes >/dev/null; t1=$(now); labdown=$(secs "$t0" "$t1")
 
 {
@@ -167,6 +184,9 @@ t0=$(now); "$bin" -q lab down "$lab" --purge --yes >/dev/null; t1=$(now); labdow
     printf '%-52s %10s\n' "disk: shared base" "$((base_kib / 1024)) MB"
     printf '%-52s %10s\n' "disk: $count booted containers' own (per container)" "$((layers_kib / 1024)) MB ($per_mb MB)"
     printf '%-52s %10s\n' "lab reset --student 1" "${labreset}s"
+    printf '%-52s %10s\n' "lab collect of $count students (${collect_mb} MB of archives)" "${collect}s"
+    printf '%-52s %10s\n' "snapshot of one student ($((snap_kib / 1024)) MB of changes)" "${snap}s"
+    printf '%-52s %10s\n' "restore of it (new layer from it, restart, verify)" "${restore}s"
     printf '%-52s %10s\n' "lab down --purge" "${labdown}s"
     printf '%-52s %10s\n' "lxcprov peak RSS during lab up" "${rss_mb} MB"
     printf '%-52s %10s\n' "verify per container (mean of 10)" "${verify_ms} ms"
