@@ -1,7 +1,7 @@
 //! Guest configuration applied after the install: hostname, network, console, root password.
 
 use crate::distro::NetConfig;
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use std::path::Path;
 
 /// Per-container settings applied after the install.
@@ -185,12 +185,24 @@ fn enable_unit(root: &Path, unit: &str, wants: &str) -> Result<()> {
     for dir in ["/lib/systemd/system", "/usr/lib/systemd/system"] {
         let target = format!("{dir}/{unit}");
         if crate::fsutil::resolve_in(root, &target).map(|p| p.exists()).unwrap_or(false) {
-            let link_rel = format!("/etc/systemd/system/{wants}/{unit}");
-            let link = crate::fsutil::resolve_in(root, &link_rel)?;
-            if std::fs::symlink_metadata(&link).is_err() {
-                std::fs::create_dir_all(link.parent().unwrap())?;
-                std::os::unix::fs::symlink(&target, &link)?;
+            let dir_rel = format!("/etc/systemd/system/{wants}");
+            let dir = crate::fsutil::resolve_in(root, &dir_rel)?;
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            // Checked again once made: no parent turned into a link in between.
+            crate::fsutil::resolve_in(root, &dir_rel)?;
+            let link = dir.join(unit);
+            // The enablement link may be there already (a tree configured again: a restored
+            // snapshot, a re-run): the right one is kept, anything else that is not a
+            // directory is replaced. A link is removed, never followed.
+            match std::fs::symlink_metadata(&link) {
+                Ok(m) if m.file_type().is_symlink() && std::fs::read_link(&link)? == Path::new(&target) => {
+                    return Ok(())
+                }
+                Ok(m) if m.is_dir() => bail!("{} is a directory, not a unit link; remove it", link.display()),
+                Ok(_) => std::fs::remove_file(&link).with_context(|| format!("replacing {}", link.display()))?,
+                Err(_) => {}
             }
+            std::os::unix::fs::symlink(&target, &link).with_context(|| format!("creating {}", link.display()))?;
             return Ok(());
         }
     }
@@ -216,6 +228,31 @@ fn remove_matching(root: &Path, pattern: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A tree configured again (a restored snapshot holds the first configuration's link):
+    /// the right link is kept, a link elsewhere is replaced without being followed.
+    #[test]
+    fn enabling_a_unit_again_keeps_or_replaces_its_link_and_never_follows_one() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        std::fs::create_dir_all(root.join("lib/systemd/system")).unwrap();
+        std::fs::write(root.join("lib/systemd/system/x.service"), "[Unit]\n").unwrap();
+        let link = root.join("etc/systemd/system/multi-user.target.wants/x.service");
+        enable_unit(root, "x.service", "multi-user.target.wants").unwrap();
+        enable_unit(root, "x.service", "multi-user.target.wants").unwrap();
+        assert_eq!(std::fs::read_link(&link).unwrap(), Path::new("/lib/systemd/system/x.service"));
+        let outside = d.path().join("outside");
+        std::fs::write(&outside, "host").unwrap();
+        std::fs::remove_file(&link).unwrap();
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        enable_unit(root, "x.service", "multi-user.target.wants").unwrap();
+        assert_eq!(std::fs::read_link(&link).unwrap(), Path::new("/lib/systemd/system/x.service"));
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "host");
+        // A wants directory that is a link out of the tree is refused.
+        std::fs::remove_dir_all(root.join("etc/systemd/system/multi-user.target.wants")).unwrap();
+        std::os::unix::fs::symlink(d.path(), root.join("etc/systemd/system/multi-user.target.wants")).unwrap();
+        assert!(enable_unit(root, "x.service", "multi-user.target.wants").is_err());
+    }
 
     fn cfg(netconfig: NetConfig, ssh: bool) -> GuestConfig {
         GuestConfig {

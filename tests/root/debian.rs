@@ -121,6 +121,28 @@ fn debootstrap_debian12_boots_with_systemd_and_verifies() {
     assert!(!domain_exists("lxcprov-it-deb"));
     assert!(!network_exists("lxcprov-it-net"));
     assert!(!rootfs.exists());
+    // 7. The same systemd container in overlay storage: a snapshot of a booted one (its
+    //    layer holds the unit links its configuration made) is restored, configured again.
+    let ov = "lxcprov-it-deb-ov";
+    clean(&[ov], &[]);
+    let _c2 = Cleanup(vec![ov], vec!["lxcprov-it-net"]);
+    let _u = super::overlay::Unmount(d.path().to_path_buf(), vec![ov]);
+    let _hook = super::overlay::HookFor::install(d.path());
+    let pf = prof.to_str().unwrap();
+    let o = super::overlay::lo(
+        d.path(),
+        &["create", ov, "--profile", "it-deb", "--profile-file", pf, "--root-password-file", pwa],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = lx(d.path(), &["snapshot", ov, "--tag", "booted"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let work = d.path().join(format!("pool/{ov}/root/work.txt"));
+    std::fs::write(&work, "later\n").unwrap();
+    let o = lx(d.path(), &["--profile-file", pf, "restore", ov, "booted", "--yes"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!work.exists(), "the restore kept a file written after the snapshot");
+    assert_eq!(domain_state(ov), "running");
+    assert!(lx(d.path(), &["destroy", ov, "--purge", "--yes"]).status.success());
 }
 
 #[test]

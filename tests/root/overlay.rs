@@ -11,7 +11,7 @@ const HOOK: &str = "/etc/libvirt/hooks/lxc";
 /// Points libvirt's hook at the lxcprov under test while it lives; puts the old text back.
 pub(crate) struct HookFor(Option<String>);
 impl HookFor {
-    fn install(dir: &Path) -> HookFor {
+    pub(crate) fn install(dir: &Path) -> HookFor {
         let old = std::fs::read_to_string(HOOK).ok();
         assert!(
             old.is_some(),
