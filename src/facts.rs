@@ -20,6 +20,8 @@ pub struct Meta {
     /// `security.seccomp` as created (`default`, `strict`, a file, `none`); `None` for
     /// domains created before lxcprov had seccomp.
     pub seccomp: Option<String>,
+    /// `pids_max` as created: the container's process limit, applied at every start.
+    pub pids: Option<u32>,
 }
 
 /// A domain's `<seclabel>`.
@@ -109,6 +111,7 @@ pub fn parse_domain(xml: &str) -> Result<DomainXml> {
                 release: a("release"),
                 security: a("security"),
                 seccomp: c.attribute("seccomp").map(str::to_string),
+                pids: c.attribute("pids").and_then(|p| p.parse().ok()),
             });
         }
     }

@@ -16,6 +16,7 @@
 //! (`pub(crate)`).
 
 pub mod bootstrap;
+pub mod cgroups;
 pub mod container;
 pub mod context;
 pub mod distro;

@@ -54,6 +54,9 @@ pub struct DomainSpec {
     pub release: String,
     pub version: &'static str,
     pub memory_mib: u64,
+    pub pids_max: Option<u32>,
+    /// A lab's cgroup partition (`<resource><partition>`).
+    pub partition: Option<String>,
     pub vcpus: u32,
     pub cpu_shares: Option<u32>,
     pub cpu_period: Option<u64>,
@@ -144,6 +147,8 @@ impl DomainSpec {
             release: p.release_or(distro),
             version: env!("CARGO_PKG_VERSION"),
             memory_mib: p.memory_mib,
+            pids_max: p.pids_max,
+            partition: p.partition.clone(),
             vcpus: p.vcpus,
             cpu_shares: p.cpu.shares,
             cpu_period: p.cpu.period_us,

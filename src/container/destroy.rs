@@ -64,6 +64,8 @@ pub fn destroy_keeping_networks(env: &Env, name: &Name, purge: bool) -> Result<(
         }
         env.hv.undefine_domain(name.as_str())?;
         done.push(format!("undefined domain {name}"));
+        // lxcprov's own pids groups of its starts (libvirt removes only its own groups).
+        crate::cgroups::forget_pids(&crate::cgroups::Tree::of(&env.host), name);
     }
     // The seccomp shim directory belongs to the domain, not to the rootfs.
     let sd = env.paths.seccomp(name);

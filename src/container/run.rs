@@ -311,7 +311,20 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// ([`wait_for_init`]); the init's host PID. The one way lxcprov starts a container.
 pub fn start_and_wait(env: &Env, name: &Name) -> Result<u32> {
     start_domain(env, name)?;
-    wait_for_init(env, name, START_TIMEOUT)
+    let pid = wait_for_init(env, name, START_TIMEOUT)?;
+    bound_processes(env, name, pid)?;
+    Ok(pid)
+}
+
+/// Applies the container's process limit (`pids_max`, in its metadata) to its running
+/// processes; the libvirt hook does the same at a `virsh start`.
+pub fn bound_processes(env: &Env, name: &Name, init_pid: u32) -> Result<()> {
+    let Some(max) = env.container(name)?.domain.meta.as_ref().and_then(|m| m.pids) else { return Ok(()) };
+    let tree = crate::cgroups::Tree::of(&env.host);
+    crate::cgroups::forget_pids(&tree, name);
+    crate::cgroups::apply_pids(&tree, &env.host.proc(), init_pid, max)
+        .with_context(|| format!("bounding the processes of {name} to {max} (pids_max)"))?;
+    Ok(())
 }
 
 pub fn start(env: &Env, name: &Name) -> Result<u32> {

@@ -34,6 +34,10 @@ pub struct LabRecord {
     /// lab (reset, restore, a student's self-service) finds the same profile without them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub profile_files: Vec<PathBuf>,
+    /// The lab's ceilings for all its students together (`lab up --total-*`), carried by
+    /// its cgroup partition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ceilings: Option<crate::cgroups::Ceilings>,
 }
 
 pub(crate) fn record_path(ctx: &Ctx, lab: &Name) -> PathBuf {
@@ -95,6 +99,16 @@ pub fn apply_access(r: &mut Spec, acc: &access::LabAccess) -> Result<Option<Stri
         r.profile.package_sets.push("ssh-server".into());
     }
     st.key_line().map(Some)
+}
+
+/// The cgroup partition of the lab `name` is a student of, when that lab has ceilings (for
+/// `rebuild`, so a rebuilt student stays under them).
+pub fn partition_of_member(ctx: &Ctx, name: &Name) -> Option<String> {
+    all_labs(ctx)
+        .into_iter()
+        .find(|r| r.members.iter().any(|m| m == name.as_str()) && r.ceilings.is_some())
+        .and_then(|r| Name::parse(&r.name).ok())
+        .map(|l| crate::cgroups::partition(&l))
 }
 
 /// The SSH access of the lab `name` is a student of, if any (for `rebuild`, so a rebuilt

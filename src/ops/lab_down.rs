@@ -88,6 +88,12 @@ pub fn down(ctx: &Ctx, lab: &str, purge: bool) -> Result<()> {
         reg.save()?;
     }
     let lab_name = Name::parse(&rec.name)?;
+    if rec.ceilings.is_some() {
+        let tree = crate::cgroups::Tree::of(&crate::host::HostRoot::real());
+        if let Err(e) = crate::cgroups::remove_partition(&tree, &ctx.runner(), &lab_name) {
+            ctx.ui.warn(&format!("{e:#}"));
+        }
+    }
     if purge {
         crate::fsutil::remove_tree(&ctx.paths.state.join("labs").join(lab_name.as_str()))?;
     }

@@ -29,6 +29,9 @@ pub struct UpOptions {
     pub mirror: Option<String>,
     /// One public key per student (`student07.pub`): SSH access (see [`access`]).
     pub ssh_keys: Option<PathBuf>,
+    /// Ceilings for all the students together (`--total-memory`, `--total-pids`,
+    /// `--total-cpus`): a cgroup partition of the lab's own carries them.
+    pub ceilings: crate::cgroups::Ceilings,
 }
 
 /// What `lab up` did.
@@ -135,6 +138,18 @@ pub fn up(ctx: &Ctx, a: &UpOptions) -> Result<UpResult> {
     }
     container::require_root("lab up")?;
     let lab_access = plan_access(ctx, &lab, a, &base, &names)?;
+    // The ceilings: as given, else as a previous `lab up` of this lab recorded them.
+    let ceilings = if a.ceilings.is_empty() {
+        load(ctx, lab.as_str()).ok().and_then(|r| r.ceilings)
+    } else {
+        Some(a.ceilings.clone())
+    };
+    if let Some(c) = &ceilings {
+        let tree = crate::cgroups::Tree::of(&verify::HostRoot::real());
+        let what = crate::cgroups::prepare_partition(&tree, &ctx.runner(), &lab, c)
+            .with_context(|| format!("lab {lab}: making its cgroup partition. Nothing was created."))?;
+        ctx.ui.info(&format!("lab {lab}: {c} for all students together ({what})"));
+    }
     if let Some(acc) = &lab_access {
         if std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|v| v.trim() == "1") {
             ctx.ui.notice("this host forwards IPv4 (net.ipv4.ip_forward=1): the lab network's isolated ports stop direct traffic between students, but the host could route it; set net.ipv4.ip_forward=0 for a lab");
@@ -192,6 +207,7 @@ pub fn up(ctx: &Ctx, a: &UpOptions) -> Result<UpResult> {
         members: names.iter().map(|n| n.to_string()).collect(),
         access: lab_access.clone(),
         profile_files: recorded_profile_files(ctx, &lab),
+        ceilings: ceilings.clone(),
     };
     let rp = record_path(ctx, &lab);
     std::fs::create_dir_all(rp.parent().unwrap())?;
@@ -209,6 +225,9 @@ pub fn up(ctx: &Ctx, a: &UpOptions) -> Result<UpResult> {
         }
         if let Some(acc) = &lab_access {
             apply_access(&mut r, acc)?.context("internal error: a student without an address")?;
+        }
+        if ceilings.is_some() {
+            r.profile.partition = Some(crate::cgroups::partition(&lab));
         }
         if let Some(m) = idmaps[i] {
             r.profile.security.idmap = Some(crate::profile::IdmapSetting::Isolated(Some(m)));

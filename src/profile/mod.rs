@@ -103,6 +103,10 @@ pub struct Profile {
     /// Package signature checking.
     pub trust: Trust,
     pub memory_mib: u64,
+    /// The most processes (and threads) the container may have at once (the pids cgroup):
+    /// a fork bomb stops inside its own container.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids_max: Option<u32>,
     pub vcpus: u32,
     pub cpu: Cpu,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -114,6 +118,10 @@ pub struct Profile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
     pub console: Console,
+    /// A lab's cgroup partition (`/machine/lxcprov-LAB`), carrying the lab's ceilings; set by
+    /// `lab up --total-*` for its students, never by a profile file.
+    #[serde(skip)]
+    pub partition: Option<String>,
 }
 
 /// An rpm repository given in full by a profile.
@@ -474,6 +482,7 @@ impl Default for Profile {
             mirror: None,
             trust: Trust::default(),
             memory_mib: 256,
+            pids_max: None,
             vcpus: 1,
             cpu: Cpu::default(),
             blkio_weight: None,
@@ -482,6 +491,7 @@ impl Default for Profile {
             init: Init::default(),
             hostname: None,
             console: Console::default(),
+            partition: None,
         }
     }
 }

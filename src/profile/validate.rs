@@ -260,6 +260,11 @@ impl Profile {
     }
 
     fn check_resources(&self, c: &mut Collector) {
+        if let Some(n) = self.pids_max {
+            if !(16..=4_194_304).contains(&n) {
+                c.error("pids_max", format!("pids_max {n} is out of range (16 to 4194304)"));
+            }
+        }
         if !(16..=1_048_576).contains(&self.memory_mib) {
             c.error("memory_mib", format!("memory_mib {} is out of range (16 to 1048576)", self.memory_mib));
         }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 pub const HOOK_PATH: &str = "/etc/libvirt/hooks/lxc";
 /// The script's first comment line; the version changes when the script's shape does.
-pub const MARKER: &str = "# lxcprov libvirt LXC hook v1";
+pub const MARKER: &str = "# lxcprov libvirt LXC hook v2";
 /// At most this much of the domain XML is read from stdin.
 pub const MAX_XML: u64 = 1 << 20;
 
@@ -23,7 +23,7 @@ pub const MAX_XML: u64 = 1 << 20;
 pub fn script(bin: &Path) -> String {
     let b = crate::exec::quote(&bin.display().to_string());
     format!(
-        "#!/bin/sh\n{MARKER}\n# libvirt runs this for every LXC domain; lxcprov acts only on its own overlay containers\n# (mounts their root at prepare, unmounts it at release). Installed by `lxcprov hook install`.\n# Other operations: the XML is read and nothing is done, without starting lxcprov.\ncase \"$2\" in prepare|release) ;; *) while read -r _; do :; done; exit 0 ;; esac\n[ -x {b} ] || exit 0\nexec {b} hook lxc \"$@\"\n"
+        "#!/bin/sh\n{MARKER}\n# libvirt runs this for every LXC domain; lxcprov acts only on its own overlay containers\n# (mounts their root at prepare, unmounts it at release, bounds their processes once started).\n# Installed by `lxcprov hook install`.\n# Other operations: the XML is read and nothing is done, without starting lxcprov.\ncase \"$2\" in prepare|release|started) ;; *) while read -r _; do :; done; exit 0 ;; esac\n[ -x {b} ] || exit 0\nexec {b} hook lxc \"$@\"\n"
     )
 }
 
@@ -117,6 +117,8 @@ pub enum Verdict {
     Ignore,
     Mount(PathBuf, String),
     Unmount(PathBuf, String),
+    /// `started`: bound the container's processes (`pids_max`, from its metadata).
+    Bound(String, u32),
 }
 
 /// Decides what `lxcprov hook lxc NAME OP ...` does from its arguments and the domain XML.
@@ -133,7 +135,7 @@ pub fn decide(args: &[String], xml: &[u8], truncated: bool) -> Result<Verdict> {
     if truncated {
         bail!("the domain XML of an lxcprov domain is larger than {MAX_XML} bytes; refusing to act on it");
     }
-    if !matches!(op.as_str(), "prepare" | "release") {
+    if !matches!(op.as_str(), "prepare" | "release" | "started") {
         return Ok(Verdict::Ignore);
     }
     let text = std::str::from_utf8(xml).context("the domain XML is not UTF-8")?;
@@ -144,6 +146,13 @@ pub fn decide(args: &[String], xml: &[u8], truncated: bool) -> Result<Verdict> {
     let n = crate::name::Name::parse(name).map_err(|e| anyhow::anyhow!("refusing the domain name {name:?}: {e}"))?;
     if d.name != n.as_str() {
         bail!("the hook was called for {name:?}, but the XML on stdin is the domain {:?}", d.name);
+    }
+    if op == "started" {
+        // Any lxcprov container, copy or overlay: its process limit at every start.
+        return Ok(match d.meta.as_ref().and_then(|m| m.pids) {
+            Some(max) => Verdict::Bound(n.to_string(), max),
+            None => Verdict::Ignore,
+        });
     }
     let Some(rootfs) = d.rootfs else { return Ok(Verdict::Ignore) };
     if !rootfs.is_absolute() || rootfs.file_name().map(|f| f.to_string_lossy().into_owned()) != Some(n.to_string()) {
@@ -173,10 +182,24 @@ pub fn run(runner: &dyn crate::exec::Runner, args: &[String], stdin: &mut dyn Re
             Ok(())
         }
         Verdict::Unmount(pool, name) => {
+            if let Ok(n) = crate::name::Name::parse(&name) {
+                let host = crate::host::HostRoot::real();
+                crate::cgroups::forget_pids(&crate::cgroups::Tree::of(&host), &n);
+            }
             let Some(o) = super::existing(&pool, &name)? else { return Ok(()) };
             if super::is_mounted(&o.target) {
                 super::unmount(runner, &o.target)?;
             }
+            Ok(())
+        }
+        Verdict::Bound(name, max) => {
+            let n = crate::name::Name::parse(&name)?;
+            let host = crate::host::HostRoot::real();
+            let tree = crate::cgroups::Tree::of(&host);
+            let pid = crate::cgroups::process_of(&tree, &n)
+                .with_context(|| format!("{name} started, but no cgroup of it holds a process"))?;
+            crate::cgroups::forget_pids(&tree, &n);
+            crate::cgroups::apply_pids(&tree, &host.proc(), pid, max)?;
             Ok(())
         }
     }
@@ -302,6 +325,11 @@ mod tests {
         for op in ["start", "started", "stopped", "reconnect"] {
             assert_eq!(decide(&a(&["web1", op, "begin", "-"]), x.as_bytes(), false).unwrap(), Verdict::Ignore);
         }
+        // With a process limit in its metadata, `started` bounds it.
+        let x = x.replace("security=\"none\"", "security=\"none\" pids=\"256\"");
+        assert!(x.contains("pids=\"256\""), "{x}");
+        let v = decide(&a(&["web1", "started", "begin", "-"]), x.as_bytes(), false).unwrap();
+        assert_eq!(v, Verdict::Bound("web1".into(), 256));
     }
 
     #[test]

@@ -228,3 +228,120 @@ fn lab_students_reach_their_own_container_over_ssh_and_nothing_else() {
     assert!(!network_exists(net));
     assert!(pool_leftovers(d.path()).is_empty(), "{:?}", pool_leftovers(d.path()));
 }
+
+/// Fair shares: a lab's ceilings on its own cgroup partition, above every student; each
+/// student's processes bounded (`pids_max`) at every start, lxcprov's and `virsh start`'s
+/// (the hook); a fork bomb stops inside its own container; `lab down` removes the partition.
+#[test]
+#[ignore = "root tier: needs root and libvirtd (scripts/test.sh)"]
+fn a_labs_ceilings_sit_on_its_own_partition_and_a_fork_bomb_stops_in_its_container() {
+    preflight();
+    let lab = "lxcprov-it-fair";
+    let names = ["lxcprov-it-fair-s01", "lxcprov-it-fair-s02"];
+    let net = "lxcprov-lab-lxcprov-it-fair";
+    clean(&names, &[net]);
+    let _c = Cleanup(names.to_vec(), vec![net]);
+    let d = workdir("fair");
+    let _hook = super::overlay::HookFor::install(d.path());
+    let bb = busybox(d.path());
+    let prof = write_profile(d.path(), "it-fair", &format!("{BB_PROFILE}pids_max: 64\n"));
+    let o = lx(
+        d.path(),
+        &[
+            "lab",
+            "up",
+            lab,
+            "--count",
+            "2",
+            "--prefix",
+            "s",
+            "--rootfs-from",
+            bb.to_str().unwrap(),
+            "--profile",
+            "it-fair",
+            "--profile-file",
+            prof.to_str().unwrap(),
+            "--total-memory",
+            "512M",
+            "--total-pids",
+            "300",
+            "--total-cpus",
+            "1",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "imported trees fail `trust` only: {}", stderr(&o));
+    let part = "/machine/lxcprov-lxcprov-it-fair.partition";
+    let cg =
+        |c: &str, f: &str| std::fs::read_to_string(format!("/sys/fs/cgroup/{c}{part}/{f}")).unwrap().trim().to_string();
+    assert_eq!(cg("memory", "memory.limit_in_bytes"), (512u64 << 20).to_string());
+    assert_eq!(cg("pids", "pids.max"), "300");
+    assert_eq!(cg("cpu", "cpu.cfs_quota_us"), "100000");
+    let init = |n: &str| {
+        let x = std::fs::read_to_string(format!("/run/libvirt/lxc/{n}.xml")).unwrap();
+        let i = x.find("<init pid='").unwrap() + 11;
+        x[i..].split('\'').next().unwrap().parse::<u32>().unwrap()
+    };
+    let line = |pid: u32, ctl: &str| {
+        let t = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        t.lines()
+            .find(|l| l.split(':').nth(1).is_some_and(|c| c.split(',').any(|x| x == ctl)))
+            .unwrap()
+            .splitn(3, ':')
+            .nth(2)
+            .unwrap()
+            .to_string()
+    };
+    for n in names {
+        let pid = init(n);
+        for ctl in ["memory", "pids", "cpu"] {
+            assert!(line(pid, ctl).starts_with(&format!("{part}/lxc-")), "{n} {ctl}: {}", line(pid, ctl));
+        }
+        let p = line(pid, "pids");
+        assert_eq!(std::fs::read_to_string(format!("/sys/fs/cgroup/pids{p}/pids.max")).unwrap().trim(), "64");
+    }
+    // A fork bomb (200 sleepers at once) from inside student 1 stops at its own limit: the
+    // shell is refused a fork (busybox sh then gives up) and nothing beyond 64 runs.
+    let o = lx(
+        d.path(),
+        &[
+            "exec",
+            names[0],
+            "--",
+            "/bin/sh",
+            "-c",
+            "i=0; while [ $i -lt 200 ]; do sleep 30 & i=$((i+1)); done; echo all-started",
+        ],
+    );
+    assert!(!stdout(&o).contains("all-started"), "200 processes started in a container bounded to 64");
+    let p1 = line(init(names[0]), "pids");
+    let current: u32 =
+        std::fs::read_to_string(format!("/sys/fs/cgroup/pids{p1}/pids.current")).unwrap().trim().parse().unwrap();
+    let events = std::fs::read_to_string(format!("/sys/fs/cgroup/pids{p1}/pids.events")).unwrap();
+    assert!(current <= 64 && events.contains("max ") && !events.contains("max 0"), "{current} {events}");
+    // Student 2 still starts processes.
+    let o = lx(d.path(), &["exec", names[1], "--", "/bin/true"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // `virsh start` (the hook, at `started`) bounds a restarted student too.
+    assert!(virsh(&["destroy", names[0]]).status.success());
+    assert!(virsh(&["start", names[0]]).status.success());
+    let t = Instant::now();
+    let bounded = loop {
+        let pid = init(names[0]);
+        let p = line(pid, "pids");
+        if p.starts_with(&format!("{part}/lxc-")) || t.elapsed() > Duration::from_secs(10) {
+            break p;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        bounded.starts_with(&format!("{part}/lxc-{}", init(names[0]) - 1))
+            || bounded.starts_with(&format!("{part}/lxc-")),
+        "{bounded}"
+    );
+    assert_eq!(std::fs::read_to_string(format!("/sys/fs/cgroup/pids{bounded}/pids.max")).unwrap().trim(), "64");
+    let o = lx(d.path(), &["lab", "down", lab, "--purge", "--yes"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for c in ["memory", "pids", "cpu"] {
+        assert!(!Path::new(&format!("/sys/fs/cgroup/{c}{part}")).exists(), "the lab's partition stayed in {c}");
+    }
+}

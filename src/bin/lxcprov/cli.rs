@@ -197,6 +197,8 @@ pub enum Command {
     },
 }
 
+// `Up` is the big one; the enum is made once per run.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum LabAction {
     /// Create (or complete) the lab's student containers in parallel
@@ -230,6 +232,16 @@ pub enum LabAction {
         /// their own container, fixed addresses the host routes to, students kept apart
         #[arg(long, value_name = "DIR")]
         ssh_keys: Option<PathBuf>,
+        /// Memory ceiling for all the students together (e.g. 8G), in the lab's own cgroup
+        /// partition
+        #[arg(long, value_name = "SIZE", value_parser = lxcprov::cgroups::parse_size)]
+        total_memory: Option<u64>,
+        /// Process ceiling for all the students together
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(16..=4_194_304))]
+        total_pids: Option<u32>,
+        /// CPU ceiling for all the students together (in CPUs)
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
+        total_cpus: Option<u32>,
     },
     /// How students reach their containers: a table, an ssh_config, the jump account's keys
     Access {

@@ -34,6 +34,9 @@ pub fn run(mut ctx: Context, out: &Out, action: LabAction) -> Result<Outcome> {
             rootfs_from,
             mirror,
             ssh_keys,
+            total_memory,
+            total_pids,
+            total_cpus,
         } => {
             let opts = UpOptions {
                 lab,
@@ -46,6 +49,7 @@ pub fn run(mut ctx: Context, out: &Out, action: LabAction) -> Result<Outcome> {
                 rootfs_from,
                 mirror,
                 ssh_keys: ssh_keys.map(|p| std::path::absolute(&p).unwrap_or(p)),
+                ceilings: lxcprov::cgroups::Ceilings { memory_bytes: total_memory, pids: total_pids, cpus: total_cpus },
             };
             up(ctx, out, &opts)
         }
