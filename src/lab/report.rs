@@ -201,7 +201,7 @@ fn table_row(now: u64, s: &StudentRow) -> String {
     let failed =
         if s.failed > 0 { format!("<span class=\"fail\">{} failed</span>", s.failed) } else { "0 failed".to_string() };
     let checks = format!("{} passed, {failed}, {} skipped", s.passed, s.skipped);
-    let cpu = format!("{} CPU time", s.cpu_time_ns.map_or_else(dash, cpu_time));
+    let cpu = s.cpu_time_ns.map_or_else(dash, cpu_time);
     let (mu, ml) = as_f64(&s.memory_bytes);
     let (du, dl) = as_f64(&s.disk_bytes);
     let activity = s
@@ -304,7 +304,7 @@ pub fn render_html(r: &LabReport) -> String {
         rows += &table_row(r.generated, s);
     }
     if r.students.is_empty() {
-        rows += "<tr><td colspan=\"8\">no students</td></tr>\n";
+        rows += "<tr><td colspan=\"9\">no students</td></tr>\n";
     }
     format!(
         "<!DOCTYPE html>
@@ -409,7 +409,7 @@ mod tests {
         assert_eq!(c[2], "10.213.7.12");
         assert_eq!(c[3], "20 passed, 1 failed, 3 skipped");
         assert_eq!(c[4], "25.0% / 50.0%");
-        assert_eq!(c[5], "3.00 s CPU time");
+        assert_eq!(c[5], "3.00 s");
         assert_eq!(c[6], "20.0 MiB / 64.0 MiB");
         assert_eq!(c[7], "3.0 MiB / -", "no disk quota yet");
         assert_eq!(c[8], "10 min ago");
@@ -438,10 +438,7 @@ mod tests {
         let html = render_html(&report(vec![s]));
         let doc = parse(&html);
         let c = cell_texts(body_rows(&doc)[0]);
-        assert_eq!(
-            &c[1..],
-            ["missing", "-", "0 passed, 0 failed, 0 skipped", "- / -", "- CPU time", "- / -", "- / -", "-"]
-        );
+        assert_eq!(&c[1..], ["missing", "-", "0 passed, 0 failed, 0 skipped", "- / -", "-", "- / -", "- / -", "-"]);
         assert!(html.contains("class=\"state bad\""));
         assert!(!html.contains("NaN") && !html.contains("inf"), "{html}");
     }
