@@ -1,6 +1,8 @@
 //! The binary as a user runs it, without root: profiles, render, dry-run, bad input.
 
 mod common;
+#[path = "cli/lab_report.rs"]
+mod lab_report;
 use common::json::*;
 use common::*;
 use std::path::Path;

@@ -64,6 +64,9 @@ HOST_PACKAGES=(
     # tier checks the rule `lab access --sudoers` writes with visudo).
     sudo
     man-db
+    # The root tier opens `lab report`'s page in headless Chromium (a screenshot and the DOM
+    # it builds) to prove it renders with every student; nothing in lxcprov runs it.
+    chromium
 )
 
 host_log() {

@@ -7,6 +7,7 @@
 //! With `--ssh-keys`, students reach their own container over SSH (see [`access`]).
 
 pub mod access;
+pub mod report;
 pub mod self_service;
 
 use crate::container;

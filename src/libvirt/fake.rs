@@ -1,6 +1,6 @@
 //! An in-memory hypervisor for tests of the container logic.
 
-use super::{Error, Hypervisor, Result, State};
+use super::{Error, Hypervisor, Result, State, Usage};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -16,6 +16,8 @@ pub struct FakeHypervisor {
     pub die_on_start: bool,
     pub dead: std::sync::atomic::AtomicBool,
     pub log: Mutex<Vec<String>>,
+    /// What `domain_usage` answers for a domain (nothing used when absent).
+    pub usage: Mutex<BTreeMap<String, Usage>>,
     /// Called after each successful `start_domain` (a test changes the host's fixture).
     #[allow(clippy::type_complexity)]
     pub on_start: Mutex<Option<Box<dyn FnMut(&str) + Send>>>,
@@ -79,6 +81,11 @@ impl Hypervisor for FakeHypervisor {
     fn domain_state(&self, name: &str) -> Result<State> {
         self.alive()?;
         self.domains.lock().unwrap().get(name).map(|d| d.1).ok_or_else(|| no_dom(name))
+    }
+    fn domain_usage(&self, name: &str) -> Result<Usage> {
+        self.alive()?;
+        self.domain_state(name)?;
+        Ok(self.usage.lock().unwrap().get(name).copied().unwrap_or_default())
     }
     fn controller_pid(&self, name: &str) -> Result<Option<u32>> {
         self.alive()?;

@@ -22,6 +22,16 @@ pub enum State {
     Other,
 }
 
+/// What a running domain uses now, as libvirt's domain info gives it (for the LXC driver,
+/// read from the container's cgroups).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Usage {
+    /// CPU time used since it started, in nanoseconds.
+    pub cpu_time_ns: u64,
+    /// Memory in use, in KiB.
+    pub memory_kib: u64,
+}
+
 /// A libvirt failure, classified by what callers decide on.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -65,6 +75,8 @@ pub trait Hypervisor {
     /// The domain's XML: live when running (with labels, vnet names), else inactive.
     fn domain_xml(&self, name: &str) -> Result<String>;
     fn domain_state(&self, name: &str) -> Result<State>;
+    /// What a running domain uses now: CPU time and memory (libvirt's domain info).
+    fn domain_usage(&self, name: &str) -> Result<Usage>;
     /// The libvirt_lxc controller's PID (not the container init).
     fn controller_pid(&self, name: &str) -> Result<Option<u32>>;
     fn define_domain(&self, xml: &str) -> Result<()>;

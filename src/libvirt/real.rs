@@ -1,6 +1,6 @@
 //! The real hypervisor: the only `virt::` calls in lxcprov.
 
-use super::{Error, Hypervisor, Result, State};
+use super::{Error, Hypervisor, Result, State, Usage};
 use virt::error::ErrorNumber;
 
 /// The real hypervisor, over a libvirt connection.
@@ -96,6 +96,12 @@ impl Hypervisor for VirtHypervisor {
             return Ok(State::Running);
         }
         Ok(State::Shutoff)
+    }
+
+    fn domain_usage(&self, name: &str) -> Result<Usage> {
+        let i =
+            self.dom(name)?.info().map_err(|e| self.classify(e, "reading the domain's CPU and memory use", name))?;
+        Ok(Usage { cpu_time_ns: i.cpu_time, memory_kib: i.memory })
     }
 
     fn controller_pid(&self, name: &str) -> Result<Option<u32>> {

@@ -9,6 +9,7 @@ pub mod destroy;
 pub mod exec;
 pub mod lab_collect;
 pub mod lab_down;
+pub mod lab_report;
 pub mod lab_reset;
 pub mod lab_self_service;
 pub mod lab_snapshot;

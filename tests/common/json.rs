@@ -46,6 +46,8 @@ pub enum Record {
     LabSnapshot(LabSnapshot),
     /// `lab self-service`: what a student's request did.
     SelfService(SelfService),
+    /// `lab report`: the page written.
+    Report(LabReport),
     Error(ErrorData),
 }
 
@@ -96,6 +98,7 @@ accessors! {
     as_lab_snapshot => LabSnapshot(LabSnapshot);
     as_collected => Collected(Collected);
     as_self_service => SelfService(SelfService);
+    as_report => Report(LabReport);
     as_error => Error(ErrorData);
 }
 
@@ -352,6 +355,16 @@ pub struct Collected {
 pub struct LabSnapshot {
     pub lab: String,
     pub tag: String,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LabReport {
+    pub lab: String,
+    /// The page's absolute path.
+    pub path: PathBuf,
+    /// How many students (rows) it shows.
+    pub students: u64,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]

@@ -1,6 +1,7 @@
 //! Root tier, teaching labs: a busybox lab up, verified, a gap filled and down leaving
 //! nothing; a lab with SSH access (students reach their own container, with their own key,
-//! directly or through a jump host, and nothing else).
+//! directly or through a jump host, and nothing else); a lab's report rendered by headless
+//! Chromium.
 
 use super::*;
 
@@ -344,4 +345,93 @@ fn a_labs_ceilings_sit_on_its_own_partition_and_a_fork_bomb_stops_in_its_contain
     for c in ["memory", "pids", "cpu"] {
         assert!(!Path::new(&format!("/sys/fs/cgroup/{c}{part}")).exists(), "the lab's partition stayed in {c}");
     }
+}
+
+/// Chromium, headless, on `page` (as root it needs --no-sandbox), under `timeout` so that it
+/// never hangs the suite; its profile goes to `dir`, not root's home.
+fn chromium(dir: &Path, page: &Path, what: &str) -> Output {
+    let o = Command::new("timeout")
+        .args(["--kill-after=10", "60", "chromium", "--headless", "--no-sandbox", "--disable-gpu"])
+        .args(["--disable-dev-shm-usage", "--no-first-run", "--hide-scrollbars", "--window-size=1280,900"])
+        .arg(format!("--user-data-dir={}", dir.join("chromium-profile").display()))
+        .arg(what)
+        .arg(format!("file://{}", page.display()))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "chromium {what}: exit {:?}\n{}", o.status.code(), stderr(&o));
+    o
+}
+
+#[test]
+#[ignore = "root tier: needs root and libvirtd (scripts/test.sh)"]
+fn lab_report_is_a_page_chromium_renders_with_every_student() {
+    preflight();
+    assert!(
+        Command::new("which").arg("chromium").output().unwrap().status.success(),
+        "chromium is missing: run scripts/setup-host.sh"
+    );
+    let lab = "lxcprov-it-rep";
+    let names = ["lxcprov-it-rep-s01", "lxcprov-it-rep-s02", "lxcprov-it-rep-s03"];
+    let net = "lxcprov-lab-lxcprov-it-rep";
+    clean(&names, &[net]);
+    let _c = Cleanup(names.to_vec(), vec![net]);
+    let d = workdir("rep");
+    let bb = busybox(d.path());
+    let prof = write_profile(d.path(), "it-rep", BB_PROFILE);
+    let o = lx(
+        d.path(),
+        &["lab", "up", lab, "--count", "3", "--prefix", "s", "--rootfs-from", bb.to_str().unwrap()]
+            .into_iter()
+            .chain(["--profile", "it-rep", "--profile-file", prof.to_str().unwrap()])
+            .collect::<Vec<_>>(),
+    );
+    // Imported trees fail `trust`: every student is up, and the run says checks failed.
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+
+    let page = d.path().join("report.html");
+    let t = Instant::now();
+    let o = lx(d.path(), &["lab", "report", lab, "--html", page.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    eprintln!("lab report of 3 students: {:.1} s", t.elapsed().as_secs_f64());
+    assert_eq!(stdout(&o), format!("{}\n", page.display()), "the path written, only");
+    // Again with --json: the regular file is replaced, one record says so.
+    let o = lx(d.path(), &["--json", "lab", "report", lab, "--html", page.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = records(&o.stdout);
+    assert_eq!(r.len(), 1, "{}", stdout(&o));
+    let rep = r[0].as_report().expect("a report record");
+    assert_eq!((rep.lab.as_str(), rep.path.as_path(), rep.students), (lab, page.as_path(), 3));
+    assert_eq!(std::fs::metadata(&page).unwrap().permissions().mode() & 0o777, 0o644);
+    let html = std::fs::read_to_string(&page).unwrap();
+    for n in names {
+        assert!(html.contains(n), "{n} not in the page");
+    }
+    assert_eq!(html.matches("class=\"state ok\"").count(), 3, "three running students");
+    // Memory in use came from libvirt, against the profile's 64 MiB.
+    assert!(html.matches(" / 64.0 MiB").count() >= 3 && !html.contains("- / 64.0 MiB"), "{html}");
+    assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("src="));
+
+    // Headless Chromium renders it: a screenshot, and the DOM it built.
+    let shot = d.path().join("report.png");
+    let t = Instant::now();
+    chromium(d.path(), &page, &format!("--screenshot={}", shot.display()));
+    let shot_secs = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let dom = stdout(&chromium(d.path(), &page, "--dump-dom"));
+    eprintln!("chromium: screenshot {shot_secs:.1} s, dump-dom {:.1} s", t.elapsed().as_secs_f64());
+    let png = std::fs::read(&shot).expect("chromium wrote no screenshot");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    assert!(png.len() > 10 * 1024, "a screenshot of {} bytes is too small to show the page", png.len());
+    for n in names {
+        assert!(dom.contains(n), "{n} not in Chromium's DOM:\n{dom}");
+    }
+    assert!(dom.contains("<svg") && dom.matches("<tr>").count() >= 4, "the table and the chart:\n{dom}");
+
+    let o = lx(d.path(), &["lab", "down", lab, "--purge", "--yes"]);
+    assert!(o.status.success());
+    for n in names {
+        assert!(!domain_exists(n), "{n} left behind");
+    }
+    assert!(!network_exists(net));
 }

@@ -302,6 +302,15 @@ pub enum LabAction {
         #[arg(long, value_name = "MIB", default_value_t = 1024)]
         max_mib: u64,
     },
+    /// A page for the teacher: one self-contained HTML file with a row per student (state,
+    /// address, checks, CPU, memory and disk use against the quotas, last activity) and a
+    /// chart of the lab's use
+    Report {
+        lab: String,
+        /// The page to write (its directory must exist; an existing regular file is replaced)
+        #[arg(long, value_name = "FILE")]
+        html: PathBuf,
+    },
     /// Every student's snapshot under one tag (overlay storage)
     Snapshot {
         lab: String,
@@ -351,6 +360,7 @@ impl LabAction {
             | LabAction::Verify { lab }
             | LabAction::Outdated { lab, .. }
             | LabAction::Collect { lab, .. }
+            | LabAction::Report { lab, .. }
             | LabAction::Snapshot { lab, .. }
             | LabAction::Restore { lab, .. }
             | LabAction::Reset { lab, .. }

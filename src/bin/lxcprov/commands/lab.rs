@@ -1,4 +1,4 @@
-//! `lxcprov lab up|status|verify|down`: teaching labs of student containers.
+//! `lxcprov lab up|status|verify|report|down` and the rest: teaching labs of student containers.
 
 use super::{print_report, print_report_with, Outcome};
 use crate::cli::LabAction;
@@ -7,6 +7,7 @@ use anyhow::{bail, Context as _, Result};
 use lxcprov::context::Context;
 use lxcprov::lab;
 use lxcprov::ops::lab_collect::CollectOptions;
+use lxcprov::ops::lab_report::ReportOptions;
 use lxcprov::ops::lab_up::UpOptions;
 
 pub fn run(mut ctx: Context, out: &Out, action: LabAction) -> Result<Outcome> {
@@ -108,6 +109,20 @@ pub fn run(mut ctx: Context, out: &Out, action: LabAction) -> Result<Outcome> {
                 }
             }
             ctx.ui.info(&format!("manifest: {}", manifest.display()));
+            Ok(Outcome::Ok)
+        }
+        LabAction::Report { lab, html } => {
+            // CPU use is sampled over one second, every running student at once.
+            let o = ReportOptions { lab, html, sample: std::time::Duration::from_secs(1) };
+            let (path, report) = lxcprov::ops::lab_report::report(ctx, &o)?;
+            if out.json {
+                out.record(
+                    "report",
+                    &serde_json::json!({"lab": report.lab, "path": path, "students": report.students.len()}),
+                )?;
+            } else {
+                out.text(&format!("{}\n", path.display()))?;
+            }
             Ok(Outcome::Ok)
         }
         LabAction::Snapshot { lab, tag } => {
