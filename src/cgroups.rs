@@ -243,7 +243,7 @@ fn under(mount: &Path, path: &str) -> Result<PathBuf> {
 /// Bounds the processes of the container whose init is `init_pid` to `max`: its own pids
 /// cgroup beside libvirt's (v1: the same path in the pids hierarchy, every one of its
 /// processes moved in), or `pids.max` of its cgroup (v2). Returns the cgroup it bounded.
-pub fn apply_pids(tree: &Tree, proc: &Path, init_pid: u32, max: u32) -> Result<PathBuf> {
+pub fn apply_pids(tree: &Tree, runner: &dyn Runner, proc: &Path, init_pid: u32, max: u32) -> Result<PathBuf> {
     match tree {
         Tree::V1 { root } => {
             let path = cgroup_of(proc, init_pid, "memory")?;
@@ -272,7 +272,18 @@ pub fn apply_pids(tree: &Tree, proc: &Path, init_pid: u32, max: u32) -> Result<P
             }
             Ok(dir)
         }
-        Tree::V2 { root } | Tree::Systemd { root } => {
+        Tree::Systemd { root } => {
+            // systemd owns the tree: the container's scope gets the limit as its TasksMax.
+            let path = cgroup_of(proc, init_pid, "")?;
+            let dir = under(root, &path)?;
+            let unit = path.rsplit('/').next().filter(|u| u.ends_with(".scope")).with_context(|| {
+                format!("the container's cgroup {path} is not a systemd scope: pids_max cannot be applied")
+            })?;
+            let cmd = Cmd::new("systemctl").args(["set-property", "--runtime", "--", unit, &format!("TasksMax={max}")]);
+            runner.run(&cmd, &mut |_| {}).with_context(|| format!("setting TasksMax of {unit}"))?;
+            Ok(dir)
+        }
+        Tree::V2 { root } => {
             let dir = under(root, &cgroup_of(proc, init_pid, "")?)?;
             let f = dir.join("pids.max");
             if !f.is_file() {
@@ -457,13 +468,13 @@ mod tests {
         std::fs::create_dir_all(mem.join("sub")).unwrap();
         std::fs::write(mem.join("cgroup.procs"), "42\n43\n").unwrap();
         std::fs::write(mem.join("sub/cgroup.procs"), "44\n").unwrap();
-        let dir = apply_pids(&tree, &proc, 42, 128).unwrap();
+        let dir = apply_pids(&tree, &r, &proc, 42, 128).unwrap();
         assert_eq!(dir, root.join("pids").join(&cg[1..]));
         assert_eq!(rd(&format!("pids{cg}/pids.max")), "128");
         // (A regular file keeps the last write: the kernel file would hold all three.)
         assert_eq!(rd(&format!("pids{cg}/cgroup.procs")), "44");
         // A hostile path in /proc is refused.
         std::fs::write(proc.join("42/cgroup"), "4:memory:/machine/../../etc\n").unwrap();
-        assert!(apply_pids(&tree, &proc, 42, 128).is_err());
+        assert!(apply_pids(&tree, &r, &proc, 42, 128).is_err());
     }
 }

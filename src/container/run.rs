@@ -322,7 +322,7 @@ pub fn bound_processes(env: &Env, name: &Name, init_pid: u32) -> Result<()> {
     let Some(max) = env.container(name)?.domain.meta.as_ref().and_then(|m| m.pids) else { return Ok(()) };
     let tree = crate::cgroups::Tree::of(&env.host);
     crate::cgroups::forget_pids(&tree, name);
-    crate::cgroups::apply_pids(&tree, &env.host.proc(), init_pid, max)
+    crate::cgroups::apply_pids(&tree, env.runner, &env.host.proc(), init_pid, max)
         .with_context(|| format!("bounding the processes of {name} to {max} (pids_max)"))?;
     Ok(())
 }

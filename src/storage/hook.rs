@@ -199,7 +199,7 @@ pub fn run(runner: &dyn crate::exec::Runner, args: &[String], stdin: &mut dyn Re
             let pid = crate::cgroups::process_of(&tree, &n)
                 .with_context(|| format!("{name} started, but no cgroup of it holds a process"))?;
             crate::cgroups::forget_pids(&tree, &n);
-            crate::cgroups::apply_pids(&tree, &host.proc(), pid, max)?;
+            crate::cgroups::apply_pids(&tree, runner, &host.proc(), pid, max)?;
             Ok(())
         }
     }
