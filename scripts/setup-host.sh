@@ -41,6 +41,7 @@ case "$mode" in
         host_ensure_rust >/dev/null
         host_ensure_users
         host_ensure_lxc_hook
+        host_ensure_lxcfs
         host_ensure_libvirtd
         host_ensure_libvirtd_peers
         host_ensure_nwfilters
@@ -52,6 +53,7 @@ case "$mode" in
     no-packages)
         host_ensure_users
         host_ensure_lxc_hook
+        host_ensure_lxcfs
         host_ensure_libvirtd
         host_ensure_libvirtd_peers
         host_ensure_nwfilters

@@ -24,9 +24,36 @@ pub struct Context {
     pub init_shim: Option<PathBuf>,
     /// `--storage` (`LXCPROV_STORAGE`): how new containers' trees are stored.
     pub storage: crate::storage::Choice,
+    /// `--lxcfs-dir` (`LXCPROV_LXCFS_DIR`): where the host's lxcfs is mounted.
+    pub lxcfs: PathBuf,
 }
 
 impl Context {
+    /// The lxcfs `/proc` files a container with `p`'s profile gets bind-mounted over its own
+    /// (source, target), or why none: `Ok(None)` with a note when `auto` finds no lxcfs.
+    pub fn proc_views(&self, p: &profile::Profile) -> anyhow::Result<(Vec<(String, String)>, Option<String>)> {
+        use profile::ProcViews;
+        let mounted = lxcfs_mounted(&self.lxcfs);
+        match (p.resources.proc_views, mounted) {
+            (ProcViews::Off, _) => Ok((vec![], None)),
+            (ProcViews::Auto, false) => Ok((vec![], Some(format!(
+                "lxcfs is not mounted at {}: containers see the host's uptime, load and CPUs (install and start lxcfs, scripts/setup-host.sh does; or set resources.proc_views: off)",
+                self.lxcfs.display()
+            )))),
+            (ProcViews::Lxcfs, false) => anyhow::bail!(
+                "the profile asks for resources.proc_views: lxcfs, but lxcfs is not mounted at {}; install and start lxcfs (scripts/setup-host.sh does), or use auto",
+                self.lxcfs.display()
+            ),
+            (_, true) => Ok((
+                profile::LXCFS_PROC_FILES
+                    .iter()
+                    .map(|f| (self.lxcfs.join("proc").join(f).display().to_string(), format!("/proc/{f}")))
+                    .collect(),
+                None,
+            )),
+        }
+    }
+
     /// The real command runner (echoes each command at `-v`).
     pub fn runner(&self) -> SystemRunner {
         SystemRunner { echo: self.ui.verbosity() == Verbosity::Verbose }
@@ -39,4 +66,15 @@ impl Context {
         use crate::shim::ShimSource;
         self.init_shim.clone().map_or(ShimSource::Embedded, ShimSource::File)
     }
+}
+
+/// Is lxcfs mounted at `dir` (a `fuse.lxcfs` mount point with its `/proc` files)?
+pub fn lxcfs_mounted(dir: &std::path::Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
+    let want = dir.display().to_string();
+    info.lines().any(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        let fstype = f.iter().position(|x| *x == "-").and_then(|i| f.get(i + 1));
+        f.get(4) == Some(&want.as_str()) && fstype.is_some_and(|t| *t == "fuse.lxcfs")
+    }) && dir.join("proc/uptime").is_file()
 }

@@ -231,6 +231,53 @@ pub fn storage_checks(
     v
 }
 
+/// Fair shares: the containers' own `/proc` views (lxcfs) and the pids controller their
+/// process limits need.
+pub fn share_checks(host: &crate::host::HostRoot, lxcfs: &std::path::Path) -> Vec<Item> {
+    let mut v = vec![];
+    v.push(if crate::context::lxcfs_mounted(lxcfs) {
+        item("lxcfs", Level::Ok, format!("lxcfs is mounted at {}: containers see their own uptime, load, CPUs and /proc/stat (resources.proc_views: auto)", lxcfs.display()), None)
+    } else {
+        item(
+            "lxcfs",
+            Level::Warn,
+            format!("lxcfs is not mounted at {}: containers see the host's uptime, load and CPUs", lxcfs.display()),
+            Some("scripts/setup-host.sh installs and starts lxcfs (apt-get install lxcfs; lxcfs -l --enable-cfs /var/lib/lxcfs)"),
+        )
+    });
+    let tree = crate::cgroups::Tree::of(host);
+    let pids_ok = match &tree {
+        crate::cgroups::Tree::V1 { root } => root.join("pids/cgroup.procs").is_file(),
+        crate::cgroups::Tree::V2 { root } | crate::cgroups::Tree::Systemd { root } => {
+            std::fs::read_to_string(root.join("cgroup.controllers"))
+                .is_ok_and(|c| c.split_whitespace().any(|x| x == "pids"))
+        }
+    };
+    v.push(if pids_ok {
+        item(
+            "pids",
+            Level::Ok,
+            format!(
+                "the pids controller is there ({}): pids_max and lab ceilings apply",
+                match tree {
+                    crate::cgroups::Tree::V1 { .. } => "cgroup v1",
+                    crate::cgroups::Tree::V2 { .. } => "cgroup v2",
+                    crate::cgroups::Tree::Systemd { .. } => "cgroup v2 under systemd",
+                }
+            ),
+            None,
+        )
+    } else {
+        item(
+            "pids",
+            Level::Warn,
+            "the pids controller is missing: pids_max cannot be applied (containers with it fail to start)",
+            Some("mount the pids cgroup controller"),
+        )
+    });
+    v
+}
+
 /// User namespaces: whether isolated id maps (one range per container) apply on this host,
 /// and the state of their registry in `state_dir`.
 pub fn idmap_checks(host: &crate::host::HostRoot, state_dir: &std::path::Path, pool: &std::path::Path) -> Vec<Item> {

@@ -68,6 +68,8 @@ pub struct DomainXml {
     pub rootfs: Option<PathBuf>,
     /// The host directory bind-mounted at `/.lxcprov` (lxcprov's seccomp shim directory).
     pub seccomp_dir: Option<PathBuf>,
+    /// Files bind-mounted over the container's `/proc` (lxcfs's views): the targets.
+    pub proc_views: Vec<String>,
     pub memory_limit_kib: Option<u64>,
     pub cpu_shares: Option<u64>,
     pub cpu_period: Option<u64>,
@@ -139,6 +141,9 @@ pub fn parse_domain(xml: &str) -> Result<DomainXml> {
             }
             if child(f, "target").and_then(|t| t.attribute("dir")) == Some(crate::seccomp::GUEST_DIR) {
                 d.seccomp_dir = child(f, "source").and_then(|s| s.attribute("dir")).map(PathBuf::from);
+            }
+            if let Some(t) = child(f, "target").and_then(|t| t.attribute("dir")).filter(|t| t.starts_with("/proc/")) {
+                d.proc_views.push(t.to_string());
             }
         }
     }

@@ -42,6 +42,13 @@ pub fn escape_xml(s: &str) -> String {
     out
 }
 
+/// One lxcfs file bound read-only over the container's `/proc` file.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProcView {
+    pub source: String,
+    pub target: String,
+}
+
 /// Everything the domain template needs, already resolved.
 #[derive(Clone, Debug, Serialize)]
 pub struct DomainSpec {
@@ -57,6 +64,8 @@ pub struct DomainSpec {
     pub pids_max: Option<u32>,
     /// A lab's cgroup partition (`<resource><partition>`).
     pub partition: Option<String>,
+    /// lxcfs's `/proc` files bound over the container's own: (source, target).
+    pub proc_views: Vec<ProcView>,
     pub vcpus: u32,
     pub cpu_shares: Option<u32>,
     pub cpu_period: Option<u64>,
@@ -149,6 +158,7 @@ impl DomainSpec {
             memory_mib: p.memory_mib,
             pids_max: p.pids_max,
             partition: p.partition.clone(),
+            proc_views: vec![],
             vcpus: p.vcpus,
             cpu_shares: p.cpu.shares,
             cpu_period: p.cpu.period_us,

@@ -129,6 +129,11 @@ impl Spec {
             None,
         )
         .with_seccomp(&self.profile, &ctx.paths.seccomp(&self.name));
+        let (views, _) = ctx.proc_views(&self.profile)?;
+        let spec = crate::render::DomainSpec {
+            proc_views: views.into_iter().map(|(source, target)| crate::render::ProcView { source, target }).collect(),
+            ..spec
+        };
         Ok((t.domain(&spec)?, t.network(&NetworkSpec::for_profile(&self.profile.network))?))
     }
 }

@@ -63,6 +63,8 @@ HOST_PACKAGES=(
     # Students' self-service: the jump account runs lxcprov through sudo (and the root
     # tier checks the rule `lab access --sudoers` writes with visudo).
     sudo
+    # Containers' own /proc views (uptime, load, CPUs, /proc/stat): resources.proc_views.
+    lxcfs
     man-db
     # The root tier opens `lab report`'s page in headless Chromium (a screenshot and the DOM
     # it builds) to prove it renders with every student; nothing in lxcprov runs it.
@@ -471,4 +473,37 @@ host_ensure_nwfilters() {
             virsh -q -c "$HOST_LIBVIRT_URI" nwfilter-define "$f" >/dev/null
         fi
     done
+}
+
+# lxcfs at /var/lib/lxcfs, for containers' own /proc views. Under systemd its package's
+# service runs it; elsewhere (PID 1 is not systemd, as on this project's CI host) it is
+# started here, in the background, with per-container load averages (-l) and CPU counts
+# from the CPU quota (--enable-cfs). Idempotent: a running lxcfs is left alone.
+HOST_LXCFS_DIR="${HOST_LXCFS_DIR:-/var/lib/lxcfs}"
+HOST_LXCFS_LOG="${HOST_LXCFS_LOG:-/var/log/lxcfs.log}"
+host_ensure_lxcfs() {
+    if awk -v d="$HOST_LXCFS_DIR" '$5 == d && $0 ~ / - fuse\.lxcfs / { found = 1 } END { exit !found }' /proc/self/mountinfo; then
+        host_log "lxcfs is mounted at $HOST_LXCFS_DIR"
+        return 0
+    fi
+    if ! command -v lxcfs >/dev/null; then
+        host_err "lxcfs is missing (apt-get install lxcfs)"
+        return 1
+    fi
+    if [[ "$(cat /proc/1/comm 2>/dev/null)" == systemd ]]; then
+        systemctl start lxcfs.service || { host_err "systemctl start lxcfs failed"; return 1; }
+    else
+        mkdir -p -- "$HOST_LXCFS_DIR"
+        setsid nohup lxcfs -l --enable-cfs "$HOST_LXCFS_DIR" >>"$HOST_LXCFS_LOG" 2>&1 </dev/null &
+    fi
+    local i
+    for ((i = 0; i < 50; i++)); do
+        if awk -v d="$HOST_LXCFS_DIR" '$5 == d && $0 ~ / - fuse\.lxcfs / { found = 1 } END { exit !found }' /proc/self/mountinfo; then
+            host_log "lxcfs started at $HOST_LXCFS_DIR (log: $HOST_LXCFS_LOG)"
+            return 0
+        fi
+        sleep 0.1
+    done
+    host_err "lxcfs did not mount $HOST_LXCFS_DIR (see $HOST_LXCFS_LOG)"
+    return 1
 }

@@ -39,6 +39,10 @@ pub fn resolve(ctx: &Context, name: &str, o: &ProfileOptions) -> Result<Spec> {
     for w in &spec.warnings {
         ctx.ui.notice(&crate::text::for_terminal(w));
     }
+    // Said once, here: `auto` without lxcfs goes on with the host's /proc.
+    if let (_, Some(note)) = ctx.proc_views(&spec.profile)? {
+        ctx.ui.info(&note);
+    }
     Ok(spec)
 }
 

@@ -133,6 +133,9 @@ pub fn up(ctx: &Ctx, a: &UpOptions) -> Result<UpResult> {
     for w in &base.warnings {
         ctx.ui.notice(&crate::text::for_terminal(w));
     }
+    if let (_, Some(note)) = ctx.proc_views(&base.profile)? {
+        ctx.ui.info(&note);
+    }
     if let Some(why) = container::security_refusal(&base.profile) {
         bail!("cannot bring up lab {lab}: {why}. Nothing was created.");
     }

@@ -118,11 +118,38 @@ pub struct Profile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
     pub console: Console,
+    /// What the container sees of itself beyond its limits.
+    pub resources: Resources,
     /// A lab's cgroup partition (`/machine/lxcprov-LAB`), carrying the lab's ceilings; set by
     /// `lab up --total-*` for its students, never by a profile file.
     #[serde(skip)]
     pub partition: Option<String>,
 }
+
+/// `resources`: what a container sees of itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Resources {
+    /// `/proc` views of its own (uptime, load average, CPUs, `/proc/stat`) through lxcfs.
+    pub proc_views: ProcViews,
+}
+
+/// `resources.proc_views`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcViews {
+    /// lxcfs's views where the host runs lxcfs; the host's `/proc` otherwise (said once).
+    #[default]
+    Auto,
+    /// lxcfs's views, or the container is refused.
+    Lxcfs,
+    /// The host's `/proc` (libvirt's own `/proc/meminfo` only).
+    Off,
+}
+
+/// The `/proc` files lxcfs gives a container a view of its own (libvirt already gives
+/// `meminfo`).
+pub const LXCFS_PROC_FILES: &[&str] = &["cpuinfo", "diskstats", "loadavg", "stat", "swaps", "uptime"];
 
 /// An rpm repository given in full by a profile.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -491,6 +518,7 @@ impl Default for Profile {
             init: Init::default(),
             hostname: None,
             console: Console::default(),
+            resources: Resources::default(),
             partition: None,
         }
     }

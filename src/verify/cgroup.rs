@@ -89,6 +89,14 @@ fn wanted(f: &DomainFacts) -> Vec<Setting> {
         f.domain.blkio_weight.map(i128::from),
         false,
     );
+    // The process limit lxcprov applies at every start (`pids_max`, in the metadata).
+    add(
+        "pids",
+        &["pids.max"],
+        V2::File("pids.max"),
+        f.domain.meta.as_ref().and_then(|m| m.pids).map(i128::from),
+        false,
+    );
     out
 }
 

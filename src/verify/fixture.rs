@@ -127,6 +127,7 @@ impl Fixture {
         f.process(700, 1, "kworker/0:1", None, HOST_NS);
         f.init_files();
         f.sys_files();
+        f.facts.domain.proc_views = vec!["/proc/uptime".into(), "/proc/stat".into()];
         f.labels.files.insert(ROOTFS.into(), IMAGE.into());
         f
     }
@@ -138,6 +139,14 @@ impl Fixture {
         self.write(&format!("proc/{INIT}/gid_map"), "         0     200000      65536\n");
         let cg = format!("12:pids:/\n11:blkio:{CG}\n5:cpu,cpuacct:{CG}\n4:memory:{CG}\n1:name=systemd:/\n0::/\n");
         self.write(&format!("proc/{INIT}/cgroup"), &cg);
+        // lxcfs's views over the container's /proc (the live XML binds them, see `good`).
+        self.write(
+            &format!("proc/{INIT}/mountinfo"),
+            "500 400 0:50 / / rw,relatime - ext4 /dev/sda1 rw\n\
+             501 500 0:60 / /proc rw,nosuid - proc proc rw\n\
+             502 501 0:70 /proc/uptime /proc/uptime ro,relatime - fuse.lxcfs lxcfs rw,user_id=0\n\
+             503 501 0:70 /proc/stat /proc/stat ro,relatime - fuse.lxcfs lxcfs rw,user_id=0\n",
+        );
     }
 
     /// `/sys` and `/etc` of an SELinux host with the container's cgroups and veth.

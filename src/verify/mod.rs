@@ -29,6 +29,7 @@ mod labels;
 mod net;
 mod ns;
 pub(crate) mod procfs;
+mod procviews;
 mod render;
 mod seccomp;
 mod selinux;
@@ -218,6 +219,7 @@ pub fn run_all(host: &HostRoot, facts: &DomainFacts, expect: &Expect, labels: &d
         ns::userns(&cx),
         caps::caps(&cx),
         cgroup::cgroup(&cx),
+        procviews::proc_views(&cx),
         seccomp::seccomp(&cx),
         trust(&cx),
     ]

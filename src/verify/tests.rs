@@ -3,7 +3,7 @@
 use super::fixture::*;
 use super::*;
 
-const IDS: [&str; 12] = [
+const IDS: [&str; 13] = [
     "selinux.host",
     "selinux.label",
     "selinux.mcs_unique",
@@ -14,6 +14,7 @@ const IDS: [&str; 12] = [
     "userns",
     "caps",
     "cgroup",
+    "proc_views",
     "seccomp",
     "trust",
 ];
@@ -458,7 +459,7 @@ fn sample_report() -> Report {
 fn human_output_shape() {
     let r = sample_report();
     assert!(r.failed());
-    assert_eq!(r.counts(), (10, 1, 1));
+    assert_eq!(r.counts(), (11, 1, 1));
     let plain = render_human(&r, false, false);
     let lines: Vec<&str> = plain.lines().collect();
     assert_eq!(lines.len(), IDS.len() + 1);
@@ -468,12 +469,12 @@ fn human_output_shape() {
         "{}",
         lines[6]
     );
-    assert!(lines[11].starts_with("FAIL  trust "), "{}", lines[11]);
+    assert!(lines[12].starts_with("FAIL  trust "), "{}", lines[12]);
     assert!(lines[4].starts_with("SKIP  apparmor.label "), "{}", lines[4]);
     // Summaries start in one column.
     let cols: Vec<usize> = lines.iter().zip(&r.checks).map(|(l, c)| l.len() - c.summary.len()).collect();
     assert!(cols.iter().all(|c| *c == "PASS  selinux.mcs_unique  ".len()), "{plain}");
-    assert_eq!(lines[IDS.len()], "web1: 10 passed, 1 failed, 1 skipped");
+    assert_eq!(lines[IDS.len()], "web1: 11 passed, 1 failed, 1 skipped");
     assert!(!plain.contains('\x1b'));
 
     let verbose = render_human(&r, false, true);
@@ -506,11 +507,11 @@ fn jsonl_output_parses_back() {
         assert!(d["summary"].is_string() && d["evidence"].is_array());
         assert_eq!(d.as_object().unwrap().len(), 5);
     }
-    assert_eq!(recs[11]["data"]["status"], "fail");
+    assert_eq!(recs[12]["data"]["status"], "fail");
     assert_eq!(recs[4]["data"]["status"], "skip");
     let sum = &recs[IDS.len()];
     assert_eq!(sum["type"], "summary");
-    assert_eq!(sum["data"], serde_json::json!({"container": "web1", "passed": 10, "failed": 1, "skipped": 1}));
+    assert_eq!(sum["data"], serde_json::json!({"container": "web1", "passed": 11, "failed": 1, "skipped": 1}));
     // Evidence survives the round trip, control characters included.
     let pidns = &recs[6]["data"]["evidence"];
     assert!(pidns
@@ -592,4 +593,16 @@ fn an_isolated_range_mapped_by_another_namespace_fails_userns() {
     // A neighbour whose range only touches the end is not an overlap.
     f.write("proc/5000/uid_map", "0 265536 65536\n");
     expect(&f.check("userns"), Status::Pass, "root inside is uid 200000");
+}
+
+#[test]
+fn proc_views_are_lxcfs_mounts_in_the_containers_own_mount_namespace() {
+    let mut f = Fixture::good();
+    expect(&f.check("proc_views"), Status::Pass, "2 /proc files are lxcfs's views");
+    f.facts.domain.proc_views.push("/proc/loadavg".into());
+    expect(&f.check("proc_views"), Status::Fail, "/proc/loadavg is not mounted over");
+    f.facts.domain.proc_views = vec!["/proc".into()];
+    expect(&f.check("proc_views"), Status::Fail, "/proc is proc, not lxcfs's view");
+    f.facts.domain.proc_views.clear();
+    expect(&f.check("proc_views"), Status::Skip, "binds no /proc views");
 }

@@ -19,6 +19,9 @@ pub fn lxcprov(dir: &Path) -> Command {
         .env("LXCPROV_POOL_DIR", dir.join("pool"))
         .env("LXCPROV_CACHE_DIR", dir.join("cache"))
         .env("LXCPROV_STATE_DIR", dir.join("state"))
+        // Rendered XML does not depend on whether this host runs lxcfs; the test of the
+        // /proc views points this at the real one.
+        .env("LXCPROV_LXCFS_DIR", dir.join("no-lxcfs"))
         // The default (auto) follows the host (is the libvirt hook installed?): tests say
         // which storage they test; the overlay tests pass --storage overlay.
         // LXCPROV_TEST_STORAGE=auto (with the hook installed) runs the others in overlay

@@ -325,3 +325,72 @@ fn an_init_that_forks_and_dies_at_once_fails_create_and_leaves_nothing() {
     assert!(!domain_exists("lxcprov-it-dies"));
     assert!(pool_leftovers(d.path()).is_empty(), "{:?}", pool_leftovers(d.path()));
 }
+
+/// A container sees itself through lxcfs: its own uptime in `/proc/uptime` (the host's is
+/// hours), `proc_views` passes; `auto` without lxcfs says so once and goes on, and
+/// `proc_views: lxcfs` without it is refused before anything is made.
+#[test]
+#[ignore = "root tier: needs root and libvirtd (scripts/test.sh)"]
+fn a_container_sees_its_own_uptime_through_lxcfs() {
+    preflight();
+    assert!(
+        lxcprov::context::lxcfs_mounted(Path::new("/var/lib/lxcfs")),
+        "lxcfs is not mounted at /var/lib/lxcfs: run scripts/setup-host.sh"
+    );
+    let names = ["lxcprov-it-procv", "lxcprov-it-procv2"];
+    clean(&names, &["lxcprov-it-bbnet"]);
+    let _c = Cleanup(names.to_vec(), vec!["lxcprov-it-bbnet"]);
+    let d = workdir("procv");
+    let bb = busybox(d.path());
+    let prof = write_profile(d.path(), "it-procv", BB_PROFILE);
+    let strict = write_profile(d.path(), "it-procv-strict", &format!("{BB_PROFILE}resources: {{proc_views: lxcfs}}\n"));
+    let with_lxcfs = |args: &[&str]| {
+        let o = lxcprov(d.path())
+            .env("LIBVIRT_DEFAULT_URI", URI)
+            .env("LXCPROV_LXCFS_DIR", "/var/lib/lxcfs")
+            .args(args)
+            .output()
+            .unwrap();
+        eprintln!("$ lxcprov {}\n  exit {:?}\n{}", args.join(" "), o.status.code(), stderr(&o));
+        o
+    };
+    let pf = prof.to_str().unwrap();
+    let bbs = bb.to_str().unwrap();
+    let o = with_lxcfs(&[
+        "--json",
+        "create",
+        names[0],
+        "--profile",
+        "it-procv",
+        "--profile-file",
+        pf,
+        "--rootfs-from",
+        bbs,
+    ]);
+    let c = checks(&o);
+    assert_eq!(status_of(&c, "proc_views"), Status::Pass, "{c:?}");
+    let up = |n: &str| -> f64 {
+        let o = lx(d.path(), &["exec", n, "--", "cat", "/proc/uptime"]);
+        stdout(&o).split_whitespace().next().unwrap_or("-1").parse().unwrap()
+    };
+    let host: f64 =
+        std::fs::read_to_string("/proc/uptime").unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    let own = up(names[0]);
+    assert!((0.0..120.0).contains(&own) && own < host, "container uptime {own}, host {host}");
+    // Without lxcfs: auto goes on with the host's /proc, and says why.
+    let o = lx(
+        d.path(),
+        &["--json", "create", names[1], "--profile", "it-procv", "--profile-file", pf, "--rootfs-from", bbs],
+    );
+    assert!(stderr(&o).contains("lxcfs is not mounted"), "{}", stderr(&o));
+    assert_eq!(status_of(&checks(&o), "proc_views"), Status::Skip);
+    assert!(lx(d.path(), &["destroy", names[1], "--purge", "--yes"]).status.success());
+    // Asked for, and absent: refused, nothing created.
+    let sf = strict.to_str().unwrap();
+    let o =
+        lx(d.path(), &["create", names[1], "--profile", "it-procv-strict", "--profile-file", sf, "--rootfs-from", bbs]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("resources.proc_views: lxcfs"), "{}", stderr(&o));
+    assert!(!domain_exists(names[1]) && !d.path().join("pool").join(names[1]).exists());
+    assert!(lx(d.path(), &["destroy", names[0], "--purge", "--yes"]).status.success());
+}

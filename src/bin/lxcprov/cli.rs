@@ -76,6 +76,9 @@ pub struct Global {
     /// (overlay where the pool, kernel and hook allow it)
     #[arg(long, global = true, value_name = "MODE", env = "LXCPROV_STORAGE", default_value = "auto")]
     pub storage: lxcprov::storage::Choice,
+    /// Where the host's lxcfs is mounted (containers' own /proc views)
+    #[arg(long, global = true, value_name = "DIR", env = "LXCPROV_LXCFS_DIR", default_value = "/var/lib/lxcfs")]
+    pub lxcfs_dir: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,6 +10,7 @@ pub fn run(ctx: &Context, out: &Out) -> Result<Outcome> {
     let mut items = doctor::checks(&ctx.uri);
     items.extend(doctor::storage_checks(&ctx.paths.pool, ctx.storage, &ctx.uri, &ctx.paths.state));
     items.extend(doctor::idmap_checks(&lxcprov::host::HostRoot::real(), &ctx.paths.state, &ctx.paths.pool));
+    items.extend(doctor::share_checks(&lxcprov::host::HostRoot::real(), &ctx.lxcfs));
     for i in &items {
         if out.json {
             out.record("item", i)?;

@@ -116,6 +116,7 @@ fn context(g: &Global) -> Result<Context> {
         rpm_tool: g.rpm_installer,
         init_shim: g.init_shim.as_deref().map(|p| absolute(p, "--init-shim")).transpose()?,
         storage: g.storage,
+        lxcfs: absolute(&g.lxcfs_dir, "--lxcfs-dir")?,
     })
 }
 
