@@ -7,6 +7,9 @@ use crate::paths::Paths;
 use crate::profile;
 use std::path::PathBuf;
 
+/// The lxcfs files to bind (source, target), and a note when `auto` found no lxcfs.
+pub type ProcViews = (Vec<(String, String)>, Option<String>);
+
 pub struct Context {
     /// Where progress and messages go (the binary's terminal UI; [`crate::output::Silent`] in tests).
     pub ui: Box<dyn Observer + Send>,
@@ -31,7 +34,7 @@ pub struct Context {
 impl Context {
     /// The lxcfs `/proc` files a container with `p`'s profile gets bind-mounted over its own
     /// (source, target), or why none: `Ok(None)` with a note when `auto` finds no lxcfs.
-    pub fn proc_views(&self, p: &profile::Profile) -> anyhow::Result<(Vec<(String, String)>, Option<String>)> {
+    pub fn proc_views(&self, p: &profile::Profile) -> anyhow::Result<ProcViews> {
         use profile::ProcViews;
         let mounted = lxcfs_mounted(&self.lxcfs);
         match (p.resources.proc_views, mounted) {
