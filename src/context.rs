@@ -36,7 +36,7 @@ impl Context {
     /// (source, target), or why none: `Ok(None)` with a note when `auto` finds no lxcfs.
     pub fn proc_views(&self, p: &profile::Profile) -> anyhow::Result<ProcViews> {
         use profile::ProcViews;
-        let mounted = lxcfs_mounted(&self.lxcfs);
+        let mounted = crate::host::lxcfs_mounted(&self.lxcfs);
         match (p.resources.proc_views, mounted) {
             (ProcViews::Off, _) => Ok((vec![], None)),
             (ProcViews::Auto, false) => Ok((vec![], Some(format!(
@@ -69,15 +69,4 @@ impl Context {
         use crate::shim::ShimSource;
         self.init_shim.clone().map_or(ShimSource::Embedded, ShimSource::File)
     }
-}
-
-/// Is lxcfs mounted at `dir` (a `fuse.lxcfs` mount point with its `/proc` files)?
-pub fn lxcfs_mounted(dir: &std::path::Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
-    let want = dir.display().to_string();
-    info.lines().any(|l| {
-        let f: Vec<&str> = l.split(' ').collect();
-        let fstype = f.iter().position(|x| *x == "-").and_then(|i| f.get(i + 1));
-        f.get(4) == Some(&want.as_str()) && fstype.is_some_and(|t| *t == "fuse.lxcfs")
-    }) && dir.join("proc/uptime").is_file()
 }

@@ -235,7 +235,7 @@ pub fn storage_checks(
 /// process limits need.
 pub fn share_checks(host: &crate::host::HostRoot, lxcfs: &std::path::Path) -> Vec<Item> {
     let mut v = vec![];
-    v.push(if crate::context::lxcfs_mounted(lxcfs) {
+    v.push(if crate::host::lxcfs_mounted(lxcfs) {
         item("lxcfs", Level::Ok, format!("lxcfs is mounted at {}: containers see their own uptime, load, CPUs and /proc/stat (resources.proc_views: auto)", lxcfs.display()), None)
     } else {
         item(

@@ -153,6 +153,17 @@ pub fn host_accounts_met(etc: &Path, gid: bool, target: u32, count: u32) -> Opti
     None
 }
 
+/// Is lxcfs mounted at `dir` (a `fuse.lxcfs` mount point with its `/proc` files)?
+pub fn lxcfs_mounted(dir: &std::path::Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
+    let want = dir.display().to_string();
+    info.lines().any(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        let fstype = f.iter().position(|x| *x == "-").and_then(|i| f.get(i + 1));
+        f.get(4) == Some(&want.as_str()) && fstype.is_some_and(|t| *t == "fuse.lxcfs")
+    }) && dir.join("proc/uptime").is_file()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -334,7 +334,7 @@ fn an_init_that_forks_and_dies_at_once_fails_create_and_leaves_nothing() {
 fn a_container_sees_its_own_uptime_through_lxcfs() {
     preflight();
     assert!(
-        lxcprov::context::lxcfs_mounted(Path::new("/var/lib/lxcfs")),
+        lxcprov::host::lxcfs_mounted(Path::new("/var/lib/lxcfs")),
         "lxcfs is not mounted at /var/lib/lxcfs: run scripts/setup-host.sh"
     );
     let names = ["lxcprov-it-procv", "lxcprov-it-procv2"];
