@@ -20,6 +20,10 @@
 #   collect    `lab collect` after each student wrote 1 MiB (reported, no target)
 #   snapshot   `snapshot` and `restore` of one student (reported, no target)
 #   lab down   `lab down --purge`                                  target: <= 10 s for 30
+#   100        `lab up` and `lab down --purge` of BIG students (default 100): per student
+#              against COUNT's                                    target: within 15 %
+#              lxcprov's peak RSS                                  target: <= 50 MB
+#              host memory per running student (MemAvailable)     (reported)
 #   verify     `lxcprov verify` per container (mean of 10)          target: <= 50 ms
 #   audit      `lxcprov audit` over every process on the host       target: <= 1 s / 100
 # Overlay storage needs lxcprov's libvirt hook (scripts/setup-host.sh): the benchmark points
@@ -173,6 +177,25 @@ if [[ $storage == overlay ]]; then
 fi
 t0=$(now); "$bin" -q lab down "$lab" --purge --yes >/dev/null; t1=$(now); labdown=$(secs "$t0" "$t1")
 
+# The same class at BIG students (default 100): the cost per student against COUNT's, the
+# host memory each running student takes, lxcprov's peak memory.
+big="${BIG:-100}"
+bigup="n/a"; bigdown="n/a"; big_rss="n/a"; big_running=0; per_student_mb="n/a"
+if (( big > count )); then
+    echo "bench-lab: lab up --count $big..." >&2
+    avail() { awk '/^MemAvailable:/ { print $2 }' /proc/meminfo; }
+    m0=$(avail)
+    t0=$(now)
+    /usr/bin/time -f "%M" -o "$work/rss-big" "$bin" -q lab up "$lab" --count "$big" "${common[@]}" >/dev/null 2>target/bench/lab-up-big.err || true
+    t1=$(now); bigup=$(secs "$t0" "$t1")
+    big_rss=$(tail -n 1 "$work/rss-big" | awk '{ printf "%.1f", $1 / 1024 }')
+    big_running=$("$bin" --json list | grep -c "\"name\":\"$lab-" || true)
+    sleep 5
+    m1=$(avail)
+    per_student_mb=$(awk -v a="$m0" -v b="$m1" -v n="$big_running" 'BEGIN { if (n > 0) printf "%.1f", (a - b) / 1024 / n; else print "n/a" }')
+    t0=$(now); "$bin" -q lab down "$lab" --purge --yes >/dev/null; t1=$(now); bigdown=$(secs "$t0" "$t1")
+fi
+
 {
     echo "# lxcprov lab benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, minimal profile (Debian 12 + systemd), storage $storage"
     printf '%-52s %10s\n' "floor: virsh define + start of a prepared tree" "${floor}s"
@@ -189,9 +212,17 @@ t0=$(now); "$bin" -q lab down "$lab" --purge --yes >/dev/null; t1=$(now); labdow
     printf '%-52s %10s\n' "restore of it (new layer from it, restart, verify)" "${restore}s"
     printf '%-52s %10s\n' "lab down --purge" "${labdown}s"
     printf '%-52s %10s\n' "lxcprov peak RSS during lab up" "${rss_mb} MB"
+    printf '%-52s %10s\n' "lab up --count $big ($big_running running)" "${bigup}s"
+    printf '%-52s %10s\n' "lab down --purge of $big" "${bigdown}s"
+    printf '%-52s %10s\n' "lxcprov peak RSS during lab up of $big" "${big_rss} MB"
+    printf '%-52s %10s\n' "host memory per running student (of $big)" "${per_student_mb} MB"
     printf '%-52s %10s\n' "verify per container (mean of 10)" "${verify_ms} ms"
     printf '%-52s %10s\n' "audit over $nproc_host processes" "${audit}s"
     awk -v f="$floor" -v c="$create" 'BEGIN { printf "ratio create / floor: %.2f (target <= 1.2)\n", c / f }'
     awk -v s="$create" -v b="$create_big" 'BEGIN { printf "ratio create on the 1 GB base / on the small one: %.2f (target <= 1.10)\n", b / s }'
     awk -v f="$floor_cp" -v c="$create" 'BEGIN { printf "ratio create / old floor (with cp -a): %.2f\n", c / f }'
+    if [[ $bigup != n/a ]]; then
+        awk -v a="$labup" -v n="$count" -v b="$bigup" -v m="$big" 'BEGIN { printf "ratio lab up per student, %d vs %d: %.2f (target <= 1.15)\n", m, n, (b / m) / (a / n) }'
+        awk -v a="$labdown" -v n="$count" -v b="$bigdown" -v m="$big" 'BEGIN { printf "ratio lab down per student, %d vs %d: %.2f (target <= 1.15)\n", m, n, (b / m) / (a / n) }'
+    fi
 } | tee target/bench/lab.txt
