@@ -33,6 +33,52 @@ impl Ceilings {
     pub fn is_empty(&self) -> bool {
         *self == Ceilings::default()
     }
+
+    /// `memory=B,pids=N,cpus=N` (the domain metadata's form; absent ones left out).
+    pub fn to_attr(&self) -> String {
+        let mut v = vec![];
+        if let Some(m) = self.memory_bytes {
+            v.push(format!("memory={m}"));
+        }
+        if let Some(p) = self.pids {
+            v.push(format!("pids={p}"));
+        }
+        if let Some(c) = self.cpus {
+            v.push(format!("cpus={c}"));
+        }
+        v.join(",")
+    }
+
+    /// Parses [`Self::to_attr`]'s form; anything else is refused.
+    pub fn from_attr(s: &str) -> Result<Ceilings> {
+        let mut c = Ceilings::default();
+        for part in s.split(',').filter(|p| !p.is_empty()) {
+            let bad = || anyhow::anyhow!("the lab ceilings {:?} are not lxcprov's", crate::text::for_terminal(s));
+            let (k, v) = part.split_once('=').ok_or_else(bad)?;
+            match k {
+                "memory" => c.memory_bytes = Some(v.parse().map_err(|_| bad())?),
+                "pids" => c.pids = Some(v.parse().map_err(|_| bad())?),
+                "cpus" => c.cpus = Some(v.parse().map_err(|_| bad())?),
+                _ => return Err(bad()),
+            }
+        }
+        Ok(c)
+    }
+}
+
+/// The lab a partition of [`partition`]'s form belongs to.
+pub fn lab_of_partition(p: &str) -> Option<Name> {
+    p.strip_prefix("/machine/lxcprov-").and_then(|l| Name::parse(l).ok())
+}
+
+/// Does lab `lab`'s partition exist (after a host reboot it does not)?
+pub fn partition_exists(tree: &Tree, lab: &Name) -> bool {
+    match tree {
+        Tree::V1 { root } => root.join("memory/machine").join(dir_name(lab)).is_dir(),
+        Tree::V2 { root } => root.join("machine").join(dir_name(lab)).is_dir(),
+        // systemd makes slices as they are used; the runtime properties go with a reboot.
+        Tree::Systemd { .. } => false,
+    }
 }
 
 impl std::fmt::Display for Ceilings {
@@ -423,6 +469,19 @@ mod tests {
         for bad in ["", "G", "8X", "-1G", "1.5G", "1K", "99999999999T", "8 G G"] {
             assert!(parse_size(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn ceilings_round_trip_through_the_metadata_and_nothing_else_is_read() {
+        let c = Ceilings { memory_bytes: Some(1 << 30), pids: Some(300), cpus: None };
+        assert_eq!(c.to_attr(), "memory=1073741824,pids=300");
+        assert_eq!(Ceilings::from_attr(&c.to_attr()).unwrap(), c);
+        for bad in ["memory", "memory=x", "disk=5", "pids=-1", "memory=1;id"] {
+            assert!(Ceilings::from_attr(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(lab_of_partition("/machine/lxcprov-intro").unwrap().as_str(), "intro");
+        assert!(lab_of_partition("/machine/other").is_none());
+        assert!(lab_of_partition("/machine/lxcprov-../../x").is_none());
     }
 
     #[test]

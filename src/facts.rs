@@ -22,6 +22,9 @@ pub struct Meta {
     pub seccomp: Option<String>,
     /// `pids_max` as created: the container's process limit, applied at every start.
     pub pids: Option<u32>,
+    /// The lab's ceilings its partition carries (`memory=B,pids=N,cpus=N`), so the hook can
+    /// make the partition again after a host reboot.
+    pub ceilings: Option<String>,
 }
 
 /// A domain's `<seclabel>`.
@@ -76,6 +79,8 @@ pub struct DomainXml {
     pub cpu_quota: Option<i64>,
     pub blkio_weight: Option<u64>,
     pub init: Option<String>,
+    /// `<resource><partition>`.
+    pub partition: Option<String>,
 }
 
 fn to_kib(value: u64, unit: &str) -> u64 {
@@ -114,6 +119,7 @@ pub fn parse_domain(xml: &str) -> Result<DomainXml> {
                 security: a("security"),
                 seccomp: c.attribute("seccomp").map(str::to_string),
                 pids: c.attribute("pids").and_then(|p| p.parse().ok()),
+                ceilings: c.attribute("ceilings").map(str::to_string),
             });
         }
     }
@@ -156,6 +162,9 @@ pub fn parse_domain(xml: &str) -> Result<DomainXml> {
         if let (Some(uid), Some(gid)) = (range("uid"), range("gid")) {
             d.idmap = Some(Idmap { uid, gid });
         }
+    }
+    if let Some(r) = child(root, "resource") {
+        d.partition = child(r, "partition").and_then(|p| p.text()).map(|t| t.trim().to_string());
     }
     if let Some(mt) = child(root, "memtune") {
         if let Some(h) = child(mt, "hard_limit") {

@@ -62,8 +62,9 @@ pub struct DomainSpec {
     pub version: &'static str,
     pub memory_mib: u64,
     pub pids_max: Option<u32>,
-    /// A lab's cgroup partition (`<resource><partition>`).
+    /// A lab's cgroup partition (`<resource><partition>`) and its ceilings (metadata).
     pub partition: Option<String>,
+    pub ceilings: Option<String>,
     /// lxcfs's `/proc` files bound over the container's own: (source, target).
     pub proc_views: Vec<ProcView>,
     pub vcpus: u32,
@@ -158,6 +159,7 @@ impl DomainSpec {
             memory_mib: p.memory_mib,
             pids_max: p.pids_max,
             partition: p.partition.clone(),
+            ceilings: p.partition_ceilings.clone(),
             proc_views: vec![],
             vcpus: p.vcpus,
             cpu_shares: p.cpu.shares,

@@ -34,6 +34,9 @@ use crate::verify::{HostRoot, LabelSource, ProcLabels};
 use anyhow::{bail, Context as _, Result};
 use std::path::PathBuf;
 
+/// How often a freeze (libvirt suspend) is tried before a snapshot or a collect gives up.
+const FREEZE_TRIES: u32 = 5;
+
 /// What the container operations work with: the seams, passed in explicitly.
 pub struct Env<'a> {
     pub hv: &'a dyn Hypervisor,
@@ -145,7 +148,18 @@ impl Container<'_> {
         if self.state()? != crate::libvirt::State::Running {
             return f();
         }
-        self.env.hv.suspend_domain(name)?;
+        // libvirt gives up freezing after about a second (a busy systemd at boot can take
+        // longer to settle) and thaws what it froze: tried again a few times.
+        let mut tries = 0;
+        while let Err(e) = self.env.hv.suspend_domain(name) {
+            tries += 1;
+            if tries >= FREEZE_TRIES || e.is_connection() {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("{what}: {name} could not be frozen ({tries} tries); try again in a moment")));
+            }
+            crate::interrupt::check()?;
+            std::thread::sleep(std::time::Duration::from_millis(300 * tries as u64));
+        }
         let r = f();
         if let Err(e) = self.env.hv.resume_domain(name) {
             let done = if r.is_ok() { "done" } else { "failed" };

@@ -500,6 +500,16 @@ fn a_running_container_is_frozen_for_the_work_and_thawed_whatever_it_returns() {
         .cloned()
         .collect();
     assert_eq!(log, ["suspend c1", "resume c1", "suspend c1", "resume c1"]);
+    // A freeze libvirt gives up on is tried again; one that never comes is one clear error.
+    hv.log.lock().unwrap().clear();
+    hv.suspend_failures.store(2, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(c.frozen("copying", || Ok(8)).unwrap(), 8);
+    let log = hv.log.lock().unwrap().clone();
+    assert_eq!(log.iter().filter(|l| l.as_str() == "suspend c1 failed").count(), 2, "{log:?}");
+    hv.suspend_failures.store(99, std::sync::atomic::Ordering::SeqCst);
+    let err = format!("{:#}", c.frozen("copying", || Ok(9)).unwrap_err());
+    assert!(err.contains("could not be frozen (5 tries)"), "{err}");
+    hv.suspend_failures.store(0, std::sync::atomic::Ordering::SeqCst);
     // Shut off: nothing to freeze.
     hv.destroy_domain("c1").unwrap();
     hv.log.lock().unwrap().clear();

@@ -104,12 +104,10 @@ pub fn apply_access(r: &mut Spec, acc: &access::LabAccess) -> Result<Option<Stri
 
 /// The cgroup partition of the lab `name` is a student of, when that lab has ceilings (for
 /// `rebuild`, so a rebuilt student stays under them).
-pub fn partition_of_member(ctx: &Ctx, name: &Name) -> Option<String> {
-    all_labs(ctx)
-        .into_iter()
-        .find(|r| r.members.iter().any(|m| m == name.as_str()) && r.ceilings.is_some())
-        .and_then(|r| Name::parse(&r.name).ok())
-        .map(|l| crate::cgroups::partition(&l))
+pub fn partition_of_member(ctx: &Ctx, name: &Name) -> Option<(String, String)> {
+    let r = all_labs(ctx).into_iter().find(|r| r.members.iter().any(|m| m == name.as_str()) && r.ceilings.is_some())?;
+    let lab = Name::parse(&r.name).ok()?;
+    Some((crate::cgroups::partition(&lab), r.ceilings?.to_attr()))
 }
 
 /// The SSH access of the lab `name` is a student of, if any (for `rebuild`, so a rebuilt

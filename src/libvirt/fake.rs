@@ -15,6 +15,8 @@ pub struct FakeHypervisor {
     /// Make `start_domain` fail as if libvirtd died: every later call loses the connection.
     pub die_on_start: bool,
     pub dead: std::sync::atomic::AtomicBool,
+    /// How many `suspend_domain` calls fail before one succeeds (libvirt's freeze timing out).
+    pub suspend_failures: std::sync::atomic::AtomicU32,
     pub log: Mutex<Vec<String>>,
     /// What `domain_usage` answers for a domain (nothing used when absent).
     pub usage: Mutex<BTreeMap<String, Usage>>,
@@ -131,6 +133,12 @@ impl Hypervisor for FakeHypervisor {
     }
     fn suspend_domain(&self, name: &str) -> Result<()> {
         self.alive()?;
+        let left = self.suspend_failures.load(std::sync::atomic::Ordering::SeqCst);
+        if left > 0 {
+            self.suspend_failures.store(left - 1, std::sync::atomic::Ordering::SeqCst);
+            self.note(format!("suspend {name} failed"));
+            return Err(other(&format!("freezing {name}"), "Suspend operation failed"));
+        }
         self.note(format!("suspend {name}"));
         Ok(())
     }

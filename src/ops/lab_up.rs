@@ -229,8 +229,9 @@ pub fn up(ctx: &Ctx, a: &UpOptions) -> Result<UpResult> {
         if let Some(acc) = &lab_access {
             apply_access(&mut r, acc)?.context("internal error: a student without an address")?;
         }
-        if ceilings.is_some() {
+        if let Some(c) = &ceilings {
             r.profile.partition = Some(crate::cgroups::partition(&lab));
+            r.profile.partition_ceilings = Some(c.to_attr());
         }
         if let Some(m) = idmaps[i] {
             r.profile.security.idmap = Some(crate::profile::IdmapSetting::Isolated(Some(m)));

@@ -26,7 +26,10 @@ pub fn rebuild(ctx: &Context, name: &Name, o: &RebuildOptions) -> Result<Report>
         let mut s = crate::ops::create::resolve(ctx, name.as_str(), &opts)?;
         // Its isolated map stays its own (the registry holds it; nothing is allocated).
         provision::assign_idmap(ctx, &mut s, false)?;
-        s.profile.partition = crate::lab::partition_of_member(ctx, name);
+        if let Some((p, c)) = crate::lab::partition_of_member(ctx, name) {
+            s.profile.partition = Some(p);
+            s.profile.partition_ceilings = Some(c);
+        }
         let authorized_key = match crate::lab::access_of_member(ctx, name) {
             Some(acc) => crate::lab::apply_access(&mut s, &acc)?,
             None => None,

@@ -124,6 +124,10 @@ pub struct Profile {
     /// `lab up --total-*` for its students, never by a profile file.
     #[serde(skip)]
     pub partition: Option<String>,
+    /// The ceilings that partition carries (`memory=B,pids=N,cpus=N`), written into the
+    /// domain's metadata for the hook.
+    #[serde(skip)]
+    pub partition_ceilings: Option<String>,
 }
 
 /// `resources`: what a container sees of itself.
@@ -520,6 +524,7 @@ impl Default for Profile {
             console: Console::default(),
             resources: Resources::default(),
             partition: None,
+            partition_ceilings: None,
         }
     }
 }

@@ -174,6 +174,9 @@ pub fn read_bounded(r: &mut dyn Read) -> Result<(Vec<u8>, bool)> {
 /// Runs one hook call. Copy-mode lxcprov containers (no layer) are left alone too.
 pub fn run(runner: &dyn crate::exec::Runner, args: &[String], stdin: &mut dyn Read) -> Result<()> {
     let (xml, truncated) = read_bounded(stdin)?;
+    if args.get(1).map(String::as_str) == Some("prepare") && !truncated {
+        lab_partition_at_prepare(runner, &xml)?;
+    }
     match decide(args, &xml, truncated)? {
         Verdict::Ignore => Ok(()),
         Verdict::Mount(pool, name) => {
@@ -203,6 +206,24 @@ pub fn run(runner: &dyn crate::exec::Runner, args: &[String], stdin: &mut dyn Re
             Ok(())
         }
     }
+}
+
+/// A lab's partition made again at `prepare` when it is missing (after a host reboot),
+/// with the ceilings the student's metadata carries: libvirt does not make it, and the
+/// student would not start without it.
+fn lab_partition_at_prepare(runner: &dyn crate::exec::Runner, xml: &[u8]) -> Result<()> {
+    let Ok(text) = std::str::from_utf8(xml) else { return Ok(()) };
+    let Ok(d) = crate::facts::parse_domain(text) else { return Ok(()) };
+    let (Some(meta), Some(part)) = (d.meta.as_ref(), d.partition.as_deref()) else { return Ok(()) };
+    let (Some(lab), Some(c)) = (crate::cgroups::lab_of_partition(part), meta.ceilings.as_deref()) else {
+        return Ok(());
+    };
+    let ceilings = crate::cgroups::Ceilings::from_attr(c)?;
+    let tree = crate::cgroups::Tree::of(&crate::host::HostRoot::real());
+    if !crate::cgroups::partition_exists(&tree, &lab) {
+        crate::cgroups::prepare_partition(&tree, runner, &lab, &ceilings)?;
+    }
+    Ok(())
 }
 
 /// Domains the hook probe starts are named this, then lxcprov's PID.

@@ -340,6 +340,28 @@ fn a_labs_ceilings_sit_on_its_own_partition_and_a_fork_bomb_stops_in_its_contain
         "{bounded}"
     );
     assert_eq!(std::fs::read_to_string(format!("/sys/fs/cgroup/pids{bounded}/pids.max")).unwrap().trim(), "64");
+    // A host reboot takes the partition away: the hook makes it again, with its ceilings,
+    // when a student starts (by `virsh start`, as an init system would).
+    for n in names {
+        assert!(virsh(&["destroy", n]).status.success());
+    }
+    let roots: Vec<String> = std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .map(|e| format!("{}{part}", e.path().display()))
+        .filter(|p| Path::new(p).is_dir())
+        .collect();
+    for r in &roots {
+        for e in std::fs::read_dir(r).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                std::fs::remove_dir(e.path()).unwrap();
+            }
+        }
+        std::fs::remove_dir(r).unwrap();
+    }
+    assert!(virsh(&["start", names[1]]).status.success(), "a student did not start after the partition went");
+    assert_eq!(cg("memory", "memory.limit_in_bytes"), (512u64 << 20).to_string());
+    assert_eq!(cg("pids", "pids.max"), "300");
     let o = lx(d.path(), &["lab", "down", lab, "--purge", "--yes"]);
     assert!(o.status.success(), "{}", stderr(&o));
     for c in ["memory", "pids", "cpu"] {
