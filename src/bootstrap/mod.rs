@@ -150,6 +150,16 @@ pub fn plan(
         p.security.idmap_map(),
         p.security.idmap.is_some_and(|i| i.is_isolated()),
     )?;
+    // A disk quota is a file system of the layer's own: overlay storage only.
+    let mut layout = layout;
+    if let Some(bytes) = p.resources.disk_bytes() {
+        match &mut layout {
+            crate::storage::Layout::Overlay(o) => o.disk = Some(bytes),
+            crate::storage::Layout::Copy(_) => bail!(
+                "{name}: resources.disk needs overlay storage (a layer of its own that can be bounded), but it would be a full copy ({storage}). Nothing was created."
+            ),
+        }
+    }
     let guest = guest_config(name, p, d, o.authorized_key.clone());
     let mut warnings = vec![];
     if o.import.is_some() {

@@ -136,6 +136,18 @@ pub struct Profile {
 pub struct Resources {
     /// `/proc` views of its own (uptime, load average, CPUs, `/proc/stat`) through lxcfs.
     pub proc_views: ProcViews,
+    /// The most the container may write (`2G`, `512M`): its writable layer is a file system
+    /// of that size of its own, so writes stop there with "No space left on device" and the
+    /// pool loses at most that much (overlay storage).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk: Option<String>,
+}
+
+impl Resources {
+    /// `disk` in bytes (validated with the profile).
+    pub fn disk_bytes(&self) -> Option<u64> {
+        self.disk.as_deref().and_then(|d| crate::cgroups::parse_size(d).ok())
+    }
 }
 
 /// `resources.proc_views`.

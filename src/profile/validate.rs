@@ -260,6 +260,13 @@ impl Profile {
     }
 
     fn check_resources(&self, c: &mut Collector) {
+        if let Some(d) = &self.resources.disk {
+            match crate::cgroups::parse_size(d) {
+                Ok(b) if b < 64 << 20 => c.error("resources.disk", format!("resources.disk {d:?} is below 64M")),
+                Ok(_) => {}
+                Err(e) => c.error("resources.disk", format!("resources.disk: {e:#}")),
+            }
+        }
         if let Some(n) = self.pids_max {
             if !(16..=4_194_304).contains(&n) {
                 c.error("pids_max", format!("pids_max {n} is out of range (16 to 4194304)"));

@@ -91,7 +91,15 @@ pub struct Overlay {
     /// `LAYER/lower` for `idmap` ([`idmapped`]): isolated maps, one range per container,
     /// share one base. Otherwise the base itself was shifted for `idmap`.
     pub mapped_lower: bool,
+    /// A new layer's disk quota (`resources.disk`, bytes): the layer's `upper` and `work`
+    /// then live in a file system of that size of its own (`LAYER/disk.img`, mounted at
+    /// `LAYER/disk`). An existing layer's quota is its image's size.
+    pub disk: Option<u64>,
 }
+
+/// A quota layer's file system image, and where it is mounted, inside the layer.
+pub const DISK_IMG: &str = "disk.img";
+pub const DISK_DIR: &str = "disk";
 
 impl Overlay {
     /// `mapped_lower`: see [`Overlay::mapped_lower`] (ignored without an id map).
@@ -113,6 +121,7 @@ impl Overlay {
             cache_entry: cache_entry.to_path_buf(),
             idmap,
             mapped_lower,
+            disk: None,
         }
     }
     /// The map of the id-mapped view of the base, when there is one.
@@ -131,11 +140,19 @@ impl Overlay {
             self.base.clone()
         }
     }
+    /// Where `upper` and `work` live: the layer, or its quota file system.
+    pub fn data(&self) -> PathBuf {
+        data_of(&self.layer)
+    }
     pub fn upper(&self) -> PathBuf {
-        self.layer.join("upper")
+        self.data().join("upper")
     }
     pub fn work(&self) -> PathBuf {
-        self.layer.join("work")
+        self.data().join("work")
+    }
+    /// The quota of this container's layer (its image's size), if it has one.
+    pub fn quota(&self) -> Option<u64> {
+        std::fs::symlink_metadata(self.layer.join(DISK_IMG)).ok().filter(|m| m.is_file()).map(|m| m.len())
     }
     pub fn lock(&self) -> PathBuf {
         base_lock(&self.base)
@@ -153,6 +170,70 @@ impl Overlay {
     pub fn onto(self, new: &Overlay) -> Overlay {
         Overlay { base: new.base.clone(), base_id: new.base_id.clone(), mapped_lower: new.mapped_lower, ..self }
     }
+}
+
+/// The directory holding a layer's `upper` and `work`: `LAYER/disk` with a quota image.
+fn data_of(layer: &Path) -> PathBuf {
+    if std::fs::symlink_metadata(layer.join(DISK_IMG)).is_ok_and(|m| m.is_file()) {
+        layer.join(DISK_DIR)
+    } else {
+        layer.to_path_buf()
+    }
+}
+
+/// Is `dir` a mount point (another device than its parent)?
+pub fn is_mount_point(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::symlink_metadata(dir), dir.parent().map(std::fs::symlink_metadata)) {
+        (Ok(d), Some(Ok(p))) => d.is_dir() && d.dev() != p.dev(),
+        _ => false,
+    }
+}
+
+/// Mounts a quota layer's file system at `LAYER/disk` if it is not mounted (after a host
+/// reboot, or for a new layer); nothing for a layer without one.
+pub fn ensure_disk_mounted(runner: &dyn crate::exec::Runner, layer: &Path) -> Result<()> {
+    let img = layer.join(DISK_IMG);
+    if !std::fs::symlink_metadata(&img).is_ok_and(|m| m.is_file()) {
+        return Ok(());
+    }
+    let dir = layer.join(DISK_DIR);
+    if is_mount_point(&dir) {
+        return Ok(());
+    }
+    match std::fs::symlink_metadata(&dir) {
+        Ok(m) if m.is_dir() && !m.file_type().is_symlink() => {}
+        Ok(_) => bail!("{} is not a directory", dir.display()),
+        Err(_) => {
+            std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    let cmd = crate::exec::Cmd::new("mount")
+        .args(["-t", "ext4", "-o", "loop"])
+        .arg(img.display().to_string())
+        .arg(dir.display().to_string());
+    runner
+        .run(&cmd, &mut |_| {})
+        .map_err(anyhow::Error::new)
+        .with_context(|| format!("mounting the layer's disk {}", img.display()))
+}
+
+/// Makes a quota file system of `bytes` at `dir/disk.img` (sparse: it takes what is
+/// written, never more than `bytes`) and mounts it at `dir/disk`.
+fn make_disk(runner: &dyn crate::exec::Runner, dir: &Path, bytes: u64) -> Result<()> {
+    let img = dir.join(DISK_IMG);
+    let f = crate::fsutil::create_new(&img, 0o600)?;
+    f.set_len(bytes).with_context(|| format!("sizing {}", img.display()))?;
+    drop(f);
+    let cmd = crate::exec::Cmd::new("mkfs.ext4")
+        .args(["-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1", "-L", "lxcprov-layer"])
+        .arg(img.display().to_string());
+    runner
+        .run(&cmd, &mut |_| {})
+        .map_err(|e| crate::fsutil::explain_disk_full(anyhow::Error::new(e), dir))
+        .with_context(|| format!("making the layer's disk {}", img.display()))?;
+    ensure_disk_mounted(runner, dir)
 }
 
 /// `POOL/.lxcprov`: lxcprov's private part of the pool.
@@ -350,7 +431,11 @@ fn make_layer_with(o: &Overlay, fill_upper: impl FnOnce(&Path) -> Result<()>) ->
     // one, never a layer without its `base` (or an id-mapped one without its map).
     let tmp = partial_layer(o);
     crate::fsutil::remove_tree(&tmp)?;
-    let r = fill_layer(o, &tmp).and_then(|()| fill_upper(&tmp.join("upper"))).and_then(|()| swap_in(&tmp, &o.layer));
+    // A new layer gets the quota asked for, or the one the layer it replaces has.
+    let disk = o.disk.or_else(|| o.quota());
+    let r = fill_layer(o, &tmp, disk)
+        .and_then(|data| fill_upper(&data.join("upper")))
+        .and_then(|()| swap_in(&tmp, &o.layer));
     let _ = crate::fsutil::remove_tree(&tmp);
     r.with_context(|| format!("making the layer {}", o.layer.display()))
 }
@@ -389,11 +474,17 @@ fn swap_in(tmp: &Path, dst: &Path) -> Result<()> {
     Ok(())
 }
 
-fn fill_layer(o: &Overlay, dir: &Path) -> Result<()> {
+/// Makes the layer at `dir` (with a quota file system of `disk` bytes); returns where its
+/// `upper` and `work` are.
+fn fill_layer(o: &Overlay, dir: &Path, disk: Option<u64>) -> Result<PathBuf> {
     let root = std::fs::symlink_metadata(&o.base).with_context(|| format!("reading {}", o.base.display()))?;
-    let upper = dir.join("upper");
     std::fs::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    if let Some(bytes) = disk {
+        make_disk(&crate::exec::SystemRunner::default(), dir, bytes)?;
+    }
+    let data = data_of(dir);
+    let upper = data.join("upper");
     std::fs::create_dir(&upper)?;
     // Seen through an id-mapped lower, the base's root is owned by the map's root.
     let (uid, gid) = match o.lower_map() {
@@ -404,15 +495,15 @@ fn fill_layer(o: &Overlay, dir: &Path) -> Result<()> {
     };
     std::os::unix::fs::lchown(&upper, Some(uid), Some(gid))?;
     std::fs::set_permissions(&upper, std::fs::Permissions::from_mode(root.mode() & 0o7777))?;
-    std::fs::create_dir(dir.join("work"))?;
-    std::fs::set_permissions(dir.join("work"), std::fs::Permissions::from_mode(0o700))?;
+    std::fs::create_dir(data.join("work"))?;
+    std::fs::set_permissions(data.join("work"), std::fs::Permissions::from_mode(0o700))?;
     crate::fsutil::write_atomic(&dir.join("base"), format!("{}\n", o.base_id).as_bytes(), 0o600)?;
     if let Some(m) = o.lower_map() {
         std::fs::create_dir(dir.join("lower"))?;
         std::fs::set_permissions(dir.join("lower"), std::fs::Permissions::from_mode(0o700))?;
         crate::fsutil::write_atomic(&dir.join(LOWER_MAP), format_lower_map(&m).as_bytes(), 0o600)?;
     }
-    Ok(())
+    Ok(data)
 }
 
 /// The layer's record of an id-mapped lower: `UID GID COUNT`, the map's host ids.
@@ -499,6 +590,7 @@ pub fn existing(pool: &Path, name: &str) -> Result<Option<Overlay>> {
         cache_entry: PathBuf::new(),
         idmap: lower_map,
         mapped_lower: lower_map.is_some(),
+        disk: None,
     }))
 }
 

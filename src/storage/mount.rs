@@ -89,6 +89,8 @@ pub fn ensure_mounted(runner: &dyn Runner, o: &Overlay) -> Result<bool> {
     if is_mounted(&o.target) {
         return Ok(false);
     }
+    // A quota layer's file system first (its upper and work are on it).
+    super::ensure_disk_mounted(runner, &o.layer)?;
     if !o.base.join(super::BASE_DONE).is_file() {
         bail!(
             "the shared base {} of {} is missing or incomplete; re-create the container (`lxcprov destroy --purge`, then `lxcprov create`)",

@@ -650,3 +650,48 @@ fn a_snapshot_keeps_a_containers_own_changes_and_a_restore_puts_them_back_with_i
     assert_eq!(o.status.code(), Some(0));
     assert!(!snaps.exists(), "destroy --purge left the snapshots");
 }
+
+/// A disk quota (`resources.disk`): the layer is a file system of that size of its own, so
+/// a `dd` inside stops with "No space left on device" and the pool loses at most the quota;
+/// a reset keeps the quota; after its disk is unmounted (a host reboot), `virsh start`
+/// mounts it again through the hook; `destroy --purge` leaves nothing.
+#[test]
+#[ignore = "root tier: needs root and libvirtd (scripts/test.sh)"]
+fn a_disk_quota_stops_a_students_writes_and_the_pool_loses_at_most_that() {
+    preflight();
+    let names = ["lxcprov-ov-quota"];
+    clean(&names, &["lxcprov-ov-net"]);
+    let _c = Cleanup(names.to_vec(), vec!["lxcprov-ov-net"]);
+    let d = workdir("ovquota");
+    let _u = Unmount(d.path().to_path_buf(), names.to_vec());
+    let (_hook, prof, pw) = seeded_with(d.path(), &format!("{OV_PROFILE}resources: {{disk: 64M}}\n"));
+    let (pf, pws) = (prof.to_str().unwrap(), pw.to_str().unwrap());
+    let o = lo(
+        d.path(),
+        &["--json", "create", names[0], "--profile", "it-ov", "--profile-file", pf, "--root-password-file", pws],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let layer = d.path().join("pool/.lxcprov/layers").join(names[0]);
+    let img = layer.join("disk.img");
+    assert_eq!(std::fs::metadata(&img).unwrap().len(), 64 << 20);
+    let o = lo(d.path(), &["exec", names[0], "--", "dd", "if=/dev/zero", "of=/root/big", "bs=1M", "count=200"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("No space left on device"), "{}", stderr(&o));
+    use std::os::unix::fs::MetadataExt;
+    let used = std::fs::metadata(&img).unwrap().blocks() * 512;
+    assert!(used <= (64 << 20) + (1 << 20), "the pool lost {used} bytes for a 64 MiB quota");
+    // A reset: the writes are gone, the quota stays.
+    let o = lo(d.path(), &["--profile-file", pf, "reset", names[0], "--yes"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!d.path().join("pool").join(names[0]).join("root/big").exists());
+    assert_eq!(std::fs::metadata(&img).unwrap().len(), 64 << 20);
+    // As after a host reboot: nothing mounted; `virsh start` mounts the disk and the overlay.
+    assert!(virsh(&["destroy", names[0]]).status.success());
+    let _ = Command::new("umount").arg(d.path().join("pool").join(names[0])).status();
+    assert!(Command::new("umount").arg(layer.join("disk")).status().unwrap().success());
+    assert!(virsh(&["start", names[0]]).status.success(), "virsh start without the layer's disk mounted");
+    assert!(lxcprov::storage::is_mount_point(&layer.join("disk")));
+    let o = lo(d.path(), &["destroy", names[0], "--purge", "--yes"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!layer.exists() && pool_leftovers(d.path()).is_empty(), "{:?}", pool_leftovers(d.path()));
+}
