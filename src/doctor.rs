@@ -245,6 +245,18 @@ pub fn share_checks(host: &crate::host::HostRoot, lxcfs: &std::path::Path) -> Ve
             Some("scripts/setup-host.sh installs and starts lxcfs (apt-get install lxcfs; lxcfs -l --enable-cfs /var/lib/lxcfs)"),
         )
     });
+    let mkfs = ["/sbin/mkfs.ext4", "/usr/sbin/mkfs.ext4"].iter().any(|p| std::path::Path::new(p).is_file());
+    let loops = host.root.join("dev/loop-control").exists();
+    v.push(if mkfs && loops {
+        item("disk_quota", Level::Ok, "disk quotas (resources.disk, --disk) apply to overlay containers: their layer becomes a loop-mounted ext4 of that size of their own; copy storage has none", None)
+    } else {
+        item(
+            "disk_quota",
+            Level::Warn,
+            format!("disk quotas cannot be made here ({})", if mkfs { "no /dev/loop-control" } else { "no mkfs.ext4" }),
+            Some("apt-get install e2fsprogs, and load the loop module (modprobe loop)"),
+        )
+    });
     let tree = crate::cgroups::Tree::of(host);
     let pids_ok = match &tree {
         crate::cgroups::Tree::V1 { root } => root.join("pids/cgroup.procs").is_file(),

@@ -23,6 +23,8 @@ pub struct ProfileOptions {
     pub security: Option<SecModel>,
     /// Override the profile's user-namespace map.
     pub idmap: Option<IdmapChoice>,
+    /// Override the profile's disk quota (`resources.disk`, such as `2G`).
+    pub disk: Option<String>,
 }
 
 impl ProfileOptions {
@@ -37,6 +39,8 @@ impl ProfileOptions {
             release: Some(meta.release.clone()),
             security: Some(meta.security.parse().map_err(|e: String| anyhow::anyhow!(e))?),
             idmap: reg.get(name.as_str()).map(|_| IdmapChoice::Isolated),
+            // A layer's quota stays with the layer (its image's size).
+            disk: None,
         })
     }
 }
@@ -98,6 +102,9 @@ pub fn resolve(ctx: &Context, name: &str, o: &ProfileOptions) -> Result<Spec> {
     render::apply_overrides(&mut p, &render::Overrides { security: o.security });
     if o.idmap == Some(IdmapChoice::Isolated) {
         p.security.idmap = Some(profile::IdmapSetting::Isolated(None));
+    }
+    if let Some(d) = &o.disk {
+        p.resources.disk = Some(d.clone());
     }
     let warnings = loaded.revalidate(&p).with_context(|| format!("profile {} with the given options", loaded.name))?;
     let distro = distro::lookup(&p.distro)?;

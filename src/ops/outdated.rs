@@ -32,6 +32,7 @@ fn recorded(ctx: &Context, name: &Name) -> Result<ProfileOptions> {
         release: Some(rec.release.clone()),
         security: None,
         idmap: None,
+        disk: None,
     })
 }
 

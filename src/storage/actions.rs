@@ -81,9 +81,20 @@ impl fmt::Display for Action {
             Action::MakeLayer(o) => {
                 let tmp = super::partial_layer(o);
                 let t = tmp.display();
+                if let Some(b) = o.disk {
+                    writeln!(
+                        f,
+                        "   mkfs   {t}/{}  (ext4, sparse, {} MiB: the quota of what the container writes)\n   mount  {t}/{} on {t}/{}  (loop; upper and work below are on it)",
+                        super::DISK_IMG,
+                        b >> 20,
+                        super::DISK_IMG,
+                        super::DISK_DIR
+                    )?;
+                }
+                let d = if o.disk.is_some() { format!("{t}/{}", super::DISK_DIR) } else { t.to_string() };
                 writeln!(
                     f,
-                    "   mkdir  {t}/upper  (owner and mode of the base's root)\n   mkdir  {t}/work\n   write  {t}/base  ({})",
+                    "   mkdir  {d}/upper  (owner and mode of the base's root)\n   mkdir  {d}/work\n   write  {t}/base  ({})",
                     o.base_id
                 )?;
                 if let Some(m) = o.lower_map() {

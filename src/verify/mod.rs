@@ -25,6 +25,7 @@
 mod apparmor;
 mod caps;
 mod cgroup;
+mod disk;
 mod labels;
 mod net;
 mod ns;
@@ -220,6 +221,7 @@ pub fn run_all(host: &HostRoot, facts: &DomainFacts, expect: &Expect, labels: &d
         caps::caps(&cx),
         cgroup::cgroup(&cx),
         procviews::proc_views(&cx),
+        disk::disk(&cx),
         seccomp::seccomp(&cx),
         trust(&cx),
     ]

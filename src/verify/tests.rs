@@ -3,7 +3,7 @@
 use super::fixture::*;
 use super::*;
 
-const IDS: [&str; 13] = [
+const IDS: [&str; 14] = [
     "selinux.host",
     "selinux.label",
     "selinux.mcs_unique",
@@ -15,6 +15,7 @@ const IDS: [&str; 13] = [
     "caps",
     "cgroup",
     "proc_views",
+    "disk",
     "seccomp",
     "trust",
 ];
@@ -36,7 +37,8 @@ fn good_container_passes_everything_relevant() {
     let checks = f.run();
     assert_eq!(checks.iter().map(|c| c.id).collect::<Vec<_>>(), IDS);
     for c in &checks {
-        let want = if c.id == "apparmor.label" { Status::Skip } else { Status::Pass };
+        // No disk quota in the fixture (a mounted file system of its own cannot be faked).
+        let want = if c.id == "apparmor.label" || c.id == "disk" { Status::Skip } else { Status::Pass };
         assert_eq!(c.status, want, "{}: {} / {:#?}", c.id, c.summary, c.evidence);
     }
     let get = |id: &str| checks.iter().find(|c| c.id == id).unwrap();
@@ -377,6 +379,8 @@ fn security_none_skips_the_mac_checks() {
     for c in f.run() {
         if c.id.starts_with("selinux.") || c.id.starts_with("apparmor.") {
             expect(&c, Status::Skip, "security none: unconfined test container");
+        } else if c.id == "disk" {
+            expect(&c, Status::Skip, "no disk quota");
         } else {
             assert_eq!(c.status, Status::Pass, "{}: {}", c.id, c.summary);
         }
@@ -420,7 +424,7 @@ fn a_stopped_container_fails_every_process_check() {
         for c in f.run() {
             match c.id {
                 "selinux.host" | "selinux.imagelabel" | "trust" => assert_eq!(c.status, Status::Pass, "{}", c.id),
-                "apparmor.label" => assert_eq!(c.status, Status::Skip),
+                "apparmor.label" | "disk" => assert_eq!(c.status, Status::Skip),
                 _ => expect(&c, Status::Fail, "the container is not running"),
             }
         }
@@ -459,7 +463,7 @@ fn sample_report() -> Report {
 fn human_output_shape() {
     let r = sample_report();
     assert!(r.failed());
-    assert_eq!(r.counts(), (11, 1, 1));
+    assert_eq!(r.counts(), (11, 1, 2));
     let plain = render_human(&r, false, false);
     let lines: Vec<&str> = plain.lines().collect();
     assert_eq!(lines.len(), IDS.len() + 1);
@@ -469,12 +473,12 @@ fn human_output_shape() {
         "{}",
         lines[6]
     );
-    assert!(lines[12].starts_with("FAIL  trust "), "{}", lines[12]);
+    assert!(lines[13].starts_with("FAIL  trust "), "{}", lines[13]);
     assert!(lines[4].starts_with("SKIP  apparmor.label "), "{}", lines[4]);
     // Summaries start in one column.
     let cols: Vec<usize> = lines.iter().zip(&r.checks).map(|(l, c)| l.len() - c.summary.len()).collect();
     assert!(cols.iter().all(|c| *c == "PASS  selinux.mcs_unique  ".len()), "{plain}");
-    assert_eq!(lines[IDS.len()], "web1: 11 passed, 1 failed, 1 skipped");
+    assert_eq!(lines[IDS.len()], "web1: 11 passed, 1 failed, 2 skipped");
     assert!(!plain.contains('\x1b'));
 
     let verbose = render_human(&r, false, true);
@@ -507,11 +511,11 @@ fn jsonl_output_parses_back() {
         assert!(d["summary"].is_string() && d["evidence"].is_array());
         assert_eq!(d.as_object().unwrap().len(), 5);
     }
-    assert_eq!(recs[12]["data"]["status"], "fail");
+    assert_eq!(recs[13]["data"]["status"], "fail");
     assert_eq!(recs[4]["data"]["status"], "skip");
     let sum = &recs[IDS.len()];
     assert_eq!(sum["type"], "summary");
-    assert_eq!(sum["data"], serde_json::json!({"container": "web1", "passed": 11, "failed": 1, "skipped": 1}));
+    assert_eq!(sum["data"], serde_json::json!({"container": "web1", "passed": 11, "failed": 1, "skipped": 2}));
     // Evidence survives the round trip, control characters included.
     let pidns = &recs[6]["data"]["evidence"];
     assert!(pidns
@@ -605,4 +609,13 @@ fn proc_views_are_lxcfs_mounts_in_the_containers_own_mount_namespace() {
     expect(&f.check("proc_views"), Status::Fail, "/proc is proc, not lxcfs's view");
     f.facts.domain.proc_views.clear();
     expect(&f.check("proc_views"), Status::Skip, "binds no /proc views");
+}
+
+#[test]
+fn a_disk_quota_whose_file_system_is_not_mounted_fails() {
+    let f = Fixture::good();
+    let layer = "var/lib/libvirt/filesystems/.lxcprov/layers/web1";
+    f.write(&format!("{layer}/disk.img"), "x");
+    f.write(&format!("{layer}/disk/.keep"), "");
+    expect(&f.check("disk"), Status::Fail, "is not mounted");
 }

@@ -664,13 +664,28 @@ fn a_disk_quota_stops_a_students_writes_and_the_pool_loses_at_most_that() {
     let _c = Cleanup(names.to_vec(), vec!["lxcprov-ov-net"]);
     let d = workdir("ovquota");
     let _u = Unmount(d.path().to_path_buf(), names.to_vec());
-    let (_hook, prof, pw) = seeded_with(d.path(), &format!("{OV_PROFILE}resources: {{disk: 64M}}\n"));
+    let (_hook, prof, pw) = seeded(d.path());
     let (pf, pws) = (prof.to_str().unwrap(), pw.to_str().unwrap());
     let o = lo(
         d.path(),
-        &["--json", "create", names[0], "--profile", "it-ov", "--profile-file", pf, "--root-password-file", pws],
+        &[
+            "--json",
+            "create",
+            names[0],
+            "--profile",
+            "it-ov",
+            "--profile-file",
+            pf,
+            "--root-password-file",
+            pws,
+            "--disk",
+            "64M",
+        ],
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let c = checks(&o);
+    assert_eq!(status_of(&c, "disk"), Status::Pass, "{c:?}");
+    assert!(c.iter().any(|c| c.id == "disk" && c.summary.starts_with("quota 64 MiB")), "{c:?}");
     let layer = d.path().join("pool/.lxcprov/layers").join(names[0]);
     let img = layer.join("disk.img");
     assert_eq!(std::fs::metadata(&img).unwrap().len(), 64 << 20);

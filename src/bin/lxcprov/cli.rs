@@ -505,6 +505,10 @@ pub struct ProfileArgs {
     /// `profile` keeps the profile's `security.idmap`
     #[arg(long, value_name = "isolated|profile", value_parser = clap::value_parser!(IdmapChoice))]
     pub idmap: Option<IdmapChoice>,
+    /// Disk quota (e.g. 2G): the container's writes stop there (overlay storage;
+    /// overrides the profile's resources.disk)
+    #[arg(long, value_name = "SIZE")]
+    pub disk: Option<String>,
 }
 
 #[derive(Debug, Args)]

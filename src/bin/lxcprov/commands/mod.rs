@@ -128,6 +128,7 @@ impl From<&ProfileArgs> for ProfileOptions {
             release: a.release.clone(),
             security: a.security,
             idmap: a.idmap,
+            disk: a.disk.clone(),
         }
     }
 }

@@ -39,6 +39,7 @@ pub fn run(ctx: &Context, out: &Out, a: &OutdatedArgs) -> Result<Outcome> {
                 release: a.release.clone(),
                 security: None,
                 idmap: None,
+                disk: None,
             };
             lxcprov::ops::outdated::check(
                 ctx,
