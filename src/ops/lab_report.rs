@@ -1,7 +1,7 @@
 //! `lab report LAB --html FILE`: a page for the teacher. Gathers, per student, what `lab
 //! status` says (state, checks, last login, last change), their address (labs with SSH
 //! access), their CPU and memory use from libvirt against the domain's limits, and their
-//! disk use from the storage driver; renders it with [`crate::lab::report::render_html`]
+//! disk use from the storage driver (against the layer's quota, if any); renders it with [`crate::lab::report::render_html`]
 //! and writes FILE atomically (mode 0644). Reads the host, changes nothing but FILE; needs
 //! root and libvirtd, as `lab status` does.
 
@@ -122,13 +122,16 @@ pub fn report(ctx: &Context, o: &ReportOptions) -> Result<(PathBuf, LabReport)> 
             (Some(a), Some(b)) if last.is_some() => cpu_percent(a, b),
             _ => None,
         };
-        let disk_used = if r.state == "missing" {
+        let layout = if r.state == "missing" {
             None
         } else {
-            Name::parse(&r.name)
-                .ok()
-                .and_then(|n| crate::storage::Layout::of_container(&ctx.paths.pool, &n).ok())
-                .map(|l| l.driver().usage())
+            Name::parse(&r.name).ok().and_then(|n| crate::storage::Layout::of_container(&ctx.paths.pool, &n).ok())
+        };
+        let disk_used = layout.as_ref().map(|l| l.driver().usage());
+        // The quota of an overlay layer with one (resources.disk, --disk).
+        let disk_limit = match &layout {
+            Some(crate::storage::Layout::Overlay(o)) => o.quota(),
+            _ => None,
         };
         let address = rec.access.as_ref().and_then(|a| a.student(&r.name)).map(|s| s.address.clone());
         students.push(StudentRow {
@@ -145,8 +148,7 @@ pub fn report(ctx: &Context, o: &ReportOptions) -> Result<(PathBuf, LabReport)> 
                 used: now.map(|(_, u)| u.memory_kib.saturating_mul(1024)),
                 limit: m.memory_limit_bytes,
             },
-            // No disk quotas yet: the limit comes with them.
-            disk_bytes: Gauge { used: disk_used, limit: None },
+            disk_bytes: Gauge { used: disk_used, limit: disk_limit },
             last_activity: r.last_login.max(r.last_change),
         });
     }
