@@ -155,9 +155,12 @@ pub fn plan(
     if let Some(bytes) = p.resources.disk_bytes() {
         match &mut layout {
             crate::storage::Layout::Overlay(o) => o.disk = Some(bytes),
-            crate::storage::Layout::Copy(_) => bail!(
-                "{name}: resources.disk needs overlay storage (a layer of its own that can be bounded), but it would be a full copy ({storage}). Nothing was created."
-            ),
+            crate::storage::Layout::Copy(c) => {
+                if o.import.is_some() {
+                    bail!("{name}: resources.disk with --rootfs-from is not supported: an imported tree is placed as it is. Nothing was created.");
+                }
+                c.disk = Some(bytes)
+            }
         }
     }
     let guest = guest_config(name, p, d, o.authorized_key.clone());

@@ -22,6 +22,8 @@ pub enum Action {
     Remove { path: std::path::PathBuf },
     /// Copy storage: move the finished tree into place (what was there kept aside until then).
     Rename { from: std::path::PathBuf, to: std::path::PathBuf },
+    /// Copy storage with a disk quota: the finished tree onto a file system of its own.
+    PlaceOnDisk { from: std::path::PathBuf, to: std::path::PathBuf, bytes: u64 },
 }
 
 impl Action {
@@ -45,6 +47,7 @@ impl Action {
             }
             Action::Remove { path } => crate::fsutil::remove_tree(path)?,
             Action::Rename { from, to } => super::driver::swap_into_place(from, to)?,
+            Action::PlaceOnDisk { from, to, bytes } => super::place_on_disk(runner, from, to, *bytes)?,
         }
         Ok(())
     }
@@ -145,6 +148,20 @@ impl fmt::Display for Action {
             }
             Action::Remove { path } => writeln!(f, "   remove {}", path.display()),
             Action::Rename { from, to } => writeln!(f, "   rename {} -> {}", from.display(), to.display()),
+            Action::PlaceOnDisk { from, to, bytes } => {
+                let img = super::copy_disk(to).unwrap_or_default();
+                writeln!(
+                    f,
+                    "   mkfs   {}  (ext4, sparse, {} MiB: the quota of what the container writes)\n   mount  {} on {}  (loop)\n   copy   {}/. -> {}  (cp -a --reflink=auto)\n   remove {}",
+                    img.display(),
+                    bytes >> 20,
+                    img.display(),
+                    to.display(),
+                    from.display(),
+                    to.display(),
+                    from.display()
+                )
+            }
         }
     }
 }

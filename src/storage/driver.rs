@@ -58,6 +58,9 @@ pub struct CopyTree {
     /// The map a fixed-map tree is shifted for after it is placed (the record keeps it then).
     #[serde(skip)]
     pub idmap: Option<Idmap>,
+    /// A new tree's disk quota (`resources.disk`): it is placed on a file system of its own.
+    #[serde(skip)]
+    pub disk: Option<u64>,
 }
 
 impl Driver for CopyTree {
@@ -88,10 +91,16 @@ impl Driver for CopyTree {
     fn place_step(&self, partial: &Path) -> (&'static str, Vec<Action>) {
         // The record first (the caller writes it): killed between the two, the next run
         // finds no tree and builds it again, instead of a tree without a record.
-        (
-            "move the finished tree into place",
-            vec![Action::Rename { from: partial.to_path_buf(), to: self.target.clone() }],
-        )
+        match self.disk {
+            Some(bytes) => (
+                "put the finished tree on its own disk (its quota)",
+                vec![Action::PlaceOnDisk { from: partial.to_path_buf(), to: self.target.clone(), bytes }],
+            ),
+            None => (
+                "move the finished tree into place",
+                vec![Action::Rename { from: partial.to_path_buf(), to: self.target.clone() }],
+            ),
+        }
     }
     fn record(&self) -> (Mode, Option<Idmap>, Option<String>, Option<PathBuf>) {
         // The shift after placing records its map itself.
@@ -100,15 +109,25 @@ impl Driver for CopyTree {
     fn configured(&self, _: &str) -> Result<()> {
         Ok(())
     }
-    fn mount(&self, _: &dyn Runner) -> Result<bool> {
-        Ok(false)
+    fn mount(&self, runner: &dyn Runner) -> Result<bool> {
+        // A tree with a disk quota lives on its image (mounted again after a reboot).
+        super::ensure_copy_disk_mounted(runner, &self.target)
     }
     fn remove(&self, _: &dyn Runner, _: &Path) -> Result<Vec<String>> {
-        if std::fs::symlink_metadata(&self.target).is_err() {
+        let img = super::copy_disk(&self.target).filter(|i| std::fs::symlink_metadata(i).is_ok());
+        if std::fs::symlink_metadata(&self.target).is_err() && img.is_none() {
             return Ok(vec![]);
         }
-        crate::fsutil::remove_tree(&self.target)?;
-        Ok(vec![format!("deleted {}", self.target.display())])
+        let mut done = vec![];
+        if std::fs::symlink_metadata(&self.target).is_ok() {
+            crate::fsutil::remove_tree(&self.target)?;
+            done.push(format!("deleted {}", self.target.display()));
+        }
+        if let Some(i) = img {
+            std::fs::remove_file(&i).with_context(|| format!("removing {}", i.display()))?;
+            done.push(format!("deleted its disk {}", i.display()));
+        }
+        Ok(done)
     }
     fn abandon(&self, _: &dyn Runner) -> Result<()> {
         Ok(())
@@ -257,7 +276,7 @@ impl Layout {
     pub fn of_container(pool: &Path, name: &Name) -> Result<Layout> {
         Ok(match super::existing(pool, name.as_str())? {
             Some(o) => Layout::Overlay(o),
-            None => Layout::Copy(CopyTree { target: pool.join(name.as_str()), idmap: None }),
+            None => Layout::Copy(CopyTree { target: pool.join(name.as_str()), idmap: None, disk: None }),
         })
     }
 
@@ -277,6 +296,9 @@ impl Layout {
     pub fn rebuild_onto<'n>(&self, name: &Name, new: &'n Layout) -> Result<Rebuild<'n>> {
         match (self, new) {
             (Layout::Overlay(_), Layout::Overlay(n)) => Ok(Rebuild::NewLayer(n)),
+            (Layout::Copy(c), Layout::Copy(_)) if super::copy_disk(&c.target).is_some_and(|i| i.is_file()) => anyhow::bail!(
+                "{name} has a disk quota of its own in copy storage: a rebuild cannot swap a tree on its own disk; destroy it with --purge and create it again (or use overlay storage, whose rebuild keeps the quota)"
+            ),
             (Layout::Copy(_), Layout::Copy(_)) => Ok(Rebuild::NewTree),
             (Layout::Overlay(_), Layout::Copy(_)) => anyhow::bail!(
                 "{name} is an overlay container: rebuild it from the base-rootfs cache (without --rootfs-from or --no-base-cache), or re-create it"
@@ -302,7 +324,7 @@ impl Layout {
     ) -> Result<(Layout, String)> {
         let (mode, mut why) = super::decide(choice, pool, cached)?;
         if mode == Mode::Copy {
-            return Ok((Layout::Copy(CopyTree { target: pool.join(name.as_str()), idmap }), why));
+            return Ok((Layout::Copy(CopyTree { target: pool.join(name.as_str()), idmap, disk: None }), why));
         }
         // An isolated map (a range per container) would need a shifted base per container:
         // it gets an id-mapped view of the one unshifted base instead, where the kernel allows.

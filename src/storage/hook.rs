@@ -180,7 +180,11 @@ pub fn run(runner: &dyn crate::exec::Runner, args: &[String], stdin: &mut dyn Re
     match decide(args, &xml, truncated)? {
         Verdict::Ignore => Ok(()),
         Verdict::Mount(pool, name) => {
-            let Some(o) = super::existing(&pool, &name)? else { return Ok(()) };
+            // A copy-storage tree with a disk quota: its image mounted at the tree.
+            let Some(o) = super::existing(&pool, &name)? else {
+                super::ensure_copy_disk_mounted(runner, &pool.join(&name))?;
+                return Ok(());
+            };
             super::ensure_mounted(runner, &o)?;
             Ok(())
         }

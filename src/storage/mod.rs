@@ -209,6 +209,11 @@ pub fn ensure_disk_mounted(runner: &dyn crate::exec::Runner, layer: &Path) -> Re
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
         }
     }
+    mount_image(runner, &img, &dir)
+}
+
+/// Mounts the quota image `img` at `dir` (a loop-mounted ext4).
+fn mount_image(runner: &dyn crate::exec::Runner, img: &Path, dir: &Path) -> Result<()> {
     let cmd = crate::exec::Cmd::new("mount")
         .args(["-t", "ext4", "-o", "loop"])
         .arg(img.display().to_string())
@@ -216,23 +221,101 @@ pub fn ensure_disk_mounted(runner: &dyn crate::exec::Runner, layer: &Path) -> Re
     runner
         .run(&cmd, &mut |_| {})
         .map_err(anyhow::Error::new)
-        .with_context(|| format!("mounting the layer's disk {}", img.display()))
+        .with_context(|| format!("mounting the disk {}", img.display()))
+}
+
+/// Makes a sparse ext4 image of `bytes` at `img` (a new file).
+fn mkfs_image(runner: &dyn crate::exec::Runner, img: &Path, bytes: u64) -> Result<()> {
+    let f = crate::fsutil::create_new(img, 0o600)?;
+    f.set_len(bytes).with_context(|| format!("sizing {}", img.display()))?;
+    drop(f);
+    let cmd = crate::exec::Cmd::new("mkfs.ext4")
+        .args(["-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1", "-L", "lxcprov-disk"])
+        .arg(img.display().to_string());
+    let dir = img.parent().unwrap_or(img);
+    runner
+        .run(&cmd, &mut |_| {})
+        .map_err(|e| crate::fsutil::explain_disk_full(anyhow::Error::new(e), dir))
+        .with_context(|| format!("making the disk {}", img.display()))
+}
+
+/// A copy-storage container's quota image: `POOL/.lxcprov/disks/NAME.img`, mounted at its
+/// tree `POOL/NAME`.
+pub fn copy_disk(target: &Path) -> Option<PathBuf> {
+    let (pool, name) = (target.parent()?, target.file_name()?);
+    let mut f = name.to_os_string();
+    f.push(".img");
+    Some(private_dir(pool).join("disks").join(f))
+}
+
+/// Mounts a copy-storage container's quota image at its tree if it has one and it is not
+/// mounted (lxcprov's start, the hook at `prepare`). True when it mounted it.
+pub fn ensure_copy_disk_mounted(runner: &dyn crate::exec::Runner, target: &Path) -> Result<bool> {
+    let Some(img) = copy_disk(target).filter(|i| std::fs::symlink_metadata(i).is_ok_and(|m| m.is_file())) else {
+        return Ok(false);
+    };
+    if is_mount_point(target) {
+        return Ok(false);
+    }
+    match std::fs::symlink_metadata(target) {
+        Ok(m) if m.is_dir() && !m.file_type().is_symlink() => {
+            if std::fs::read_dir(target)?.next().is_some() {
+                bail!(
+                    "{} holds files although its disk {} is not mounted; move them away",
+                    target.display(),
+                    img.display()
+                );
+            }
+        }
+        Ok(_) => bail!("{} is not a directory", target.display()),
+        Err(_) => std::fs::create_dir(target).with_context(|| format!("creating {}", target.display()))?,
+    }
+    mount_image(runner, &img, target)?;
+    Ok(true)
+}
+
+/// Puts a finished copy-storage tree `from` at `to` on a quota file system of `bytes` of its
+/// own (`copy_disk`), instead of renaming it there: the image made and mounted at `to`, the
+/// tree copied in (reflinked where the pool can), `from` removed.
+pub fn place_on_disk(runner: &dyn crate::exec::Runner, from: &Path, to: &Path, bytes: u64) -> Result<()> {
+    if std::fs::symlink_metadata(to).is_ok() {
+        bail!(
+            "{} exists; a container with a disk quota is not replaced in place: destroy it with --purge, then create it again",
+            to.display()
+        );
+    }
+    let img = copy_disk(to).context("the container's disk path")?;
+    let pool = to.parent().context("pool")?;
+    ensure_private(pool)?;
+    crate::fsutil::ensure_private_dir(&private_dir(pool).join("disks"), 0o700)?;
+    // A killed run's image (its tree is not in place, so it holds nothing of use).
+    if std::fs::symlink_metadata(&img).is_ok() {
+        std::fs::remove_file(&img).with_context(|| format!("removing {}", img.display()))?;
+    }
+    mkfs_image(runner, &img, bytes)?;
+    std::fs::create_dir(to).with_context(|| format!("creating {}", to.display()))?;
+    let r = mount_image(runner, &img, to).and_then(|()| {
+        let cmd = crate::exec::Cmd::new("cp")
+            .args(["-a", "--reflink=auto", "--"])
+            .arg(format!("{}/.", from.display()))
+            .arg(to.display().to_string());
+        runner
+            .run(&cmd, &mut |_| {})
+            .map_err(|e| crate::fsutil::explain_disk_full(anyhow::Error::new(e), to))
+            .with_context(|| format!("copying the tree onto its disk ({} MiB)", bytes >> 20))
+    });
+    if let Err(e) = r {
+        let _ = crate::fsutil::remove_tree(to);
+        let _ = std::fs::remove_file(&img);
+        return Err(e);
+    }
+    crate::fsutil::remove_tree(from)
 }
 
 /// Makes a quota file system of `bytes` at `dir/disk.img` (sparse: it takes what is
 /// written, never more than `bytes`) and mounts it at `dir/disk`.
 fn make_disk(runner: &dyn crate::exec::Runner, dir: &Path, bytes: u64) -> Result<()> {
-    let img = dir.join(DISK_IMG);
-    let f = crate::fsutil::create_new(&img, 0o600)?;
-    f.set_len(bytes).with_context(|| format!("sizing {}", img.display()))?;
-    drop(f);
-    let cmd = crate::exec::Cmd::new("mkfs.ext4")
-        .args(["-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1", "-L", "lxcprov-layer"])
-        .arg(img.display().to_string());
-    runner
-        .run(&cmd, &mut |_| {})
-        .map_err(|e| crate::fsutil::explain_disk_full(anyhow::Error::new(e), dir))
-        .with_context(|| format!("making the layer's disk {}", img.display()))?;
+    mkfs_image(runner, &dir.join(DISK_IMG), bytes)?;
     ensure_disk_mounted(runner, dir)
 }
 

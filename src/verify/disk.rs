@@ -13,14 +13,21 @@ pub(super) fn disk(cx: &Ctx) -> Check {
         return Check::skip(ID, "no disk quota", vec![]);
     };
     let pool = cx.host.root.join(pool.strip_prefix("/").unwrap_or(pool));
+    // An overlay layer's disk (`LAYER/disk.img` on `LAYER/disk`), or a copy's
+    // (`POOL/.lxcprov/disks/NAME.img` on `POOL/NAME`).
     let layer = pool.join(".lxcprov/layers").join(name);
-    let img = layer.join("disk.img");
+    let mut copy_img = pool.join(".lxcprov/disks").join(name).into_os_string();
+    copy_img.push(".img");
+    let (img, dir, parent) = if layer.join("disk.img").exists() {
+        (layer.join("disk.img"), layer.join("disk"), layer.clone())
+    } else {
+        (std::path::PathBuf::from(copy_img), pool.join(name), pool.clone())
+    };
     let Ok(im) = std::fs::symlink_metadata(&img) else {
         return Check::skip(ID, "no disk quota (resources.disk): its writes are bounded by the pool only", vec![]);
     };
-    let dir = layer.join("disk");
     let ev = vec![format!("{}: {} bytes, {} allocated", img.display(), im.len(), im.blocks() * 512)];
-    let mounted = match (std::fs::metadata(&dir), std::fs::metadata(&layer)) {
+    let mounted = match (std::fs::metadata(&dir), std::fs::metadata(&parent)) {
         (Ok(d), Ok(l)) => d.dev() != l.dev(),
         _ => false,
     };

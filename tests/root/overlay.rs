@@ -710,3 +710,65 @@ fn a_disk_quota_stops_a_students_writes_and_the_pool_loses_at_most_that() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!layer.exists() && pool_leftovers(d.path()).is_empty(), "{:?}", pool_leftovers(d.path()));
 }
+
+/// A disk quota in copy storage: the whole tree on a file system of its own
+/// (`POOL/.lxcprov/disks/NAME.img` mounted at `POOL/NAME`), a `dd` stops at the quota, the
+/// image is mounted again at a start after it went away, and `destroy --purge` removes it.
+#[test]
+#[ignore = "root tier: needs root and libvirtd (scripts/test.sh)"]
+fn a_copy_containers_disk_quota_holds_its_whole_tree() {
+    preflight();
+    let names = ["lxcprov-ov-quotac"];
+    clean(&names, &["lxcprov-ov-net"]);
+    let _c = Cleanup(names.to_vec(), vec!["lxcprov-ov-net"]);
+    let d = workdir("ovquotac");
+    let _u = Unmount(d.path().to_path_buf(), names.to_vec());
+    let (_hook, prof, pw) = seeded(d.path());
+    let (pf, pws) = (prof.to_str().unwrap(), pw.to_str().unwrap());
+    let copy = |args: &[&str]| {
+        let o = lxcprov(d.path()).env("LIBVIRT_DEFAULT_URI", URI).env("LXCPROV_STORAGE", "copy").args(args).output();
+        let o = o.unwrap();
+        eprintln!("$ lxcprov {}\n  exit {:?}\n{}", args.join(" "), o.status.code(), stderr(&o));
+        o
+    };
+    let o = copy(&[
+        "--json",
+        "create",
+        names[0],
+        "--profile",
+        "it-ov",
+        "--profile-file",
+        pf,
+        "--root-password-file",
+        pws,
+        "--disk",
+        "96M",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let c = checks(&o);
+    assert!(
+        c.iter().any(|c| c.id == "disk" && c.status == Status::Pass && c.summary.starts_with("quota 96 MiB")),
+        "{c:?}"
+    );
+    let tree = d.path().join("pool").join(names[0]);
+    let img = d.path().join("pool/.lxcprov/disks").join(format!("{}.img", names[0]));
+    assert!(lxcprov::storage::is_mount_point(&tree), "the tree is not on its own disk");
+    let o = lx(d.path(), &["exec", names[0], "--", "dd", "if=/dev/zero", "of=/root/big", "bs=1M", "count=300"]);
+    assert!(stderr(&o).contains("No space left on device"), "{}", stderr(&o));
+    use std::os::unix::fs::MetadataExt;
+    assert!(std::fs::metadata(&img).unwrap().blocks() * 512 <= (96 << 20) + (1 << 20));
+    // Stopped and its disk unmounted (as after a reboot): `lxcprov start` mounts it again.
+    let o = lx(d.path(), &["stop", names[0], "--timeout", "5"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(Command::new("umount").arg(&tree).status().unwrap().success());
+    let o = lx(d.path(), &["start", names[0]]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(lxcprov::storage::is_mount_point(&tree));
+    // A rebuild cannot swap a tree on its own disk: refused, nothing changed.
+    let o = lx(d.path(), &["--profile-file", pf, "rebuild", names[0]]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("disk quota of its own in copy storage"), "{}", stderr(&o));
+    let o = lx(d.path(), &["destroy", names[0], "--purge", "--yes"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!img.exists() && !tree.exists(), "the disk or the tree stayed");
+}
