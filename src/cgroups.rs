@@ -321,10 +321,14 @@ pub fn apply_pids(tree: &Tree, runner: &dyn Runner, proc: &Path, init_pid: u32, 
         Tree::Systemd { root } => {
             // systemd owns the tree: the container's scope gets the limit as its TasksMax.
             let path = cgroup_of(proc, init_pid, "")?;
-            let dir = under(root, &path)?;
-            let unit = path.rsplit('/').next().filter(|u| u.ends_with(".scope")).with_context(|| {
-                format!("the container's cgroup {path} is not a systemd scope: pids_max cannot be applied")
-            })?;
+            // The machine's own scope (`machine-lxc\x2dPID\x2dNAME.scope`), not a cgroup inside
+            // it (libvirt puts the init in `libvirt/init.scope` below, a name the host's systemd
+            // also has for itself).
+            let unit =
+                path.split('/').find(|u| u.starts_with("machine-") && u.ends_with(".scope")).with_context(|| {
+                    format!("the container's cgroup {path} is in no machine scope: pids_max cannot be applied")
+                })?;
+            let dir = under(root, &path[..path.find(unit).map_or(path.len(), |i| i + unit.len())])?;
             let cmd = Cmd::new("systemctl").args(["set-property", "--runtime", "--", unit, &format!("TasksMax={max}")]);
             runner.run(&cmd, &mut |_| {}).with_context(|| format!("setting TasksMax of {unit}"))?;
             Ok(dir)
@@ -482,6 +486,31 @@ mod tests {
         assert_eq!(lab_of_partition("/machine/lxcprov-intro").unwrap().as_str(), "intro");
         assert!(lab_of_partition("/machine/other").is_none());
         assert!(lab_of_partition("/machine/lxcprov-../../x").is_none());
+    }
+
+    /// Under systemd the machine's scope gets TasksMax, never the init's `init.scope` inside
+    /// it (the host's own PID 1 has a unit of that name).
+    #[test]
+    fn under_systemd_the_machine_scope_gets_the_limit() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("sys/fs/cgroup");
+        let proc = d.path().join("proc");
+        std::fs::create_dir_all(proc.join("7")).unwrap();
+        let scope = "machine-lxc\\x2d5\\x2dweb1.scope";
+        std::fs::write(proc.join("7/cgroup"), format!("0::/machine.slice/{scope}/libvirt/init.scope\n")).unwrap();
+        struct Rec(std::sync::Mutex<Vec<String>>);
+        impl Runner for Rec {
+            fn run(&self, c: &Cmd, _: &mut dyn FnMut(&str)) -> Result<(), crate::exec::CommandError> {
+                self.0.lock().unwrap().push(c.to_string());
+                Ok(())
+            }
+        }
+        let r = Rec(Default::default());
+        let dir = apply_pids(&Tree::Systemd { root: root.clone() }, &r, &proc, 7, 512).unwrap();
+        assert_eq!(dir, root.join("machine.slice").join(scope));
+        let ran = r.0.lock().unwrap().clone();
+        assert_eq!(ran.len(), 1);
+        assert!(ran[0].contains(scope) && ran[0].contains("TasksMax=512") && !ran[0].contains("init.scope"), "{ran:?}");
     }
 
     #[test]

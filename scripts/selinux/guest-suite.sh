@@ -236,8 +236,10 @@ step_create() { # NAME
 #  userns=skip         the lab profile has no user namespace (idmap)
 #  apparmor.label=skip / selinux.*=skip   the other MAC
 #  selinux.host=fail   permissive mode only (the check requires enforcing)
+#  proc_views=skip     the guest has no lxcfs (resources.proc_views: auto goes on without)
+#  disk=skip           no disk quota (resources.disk) in the lab's profiles
 expected_nonpass() {
-    echo trust=fail userns=skip
+    echo trust=fail userns=skip proc_views=skip disk=skip
     case "$MODE" in
         selinux) echo apparmor.label=skip ;;
         permissive) echo apparmor.label=skip selinux.host=fail ;;
@@ -336,9 +338,10 @@ step_lab() {
 # profile (user namespace 0->200000, dynamic sVirt label, clean-traffic, the default
 # seccomp filter, cgroup v2 limits), from the base the host bootstrapped with lxcprov
 # (LABDIR/cache, signatures checked there). Every verify check must PASS, save the other
-# MAC's (apparmor.label=skip) and, in permissive mode, selinux.host.
+# MAC's (apparmor.label=skip), the /proc views and the disk quota (no lxcfs in the guest,
+# no resources.disk in `web`) and, in permissive mode, selinux.host.
 web_expected() {
-    echo apparmor.label=skip
+    echo apparmor.label=skip proc_views=skip disk=skip
     [[ "$MODE" != permissive ]] || echo selinux.host=fail
 }
 step_web() {
