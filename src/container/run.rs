@@ -142,6 +142,17 @@ pub fn monitor_lost(env: &Env, name: &Name) -> bool {
     listening && connected == 0
 }
 
+/// Is the container's controller listening on its monitor socket (`RUN/NAME.sock`)?
+fn controller_listening(env: &Env, name: &Name) -> bool {
+    let text = std::fs::read_to_string(env.host.proc().join("net/unix")).unwrap_or_default();
+    monitor_sockets(&text, &env.run_dir.join(format!("{name}.sock"))).0
+}
+
+/// How long a start may go on with no init known and no controller listening before it
+/// counts as lost too (the controller went away with the monitor: seen once in CI as
+/// "init did not appear" with libvirt's controller log ending in "End of file").
+const CONTROLLER_GONE: Duration = Duration::from_secs(5);
+
 /// Waits until libvirt reports the container's init, it exists on the host, and it is still
 /// there after a short settling time. A start whose monitor libvirt lost ([`monitor_lost`])
 /// is forced off and started again, at most [`MONITOR_RESTARTS`] times: the caller has just
@@ -166,6 +177,7 @@ pub fn wait_for_init(env: &Env, name: &Name, timeout: Duration) -> Result<u32> {
 fn wait_for_init_once(env: &Env, name: &Name, timeout: Duration) -> Result<u32> {
     let start = Instant::now();
     let mut lost_since: Option<Instant> = None;
+    let mut gone_since: Option<Instant> = None;
     loop {
         crate::interrupt::check()?;
         if let Some(pid) = facts::init_pid(&env.run_dir, name.as_str()).filter(|p| *p != 0) {
@@ -210,6 +222,16 @@ fn wait_for_init_once(env: &Env, name: &Name, timeout: Duration) -> Result<u32> 
             }
         } else {
             lost_since = None;
+        }
+        // No init known and nobody listening for the controller's events: the controller is
+        // gone (or never came), and libvirt will not learn an init either.
+        if facts::init_pid(&env.run_dir, name.as_str()).is_none_or(|p| p == 0) && !controller_listening(env, name) {
+            let t = *gone_since.get_or_insert_with(Instant::now);
+            if t.elapsed() >= CONTROLLER_GONE && env.host.proc().join("net/unix").is_file() {
+                return Err(anyhow::Error::new(MonitorLost(name.to_string())));
+            }
+        } else {
+            gone_since = None;
         }
         if start.elapsed() > timeout {
             bail!(
