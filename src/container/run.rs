@@ -238,9 +238,12 @@ fn wait_for_init_once(env: &Env, name: &Name, timeout: Duration) -> Result<u32> 
             // started" event was lost even with the monitor connected (seen in CI in a copy
             // rebuild: no error in the controller's log, `<init pid='0'/>` for 15 s). Nothing
             // has run in it that a restart loses.
-            if facts::init_pid(&env.run_dir, name.as_str()).is_none_or(|p| p == 0)
-                && env.hv.domain_state(name.as_str())? == State::Running
-            {
+            // Or it learned an init that is gone (it died while the monitor was lost, and
+            // libvirt, not hearing of it, keeps the domain "running").
+            let init_alive = facts::init_pid(&env.run_dir, name.as_str())
+                .filter(|p| *p != 0)
+                .is_some_and(|p| env.host.proc().join(p.to_string()).exists());
+            if !init_alive && env.hv.domain_state(name.as_str())? == State::Running {
                 return Err(anyhow::Error::new(MonitorLost(name.to_string())));
             }
             bail!(
