@@ -210,9 +210,20 @@ pub fn run_from_sealed_copy() -> Result<()> {
     // SAFETY: a descriptor memfd_create just returned.
     let mut copy = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
     std::io::copy(&mut exe, &mut copy).context("copying lxcprov into a sealed memfd")?;
-    // SAFETY: fcntl on our own descriptor.
-    if unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_ADD_SEALS, wanted) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("sealing lxcprov's copy");
+    // The kernel refuses the write seal (EBUSY) while pages of the copy are still pinned by
+    // the copy's own I/O (seen once in 200 execs on a loaded host): tried again briefly.
+    let mut tries = 0;
+    loop {
+        // SAFETY: fcntl on our own descriptor.
+        if unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_ADD_SEALS, wanted) } == 0 {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        tries += 1;
+        if e.raw_os_error() != Some(libc::EBUSY) || tries >= 50 {
+            return Err(e).context("sealing lxcprov's copy");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let c = |b: &[u8]| CString::new(b).context("a NUL byte in the command line or environment");
     let args = std::env::args_os().map(|a| c(a.as_bytes())).collect::<Result<Vec<_>>>()?;
