@@ -36,16 +36,21 @@ impl Context {
     /// (source, target), or why none: `Ok(None)` with a note when `auto` finds no lxcfs.
     pub fn proc_views(&self, p: &profile::Profile) -> anyhow::Result<ProcViews> {
         use profile::ProcViews;
-        let mounted = crate::host::lxcfs_mounted(&self.lxcfs);
+        let state = crate::host::lxcfs_state(&self.lxcfs);
+        let what = match state {
+            crate::host::Lxcfs::Stale => {
+                format!("lxcfs's mount at {} is stale (its daemon is gone)", self.lxcfs.display())
+            }
+            _ => format!("lxcfs is not mounted at {}", self.lxcfs.display()),
+        };
+        let mounted = state == crate::host::Lxcfs::Live;
         match (p.resources.proc_views, mounted) {
             (ProcViews::Off, _) => Ok((vec![], None)),
             (ProcViews::Auto, false) => Ok((vec![], Some(format!(
-                "lxcfs is not mounted at {}: containers see the host's uptime, load and CPUs (install and start lxcfs, scripts/setup-host.sh does; or set resources.proc_views: off)",
-                self.lxcfs.display()
+                "{what}: containers see the host's uptime, load and CPUs (scripts/setup-host.sh starts lxcfs again; or set resources.proc_views: off)"
             )))),
             (ProcViews::Lxcfs, false) => anyhow::bail!(
-                "the profile asks for resources.proc_views: lxcfs, but lxcfs is not mounted at {}; install and start lxcfs (scripts/setup-host.sh does), or use auto",
-                self.lxcfs.display()
+                "the profile asks for resources.proc_views: lxcfs, but {what}; start lxcfs (scripts/setup-host.sh does), or use auto"
             ),
             (_, true) => Ok((
                 profile::LXCFS_PROC_FILES

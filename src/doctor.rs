@@ -235,15 +235,20 @@ pub fn storage_checks(
 /// process limits need.
 pub fn share_checks(host: &crate::host::HostRoot, lxcfs: &std::path::Path) -> Vec<Item> {
     let mut v = vec![];
-    v.push(if crate::host::lxcfs_mounted(lxcfs) {
-        item("lxcfs", Level::Ok, format!("lxcfs is mounted at {}: containers see their own uptime, load, CPUs and /proc/stat (resources.proc_views: auto)", lxcfs.display()), None)
-    } else {
-        item(
+    v.push(match crate::host::lxcfs_state(lxcfs) {
+        crate::host::Lxcfs::Live => item("lxcfs", Level::Ok, format!("lxcfs is mounted at {}: containers see their own uptime, load, CPUs and /proc/stat (resources.proc_views: auto)", lxcfs.display()), None),
+        crate::host::Lxcfs::Stale => item(
+            "lxcfs",
+            Level::Warn,
+            format!("lxcfs's mount at {} is stale: its daemon is gone, and containers started while it ran read errors from /proc/uptime, /proc/stat and the rest", lxcfs.display()),
+            Some("scripts/setup-host.sh mounts lxcfs again (umount -l the old mount, then lxcfs -l --enable-cfs); then restart the containers that use it"),
+        ),
+        crate::host::Lxcfs::Absent => item(
             "lxcfs",
             Level::Warn,
             format!("lxcfs is not mounted at {}: containers see the host's uptime, load and CPUs", lxcfs.display()),
             Some("scripts/setup-host.sh installs and starts lxcfs (apt-get install lxcfs; lxcfs -l --enable-cfs /var/lib/lxcfs)"),
-        )
+        ),
     });
     let mkfs = ["/sbin/mkfs.ext4", "/usr/sbin/mkfs.ext4"].iter().any(|p| std::path::Path::new(p).is_file());
     let loops = host.root.join("dev/loop-control").exists();

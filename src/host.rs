@@ -153,15 +153,37 @@ pub fn host_accounts_met(etc: &Path, gid: bool, target: u32, count: u32) -> Opti
     None
 }
 
-/// Is lxcfs mounted at `dir` (a `fuse.lxcfs` mount point with its `/proc` files)?
-pub fn lxcfs_mounted(dir: &std::path::Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
+/// What is at the lxcfs mount point `dir`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lxcfs {
+    /// A `fuse.lxcfs` mount whose daemon answers (its `/proc` files are there).
+    Live,
+    /// A `fuse.lxcfs` mount whose daemon is gone: every read answers "Transport endpoint is
+    /// not connected" (the daemon crashed or was killed; the mount outlives it).
+    Stale,
+    /// No lxcfs mount there.
+    Absent,
+}
+
+/// Is lxcfs mounted at `dir`, and does its daemon answer?
+pub fn lxcfs_state(dir: &std::path::Path) -> Lxcfs {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return Lxcfs::Absent };
     let want = dir.display().to_string();
-    info.lines().any(|l| {
+    let mounted = info.lines().any(|l| {
         let f: Vec<&str> = l.split(' ').collect();
         let fstype = f.iter().position(|x| *x == "-").and_then(|i| f.get(i + 1));
         f.get(4) == Some(&want.as_str()) && fstype.is_some_and(|t| *t == "fuse.lxcfs")
-    }) && dir.join("proc/uptime").is_file()
+    });
+    match (mounted, dir.join("proc/uptime").is_file()) {
+        (false, _) => Lxcfs::Absent,
+        (true, true) => Lxcfs::Live,
+        (true, false) => Lxcfs::Stale,
+    }
+}
+
+/// Is lxcfs mounted at `dir` with its daemon answering?
+pub fn lxcfs_mounted(dir: &std::path::Path) -> bool {
+    lxcfs_state(dir) == Lxcfs::Live
 }
 
 #[cfg(test)]
@@ -169,6 +191,15 @@ mod tests {
     use super::*;
 
     const LXC: &str = "process = \"system_u:system_r:container_t:s0\"\ncontent = \"system_u:object_r:virt_var_lib_t:s0\"\nfile = \"system_u:object_r:container_file_t:s0\"\n";
+
+    #[test]
+    fn a_plain_directory_with_lxcfs_files_is_no_lxcfs_mount() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("proc")).unwrap();
+        std::fs::write(d.path().join("proc/uptime"), "1.00 1.00\n").unwrap();
+        assert_eq!(lxcfs_state(d.path()), Lxcfs::Absent);
+        assert!(!lxcfs_mounted(d.path()));
+    }
 
     #[test]
     fn rootfs_labels() {

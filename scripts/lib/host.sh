@@ -478,11 +478,26 @@ host_ensure_nwfilters() {
 # lxcfs at /var/lib/lxcfs, for containers' own /proc views. Under systemd its package's
 # service runs it; elsewhere (PID 1 is not systemd, as on this project's CI host) it is
 # started here, in the background, with per-container load averages (-l) and CPU counts
-# from the CPU quota (--enable-cfs). Idempotent: a running lxcfs is left alone.
+# from the CPU quota (--enable-cfs). Idempotent: a running lxcfs is left alone. A mount
+# whose daemon is gone (crashed, or killed with the session that started it: the FUSE
+# mount outlives its daemon, and every read then answers "Transport endpoint is not
+# connected") is stale: it is unmounted and lxcfs started again.
 HOST_LXCFS_DIR="${HOST_LXCFS_DIR:-/var/lib/lxcfs}"
 HOST_LXCFS_LOG="${HOST_LXCFS_LOG:-/var/log/lxcfs.log}"
+# Prints live, stale or absent.
+host_lxcfs_state() {
+    if ! awk -v d="$HOST_LXCFS_DIR" '$5 == d && $0 ~ / - fuse\.lxcfs / { found = 1 } END { exit !found }' /proc/self/mountinfo; then
+        echo absent
+    elif [[ -f "$HOST_LXCFS_DIR/proc/uptime" ]] && head -c 1 "$HOST_LXCFS_DIR/proc/uptime" >/dev/null 2>&1; then
+        echo live
+    else
+        echo stale
+    fi
+}
 host_ensure_lxcfs() {
-    if awk -v d="$HOST_LXCFS_DIR" '$5 == d && $0 ~ / - fuse\.lxcfs / { found = 1 } END { exit !found }' /proc/self/mountinfo; then
+    local state
+    state="$(host_lxcfs_state)"
+    if [[ "$state" == live ]]; then
         host_log "lxcfs is mounted at $HOST_LXCFS_DIR"
         return 0
     fi
@@ -490,15 +505,27 @@ host_ensure_lxcfs() {
         host_err "lxcfs is missing (apt-get install lxcfs)"
         return 1
     fi
+    if [[ "$state" == stale ]]; then
+        host_log "lxcfs's mount at $HOST_LXCFS_DIR is stale (its daemon is gone): unmounting it; containers started while it ran need a restart to see their /proc views again"
+        umount -l -- "$HOST_LXCFS_DIR" 2>/dev/null || fusermount3 -u -z -- "$HOST_LXCFS_DIR" 2>/dev/null || true
+        if [[ "$(host_lxcfs_state)" != absent ]]; then
+            host_err "could not unmount the stale lxcfs mount at $HOST_LXCFS_DIR (umount -l $HOST_LXCFS_DIR)"
+            return 1
+        fi
+        # The dead daemon's pid file would make the new one refuse to start.
+        if [[ -f /run/lxcfs.pid ]] && ! host_pid_alive "$(cat /run/lxcfs.pid 2>/dev/null)"; then
+            rm -f -- /run/lxcfs.pid
+        fi
+    fi
     if [[ "$(cat /proc/1/comm 2>/dev/null)" == systemd ]]; then
-        systemctl start lxcfs.service || { host_err "systemctl start lxcfs failed"; return 1; }
+        systemctl restart lxcfs.service || { host_err "systemctl restart lxcfs failed"; return 1; }
     else
         mkdir -p -- "$HOST_LXCFS_DIR"
         setsid nohup lxcfs -l --enable-cfs "$HOST_LXCFS_DIR" >>"$HOST_LXCFS_LOG" 2>&1 </dev/null &
     fi
     local i
     for ((i = 0; i < 50; i++)); do
-        if awk -v d="$HOST_LXCFS_DIR" '$5 == d && $0 ~ / - fuse\.lxcfs / { found = 1 } END { exit !found }' /proc/self/mountinfo; then
+        if [[ "$(host_lxcfs_state)" == live ]]; then
             host_log "lxcfs started at $HOST_LXCFS_DIR (log: $HOST_LXCFS_LOG)"
             return 0
         fi
