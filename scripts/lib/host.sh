@@ -477,8 +477,8 @@ host_ensure_nwfilters() {
 
 # lxcfs at /var/lib/lxcfs, for containers' own /proc views. Under systemd its package's
 # service runs it; elsewhere (PID 1 is not systemd, as on this project's CI host) it is
-# started here, in the background, with per-container load averages (-l) and CPU counts
-# from the CPU quota (--enable-cfs). Idempotent: a running lxcfs is left alone. A mount
+# started here, in the background under a small restart loop, with per-container load
+# averages (-l) and CPU counts from the CPU quota (--enable-cfs). Idempotent: a running lxcfs is left alone. A mount
 # whose daemon is gone (crashed, or killed with the session that started it: the FUSE
 # mount outlives its daemon, and every read then answers "Transport endpoint is not
 # connected") is stale: it is unmounted and lxcfs started again.
@@ -521,7 +521,20 @@ host_ensure_lxcfs() {
         systemctl restart lxcfs.service || { host_err "systemctl restart lxcfs failed"; return 1; }
     else
         mkdir -p -- "$HOST_LXCFS_DIR"
-        setsid nohup lxcfs -l --enable-cfs "$HOST_LXCFS_DIR" >>"$HOST_LXCFS_LOG" 2>&1 </dev/null &
+        # As lxcfs.service's Restart=on-failure does: a daemon that dies of a signal or an
+        # error (a crash) leaves a stale mount, which is unmounted, and lxcfs is started
+        # again; a clean exit (SIGTERM, an unmount) ends the loop.
+        # shellcheck disable=SC2016
+        setsid nohup bash -c '
+            while :; do
+                lxcfs -l --enable-cfs "$1"
+                rc=$?
+                umount -l -- "$1" 2>/dev/null
+                rm -f -- /run/lxcfs.pid
+                [[ $rc -eq 0 ]] && exit 0
+                echo "lxcfs-supervise: $(date -u +%FT%TZ) lxcfs exited with $rc; starting it again in 1s"
+                sleep 1
+            done' lxcfs-supervise "$HOST_LXCFS_DIR" >>"$HOST_LXCFS_LOG" 2>&1 </dev/null &
     fi
     local i
     for ((i = 0; i < 50; i++)); do
