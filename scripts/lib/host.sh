@@ -343,7 +343,7 @@ host_ensure_libvirtd() {
         # Constant script string; nothing untrusted is interpolated.
         # shellcheck disable=SC2016
         LIBVIRT_LOG_OUTPUTS="3:file:$HOST_LIBVIRTD_LOG" \
-            unshare --mount --propagation unchanged sh -c \
+            host_without_inherited_fds unshare --mount --propagation unchanged sh -c \
             'if mountpoint -q /sys/fs/cgroup/unified; then mount --make-rslave /sys && umount /sys/fs/cgroup/unified; fi; exec libvirtd -d' \
             || { host_err "libvirtd failed to start"; host_print_libvirtd_logs; return 1; }
         started=1
@@ -416,6 +416,44 @@ host_ensure_libvirtd_peers() {
         host_log "restarting the libvirtd this script started in a slave mount namespace, so mounts travel both ways"
         host_stop_libvirtd && host_ensure_libvirtd
     fi
+}
+
+# Runs a daemon with no file descriptor of ours but 0-2: a lock a caller holds (flock(1)
+# passes its fd down) must not live on in a daemon.
+host_without_inherited_fds() {
+    (
+        local f n
+        for f in /proc/"$BASHPID"/fd/*; do
+            n="${f##*/}"
+            if [[ "$n" =~ ^[0-9]+$ && "$n" -gt 2 ]]; then
+                eval "exec $n>&-" 2>/dev/null || true
+            fi
+        done
+        exec "$@"
+    )
+}
+
+# virtlogd: libvirt's QEMU driver writes each VM's console and log through it (its default
+# stdio_handler); LXC does not need it. Vagrant's libvirt provider (scripts/vagrant-lab.sh)
+# does. Under systemd its socket unit starts it; elsewhere it is started here (-d).
+host_ensure_virtlogd() {
+    if [[ -S /run/libvirt/virtlogd-sock ]] && host_pid_alive "$(cat /run/virtlogd.pid 2>/dev/null)"; then
+        return 0
+    fi
+    if host_pid1_is_systemd; then
+        systemctl start virtlogd.socket || { host_err "systemctl start virtlogd.socket failed"; return 1; }
+        return 0
+    fi
+    command -v virtlogd >/dev/null || { host_err "virtlogd is missing (apt-get install libvirt-daemon)"; return 1; }
+    rm -f -- /run/libvirt/virtlogd-sock
+    host_without_inherited_fds virtlogd -d || { host_err "virtlogd -d failed"; return 1; }
+    local i
+    for ((i = 0; i < 50; i++)); do
+        [[ -S /run/libvirt/virtlogd-sock ]] && { host_log "virtlogd started"; return 0; }
+        sleep 0.1
+    done
+    host_err "virtlogd did not open /run/libvirt/virtlogd-sock"
+    return 1
 }
 
 # Stop a libvirtd that is not managed by systemd: SIGTERM the pid in the pid
@@ -525,7 +563,7 @@ host_ensure_lxcfs() {
         # error (a crash) leaves a stale mount, which is unmounted, and lxcfs is started
         # again; a clean exit (SIGTERM, an unmount) ends the loop.
         # shellcheck disable=SC2016
-        setsid nohup bash -c '
+        host_without_inherited_fds setsid nohup bash -c '
             while :; do
                 lxcfs -l --enable-cfs "$1"
                 rc=$?
