@@ -86,8 +86,10 @@ stage() {
 # Maintainer scripts. Installed: /etc/libvirt/hooks/lxc runs /usr/bin/lxcprov (`lxcprov hook
 # install` refuses to replace a hook that is not lxcprov's). Removed: the hook is made
 # dormant (exit 0) in place, never deleted: a libvirtd that found it at its start runs it at
-# every container start. libvirtd sees a newly created hook only after a restart.
-HOOK_POST='/usr/bin/lxcprov hook install --binary /usr/bin/lxcprov || echo "lxcprov: /etc/libvirt/hooks/lxc was not installed; see lxcprov doctor" >&2'
+# every container start. libvirtd sees a newly created hook only after a restart. Under
+# SELinux the hook gets the label the policy gives its path (restorecon): libvirtd must be
+# allowed to execute it (the lab policy labels /etc/libvirt/hooks bin_t).
+HOOK_POST='/usr/bin/lxcprov hook install --binary /usr/bin/lxcprov || echo "lxcprov: /etc/libvirt/hooks/lxc was not installed; see lxcprov doctor" >&2; if command -v restorecon >/dev/null 2>&1 && [ -f /etc/libvirt/hooks/lxc ]; then restorecon /etc/libvirt/hooks/lxc || true; fi'
 HOOK_DORMANT='h=/etc/libvirt/hooks/lxc; if [ -f "$h" ] && grep -q "^exec /usr/bin/lxcprov hook lxc" "$h"; then { echo "#!/bin/sh"; echo "# lxcprov libvirt LXC hook v1"; echo "# dormant: lxcprov was removed; lxcprov hook install points it at one"; echo "exit 0"; } > "$h"; fi'
 
 # What the binary links, as Debian packages: dpkg-shlibdeps reads the ELF NEEDED entries

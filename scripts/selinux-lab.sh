@@ -181,6 +181,8 @@ EOF
 ExecStart=
 ExecStart=-/sbin/agetty --autologin root --keep-baud 115200,57600,38400,9600 %I $TERM
 EOF
+    # lxcprov's hook goes here; labelled bin_t by lxcprovlab.fc (see there).
+    mkdir -p "$root/etc/libvirt/hooks"
     # libvirt's NAT network "default" cannot start without a NIC or dnsmasq: do not autostart.
     rm -f "$root/etc/libvirt/qemu/networks/autostart/default.xml"
     # Nothing periodic during a 30 s boot.
