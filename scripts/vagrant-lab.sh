@@ -509,7 +509,7 @@ cmd_test() {
     rc=0
     (cmd_up) || rc=$?
     trap 'cmd_destroy' EXIT
-    grep -q 'Machine booted and ready!' "$VDIR/up.log"
+    [[ $rc -eq 0 ]] && grep -q 'Machine booted and ready!' "$VDIR/up.log"
     check vagrant.up $? "vagrant up exit $rc (driver $(pick_driver)); $(grep -c '^==> default: Running provisioner' "$VDIR/up.log") provisioners; log $VDIR/up.log"
     if [[ $rc -ne 0 ]]; then
         tail -n 20 "$VDIR/up.log" | sed 's/^/  | /'
