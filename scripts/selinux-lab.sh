@@ -68,7 +68,8 @@ img_PACKAGES=(
     ebtables iptables
 )
 img_SUITE=bookworm
-img_SIZE=3G
+# 4 GiB (sparse): room for the suite's 1 GiB overlay base beside the web bases
+img_SIZE=4G
 img_MODULE=lxcprovlab
 
 die() { printf '%s: error: %s\n' "$prog" "$*" >&2; exit 2; }
@@ -183,6 +184,9 @@ ExecStart=-/sbin/agetty --autologin root --keep-baud 115200,57600,38400,9600 %I 
 EOF
     # libvirt's NAT network "default" cannot start without a NIC or dnsmasq: do not autostart.
     rm -f "$root/etc/libvirt/qemu/networks/autostart/default.xml"
+    # Overlay storage, lxcprov's default on any host with the module: loaded at boot, as
+    # the host set-up expects it (the suite's web containers get overlay through the hook).
+    printf 'overlay\n' >"$root/etc/modules-load.d/lxcprov-overlay.conf"
     # Nothing periodic during a 30 s boot.
     local u
     for u in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer; do
@@ -337,7 +341,7 @@ lxcprov_bin() {
     command -v cargo >/dev/null || die "cargo not found; set LXCPROV_BIN"
     # The seccomp init shim is built into lxcprov (build.rs).
     (cd "$REPO" && cargo build --release --quiet) >&2 || die "cargo build --release failed"
-    printf '%s\n' "$REPO/target/release/lxcprov"
+    printf '%s\n' "${CARGO_TARGET_DIR:-$REPO/target}/release/lxcprov"
 }
 
 # The `web` profile's Debian 12 base, bootstrapped on this host by lxcprov itself
@@ -369,9 +373,18 @@ make_lab_disk() { # RUN MODE
     mkdir -p -- "$d/out" "$d/bb"
     if [[ "$mode" != apparmor ]]; then
         web_base "$bin" "$d/cache"
-        size=1536M
+        # The same base plus 1 GiB of random data (hard links but for that file): the suite
+        # shows that labelling an overlay container costs the same whatever its base holds.
+        cp -al -- "$d/cache" "$d/bigcache"
+        local key
+        for key in "$d"/bigcache/rootfs/*/; do
+            head -c 1G /dev/urandom >"$key/var/lib/lxcprov-lab-big.bin"
+        done
+        size=3G
     fi
     cp -- "$bin" "$d/lxcprov"
+    # The host set-up's own functions (host_ensure_lxc_hook installs the libvirt hook).
+    cp -- "$REPO/scripts/lib/host.sh" "$d/host.sh"
     cp -- "$POLICY_DIR/guest-suite.sh" "$d/guest-suite.sh"
     cp -- "$POLICY_DIR"/lab-*.yaml "$d/"
     printf '%s\n' "$mode" >"$d/mode"

@@ -31,6 +31,26 @@ impl Pty {
         Ok(Pty { master, slave })
     }
 
+    /// Gives the slave the SELinux file label `label` (`security.selinux` on the open
+    /// descriptor: devpts keeps it for the pty's life).
+    pub(super) fn label(&self, label: &str) -> Result<()> {
+        let v = std::ffi::CString::new(label).context("a label with a NUL byte")?;
+        // SAFETY: fsetxattr on our own descriptor, with a NUL-terminated name and value.
+        let r = unsafe {
+            libc::fsetxattr(
+                self.slave.as_raw_fd(),
+                c"security.selinux".as_ptr(),
+                v.as_ptr().cast(),
+                v.as_bytes_with_nul().len(),
+                0,
+            )
+        };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error()).context("setting security.selinux on the pty");
+        }
+        Ok(())
+    }
+
     /// The slave, for the command (lxcprov's copy goes with [`Pty::into_master`]).
     pub(super) fn slave_fd(&self) -> i32 {
         self.slave.as_raw_fd()

@@ -24,7 +24,7 @@ pub mod snapshot;
 
 pub use actions::Action;
 pub use driver::{CopyTree, Driver, Layout};
-pub use mount::{ensure_mounted, is_mounted, mount_cmd, peers_with, unmount};
+pub use mount::{ensure_mounted, ensure_mounted_labelled, is_mounted, mount_cmd, mounted_context, peers_with, unmount};
 
 use crate::profile::Idmap;
 use anyhow::{bail, Context, Result};
