@@ -404,7 +404,9 @@ pub fn run(t: &Target, req: &Request) -> Result<Outcome> {
     let tty = [std::io::stdin().is_terminal(), std::io::stdout().is_terminal(), std::io::stderr().is_terminal()];
     let pty = if !req.capture && tty.iter().any(|t| *t) { Some(Pty::open()?) } else { None };
     if let (Some(p), Some(l)) = (&pty, &t.pty_label) {
-        p.label(l).with_context(|| format!("labelling the pty for {} as {l} (its processes could not use it otherwise)", t.name))?;
+        p.label(l).with_context(|| {
+            format!("labelling the pty for {} as {l} (its processes could not use it otherwise)", t.name)
+        })?;
     }
     let on_pty = |i: usize| pty.is_some() && tty[i];
     // Under SELinux the command, in the container's type and categories, may not use

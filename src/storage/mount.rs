@@ -260,7 +260,11 @@ mod tests {
             Some(Some("system_u:object_r:container_file_t:s0:c1,c2".into()))
         );
         assert_eq!(context_in(info, Path::new("/p/web2")), Some(None), "mounted without a label");
-        assert_eq!(context_in(info, Path::new("/p/web3")), Some(Some("x:y:z:s0".into())), "rootcontext= is another option");
+        assert_eq!(
+            context_in(info, Path::new("/p/web3")),
+            Some(Some("x:y:z:s0".into())),
+            "rootcontext= is another option"
+        );
         assert_eq!(context_in(info, Path::new("/p/t")), None, "not an overlay");
         assert_eq!(context_in(info, Path::new("/p/none")), None);
     }
@@ -271,7 +275,9 @@ mod tests {
         let c = crate::mcs::Context::parse("system_u:object_r:container_file_t:s0:c3,c12").unwrap();
         let argv = mount_cmd_labelled(&o, Some(&c)).argv();
         assert!(
-            argv.iter().any(|a| a.ends_with(",workdir=/p/.lxcprov/layers/c1/work,context=\"system_u:object_r:container_file_t:s0:c3,c12\"")),
+            argv.iter().any(|a| a.ends_with(
+                ",workdir=/p/.lxcprov/layers/c1/work,context=\"system_u:object_r:container_file_t:s0:c3,c12\""
+            )),
             "{argv:?}"
         );
         assert_eq!(mount_cmd_labelled(&o, None).argv(), mount_cmd(&o).argv());
