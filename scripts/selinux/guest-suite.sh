@@ -183,9 +183,17 @@ step_hook() {
         host_ensure_lxc_hook
     ) >"$OUT/hook-install.txt" 2>&1
     rc=$?
+    # libvirtd looks for hooks when it starts; the image starts it at boot, before the hook
+    # existed (host_ensure_lxc_hook says so): restart it, as the set-up tells an admin to.
+    local was
+    was="$(systemctl is-active libvirtd 2>/dev/null)"
+    if [[ "$was" == active ]]; then
+        systemctl restart libvirtd >>"$OUT/hook-install.txt" 2>&1
+        was="active before, restarted (exit $?)"
+    fi
     ov="$(grep -cw overlay /proc/filesystems)"
     [[ $rc -eq 0 && $ov -ge 1 && "$(sed -n 2p "$hook" 2>/dev/null)" == "# lxcprov libvirt LXC hook v3" ]]
-    check hook.install $? "host_ensure_lxc_hook exit $rc ($(tail -n 1 "$OUT/hook-install.txt" 2>/dev/null)); $hook: $(sed -n 2p "$hook" 2>/dev/null), $(grep '^exec ' "$hook" 2>/dev/null); $(ls -Z "$hook" 2>/dev/null | cut -d' ' -f1); overlay in /proc/filesystems: $ov, module: $(lsmod | awk '$1 == "overlay" { print "loaded" }')"
+    check hook.install $? "host_ensure_lxc_hook exit $rc ($(grep -v '^\s*$' "$OUT/hook-install.txt" 2>/dev/null | head -n 1)); libvirtd: $was; $hook: $(sed -n 2p "$hook" 2>/dev/null), $(grep '^exec ' "$hook" 2>/dev/null); $(ls -Z "$hook" 2>/dev/null | cut -d' ' -f1); overlay in /proc/filesystems: $ov, module: $(lsmod | awk '$1 == "overlay" { print "loaded" }')"
 }
 
 # May a process labelled SCON do PERM on a CLASS labelled TCON? The policy's answer
@@ -205,7 +213,7 @@ except OSError:
 step_shell() { # NAME
     local n="$1" l="${LABEL[$1]:-}" in="$OUT/shell-$1.in" rc=0 i p hostpty="" hostpath="" t
     printf '%s\n' 'echo "SUM=$((6*7))"' 'echo "SELF=$(tr -d "\0" </proc/self/attr/current)"' \
-        'echo "PTY=$(stat -L -c %C /proc/self/fd/0 2>/dev/null || echo unknown)"' 'sleep 4' 'exit 7' >"$in"
+        'echo "PTY=$(stat -L -c %C /proc/self/fd/0 2>/dev/null || echo unknown)"' 'sleep 7' 'exit 7' >"$in"
     t=$(date +%s.%N)
     log "script -qec 'lxcprov shell $n' (a real pty), input $in"
     (
@@ -214,8 +222,9 @@ step_shell() { # NAME
     ) &
     local bg=$!
     # From the host, while the session's `sleep` runs: the pty its fd 0 is.
-    for ((i = 0; i < 120 && -z "$hostpath"; i++)); do
-        for p in $(pgrep -x sleep); do
+    for ((i = 0; i < 120; i++)); do
+        [[ -z "$hostpath" ]] || break
+        for p in $(pgrep -x -f 'sleep 7'); do
             [[ "$(proc_label "$p")" == "$l" ]] || continue
             hostpath="$(readlink "/proc/$p/fd/0" 2>/dev/null)"
             hostpty="$(stat -L -c %C "/proc/$p/fd/0" 2>/dev/null)"
