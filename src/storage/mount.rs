@@ -86,8 +86,7 @@ fn context_in(info: &str, target: &Path) -> Option<Option<String>> {
     info.lines()
         .filter(|l| l.split(' ').nth(4).map(unescape).as_deref() == Some(t.as_str()))
         .filter_map(|l| l.split(" - ").nth(1))
-        .filter(|r| r.split(' ').next() == Some("overlay"))
-        .next_back()
+        .rfind(|r| r.split(' ').next() == Some("overlay"))
         .map(|r| super_option(r.splitn(3, ' ').nth(2).unwrap_or(""), "context"))
 }
 
