@@ -31,7 +31,7 @@
 # Nothing here sends traffic anywhere but the Debian mirror (image build only); the guest
 # has no network device (-nic none) and its root disk is opened with snapshot=on.
 # Needs root. Environment: LXCPROV_LAB_CACHE, LXCPROV_LAB_MIRROR, LXCPROV_LAB_TIMEOUT
-# (seconds per boot, default 300), LXCPROV_LAB_TRIES (boots when the guest wedges or the
+# (seconds per boot, default 600), LXCPROV_LAB_TRIES (boots when the guest wedges or the
 # suite does not finish, default 2), LXCPROV_BIN (default: cargo build --release).
 set -euo pipefail
 
@@ -41,7 +41,9 @@ SELF="$REPO/scripts/selinux-lab.sh"
 POLICY_DIR="$REPO/scripts/selinux"
 CACHE="${LXCPROV_LAB_CACHE:-/var/cache/lxcprov-lab}"
 MIRROR="${LXCPROV_LAB_MIRROR:-http://deb.debian.org/debian}"
-TIMEOUT="${LXCPROV_LAB_TIMEOUT:-300}"
+# The SELinux suite boots four systemd containers (web1, web2, web1 again, big1 with its
+# 1.3 GB base copied in) after the busybox ones: about 300 s under TCG on 2 cores.
+TIMEOUT="${LXCPROV_LAB_TIMEOUT:-600}"
 # Under TCG a guest kernel occasionally wedges (a "soft lockup" in the console, then no
 # progress). That is the emulator, not lxcprov: such a boot is killed at once and, when the
 # suite did not finish, tried again up to this many times in all.

@@ -202,8 +202,21 @@ may() { # SCON TCON CLASS PERM
     python3 -c 'import sys, selinux
 try:
     sys.exit(0 if selinux.selinux_check_access(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], None) == 0 else 1)
-except OSError:
-    sys.exit(1)' "$@" 2>/dev/null
+except OSError as e:
+    print("may:", sys.argv[1:], e, file=sys.stderr)
+    sys.exit(1)' "$@" 2>>"$OUT/may.err"
+}
+
+# Runs a command from a process in LABEL, with a busybox copy labelled lxc_contexts' shared
+# file label (as `verify --probe` does): the kernel's answer, not the policy's text.
+as_label() { # LABEL BUSYBOX-ARGS...
+    local l="$1" d=/var/lib/lxcprov/suite-probe
+    shift
+    if [[ ! -x "$d/busybox" ]]; then
+        mkdir -p "$d" && cp "$(command -v busybox)" "$d/busybox" \
+            && chcon -R system_u:object_r:container_file_t:s0 "$d" 2>>"$OUT/as-label.err"
+    fi
+    runcon "$l" "$d/busybox" "$@" 2>>"$OUT/as-label.err"
 }
 
 # An interactive `lxcprov shell NAME` through a real pty (util-linux `script`): the shell
@@ -246,10 +259,14 @@ step_shell() { # NAME
             # Another container's processes (c2 for c1, web2... or c2 for web1) may not use it.
             other="${LABEL[c2]:-}"
             [[ "$n" == c2 ]] && other="${LABEL[c1]:-}"
+            # Opened for reading and for writing (`: <pty`, `: >pty`) by a process in the
+            # container's label, and in another container's.
             local own_ok=1 other_ok=1
-            may "$l" "$hostpty" chr_file write && may "$l" "$hostpty" chr_file read && own_ok=0
-            may "$other" "$hostpty" chr_file write || may "$other" "$hostpty" chr_file read || other_ok=0
-            detail+="; policy: ${l##*:s0:} may read+write it: $([[ $own_ok -eq 0 ]] && echo yes || echo NO), another container (${other##*:s0:}) may read or write it: $([[ $other_ok -eq 0 ]] && echo no || echo YES)"
+            if [[ -n "$hostpath" ]]; then
+                as_label "$l" sh -c ": <$hostpath && : >$hostpath" && own_ok=0
+                as_label "$other" sh -c ": <$hostpath" || as_label "$other" sh -c ": >$hostpath" || other_ok=0
+            fi
+            detail+="; opening $hostpath from ${l##*:s0:}: $([[ $own_ok -eq 0 ]] && echo allowed || echo DENIED), from another container's ${other##*:s0:}: $([[ $other_ok -eq 0 ]] && echo denied || echo ALLOWED)"
             [[ "$rc" == 7 && $sum -ge 1 && "$self" == "$l" && "$hostpty" == "$want" && $own_ok -eq 0 && -n "$other" && $other_ok -eq 0 ]] \
                 && { [[ "$n" == c1 ]] || [[ "$pty" == "$want" ]]; }
             check "shell.$n" $? "$detail"
