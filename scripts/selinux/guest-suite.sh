@@ -201,7 +201,7 @@ step_hook() {
 may() { # SCON TCON CLASS PERM
     python3 -c 'import sys, selinux
 try:
-    sys.exit(0 if selinux.selinux_check_access(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], None) == 0 else 1)
+    sys.exit(0 if selinux.selinux_check_access(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]) == 0 else 1)
 except OSError as e:
     print("may:", sys.argv[1:], e, file=sys.stderr)
     sys.exit(1)' "$@" 2>>"$OUT/may.err"
@@ -224,7 +224,9 @@ as_label() { # LABEL BUSYBOX-ARGS...
 # pass its exit status back; from the host, the pty its processes hold must carry the
 # container's file label at its level (SELinux modes).
 step_shell() { # NAME
-    local n="$1" l="${LABEL[$1]:-}" in="$OUT/shell-$1.in" rc=0 i p hostpty="" hostpath="" t
+    local n="$1" l="${LABEL[$1]:-}" in="$OUT/shell-$1.in" rc=0 i p hostpty="" hostpath="" t own_ok=1 other_ok=1
+    # Another container's label (c2's for c1 and web1; c2 is gone by then, its label stays).
+    local other="${LABEL[c2]:-}"
     printf '%s\n' 'echo "SUM=$((6*7))"' 'echo "SELF=$(tr -d "\0" </proc/self/attr/current)"' \
         'echo "PTY=$(stat -L -c %C /proc/self/fd/0 2>/dev/null || echo unknown)"' 'sleep 7' 'exit 7' >"$in"
     t=$(date +%s.%N)
@@ -242,30 +244,26 @@ step_shell() { # NAME
             hostpath="$(readlink "/proc/$p/fd/0" 2>/dev/null)"
             hostpty="$(stat -L -c %C "/proc/$p/fd/0" 2>/dev/null)"
         done
+        # While the session holds it: the pty opened for reading and for writing (`: <pty`,
+        # `: >pty`) by a process in the container's label, and in another container's.
+        if [[ -n "$hostpath" && "$MODE" != apparmor ]]; then
+            as_label "$l" sh -c ": <$hostpath && : >$hostpath" && own_ok=0
+            as_label "$other" sh -c ": <$hostpath" || as_label "$other" sh -c ": >$hostpath" || other_ok=0
+        fi
         [[ -n "$hostpath" ]] || sleep 0.5
     done
     wait "$bg"
     rc="$(cat "$OUT/shell-$n.rc" 2>/dev/null)"
     local out sum self pty
-    out="$(tr -d '\r' <"$OUT/shell-$n.out")"
+    out="$(tr -d '\r' <"$OUT/shell-$n.out" | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g')"
     sum="$(printf '%s\n' "$out" | grep -c '^SUM=42$')"
     self="$(printf '%s\n' "$out" | sed -n 's/^SELF=\(.*[^ ]\) *$/\1/p' | grep -v '\$' | head -n 1)"
     pty="$(printf '%s\n' "$out" | sed -n 's/^PTY=\(.*\)$/\1/p' | grep -v '\$' | head -n 1)"
     local detail="session exit $rc in $(since "$t")s (want 7, the shell's own); 6*7 evaluated: $([[ $sum -ge 1 ]] && echo yes || echo no); inside: label ${self:-?}, pty ${pty:-?}; from the host: ${hostpath:-no process of $n on a pty} ${hostpty:-}"
     case "$MODE" in
         selinux | permissive)
-            local want other
+            local want
             want="system_u:object_r:container_file_t:s0:$(cats "$l")"
-            # Another container's processes (c2 for c1, web2... or c2 for web1) may not use it.
-            other="${LABEL[c2]:-}"
-            [[ "$n" == c2 ]] && other="${LABEL[c1]:-}"
-            # Opened for reading and for writing (`: <pty`, `: >pty`) by a process in the
-            # container's label, and in another container's.
-            local own_ok=1 other_ok=1
-            if [[ -n "$hostpath" ]]; then
-                as_label "$l" sh -c ": <$hostpath && : >$hostpath" && own_ok=0
-                as_label "$other" sh -c ": <$hostpath" || as_label "$other" sh -c ": >$hostpath" || other_ok=0
-            fi
             detail+="; opening $hostpath from ${l##*:s0:}: $([[ $own_ok -eq 0 ]] && echo allowed || echo DENIED), from another container's ${other##*:s0:}: $([[ $other_ok -eq 0 ]] && echo denied || echo ALLOWED)"
             [[ "$rc" == 7 && $sum -ge 1 && "$self" == "$l" && "$hostpty" == "$want" && $own_ok -eq 0 && -n "$other" && $other_ok -eq 0 ]] \
                 && { [[ "$n" == c1 ]] || [[ "$pty" == "$want" ]]; }
