@@ -69,7 +69,7 @@ pub struct Target {
     pub no_new_privs: bool,
     /// Where and what to write so the command gets the init's label at execve.
     pub label: Option<(PathBuf, String)>,
-    /// Under SELinux, the file label the command's pty gets ([`pty_label`]).
+    /// Under SELinux, the file label the command's pty gets ([`pty::file_label`]).
     pub pty_label: Option<String>,
     /// The container's seccomp programs, from lxcprov's own copy on the host (the one the
     /// container's shim was given; never read back through the container's tree, which
@@ -182,7 +182,7 @@ pub fn target(proc: &Path, etc: &Path, name: &str, pid: u32, filter: &Path) -> R
     let pty_label = match (&label, selinux) {
         (Some((_, l)), true) => {
             let lxc = std::fs::read_to_string(crate::host::lxc_contexts_path(etc)).unwrap_or_default();
-            Some(pty_label(&lxc, l).with_context(|| format!("{name}'s init label {l:?} has no MCS level"))?)
+            Some(pty::file_label(&lxc, l).with_context(|| format!("{name}'s init label {l:?} has no MCS level"))?)
         }
         _ => None,
     };
@@ -199,18 +199,6 @@ pub fn target(proc: &Path, etc: &Path, name: &str, pid: u32, filter: &Path) -> R
         pty_label,
         seccomp,
     })
-}
-
-/// The SELinux file label of the pty a command in the container gets: the container's
-/// image label, the label of its own ptys and console (libvirt mounts the container's
-/// devpts with `context=` that label): `lxc_contexts`' `file` type (`container_file_t`)
-/// at the init's level. The container's processes may use it; another container's, at
-/// other categories, may not (MCS). Left as lxcprov made it (`user_devpts_t` at `s0`, or
-/// the host's own pty type), SELinux would take it from the command at `execve`.
-pub fn pty_label(lxc_contexts: &str, init_label: &str) -> Option<String> {
-    let (_, level) = crate::mcs::split_context(init_label)?;
-    crate::host::rootfs_label(lxc_contexts, Some(init_label))
-        .or_else(|| Some(format!("system_u:object_r:container_file_t:{level}")))
 }
 
 /// Makes sure lxcprov runs from a sealed, anonymous copy of its own executable before it
@@ -874,21 +862,6 @@ mod tests {
         assert!(t.elapsed() < std::time::Duration::from_secs(5), "{:?}", t.elapsed());
         assert_eq!(out.len(), MAX_CAPTURE);
         assert!(truncated);
-    }
-
-    #[test]
-    fn the_pty_gets_the_container_file_type_at_the_init_level() {
-        let lxc = "process = \"system_u:system_r:container_t:s0\"\nfile = \"system_u:object_r:container_file_t:s0\"\n";
-        assert_eq!(
-            pty_label(lxc, "system_u:system_r:container_t:s0:c12,c345").as_deref(),
-            Some("system_u:object_r:container_file_t:s0:c12,c345")
-        );
-        // No lxc_contexts: the refpolicy type all the same.
-        assert_eq!(
-            pty_label("", "system_u:system_r:container_t:s0:c1,c2\0").as_deref(),
-            Some("system_u:object_r:container_file_t:s0:c1,c2")
-        );
-        assert_eq!(pty_label(lxc, "unconfined"), None);
     }
 
     #[test]

@@ -102,3 +102,35 @@ impl Drop for RawMode {
         unsafe { libc::tcsetattr(self.fd, libc::TCSANOW, &self.saved) };
     }
 }
+
+/// The SELinux file label of the pty a command in the container gets: the container's
+/// image label, the label of its own ptys and console (libvirt mounts the container's
+/// devpts with `context=` that label): `lxc_contexts`' `file` type (`container_file_t`)
+/// at the init's level. The container's processes may use it; another container's, at
+/// other categories, may not (MCS). Left as lxcprov made it (`user_devpts_t` at `s0`, or
+/// the host's own pty type), SELinux would take it from the command at `execve`.
+pub(super) fn file_label(lxc_contexts: &str, init_label: &str) -> Option<String> {
+    let (_, level) = crate::mcs::split_context(init_label)?;
+    crate::host::rootfs_label(lxc_contexts, Some(init_label))
+        .or_else(|| Some(format!("system_u:object_r:container_file_t:{level}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pty_gets_the_container_file_type_at_the_init_level() {
+        let lxc = "process = \"system_u:system_r:container_t:s0\"\nfile = \"system_u:object_r:container_file_t:s0\"\n";
+        assert_eq!(
+            file_label(lxc, "system_u:system_r:container_t:s0:c12,c345").as_deref(),
+            Some("system_u:object_r:container_file_t:s0:c12,c345")
+        );
+        // No lxc_contexts: the refpolicy type all the same.
+        assert_eq!(
+            file_label("", "system_u:system_r:container_t:s0:c1,c2\0").as_deref(),
+            Some("system_u:object_r:container_file_t:s0:c1,c2")
+        );
+        assert_eq!(file_label(lxc, "unconfined"), None);
+    }
+}
