@@ -31,7 +31,7 @@
 # Nothing here sends traffic anywhere but the Debian mirror (image build only); the guest
 # has no network device (-nic none) and its root disk is opened with snapshot=on.
 # Needs root. Environment: LXCPROV_LAB_CACHE, LXCPROV_LAB_MIRROR, LXCPROV_LAB_TIMEOUT
-# (seconds per boot, default 300), LXCPROV_LAB_TRIES (boots when the guest wedges or the
+# (seconds per boot, default 600), LXCPROV_LAB_TRIES (boots when the guest wedges or the
 # suite does not finish, default 2), LXCPROV_BIN (default: cargo build --release).
 set -euo pipefail
 
@@ -41,7 +41,9 @@ SELF="$REPO/scripts/selinux-lab.sh"
 POLICY_DIR="$REPO/scripts/selinux"
 CACHE="${LXCPROV_LAB_CACHE:-/var/cache/lxcprov-lab}"
 MIRROR="${LXCPROV_LAB_MIRROR:-http://deb.debian.org/debian}"
-TIMEOUT="${LXCPROV_LAB_TIMEOUT:-300}"
+# The SELinux suite boots four systemd containers (web1, web2, web1 again, big1 with its
+# 1.3 GB base copied in) after the busybox ones: about 300 s under TCG on 2 cores.
+TIMEOUT="${LXCPROV_LAB_TIMEOUT:-600}"
 # Under TCG a guest kernel occasionally wedges (a "soft lockup" in the console, then no
 # progress). That is the emulator, not lxcprov: such a boot is killed at once and, when the
 # suite did not finish, tried again up to this many times in all.
@@ -68,7 +70,8 @@ img_PACKAGES=(
     ebtables iptables
 )
 img_SUITE=bookworm
-img_SIZE=3G
+# 4 GiB (sparse): room for the suite's 1 GiB overlay base beside the web bases
+img_SIZE=4G
 img_MODULE=lxcprovlab
 
 die() { printf '%s: error: %s\n' "$prog" "$*" >&2; exit 2; }
@@ -185,6 +188,9 @@ EOF
     mkdir -p "$root/etc/libvirt/hooks"
     # libvirt's NAT network "default" cannot start without a NIC or dnsmasq: do not autostart.
     rm -f "$root/etc/libvirt/qemu/networks/autostart/default.xml"
+    # Overlay storage, lxcprov's default on any host with the module: loaded at boot, as
+    # the host set-up expects it (the suite's web containers get overlay through the hook).
+    printf 'overlay\n' >"$root/etc/modules-load.d/lxcprov-overlay.conf"
     # Nothing periodic during a 30 s boot.
     local u
     for u in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer; do
@@ -339,7 +345,7 @@ lxcprov_bin() {
     command -v cargo >/dev/null || die "cargo not found; set LXCPROV_BIN"
     # The seccomp init shim is built into lxcprov (build.rs).
     (cd "$REPO" && cargo build --release --quiet) >&2 || die "cargo build --release failed"
-    printf '%s\n' "$REPO/target/release/lxcprov"
+    printf '%s\n' "${CARGO_TARGET_DIR:-$REPO/target}/release/lxcprov"
 }
 
 # The `web` profile's Debian 12 base, bootstrapped on this host by lxcprov itself
@@ -371,9 +377,18 @@ make_lab_disk() { # RUN MODE
     mkdir -p -- "$d/out" "$d/bb"
     if [[ "$mode" != apparmor ]]; then
         web_base "$bin" "$d/cache"
-        size=1536M
+        # The same base plus 1 GiB of random data (hard links but for that file): the suite
+        # shows that labelling an overlay container costs the same whatever its base holds.
+        cp -al -- "$d/cache" "$d/bigcache"
+        local key
+        for key in "$d"/bigcache/rootfs/*/; do
+            head -c 1G /dev/urandom >"$key/var/lib/lxcprov-lab-big.bin"
+        done
+        size=3G
     fi
     cp -- "$bin" "$d/lxcprov"
+    # The host set-up's own functions (host_ensure_lxc_hook installs the libvirt hook).
+    cp -- "$REPO/scripts/lib/host.sh" "$d/host.sh"
     cp -- "$POLICY_DIR/guest-suite.sh" "$d/guest-suite.sh"
     cp -- "$POLICY_DIR"/lab-*.yaml "$d/"
     printf '%s\n' "$mode" >"$d/mode"

@@ -386,8 +386,7 @@ pub fn process_of(tree: &Tree, name: &Name) -> Option<u32> {
             }
             let n = e.file_name().to_string_lossy().into_owned();
             if n.contains("lxc") && suffixes.iter().any(|s| n.ends_with(s.as_str())) {
-                let procs = std::fs::read_to_string(e.path().join("cgroup.procs")).unwrap_or_default();
-                if let Some(pid) = procs.lines().find_map(|l| l.trim().parse::<u32>().ok()) {
+                if let Some(pid) = first_process(&e.path(), 4) {
                     return Some(pid);
                 }
             } else if depth < 3 && (n.starts_with("machine") || n.ends_with(".partition") || n.ends_with(".slice")) {
@@ -396,6 +395,25 @@ pub fn process_of(tree: &Tree, name: &Name) -> Option<u32> {
         }
     }
     None
+}
+
+/// A process in the cgroup `dir` or below it (at most `depth` levels): under systemd with
+/// cgroup v2, libvirt 9.0 leaves the machine's scope itself empty and puts the container's
+/// processes in `libvirt/...` below it (and a systemd inside moves them further down).
+fn first_process(dir: &Path, depth: u32) -> Option<u32> {
+    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+    if let Some(pid) = procs.lines().find_map(|l| l.trim().parse::<u32>().ok()) {
+        return Some(pid);
+    }
+    if depth == 0 {
+        return None;
+    }
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .find_map(|e| first_process(&e.path(), depth - 1))
 }
 
 /// The limit and the use of the pids cgroup `init_pid` is in: `(max, current)`, `max` None
@@ -511,6 +529,20 @@ mod tests {
         let ran = r.0.lock().unwrap().clone();
         assert_eq!(ran.len(), 1);
         assert!(ran[0].contains(scope) && ran[0].contains("TasksMax=512") && !ran[0].contains("init.scope"), "{ran:?}");
+    }
+
+    #[test]
+    fn the_hook_finds_a_process_below_an_empty_machine_scope() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().to_path_buf();
+        let scope = root.join("machine.slice/machine-lxc\\x2d812\\x2dweb1.scope");
+        std::fs::create_dir_all(scope.join("libvirt/init.scope")).unwrap();
+        std::fs::write(scope.join("cgroup.procs"), "").unwrap();
+        std::fs::write(scope.join("libvirt/cgroup.procs"), "").unwrap();
+        std::fs::write(scope.join("libvirt/init.scope/cgroup.procs"), "815\n").unwrap();
+        let n = Name::parse("web1").unwrap();
+        assert_eq!(process_of(&Tree::Systemd { root: root.clone() }, &n), Some(815));
+        assert_eq!(process_of(&Tree::Systemd { root }, &Name::parse("web2").unwrap()), None);
     }
 
     #[test]

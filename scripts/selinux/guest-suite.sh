@@ -20,16 +20,17 @@ set -u
 checks_for() { # MODE
     case "$1" in
         selinux | permissive)
-            echo guest.lsm guest.context libvirtd.start libvirt.secmodel \
+            echo guest.lsm guest.context hook.install libvirtd.start libvirt.secmodel \
                 create.c1 create.c2 verify.c1 verify.c2 label.c1 label.c2 label.distinct \
-                probe.c1 restart.c1 label.changed verify.c1.restart restart.c1.files destroy.c1 destroy.c2 \
+                probe.c1 shell.c1 restart.c1 label.changed verify.c1.restart restart.c1.files destroy.c1 destroy.c2 \
                 lab.up lab.static lab.idmap lab.verify lab.audit lab.down \
-                web.create web.systemd web.verify web.label web.isolated destroy.web2 destroy.web1 cleanup audit.denials
+                web.create web.systemd web.verify web.label web.overlay shell.web1 web.isolated \
+                overlay.probe overlay.restart destroy.web2 destroy.web1 overlay.cost cleanup audit.denials
             ;;
         apparmor)
-            echo guest.lsm guest.context libvirtd.start libvirt.secmodel \
+            echo guest.lsm guest.context hook.install libvirtd.start libvirt.secmodel \
                 create.c1 create.c2 verify.c1 verify.c2 label.c1 label.c2 label.distinct \
-                restart.c1 verify.c1.restart destroy.c1 destroy.c2 cleanup
+                shell.c1 restart.c1 verify.c1.restart destroy.c1 destroy.c2 cleanup
             ;;
         *) return 2 ;;
     esac
@@ -165,6 +166,139 @@ step_guest() {
             check guest.context $? "suite runs as ${ctx:-?}"
             ;;
     esac
+}
+
+# The libvirt hook, installed the way the host set-up installs it (scripts/lib/host.sh's
+# host_ensure_lxc_hook, lxcprov at /usr/local/bin), before libvirtd starts; the overlay
+# module, loaded at boot (the image's modules-load.d). Then new containers from a cached
+# base get overlay storage, as on any host.
+step_hook() {
+    local rc ov hook=/etc/libvirt/hooks/lxc
+    install -m 0755 "$LXCPROV" /usr/local/bin/lxcprov
+    (
+        set +u
+        HOST_LOG_PREFIX=guest-suite
+        # shellcheck source=../lib/host.sh
+        . "$LAB/host.sh"
+        host_ensure_lxc_hook
+    ) >"$OUT/hook-install.txt" 2>&1
+    rc=$?
+    # libvirtd looks for hooks when it starts; the image starts it at boot, before the hook
+    # existed (host_ensure_lxc_hook says so): restart it, as the set-up tells an admin to.
+    local was
+    was="$(systemctl is-active libvirtd 2>/dev/null)"
+    if [[ "$was" == active ]]; then
+        systemctl restart libvirtd >>"$OUT/hook-install.txt" 2>&1
+        was="active before, restarted (exit $?)"
+    fi
+    ov="$(grep -cw overlay /proc/filesystems)"
+    [[ $rc -eq 0 && $ov -ge 1 && "$(sed -n 2p "$hook" 2>/dev/null)" == "# lxcprov libvirt LXC hook v3" ]]
+    check hook.install $? "host_ensure_lxc_hook exit $rc ($(grep -v '^\s*$' "$OUT/hook-install.txt" 2>/dev/null | head -n 1)); libvirtd: $was; $hook: $(sed -n 2p "$hook" 2>/dev/null), $(grep '^exec ' "$hook" 2>/dev/null); $(ls -Z "$hook" 2>/dev/null | cut -d' ' -f1); overlay in /proc/filesystems: $ov, module: $(lsmod | awk '$1 == "overlay" { print "loaded" }')"
+}
+
+# May a process labelled SCON do PERM on a CLASS labelled TCON? The policy's answer
+# (libselinux's selinux_check_access), 0 when allowed.
+may() { # SCON TCON CLASS PERM
+    python3 -c 'import sys, selinux
+try:
+    sys.exit(0 if selinux.selinux_check_access(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]) == 0 else 1)
+except OSError as e:
+    print("may:", sys.argv[1:], e, file=sys.stderr)
+    sys.exit(1)' "$@" 2>>"$OUT/may.err"
+}
+
+# Runs a command from a process in LABEL, with a busybox copy labelled lxc_contexts' shared
+# file label (as `verify --probe` does): the kernel's answer, not the policy's text.
+as_label() { # LABEL BUSYBOX-ARGS...
+    local l="$1" d=/var/lib/lxcprov/suite-probe
+    shift
+    if [[ ! -x "$d/busybox" ]]; then
+        mkdir -p "$d" && cp "$(command -v busybox)" "$d/busybox" \
+            && chcon -R system_u:object_r:container_file_t:s0 "$d" 2>>"$OUT/as-label.err"
+    fi
+    runcon "$l" "$d/busybox" "$@" 2>>"$OUT/as-label.err"
+}
+
+# An interactive `lxcprov shell NAME` through a real pty (util-linux `script`): the shell
+# must evaluate what is typed, report its own label and its pty's label from inside, and
+# pass its exit status back; from the host, the pty its processes hold must carry the
+# container's file label at its level (SELinux modes).
+step_shell() { # NAME
+    local n="$1" l="${LABEL[$1]:-}" in="$OUT/shell-$1.in" rc=0 i p hostpty="" hostpath="" t own_ok=1 other_ok=1
+    # Another container's label (c2's for c1 and web1; c2 is gone by then, its label stays).
+    local other="${LABEL[c2]:-}"
+    printf '%s\n' 'echo "SUM=$((6*7))"' 'echo "SELF=$(tr -d "\0" </proc/self/attr/current)"' \
+        'echo "PTY=$(stat -L -c %C /proc/self/fd/0 2>/dev/null || echo unknown)"' 'sleep 7' 'exit 7' >"$in"
+    t=$(date +%s.%N)
+    log "script -qec 'lxcprov shell $n' (a real pty), input $in"
+    (
+        timeout 90 script -qec "$LXCPROV shell $n" /dev/null <"$in" >"$OUT/shell-$n.out" 2>"$OUT/shell-$n.err"
+        echo $? >"$OUT/shell-$n.rc"
+    ) &
+    local bg=$!
+    # From the host, while the session's `sleep` runs: the pty its fd 0 is.
+    for ((i = 0; i < 120; i++)); do
+        [[ -z "$hostpath" ]] || break
+        for p in $(pgrep -x -f 'sleep 7'); do
+            [[ "$(proc_label "$p")" == "$l" ]] || continue
+            hostpath="$(readlink "/proc/$p/fd/0" 2>/dev/null)"
+            hostpty="$(stat -L -c %C "/proc/$p/fd/0" 2>/dev/null)"
+        done
+        # While the session holds it: the pty opened for reading and for writing (`: <pty`,
+        # `: >pty`) by a process in the container's label, and in another container's.
+        if [[ -n "$hostpath" && "$MODE" != apparmor ]]; then
+            as_label "$l" sh -c ": <$hostpath && : >$hostpath" && own_ok=0
+            as_label "$other" sh -c ": <$hostpath" || as_label "$other" sh -c ": >$hostpath" || other_ok=0
+        fi
+        [[ -n "$hostpath" ]] || sleep 0.5
+    done
+    wait "$bg"
+    rc="$(cat "$OUT/shell-$n.rc" 2>/dev/null)"
+    local out sum self pty
+    out="$(tr -d '\r' <"$OUT/shell-$n.out" | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g')"
+    sum="$(printf '%s\n' "$out" | grep -c '^SUM=42$')"
+    self="$(printf '%s\n' "$out" | sed -n 's/^SELF=\(.*[^ ]\) *$/\1/p' | grep -v '\$' | head -n 1)"
+    pty="$(printf '%s\n' "$out" | sed -n 's/^PTY=\(.*\)$/\1/p' | grep -v '\$' | head -n 1)"
+    local detail="session exit $rc in $(since "$t")s (want 7, the shell's own); 6*7 evaluated: $([[ $sum -ge 1 ]] && echo yes || echo no); inside: label ${self:-?}, pty ${pty:-?}; from the host: ${hostpath:-no process of $n on a pty} ${hostpty:-}"
+    case "$MODE" in
+        selinux | permissive)
+            local want
+            want="system_u:object_r:container_file_t:s0:$(cats "$l")"
+            detail+="; opening $hostpath from ${l##*:s0:}: $([[ $own_ok -eq 0 ]] && echo allowed || echo DENIED), from another container's ${other##*:s0:}: $([[ $other_ok -eq 0 ]] && echo denied || echo ALLOWED)"
+            [[ "$rc" == 7 && $sum -ge 1 && "$self" == "$l" && "$hostpty" == "$want" && $own_ok -eq 0 && -n "$other" && $other_ok -eq 0 ]] \
+                && { [[ "$n" == c1 ]] || [[ "$pty" == "$want" ]]; }
+            check "shell.$n" $? "$detail"
+            ;;
+        apparmor)
+            [[ "$rc" == 7 && $sum -ge 1 && "$self" == "$l" && -n "$hostpath" ]]
+            check "shell.$n" $? "$detail"
+            ;;
+    esac
+}
+
+# An overlay container's state: OV_CTX (the context= of its overlay mount), OV_FILE (its
+# root's label), OV_IMG (the live XML's imagelabel), OV_UPPER (bytes in its layer's upper).
+overlay_state() { # NAME
+    OV_CTX="$(awk -v t="$POOL/$1" '$5 == t && / - overlay /' /proc/self/mountinfo | grep -o 'context="[^"]*"' | tail -n 1 | sed 's/^context="\(.*\)"$/\1/')"
+    OV_FILE="$(ls -Zd "$POOL/$1" 2>/dev/null | cut -d' ' -f1)"
+    OV_IMG="$(live_imagelabel "$1")"
+    OV_UPPER="$(du -sb "$POOL/.lxcprov/layers/$1/upper" 2>/dev/null | cut -f1)"
+}
+
+# Starts a shut-off NAME with `virsh start` (libvirt and the hook alone, as at boot or by an
+# administrator), waits for its init; sets RC and DUR (of virsh start).
+virsh_start() { # NAME
+    local t i
+    t=$(date +%s.%N)
+    log "virsh start $1"
+    virsh_ start "$1" >"$OUT/virsh-start-$1.txt" 2>&1
+    RC=$?
+    DUR="$(since "$t")"
+    for ((i = 0; i < 100; i++)); do
+        [[ -n "$(init_pid "$1")" ]] && break
+        sleep 0.2
+    done
+    log "  exit $RC in ${DUR}s"
 }
 
 step_libvirtd() {
@@ -379,9 +513,100 @@ step_web() {
     label_probe web1 web1
     check web.label "$PROBE_OK" "$PROBE_DETAIL"
     virsh_ dumpxml web1 >"$OUT/live-web1.xml" 2>&1
+    step_web_overlay
+    step_shell web1
     step_web_isolated
+    step_overlay_probe
+    step_overlay_restart
     step_destroy web2
     step_destroy web1
+    step_overlay_cost
+}
+
+# web1 is the default storage of a host with the hook: overlay, its whole tree labelled by
+# one mount option (context= its image label, at its own categories), put there by the hook
+# at libvirt's `start`, when the dynamic label exists.
+step_web_overlay() {
+    local storage
+    storage="$(jq -r 'select(.data.storage? != null) | .data.storage' "$OUT/create-web.jsonl" 2>/dev/null | head -n 1)"
+    overlay_state web1
+    [[ -d "$POOL/.lxcprov/layers/web1" && -n "$OV_CTX" && "$OV_CTX" == "$OV_IMG" && "$OV_FILE" == "$OV_IMG" \
+        && "$OV_IMG" == "system_u:object_r:container_file_t:s0:$(cats "${LABEL[web1]:-}")" ]]
+    check web.overlay $? "storage: ${storage:-?}; overlay at $POOL/web1 mounted with context=${OV_CTX:-none}; root labelled ${OV_FILE:-?}; live imagelabel ${OV_IMG:-?}; process ${LABEL[web1]:-?}; upper layer $((${OV_UPPER:-0} / 1024)) KiB"
+}
+
+# The MCS probe between two overlay containers (lxcprov verify --probe), and the policy's
+# answer for their trees as mounted: web2's processes may not read web1's files.
+step_overlay_probe() {
+    local st detail l1 l2 f1 own=1 other=1
+    lx probe-web1 verify web1 --probe --peer web2
+    st="$(check_field probe-web1 selinux.probe status)"
+    detail="$(check_field probe-web1 selinux.probe summary)"
+    l1="$(proc_label "$(init_pid web1)")"
+    l2="$(proc_label "$(init_pid web2)")"
+    f1="$(ls -Z "$POOL/web1/etc/hostname" 2>/dev/null | cut -d' ' -f1)"
+    may "$l1" "$f1" file read && own=0
+    may "$l2" "$f1" file read || other=0
+    [[ "$st" == pass && $own -eq 0 && $other -eq 0 ]]
+    check overlay.probe $? "lxcprov verify web1 --probe --peer web2 exit $RC: selinux.probe=${st:-missing}: ${detail:-$(lx_error probe-web1)}; web1's /etc/hostname is ${f1:-?}: web1 (${l1##*:s0:}) may read it: $([[ $own -eq 0 ]] && echo yes || echo NO), web2 (${l2##*:s0:}) may: $([[ $other -eq 0 ]] && echo no || echo YES)"
+}
+
+# Stop, then `virsh start` (libvirt and the hook alone): a new dynamic pair, the tree
+# labelled again by the mount alone (nothing copied up), every verify check as before.
+RESTART_SMALL=""
+step_overlay_restart() {
+    local before after src sdur u0 st
+    before="$(cats "$(proc_label "$(init_pid web1)")")"
+    overlay_state web1
+    u0="$OV_UPPER"
+    lx stop-web1 stop web1 --timeout 30
+    src=$RC sdur=$DUR
+    virsh_start web1
+    local vrc=$RC vdur=$DUR
+    RESTART_SMALL="$vdur"
+    after="$(cats "$(proc_label "$(init_pid web1)")")"
+    overlay_state web1
+    st="$(timeout 120 "$LXCPROV" exec web1 -- systemctl is-system-running --wait 2>>"$OUT/web1-exec.err")"
+    lx verify-web1-restart verify web1
+    local bad
+    bad="$(verify_nonpass verify-web1-restart)"
+    [[ $src -eq 0 && $vrc -eq 0 && -n "$after" && "$after" != "$before" && "$OV_CTX" == "$OV_IMG" \
+        && "$OV_IMG" == *":s0:$after" && "$st" == running && $RC -le 1 ]] && only_expected "$bad" web_expected
+    check overlay.restart $? "lxcprov stop exit $src in ${sdur}s; virsh start exit $vrc in ${vdur}s; categories ${before:-?} -> ${after:-?}; mount context=${OV_CTX:-none} (imagelabel ${OV_IMG:-?}); upper layer $((${u0:-0} / 1024)) -> $((${OV_UPPER:-0} / 1024)) KiB; systemd ${st:-?}; verify exit $RC: $(verify_summary verify-web1-restart)${bad:+; not passed: $bad}"
+}
+
+# The labelling cost against the size of the base: big1 from the web base plus 1 GiB of
+# random data (LABDIR/bigcache). Its start labels the tree exactly as web1's did; the
+# 1 GiB file must not reach its layer (no copy-up), and its `virsh start` must take about
+# what web1's did.
+step_overlay_cost() {
+    local big cdur u0 u1 vdur vrc bigf
+    if [[ ! -d "$LAB/bigcache/rootfs" ]]; then
+        fail overlay.cost "no big base on the lab disk ($LAB/bigcache)"
+        return 1
+    fi
+    lx create-big create big1 --profile web --cache-dir "$LAB/bigcache"
+    cdur=$DUR
+    local crc=$RC
+    big="$(du -sh "$POOL"/.lxcprov/bases/ 2>/dev/null | cut -f1)"
+    overlay_state big1
+    u0="$OV_UPPER"
+    local c0="$OV_CTX"
+    # Off, then on again through libvirt and the hook, as web1 was.
+    virsh_ destroy big1 >/dev/null 2>&1
+    virsh_start big1
+    vrc=$RC vdur=$DUR
+    overlay_state big1
+    u1="$OV_UPPER"
+    bigf="$(ls -Z "$POOL/big1/var/lib/lxcprov-lab-big.bin" 2>/dev/null | cut -d' ' -f1) $(stat -c %s "$POOL/big1/var/lib/lxcprov-lab-big.bin" 2>/dev/null) bytes"
+    local up
+    up="$(find "$POOL/.lxcprov/layers/big1/upper" -name 'lxcprov-lab-big.bin' 2>/dev/null | wc -l)"
+    [[ $crc -le 1 && $vrc -eq 0 && -n "$c0" && "$OV_CTX" == "$OV_IMG" && "$OV_CTX" != "$c0" && $up -eq 0 \
+        && ${u1:-999999999} -lt $((64 << 20)) ]] \
+        && awk -v b="$vdur" -v s="${RESTART_SMALL:-0}" 'BEGIN { exit !(s > 0 && b <= 2 * s + 5) }'
+    check overlay.cost $? "big1 (base $big with a 1 GiB file: ${bigf}) create exit $crc in ${cdur}s (the shared base copied and shifted once), virsh start exit $vrc in ${vdur}s against web1's ${RESTART_SMALL:-?}s; context=${c0:-none} then ${OV_CTX:-none}; upper layer $((${u0:-0} / 1024)) KiB after create, $((${u1:-0} / 1024)) KiB after the restart; the 1 GiB file copied up: $([[ $up -eq 0 ]] && echo no || echo YES)"
+    lx destroy-big1 destroy big1 --purge --yes
+    [[ $RC -eq 0 ]] || info "destroy big1 exit $RC: $(lx_error destroy-big1)"
 }
 
 # What the CI host cannot show: a second systemd container with an isolated id map of its
@@ -574,6 +799,7 @@ if [[ "$MODE" == permissive ]]; then
     info "semodule -DB (dontaudit off) exit $? in $(since "$t")s"
 fi
 step_guest
+step_hook
 if step_libvirtd; then
     step_create c1
     step_create c2
@@ -583,6 +809,7 @@ if step_libvirtd; then
     step_label c2
     step_distinct
     [[ "$MODE" == apparmor ]] || step_probe
+    step_shell c1
     step_restart
     # Evidence the verify reports do not keep.
     for n in c1 c2; do

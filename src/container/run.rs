@@ -73,10 +73,38 @@ pub(super) fn relabel_before_start(env: &Env, d: &facts::DomainXml) -> Result<()
         label_tree(env, dir, None)?;
     }
     let Some(rootfs) = &d.rootfs else { return Ok(()) };
+    if env.labels.enforcing().is_some() && is_overlay_root(rootfs)? {
+        return overlay_labelled_at_start(&d.name);
+    }
     match sec.kind.as_str() {
         "dynamic" => label_tree(env, rootfs, None),
         "static" => label_tree(env, rootfs, sec.label.as_deref()),
         _ => Ok(()),
+    }
+}
+
+/// Is `rootfs` (`POOL/NAME`) an overlay container's mount point (it has a layer)?
+fn is_overlay_root(rootfs: &Path) -> Result<bool> {
+    let (Some(pool), Some(name)) = (rootfs.parent(), rootfs.file_name().and_then(|n| n.to_str())) else {
+        return Ok(false);
+    };
+    Ok(crate::storage::existing(pool, name)?.is_some())
+}
+
+/// An overlay container is never relabelled by a walk: `chcon -R` through the overlay would
+/// copy every file of the shared base up into its layer. lxcprov's libvirt hook labels it
+/// at `start` instead, by mounting it with `context=` its image label (libvirt chooses a
+/// dynamic label only after `prepare`, so only the hook can). Without the hook the
+/// container would see its base's host labels and could not start in enforcing mode.
+fn overlay_labelled_at_start(name: &str) -> Result<()> {
+    let hook = Path::new(crate::storage::hook::HOOK_PATH);
+    match crate::storage::hook::status(hook) {
+        crate::storage::hook::Status::Current(_) => Ok(()),
+        s => bail!(
+            "{name} has overlay storage, which lxcprov labels under SELinux when libvirt starts it (its libvirt hook mounts the root with context= the container's image label), but the hook {} is {}: run `lxcprov hook install`, then restart libvirtd",
+            hook.display(),
+            s.describe()
+        ),
     }
 }
 

@@ -69,6 +69,8 @@ pub struct Target {
     pub no_new_privs: bool,
     /// Where and what to write so the command gets the init's label at execve.
     pub label: Option<(PathBuf, String)>,
+    /// Under SELinux, the file label the command's pty gets ([`pty::file_label`]).
+    pub pty_label: Option<String>,
     /// The container's seccomp programs, from lxcprov's own copy on the host (the one the
     /// container's shim was given; never read back through the container's tree, which
     /// its root controls), installed last before the command's execve.
@@ -112,8 +114,8 @@ const MAX_PROC_FILE: u64 = 1 << 20;
 
 /// Reads everything about the init `pid` of container `name` from `proc` (the host's
 /// `/proc`); `filter` is lxcprov's host-side copy of the container's seccomp filter
-/// (`STATE/seccomp/NAME/filter.bpf`).
-pub fn target(proc: &Path, name: &str, pid: u32, filter: &Path) -> Result<Target> {
+/// (`STATE/seccomp/NAME/filter.bpf`); `etc` is the host's, for `lxc_contexts`.
+pub fn target(proc: &Path, etc: &Path, name: &str, pid: u32, filter: &Path) -> Result<Target> {
     let dir = proc.join(pid.to_string());
     let me = proc.join("self");
     let read = |f: &str| {
@@ -175,8 +177,28 @@ pub fn target(proc: &Path, name: &str, pid: u32, filter: &Path) -> Result<Target
     } else {
         vec![]
     };
-    let label = label_for(&dir, crate::host::selinux_enabled(), crate::host::apparmor_enabled())?;
-    Ok(Target { name: name.into(), pid, ns, pid_ns, userns, cgroup_procs, drop_caps, no_new_privs, label, seccomp })
+    let selinux = crate::host::selinux_enabled();
+    let label = label_for(&dir, selinux, crate::host::apparmor_enabled())?;
+    let pty_label = match (&label, selinux) {
+        (Some((_, l)), true) => {
+            let lxc = std::fs::read_to_string(crate::host::lxc_contexts_path(etc)).unwrap_or_default();
+            Some(pty::file_label(&lxc, l).with_context(|| format!("{name}'s init label {l:?} has no MCS level"))?)
+        }
+        _ => None,
+    };
+    Ok(Target {
+        name: name.into(),
+        pid,
+        ns,
+        pid_ns,
+        userns,
+        cgroup_procs,
+        drop_caps,
+        no_new_privs,
+        label,
+        pty_label,
+        seccomp,
+    })
 }
 
 /// Makes sure lxcprov runs from a sealed, anonymous copy of its own executable before it
@@ -369,6 +391,11 @@ pub fn run(t: &Target, req: &Request) -> Result<Outcome> {
     let programs: Vec<String> = if req.programs.is_empty() { vec![first.clone()] } else { req.programs.clone() };
     let tty = [std::io::stdin().is_terminal(), std::io::stdout().is_terminal(), std::io::stderr().is_terminal()];
     let pty = if !req.capture && tty.iter().any(|t| *t) { Some(Pty::open()?) } else { None };
+    if let (Some(p), Some(l)) = (&pty, &t.pty_label) {
+        p.label(l).with_context(|| {
+            format!("labelling the pty for {} as {l} (its processes could not use it otherwise)", t.name)
+        })?;
+    }
     let on_pty = |i: usize| pty.is_some() && tty[i];
     // Under SELinux the command, in the container's type and categories, may not use
     // lxcprov's sockets: they are made with its label.

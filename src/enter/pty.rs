@@ -31,6 +31,26 @@ impl Pty {
         Ok(Pty { master, slave })
     }
 
+    /// Gives the slave the SELinux file label `label` (`security.selinux` on the open
+    /// descriptor: devpts keeps it for the pty's life).
+    pub(super) fn label(&self, label: &str) -> Result<()> {
+        let v = std::ffi::CString::new(label).context("a label with a NUL byte")?;
+        // SAFETY: fsetxattr on our own descriptor, with a NUL-terminated name and value.
+        let r = unsafe {
+            libc::fsetxattr(
+                self.slave.as_raw_fd(),
+                c"security.selinux".as_ptr(),
+                v.as_ptr().cast(),
+                v.as_bytes_with_nul().len(),
+                0,
+            )
+        };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error()).context("setting security.selinux on the pty");
+        }
+        Ok(())
+    }
+
     /// The slave, for the command (lxcprov's copy goes with [`Pty::into_master`]).
     pub(super) fn slave_fd(&self) -> i32 {
         self.slave.as_raw_fd()
@@ -80,5 +100,37 @@ impl Drop for RawMode {
     fn drop(&mut self) {
         // SAFETY: restores what tcgetattr returned.
         unsafe { libc::tcsetattr(self.fd, libc::TCSANOW, &self.saved) };
+    }
+}
+
+/// The SELinux file label of the pty a command in the container gets: the container's
+/// image label, the label of its own ptys and console (libvirt mounts the container's
+/// devpts with `context=` that label): `lxc_contexts`' `file` type (`container_file_t`)
+/// at the init's level. The container's processes may use it; another container's, at
+/// other categories, may not (MCS). Left as lxcprov made it (`user_devpts_t` at `s0`, or
+/// the host's own pty type), SELinux would take it from the command at `execve`.
+pub(super) fn file_label(lxc_contexts: &str, init_label: &str) -> Option<String> {
+    let (_, level) = crate::mcs::split_context(init_label)?;
+    crate::host::rootfs_label(lxc_contexts, Some(init_label))
+        .or_else(|| Some(format!("system_u:object_r:container_file_t:{level}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pty_gets_the_container_file_type_at_the_init_level() {
+        let lxc = "process = \"system_u:system_r:container_t:s0\"\nfile = \"system_u:object_r:container_file_t:s0\"\n";
+        assert_eq!(
+            file_label(lxc, "system_u:system_r:container_t:s0:c12,c345").as_deref(),
+            Some("system_u:object_r:container_file_t:s0:c12,c345")
+        );
+        // No lxc_contexts: the refpolicy type all the same.
+        assert_eq!(
+            file_label("", "system_u:system_r:container_t:s0:c1,c2\0").as_deref(),
+            Some("system_u:object_r:container_file_t:s0:c1,c2")
+        );
+        assert_eq!(file_label(lxc, "unconfined"), None);
     }
 }

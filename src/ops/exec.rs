@@ -20,5 +20,6 @@ pub fn running_target(ctx: &Context, name: &Name, what: &str) -> Result<Target> 
             .with_context(|| format!("libvirt reports no init PID for {name} (in {})", env.run_dir.display()))
     })?;
     let filter = ctx.paths.seccomp(name).join(crate::seccomp::FILTER);
-    enter::target(&crate::host::HostRoot::real().proc(), name.as_str(), pid, &filter)
+    let host = crate::host::HostRoot::real();
+    enter::target(&host.proc(), &host.etc(), name.as_str(), pid, &filter)
 }

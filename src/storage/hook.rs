@@ -1,6 +1,11 @@
 //! The libvirt LXC hook (`/etc/libvirt/hooks/lxc`): a two-line script that hands every call
 //! to `lxcprov hook lxc NAME OP SUBOP EXTRA`, which mounts an overlay container's root at
-//! `prepare` and unmounts it at `release`. libvirt runs it from libvirtd for every LXC
+//! `prepare` and unmounts it at `release`. Under SELinux it mounts the root again at `start`
+//! with `context=` the container's image label (`container_file_t` at its own MCS level):
+//! libvirt 9.0 generates a dynamic label only after `prepare` (`virLXCProcessStart`:
+//! `prepare`, then `virSecurityManagerGenLabel` and `SetAllLabel`, then `start`, then the
+//! controller), and never relabels a `<filesystem>` itself (`SetAllLabel` skips `def->fss`),
+//! so one mount option is the whole relabel, whatever the size of the shared base. libvirt runs it from libvirtd for every LXC
 //! domain, with the domain XML on stdin; lxcprov acts only on domains that carry its
 //! metadata and have an overlay layer, and leaves every other domain alone (exit 0, no
 //! output). libvirtd looks for hook scripts when it starts: a newly installed hook needs a
@@ -15,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 pub const HOOK_PATH: &str = "/etc/libvirt/hooks/lxc";
 /// The script's first comment line; the version changes when the script's shape does.
-pub const MARKER: &str = "# lxcprov libvirt LXC hook v2";
+pub const MARKER: &str = "# lxcprov libvirt LXC hook v3";
 /// At most this much of the domain XML is read from stdin.
 pub const MAX_XML: u64 = 1 << 20;
 
@@ -23,7 +28,7 @@ pub const MAX_XML: u64 = 1 << 20;
 pub fn script(bin: &Path) -> String {
     let b = crate::exec::quote(&bin.display().to_string());
     format!(
-        "#!/bin/sh\n{MARKER}\n# libvirt runs this for every LXC domain; lxcprov acts only on its own overlay containers\n# (mounts their root at prepare, unmounts it at release, bounds their processes once started).\n# Installed by `lxcprov hook install`.\n# Other operations: the XML is read and nothing is done, without starting lxcprov.\ncase \"$2\" in prepare|release|started) ;; *) while read -r _; do :; done; exit 0 ;; esac\n[ -x {b} ] || exit 0\nexec {b} hook lxc \"$@\"\n"
+        "#!/bin/sh\n{MARKER}\n# libvirt runs this for every LXC domain; lxcprov acts only on its own overlay containers\n# (mounts their root at prepare, labels it at start under SELinux, unmounts it at release,\n# bounds their processes once started).\n# Installed by `lxcprov hook install`.\n# Other operations: the XML is read and nothing is done, without starting lxcprov.\ncase \"$2\" in prepare|start|release|started) ;; *) while read -r _; do :; done; exit 0 ;; esac\n[ -x {b} ] || exit 0\nexec {b} hook lxc \"$@\"\n"
     )
 }
 
@@ -117,6 +122,9 @@ pub enum Verdict {
     Ignore,
     Mount(PathBuf, String),
     Unmount(PathBuf, String),
+    /// `start` under SELinux: the overlay mounted (again) with `context=` this image label,
+    /// which libvirt generated after `prepare`.
+    Label(PathBuf, String, crate::mcs::Context),
     /// `started`: bound the container's processes (`pids_max`, from its metadata).
     Bound(String, u32),
 }
@@ -135,7 +143,7 @@ pub fn decide(args: &[String], xml: &[u8], truncated: bool) -> Result<Verdict> {
     if truncated {
         bail!("the domain XML of an lxcprov domain is larger than {MAX_XML} bytes; refusing to act on it");
     }
-    if !matches!(op.as_str(), "prepare" | "release" | "started") {
+    if !matches!(op.as_str(), "prepare" | "start" | "release" | "started") {
         return Ok(Verdict::Ignore);
     }
     let text = std::str::from_utf8(xml).context("the domain XML is not UTF-8")?;
@@ -159,6 +167,15 @@ pub fn decide(args: &[String], xml: &[u8], truncated: bool) -> Result<Verdict> {
         return Ok(Verdict::Ignore); // not lxcprov's POOL/NAME layout: nothing of ours to mount
     }
     let pool = rootfs.parent().context("pool")?.to_path_buf();
+    if op == "start" {
+        let Some(img) = d.seclabel.as_ref().filter(|s| s.model == "selinux").and_then(|s| s.imagelabel.as_deref())
+        else {
+            return Ok(Verdict::Ignore); // no SELinux image label: nothing to label
+        };
+        let c = crate::mcs::Context::parse(img)
+            .map_err(|e| anyhow::anyhow!("refusing to label {n}'s root with the image label in its XML: {e}"))?;
+        return Ok(Verdict::Label(pool, n.to_string(), c));
+    }
     Ok(if op == "prepare" { Verdict::Mount(pool, n.to_string()) } else { Verdict::Unmount(pool, n.to_string()) })
 }
 
@@ -186,6 +203,12 @@ pub fn run(runner: &dyn crate::exec::Runner, args: &[String], stdin: &mut dyn Re
                 return Ok(());
             };
             super::ensure_mounted(runner, &o)?;
+            Ok(())
+        }
+        Verdict::Label(pool, name, context) => {
+            // Copy storage is labelled by lxcprov before the start (its own tree).
+            let Some(o) = super::existing(&pool, &name)? else { return Ok(()) };
+            super::ensure_mounted_labelled(runner, &o, &context)?;
             Ok(())
         }
         Verdict::Unmount(pool, name) => {
@@ -350,6 +373,19 @@ mod tests {
         for op in ["start", "started", "stopped", "reconnect"] {
             assert_eq!(decide(&a(&["web1", op, "begin", "-"]), x.as_bytes(), false).unwrap(), Verdict::Ignore);
         }
+        // Under SELinux, `start` (the label generated by then) labels the whole tree by mounting
+        // it with context= the image label; a label that is not a plain context is refused.
+        let sel = x.replace("</devices>", "</devices><seclabel type='dynamic' model='selinux' relabel='yes'><label>system_u:system_r:container_t:s0:c4,c9</label><imagelabel>system_u:object_r:container_file_t:s0:c4,c9</imagelabel></seclabel>");
+        let v = decide(&a(&["web1", "start", "begin", "-"]), sel.as_bytes(), false).unwrap();
+        let want = crate::mcs::Context::parse("system_u:object_r:container_file_t:s0:c4,c9").unwrap();
+        assert_eq!(v, Verdict::Label("/var/lib/libvirt/filesystems".into(), "web1".into(), want));
+        let bad = sel.replace("s0:c4,c9</imagelabel>", "s0:c4,c9\",lowerdir=/</imagelabel>");
+        assert!(decide(&a(&["web1", "start", "begin", "-"]), bad.as_bytes(), false).is_err());
+        // At prepare (no label yet) and for AppArmor, nothing to label.
+        let v = decide(&a(&["web1", "prepare", "begin", "-"]), sel.as_bytes(), false).unwrap();
+        assert_eq!(v, Verdict::Mount("/var/lib/libvirt/filesystems".into(), "web1".into()));
+        let aa = x.replace("</devices>", "</devices><seclabel type='dynamic' model='apparmor'/>");
+        assert_eq!(decide(&a(&["web1", "start", "begin", "-"]), aa.as_bytes(), false).unwrap(), Verdict::Ignore);
         // With a process limit in its metadata, `started` bounds it.
         let x = x.replace("security=\"none\"", "security=\"none\" pids=\"256\"");
         assert!(x.contains("pids=\"256\""), "{x}");

@@ -24,7 +24,7 @@ pub mod snapshot;
 
 pub use actions::Action;
 pub use driver::{CopyTree, Driver, Layout};
-pub use mount::{ensure_mounted, is_mounted, mount_cmd, peers_with, unmount};
+pub use mount::{ensure_mounted, ensure_mounted_labelled, is_mounted, mount_cmd, mounted_context, peers_with, unmount};
 
 use crate::profile::Idmap;
 use anyhow::{bail, Context, Result};
@@ -485,6 +485,7 @@ pub fn prepare_base(runner: &dyn crate::exec::Runner, o: &Overlay, on_wait: &dyn
         if let Some(m) = o.base_map() {
             crate::fsutil::shift_ownership(&tmp, m.uid.target, m.gid.target, m.uid.count.min(m.gid.count))?;
         }
+        label_on_disk(runner, &[&tmp])?;
         std::fs::write(tmp.join(BASE_DONE), format!("{}\n", o.base_id))?;
         std::fs::rename(&tmp, &o.base)?;
         Ok(())
@@ -493,6 +494,26 @@ pub fn prepare_base(runner: &dyn crate::exec::Runner, o: &Overlay, on_wait: &dyn
         let _ = crate::fsutil::remove_tree(&tmp);
     }
     r.with_context(|| format!("preparing the shared base {}", o.base.display()))
+}
+
+/// Under SELinux, the on-disk label of a shared base (once, when it is prepared) and of a
+/// new layer's `upper` and `work`: `lxc_contexts`' shared `file` label
+/// (`container_file_t:s0`). The container never sees it (the hook mounts its overlay with
+/// `context=` its own image label); it is what the overlay's mounter (`mount`, run by the
+/// hook) reads and writes underneath, one type for every pool instead of whatever labels
+/// the cache had. Nothing is walked per container or per start.
+fn label_on_disk(runner: &dyn crate::exec::Runner, dirs: &[&Path]) -> Result<()> {
+    if !crate::host::selinux_enabled() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(crate::host::lxc_contexts_path(Path::new("/etc"))).unwrap_or_default();
+    let label =
+        crate::host::rootfs_label(&text, None).unwrap_or_else(|| "system_u:object_r:container_file_t:s0".into());
+    let cmd = crate::exec::Cmd::new("chcon")
+        .args(["-R", "--no-dereference"])
+        .arg(&label)
+        .args(dirs.iter().map(|d| d.display().to_string()));
+    runner.run(&cmd, &mut |_| {}).map_err(anyhow::Error::new).with_context(|| format!("labelling {dirs:?} {label}"))
 }
 
 /// Makes the container's empty writable layer (an old one is replaced) and records its
@@ -517,7 +538,10 @@ fn make_layer_with(o: &Overlay, fill_upper: impl FnOnce(&Path) -> Result<()>) ->
     // A new layer gets the quota asked for, or the one the layer it replaces has.
     let disk = o.disk.or_else(|| o.quota());
     let r = fill_layer(o, &tmp, disk)
-        .and_then(|data| fill_upper(&data.join("upper")))
+        .and_then(|data| {
+            fill_upper(&data.join("upper"))?;
+            label_on_disk(&crate::exec::SystemRunner::default(), &[&data.join("upper"), &data.join("work")])
+        })
         .and_then(|()| swap_in(&tmp, &o.layer));
     let _ = crate::fsutil::remove_tree(&tmp);
     r.with_context(|| format!("making the layer {}", o.layer.display()))

@@ -43,8 +43,18 @@ fn peer_group(info: &str, dir: &Path) -> Option<String> {
 
 /// The mount command for `o` (argv as data; the paths were checked for `,` `:` `\`).
 pub fn mount_cmd(o: &Overlay) -> Cmd {
-    let opts =
+    mount_cmd_labelled(o, None)
+}
+
+/// The mount command for `o`, every file of it seen with the SELinux file label `context`
+/// when one is given (`context="..."`: its level's `,` is quoted; the label was checked by
+/// [`crate::mcs::Context::parse`], which allows no quote).
+pub fn mount_cmd_labelled(o: &Overlay, context: Option<&crate::mcs::Context>) -> Cmd {
+    let mut opts =
         format!("lowerdir={},upperdir={},workdir={}", o.lower().display(), o.upper().display(), o.work().display());
+    if let Some(c) = context {
+        opts.push_str(&format!(",context=\"{}\"", context_text(c)));
+    }
     cmd(vec![
         "mount".into(),
         "-t".into(),
@@ -54,6 +64,53 @@ pub fn mount_cmd(o: &Overlay) -> Cmd {
         opts,
         o.target.display().to_string(),
     ])
+}
+
+/// A context as the kernel writes it (`user:role:type:level[-clearance]`).
+fn context_text(c: &crate::mcs::Context) -> String {
+    let mut s = format!("{}:{}:{}:{}", c.user, c.role, c.type_, c.level.canonical());
+    if let Some(h) = &c.clearance {
+        s.push_str(&format!("-{}", h.canonical()));
+    }
+    s
+}
+
+/// The `context=` label of the overlay mounted at `target`, as mountinfo shows it: `None`
+/// when none is mounted there, `Some(None)` when it is mounted without one.
+pub fn mounted_context(target: &Path) -> Option<Option<String>> {
+    context_in(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(), target)
+}
+
+fn context_in(info: &str, target: &Path) -> Option<Option<String>> {
+    let t = target.display().to_string();
+    info.lines()
+        .filter(|l| l.split(' ').nth(4).map(unescape).as_deref() == Some(t.as_str()))
+        .filter_map(|l| l.split(" - ").nth(1))
+        .rfind(|r| r.split(' ').next() == Some("overlay"))
+        .map(|r| super_option(r.splitn(3, ' ').nth(2).unwrap_or(""), "context"))
+}
+
+/// The value of `key=` among a mount's super options (`rw,context="a:b:c:s0:c1,c2",...`):
+/// a quoted value runs to its closing quote, another to the next `,`.
+fn super_option(opts: &str, key: &str) -> Option<String> {
+    let mut rest = opts;
+    loop {
+        if let Some(v) = rest.strip_prefix(key).and_then(|r| r.strip_prefix('=')) {
+            return Some(match v.strip_prefix('"') {
+                Some(q) => q.split('"').next().unwrap_or("").to_string(),
+                None => v.split(',').next().unwrap_or("").to_string(),
+            });
+        }
+        // Skip this option (a quoted value may hold commas).
+        let mut quoted = false;
+        let end = rest.char_indices().find(|&(_, ch)| {
+            if ch == '"' {
+                quoted = !quoted;
+            }
+            ch == ',' && !quoted
+        });
+        rest = &rest[end?.0 + 1..];
+    }
 }
 
 /// Is an overlay mounted at `target` (in this mount namespace)?
@@ -89,6 +146,26 @@ pub fn ensure_mounted(runner: &dyn Runner, o: &Overlay) -> Result<bool> {
     if is_mounted(&o.target) {
         return Ok(false);
     }
+    mount_now(runner, o, None)
+}
+
+/// Mounts `o` with every file seen as `context` (SELinux `context=`): the container's whole
+/// tree carries its own label and level at the cost of one mount, whatever the base's size;
+/// nothing is written to the base or the layer. An overlay mounted without that label (by
+/// `prepare`, or by lxcprov before libvirt chose the label) is unmounted first: nothing
+/// uses it before the container starts. True when it mounted.
+pub fn ensure_mounted_labelled(runner: &dyn Runner, o: &Overlay, context: &crate::mcs::Context) -> Result<bool> {
+    let want = context_text(context);
+    match mounted_context(&o.target) {
+        Some(Some(have)) if have == want => return Ok(false),
+        Some(_) => unmount(runner, &o.target)
+            .with_context(|| format!("unmounting {} to mount it again labelled {want}", o.target.display()))?,
+        None => {}
+    }
+    mount_now(runner, o, Some(context))
+}
+
+fn mount_now(runner: &dyn Runner, o: &Overlay, context: Option<&crate::mcs::Context>) -> Result<bool> {
     // A quota layer's file system first (its upper and work are on it).
     super::ensure_disk_mounted(runner, &o.layer)?;
     if !o.base.join(super::BASE_DONE).is_file() {
@@ -126,7 +203,7 @@ pub fn ensure_mounted(runner: &dyn Runner, o: &Overlay) -> Result<bool> {
             .with_context(|| format!("mounting the id-mapped view of the shared base for {}", o.target.display()))?;
     }
     let r = runner
-        .run(&mount_cmd(o), &mut |_| {})
+        .run(&mount_cmd_labelled(o, context), &mut |_| {})
         .map_err(anyhow::Error::new)
         .with_context(|| format!("mounting the overlay at {}", o.target.display()));
     if o.mapped_lower {
@@ -169,6 +246,40 @@ mod tests {
         assert_eq!(peer_group(info, Path::new("/var/lib/pool/x")).as_deref(), Some("shared:1"));
         assert_eq!(peer_group(info, Path::new("/var/lib/pool/web 1/etc")).as_deref(), Some("shared:5"));
         assert_eq!(peer_group(info, Path::new("/var/lib/pool/b/etc")), None, "a private mount");
+    }
+
+    #[test]
+    fn reads_the_context_of_an_overlay_mount() {
+        let info = "90 27 0:50 / /p/web1 rw,relatime shared:5 - overlay overlay rw,context=\"system_u:object_r:container_file_t:s0:c1,c2\",lowerdir=/b,upperdir=/u,workdir=/w\n\
+                    91 27 0:51 / /p/web2 rw shared:6 - overlay overlay rw,lowerdir=/b,upperdir=/u2,workdir=/w2\n\
+                    92 27 0:52 / /p/web3 rw shared:7 - overlay overlay rw,rootcontext=a:b:c:s0,context=x:y:z:s0,lowerdir=/b\n\
+                    93 27 0:53 / /p/t rw - tmpfs tmpfs rw,context=\"a:b:c:s0:c1,c2\"\n";
+        assert_eq!(
+            context_in(info, Path::new("/p/web1")),
+            Some(Some("system_u:object_r:container_file_t:s0:c1,c2".into()))
+        );
+        assert_eq!(context_in(info, Path::new("/p/web2")), Some(None), "mounted without a label");
+        assert_eq!(
+            context_in(info, Path::new("/p/web3")),
+            Some(Some("x:y:z:s0".into())),
+            "rootcontext= is another option"
+        );
+        assert_eq!(context_in(info, Path::new("/p/t")), None, "not an overlay");
+        assert_eq!(context_in(info, Path::new("/p/none")), None);
+    }
+
+    #[test]
+    fn the_labelled_mount_quotes_the_context() {
+        let o = Overlay::new(Path::new("/p"), "c1", Path::new("/cache/k"), "k", None, false);
+        let c = crate::mcs::Context::parse("system_u:object_r:container_file_t:s0:c3,c12").unwrap();
+        let argv = mount_cmd_labelled(&o, Some(&c)).argv();
+        assert!(
+            argv.iter().any(|a| a.ends_with(
+                ",workdir=/p/.lxcprov/layers/c1/work,context=\"system_u:object_r:container_file_t:s0:c3,c12\""
+            )),
+            "{argv:?}"
+        );
+        assert_eq!(mount_cmd_labelled(&o, None).argv(), mount_cmd(&o).argv());
     }
 
     #[test]
