@@ -371,6 +371,7 @@ host_ensure_libvirtd() {
 HOST_LXC_HOOK="${HOST_LXC_HOOK:-/etc/libvirt/hooks/lxc}"
 host_ensure_lxc_hook() {
     local bin="${LXCPROV_HOOK_BIN:-/usr/local/bin/lxcprov}"
+    host_ensure_hook_apparmor "$bin" || return 1
     if [[ -e "$HOST_LXC_HOOK" ]]; then
         host_log "libvirt hook $HOST_LXC_HOOK present; leaving it as it is (lxcprov doctor checks it)"
         return 0
@@ -396,6 +397,30 @@ host_ensure_lxc_hook() {
             host_log "WARNING: libvirtd was running before the hook existed; restart it yourself so it calls the hook (running containers survive)"
         fi
     fi
+}
+
+# Debian's AppArmor profile for libvirtd (usr.sbin.libvirtd, enforced where AppArmor is
+# on) lets libvirtd run its hooks, but not a program outside its own paths: the hook's
+# `exec lxcprov` is denied (exit 126, seen in the SELinux lab's AppArmor boot) and every
+# lxcprov container's start fails at `prepare`. A rule in the profile's local include lets
+# libvirtd run lxcprov with its own profile if one is loaded, else unconfined (PUx), as it
+# runs its own helpers; the profile is then reloaded (running libvirtd included).
+host_ensure_hook_apparmor() { # BIN
+    local bin="$1" prof=/etc/apparmor.d/usr.sbin.libvirtd
+    local inc=/etc/apparmor.d/local/usr.sbin.libvirtd rule
+    [[ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" == Y && -f "$prof" ]] || return 0
+    rule="\"$bin\" PUx,"
+    if grep -qsxF -- "$rule" "$inc"; then
+        return 0
+    fi
+    [[ "$(id -u)" -eq 0 ]] || { host_err "adding the AppArmor rule for lxcprov's hook to $inc needs root"; return 1; }
+    mkdir -p -- "$(dirname -- "$inc")"
+    printf '%s\n' "# lxcprov's libvirt LXC hook runs lxcprov (scripts/lib/host.sh)" "$rule" >>"$inc"
+    if command -v apparmor_parser >/dev/null 2>&1 && ! apparmor_parser -r "$prof" >/dev/null 2>&1; then
+        host_err "apparmor_parser -r $prof failed after adding $rule to $inc"
+        return 1
+    fi
+    host_log "AppArmor: libvirtd may run $bin from its hook ($inc: $rule)"
 }
 
 # Is the running libvirtd one this script started (its marker names the live pid)?
