@@ -322,6 +322,7 @@ vagrant_env() {
     export LXCPROV_VAGRANT_DRIVER LXCPROV_QEMU LXCPROV_VAGRANT_POOL="$POOL" LXCPROV_VAGRANT_NET="$MGMT_NET"
     LXCPROV_QEMU="$(ensure_emulator)"
     LXCPROV_VAGRANT_DRIVER="$(pick_driver)"
+    printf '%s\n' "$LXCPROV_VAGRANT_DRIVER" >"$VDIR/driver"
 }
 
 lxcprov_bin() {
@@ -502,7 +503,7 @@ cmd_test() {
     t0="$(now)"
     mkdir -p -- "$VDIR"
     : >"$VDIR/ssh.log"
-    rm -f -- "$VDIR/up.seconds"
+    rm -f -- "$VDIR/up.seconds" "$VDIR/driver"
     cmd_destroy
     export LXCPROV_VAGRANT_KEYS="$VDIR/keys"
     make_keys "$LXCPROV_VAGRANT_KEYS"
@@ -510,7 +511,7 @@ cmd_test() {
     (cmd_up) || rc=$?
     trap 'cmd_destroy' EXIT
     [[ $rc -eq 0 ]] && grep -q 'Machine booted and ready!' "$VDIR/up.log"
-    check vagrant.up $? "vagrant up exit $rc (driver $(pick_driver)); $(grep -c '^==> default: Running provisioner' "$VDIR/up.log") provisioners; log $VDIR/up.log"
+    check vagrant.up $? "vagrant up exit $rc (driver $(cat "$VDIR/driver" 2>/dev/null || echo '?')); $(grep -c '^==> default: Running provisioner' "$VDIR/up.log") provisioners; log $VDIR/up.log"
     if [[ $rc -ne 0 ]]; then
         tail -n 20 "$VDIR/up.log" | sed 's/^/  | /'
         finish "$t0"
