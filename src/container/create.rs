@@ -30,8 +30,13 @@ pub fn ensure_network(env: &Env, p: &Profile, network_xml: &str) -> Result<bool>
             let mut defined = false;
             if !env.hv.network_exists(name)? {
                 env.ui.info(&format!("defining isolated network {name}"));
-                env.hv.define_network(network_xml)?;
-                defined = true;
+                match env.hv.define_network(network_xml) {
+                    Ok(()) => defined = true,
+                    // A lab's other student defined it between the look and the define: it
+                    // is theirs to remove, and there for this one to use.
+                    Err(_) if env.hv.network_exists(name)? => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
             if !env.hv.network_active(name)? {
                 if let Err(e) = env.hv.start_network(name) {
@@ -345,9 +350,13 @@ fn create_steps<'a>(
                 Action::EnsureNetwork { xml, .. } => {
                     if ensure_network(env, &plan.profile, xml)? {
                         let net = &plan.profile.network.name;
+                        // A lab's network is shared: another student may be on it already.
                         revert.add(format!("network {net}"), move || {
-                            env.hv.remove_network(net)?;
-                            Ok(Undone::Removed(format!("network {net}")))
+                            let gone = super::destroy::remove_unused_networks(env, std::slice::from_ref(net))?;
+                            Ok(match gone.is_empty() {
+                                true => Undone::Kept(format!("kept network {net} (another domain uses it)")),
+                                false => Undone::Removed(format!("network {net}")),
+                            })
                         });
                     }
                 }

@@ -125,6 +125,24 @@ fn failed_start_rolls_back_what_this_run_created() {
 }
 
 #[test]
+fn a_failed_start_keeps_the_network_it_defined_when_a_neighbour_joined_it() {
+    // A lab's students share one network: the one that defined it fails while another
+    // student is already defined on it (parallel `lab up`): the network stays for them.
+    let d = tempfile::tempdir().unwrap();
+    let hv = FakeHypervisor { fail_start: true, ..Default::default() };
+    let neighbour = DOMAIN.replace("<name>c1</name>", "<name>c2</name>");
+    hv.domains.lock().unwrap().insert("c2".into(), (neighbour, crate::libvirt::State::Running));
+    let h = Harness::new(&d);
+    let e = h.env(&hv);
+    let plan = h.plan(&profile());
+    let err = format!("{:#}", crate::ops::create::run_plan_in(&e, &plan, &pw(), false).err().unwrap());
+    assert!(err.contains("fake start failure") && err.contains("domain c1"), "{err}");
+    assert!(err.contains(", kept network lxcprov-test (another domain uses it)"), "{err}");
+    assert!(hv.network_exists("lxcprov-test").unwrap(), "the neighbour's network is left");
+    assert!(!hv.domain_exists("c1").unwrap());
+}
+
+#[test]
 fn libvirtd_dying_at_start_keeps_the_tree_the_domain_may_still_use() {
     let d = tempfile::tempdir().unwrap();
     let hv = FakeHypervisor { die_on_start: true, ..Default::default() };
