@@ -137,7 +137,7 @@ fn a_failed_start_keeps_the_network_it_defined_when_a_neighbour_joined_it() {
     let plan = h.plan(&profile());
     let err = format!("{:#}", crate::ops::create::run_plan_in(&e, &plan, &pw(), false).err().unwrap());
     assert!(err.contains("fake start failure") && err.contains("domain c1"), "{err}");
-    assert!(err.contains(", kept network lxcprov-test (another domain uses it)"), "{err}");
+    assert!(err.contains("; kept network lxcprov-test (another domain uses it)"), "{err}");
     assert!(hv.network_exists("lxcprov-test").unwrap(), "the neighbour's network is left");
     assert!(!hv.domain_exists("c1").unwrap());
 }
